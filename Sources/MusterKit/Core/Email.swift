@@ -1,0 +1,220 @@
+import Foundation
+
+/// Email addresses: syntax (an RFC 5321 mailbox, with UTF-8 allowed as RFC 6531 does)
+/// and the canonical form signatures are deduplicated on.
+public enum EmailAddress {
+    /// Why an address was refused.
+    public enum Problem: Error, Equatable, CustomStringConvertible {
+        case empty
+        case controlCharacter
+        case noAt
+        case localPart(String)
+        case domain(String)
+        case tooLong
+
+        public var description: String {
+            switch self {
+            case .empty: return "is empty"
+            case .controlCharacter: return "contains a line break or control character"
+            case .noAt: return "has no @"
+            case .localPart(let why): return "has an invalid part before the @ (\(why))"
+            case .domain(let why): return "has an invalid domain (\(why))"
+            case .tooLong: return "is longer than 254 characters"
+            }
+        }
+    }
+
+    /// The canonical form: trimmed, NFC, lower-cased, the domain IDNA-encoded (xn--).
+    ///
+    /// Two addresses that differ only in case, Unicode normalisation, surrounding
+    /// space or the IDN/xn-- spelling of their domain are the same signer.
+    public static func canonical(_ raw: String) throws(Problem) -> String {
+        let trimmed = raw.trimmingCharacters(in: .whitespaces)
+        guard !trimmed.isEmpty else { throw .empty }
+        for scalar in trimmed.unicodeScalars where TextField.isForbidden(scalar) {
+            throw .controlCharacter
+        }
+        let normalized = trimmed.precomposedStringWithCanonicalMapping.lowercased()
+        guard let at = normalized.lastIndex(of: "@") else { throw .noAt }
+        let local = String(normalized[..<at])
+        let domain = String(normalized[normalized.index(after: at)...])
+        try validateLocalPart(local)
+        let asciiDomain = try canonicalDomain(domain)
+        let address = local + "@" + asciiDomain
+        guard address.utf8.count <= 254 else { throw .tooLong }
+        return address
+    }
+
+    static func validateLocalPart(_ local: String) throws(Problem) {
+        guard !local.isEmpty else { throw .localPart("it is empty") }
+        guard local.utf8.count <= 64 else { throw .localPart("longer than 64 octets") }
+        if local.hasPrefix("\"") {
+            // quoted-string: printable characters, backslash escapes allowed
+            guard local.count >= 2, local.hasSuffix("\"") else { throw .localPart("unbalanced quote") }
+            var escaped = false
+            for scalar in local.unicodeScalars.dropFirst().dropLast() {
+                if escaped { escaped = false; continue }
+                if scalar == "\\" { escaped = true; continue }
+                if scalar == "\"" { throw .localPart("unescaped quote") }
+            }
+            if escaped { throw .localPart("ends in a backslash") }
+            return
+        }
+        // dot-string of atext (RFC 5322), UTF-8 allowed (RFC 6531)
+        let atextSymbols = Set("!#$%&'*+-/=?^_`{|}~".unicodeScalars)
+        for atom in local.split(separator: ".", omittingEmptySubsequences: false) {
+            guard !atom.isEmpty else { throw .localPart("empty label between dots") }
+            for scalar in atom.unicodeScalars {
+                let ok = scalar.value > 127
+                    || (scalar.value >= 48 && scalar.value <= 57)
+                    || (scalar.value >= 97 && scalar.value <= 122)
+                    || (scalar.value >= 65 && scalar.value <= 90)
+                    || atextSymbols.contains(scalar)
+                if !ok {
+                    let shown = scalar == " " ? "a space" : "\"\(scalar)\""
+                    throw .localPart("\(shown) is not allowed there")
+                }
+            }
+        }
+    }
+
+    /// Returns the domain in ASCII (IDNA: each non-ASCII label as xn-- punycode).
+    static func canonicalDomain(_ domain: String) throws(Problem) -> String {
+        guard !domain.isEmpty else { throw .domain("it is empty") }
+        if domain.hasPrefix("[") {
+            guard domain.hasSuffix("]"), domain.count > 2 else { throw .domain("unbalanced bracket") }
+            let literal = domain.dropFirst().dropLast()
+            let allowed = CharacterSet(charactersIn: "0123456789abcdef.:ipv6")
+            guard literal.unicodeScalars.allSatisfy(allowed.contains) else {
+                throw .domain("not an address literal")
+            }
+            return domain
+        }
+        // UTS 46: ideographic and fullwidth full stops separate labels too.
+        let unified = domain.replacingOccurrences(of: "\u{3002}", with: ".")
+            .replacingOccurrences(of: "\u{FF0E}", with: ".")
+            .replacingOccurrences(of: "\u{FF61}", with: ".")
+        var labels = unified.split(separator: ".", omittingEmptySubsequences: false).map(String.init)
+        if labels.count > 1, labels.last == "" { labels.removeLast() } // trailing root dot
+        guard labels.count >= 2 else { throw .domain("it needs a dot, as in example.org") }
+        var ascii: [String] = []
+        for label in labels {
+            guard !label.isEmpty else { throw .domain("empty label between dots") }
+            let encoded: String
+            if label.unicodeScalars.allSatisfy({ $0.isASCII }) {
+                encoded = label
+            } else {
+                guard let punycode = Punycode.encode(label) else { throw .domain("cannot encode \(label)") }
+                encoded = "xn--" + punycode
+            }
+            guard encoded.utf8.count <= 63 else { throw .domain("a label is longer than 63 characters") }
+            guard encoded.unicodeScalars.allSatisfy({ ($0.value >= 97 && $0.value <= 122) || ($0.value >= 48 && $0.value <= 57) || $0 == "-" }) else {
+                throw .domain("only letters, digits and hyphens are allowed")
+            }
+            guard !encoded.hasPrefix("-"), !encoded.hasSuffix("-") else {
+                throw .domain("a label starts or ends with a hyphen")
+            }
+            ascii.append(encoded)
+        }
+        let result = ascii.joined(separator: ".")
+        guard result.utf8.count <= 253 else { throw .domain("longer than 253 characters") }
+        return result
+    }
+}
+
+/// Punycode (RFC 3492), the encoding behind IDNA's xn-- labels.
+public enum Punycode {
+    private static let base = 36, tMin = 1, tMax = 26, skew = 38, damp = 700
+    private static let initialBias = 72, initialN = 128
+
+    private static func digit(_ value: Int) -> Character {
+        Character(UnicodeScalar(UInt8(value < 26 ? value + 97 : value + 22)))
+    }
+
+    private static func adapt(_ delta: Int, _ numPoints: Int, _ firstTime: Bool) -> Int {
+        var delta = firstTime ? delta / damp : delta / 2
+        delta += delta / numPoints
+        var k = 0
+        while delta > ((base - tMin) * tMax) / 2 {
+            delta /= base - tMin
+            k += base
+        }
+        return k + (base - tMin + 1) * delta / (delta + skew)
+    }
+
+    /// Encodes a label (without the xn-- prefix); nil on overflow.
+    public static func encode(_ input: String) -> String? {
+        let scalars = input.unicodeScalars.map { Int($0.value) }
+        var output = String(input.unicodeScalars.filter(\.isASCII).map(Character.init))
+        let basicCount = output.count
+        var handled = basicCount
+        if basicCount > 0 { output.append("-") }
+        var n = initialN, delta = 0, bias = initialBias
+        while handled < scalars.count {
+            guard let m = scalars.filter({ $0 >= n }).min() else { break }
+            let (product, overflow) = (m - n).multipliedReportingOverflow(by: handled + 1)
+            guard !overflow else { return nil }
+            delta += product
+            n = m
+            for c in scalars {
+                if c < n { delta += 1 }
+                if c == n {
+                    var q = delta
+                    var k = base
+                    while true {
+                        let t = k <= bias ? tMin : (k >= bias + tMax ? tMax : k - bias)
+                        if q < t { break }
+                        output.append(digit(t + (q - t) % (base - t)))
+                        q = (q - t) / (base - t)
+                        k += base
+                    }
+                    output.append(digit(q))
+                    bias = adapt(delta, handled + 1, handled == basicCount)
+                    delta = 0
+                    handled += 1
+                }
+            }
+            delta += 1
+            n += 1
+        }
+        return output
+    }
+}
+
+/// Rules for free-text values typed by signers and organisers.
+public enum TextField {
+    /// Characters refused in every value: C0/C1 controls (CR, LF, NUL, tab, …),
+    /// Unicode line and paragraph separators, bidi overrides, and U+FFFD (the mark
+    /// left by invalid UTF-8).
+    public static func isForbidden(_ scalar: Unicode.Scalar) -> Bool {
+        switch scalar.value {
+        case 0x00...0x1F, 0x7F...0x9F: return true
+        case 0x2028, 0x2029: return true
+        case 0x202A...0x202E, 0x2066...0x2069: return true
+        case 0xFFFD: return true
+        default: return false
+        }
+    }
+
+    /// A description of the first forbidden character in `value`, if any.
+    public static func forbiddenCharacter(in value: String) -> String? {
+        for (offset, scalar) in value.unicodeScalars.enumerated() where isForbidden(scalar) {
+            let name: String
+            switch scalar.value {
+            case 0x0D: name = "a carriage return (CR)"
+            case 0x0A: name = "a line feed (LF)"
+            case 0x00: name = "a NUL byte"
+            case 0x09: name = "a tab"
+            case 0xFFFD: name = "invalid UTF-8 (U+FFFD)"
+            default: name = String(format: "the control character U+%04X", scalar.value)
+            }
+            return "\(name) at character \(offset + 1)"
+        }
+        return nil
+    }
+
+    /// Trims surrounding white space and normalises to NFC.
+    public static func clean(_ value: String) -> String {
+        value.trimmingCharacters(in: .whitespaces).precomposedStringWithCanonicalMapping
+    }
+}

@@ -1,0 +1,446 @@
+import Crypto
+import CSQLite
+import Foundation
+
+/// The kinds of ledger entry.
+public enum EntryKind: String, Sendable, Codable {
+    /// A signature: counts towards the goal.
+    case signature
+    /// The erasure of a signature's personal data (`muster forget`).
+    case redaction
+    /// An address that must never be mailed again (`muster unsubscribe`).
+    case optout
+}
+
+/// A campaign's signature ledger, `ledger.sqlite`: an append-only, hash-chained
+/// log of entries, with signers' personal data and salts kept in a table of their own.
+///
+/// Each entry's hash covers its sequence number, kind, time, the signer's keyed
+/// fingerprint, its non-personal body, the salted hash of its personal data, and
+/// the previous entry's hash. `forget` deletes personal data and salt and appends a
+/// redaction; the chain still verifies and the count is unchanged.
+public final class Ledger {
+    /// The `prev` of the first entry.
+    public static let genesis = String(repeating: "0", count: 64)
+    static let schemaVersion: Int64 = 1
+    static let busyTimeoutMilliseconds: Int32 = 60_000
+
+    let database: SQLiteDatabase
+    public let url: URL
+    private var fingerprintKey: SymmetricKey?
+
+    private init(database: SQLiteDatabase, url: URL) {
+        self.database = database
+        self.url = url
+    }
+
+    /// Opens the ledger at `url`, creating it (mode 0600) when `create` is true.
+    /// Returns nil when it does not exist and `create` is false.
+    public static func open(_ url: URL, create: Bool) throws -> Ledger? {
+        let path = url.path
+        let exists = FileManager.default.fileExists(atPath: path)
+        if !exists {
+            guard create else { return nil }
+            // Create the file ourselves so it is private from the first byte;
+            // SQLite gives its -wal and -shm files the same mode.
+            let fd = Foundation.open(path, O_CREAT | O_WRONLY | O_CLOEXEC, 0o600)
+            if fd < 0 && errno != EEXIST {
+                throw MusterError.failure("cannot create \(path): \(String(cString: strerror(errno)))")
+            }
+            if fd >= 0 { close(fd) }
+        }
+        do {
+            let database = try SQLiteDatabase(path: path, create: false)
+            database.setBusyTimeout(milliseconds: busyTimeoutMilliseconds)
+            let ledger = Ledger(database: database, url: url)
+            try ledger.configure()
+            try ledger.migrateIfNeeded()
+            return ledger
+        } catch let error as SQLiteError {
+            throw MusterError.storage(error, path: path)
+        }
+    }
+
+    private func configure() throws {
+        // Changing the journal mode needs a moment alone with the file; retry while
+        // other processes are opening it at the same instant.
+        var attempts = 0
+        while true {
+            do {
+                try database.execute("PRAGMA journal_mode=WAL")
+                break
+            } catch let error as SQLiteError where error.primaryCode == SQLITE_BUSY && attempts < 200 {
+                attempts += 1
+                usleep(10_000)
+            }
+        }
+        try database.execute("PRAGMA synchronous=FULL; PRAGMA secure_delete=ON; PRAGMA foreign_keys=ON")
+    }
+
+    private func migrateIfNeeded() throws {
+        let version: Int64?
+        do {
+            version = try database.scalarInt("SELECT value FROM meta WHERE key = 'schema_version'")
+        } catch let error as SQLiteError where error.message.contains("no such table") {
+            version = nil
+        }
+        if let version {
+            guard version == Self.schemaVersion else {
+                throw MusterError.failure("\(url.path) has ledger format \(version); this muster reads format \(Self.schemaVersion)")
+            }
+            return
+        }
+        var key = [UInt8](repeating: 0, count: 32)
+        var generator = SystemRandomNumberGenerator()
+        for index in key.indices { key[index] = generator.next() }
+        try database.writeTransaction {
+            try database.execute("""
+                CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value NOT NULL);
+                CREATE TABLE IF NOT EXISTS entries (
+                    seq INTEGER PRIMARY KEY,
+                    kind TEXT NOT NULL,
+                    at TEXT NOT NULL,
+                    fingerprint TEXT,
+                    body TEXT NOT NULL,
+                    personal_hash TEXT,
+                    prev TEXT NOT NULL,
+                    hash TEXT NOT NULL
+                );
+                CREATE UNIQUE INDEX IF NOT EXISTS entries_one_signature_per_signer ON entries(fingerprint) WHERE kind = 'signature';
+                CREATE INDEX IF NOT EXISTS entries_by_kind_and_time ON entries(kind, at);
+                CREATE INDEX IF NOT EXISTS entries_by_fingerprint ON entries(fingerprint, kind);
+                CREATE TABLE IF NOT EXISTS personal (
+                    seq INTEGER PRIMARY KEY,
+                    salt BLOB NOT NULL,
+                    data TEXT NOT NULL
+                );
+                """)
+            let insert = try database.prepare("INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)")
+            try insert.run(.text("fingerprint_key"), .blob(key))
+            try insert.run(.text("head_seq"), .int(0))
+            try insert.run(.text("head_hash"), .text(Self.genesis))
+            try insert.run(.text("signature_count"), .int(0))
+            try insert.run(.text("schema_version"), .int(Self.schemaVersion))
+        }
+    }
+
+    // MARK: - Fingerprints
+
+    /// HMAC-SHA256 of the canonical email under this ledger's own key.
+    ///
+    /// Kept after `forget`, so a forgotten signer who signs again is still a
+    /// duplicate; without the ledger's key it reveals nothing about the address.
+    func fingerprint(canonicalEmail: String) throws -> String {
+        if fingerprintKey == nil {
+            let statement = try database.prepare("SELECT value FROM meta WHERE key = 'fingerprint_key'")
+            guard try statement.step() else { throw MusterError.failure("\(url.path) has no fingerprint key; it is not a muster ledger") }
+            fingerprintKey = SymmetricKey(data: statement.blob(0))
+        }
+        let code = HMAC<SHA256>.authenticationCode(for: Data(canonicalEmail.utf8), using: fingerprintKey!)
+        return Hex.encode(code)
+    }
+
+    // MARK: - Appending
+
+    /// The outcome of `append`.
+    public enum AppendOutcome: Sendable, Equatable {
+        /// Added as entry `seq`; `count` signatures now.
+        case added(seq: Int64, count: Int64)
+        /// Already signed, first at `firstSignedAt`; the ledger is unchanged.
+        case duplicate(firstSignedAt: String, count: Int64)
+    }
+
+    /// Appends one signature unless its canonical email already signed.
+    /// Durable when it returns (`synchronous=FULL`).
+    public func append(_ signature: ValidSignature, at date: Date) throws -> AppendOutcome {
+        let fingerprint = try fingerprint(canonicalEmail: signature.canonicalEmail)
+        do {
+            return try database.writeTransaction {
+                if let first = try firstSignature(fingerprint: fingerprint) {
+                    return .duplicate(firstSignedAt: first.at, count: try metaInt("signature_count"))
+                }
+                let seq = try appendEntry(kind: .signature, at: Timestamp.format(date), fingerprint: fingerprint,
+                                          body: Self.signatureBody(signature), personal: Self.personalData(signature))
+                return .added(seq: seq, count: try metaInt("signature_count"))
+            }
+        } catch let error as SQLiteError {
+            throw MusterError.storage(error, path: url.path)
+        }
+    }
+
+    func firstSignature(fingerprint: String) throws -> (seq: Int64, at: String)? {
+        let statement = try database.prepare("SELECT seq, at FROM entries WHERE kind = 'signature' AND fingerprint = ?")
+        try statement.bind([.text(fingerprint)])
+        guard try statement.step() else { return nil }
+        return (statement.int64(0), statement.text(1) ?? "")
+    }
+
+    private var insertEntry: SQLiteStatement?
+    private var insertPersonal: SQLiteStatement?
+    private var updateMeta: SQLiteStatement?
+
+    /// Appends one entry after the current head; must run inside a write transaction.
+    @discardableResult
+    func appendEntry(kind: EntryKind, at: String, fingerprint: String?, body: String, personal: String?) throws -> Int64 {
+        let headSeq = try metaInt("head_seq")
+        let prev = try metaText("head_hash")
+        let seq = headSeq + 1
+        var personalHash: String?
+        var salt: [UInt8] = []
+        if let personal {
+            var generator = SystemRandomNumberGenerator()
+            salt = (0..<16).map { _ in generator.next() }
+            personalHash = LedgerHash.personal(salt: salt, data: Array(personal.utf8))
+        }
+        let hash = LedgerHash.entry(seq: seq, kind: kind.rawValue, at: at, fingerprint: fingerprint,
+                                    body: body, personalHash: personalHash, prev: prev)
+        if insertEntry == nil {
+            insertEntry = try database.prepare("INSERT INTO entries (seq, kind, at, fingerprint, body, personal_hash, prev, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
+        }
+        try insertEntry!.run(.int(seq), .text(kind.rawValue), .text(at), fingerprint.map { .text($0) } ?? .null,
+                             .text(body), personalHash.map { .text($0) } ?? .null, .text(prev), .text(hash))
+        if let personal {
+            if insertPersonal == nil {
+                insertPersonal = try database.prepare("INSERT INTO personal (seq, salt, data) VALUES (?, ?, ?)")
+            }
+            try insertPersonal!.run(.int(seq), .blob(salt), .text(personal))
+        }
+        try setMeta("head_seq", .int(seq))
+        try setMeta("head_hash", .text(hash))
+        if kind == .signature {
+            try setMeta("signature_count", .int(try metaInt("signature_count") + 1))
+        }
+        return seq
+    }
+
+    func metaInt(_ key: String) throws -> Int64 {
+        guard let value = try database.scalarInt("SELECT value FROM meta WHERE key = ?", .text(key)) else {
+            throw MusterError.failure("\(url.path) lacks its '\(key)' record; it is damaged or not a muster ledger")
+        }
+        return value
+    }
+
+    func metaText(_ key: String) throws -> String {
+        guard let value = try database.scalarText("SELECT value FROM meta WHERE key = ?", .text(key)) else {
+            throw MusterError.failure("\(url.path) lacks its '\(key)' record; it is damaged or not a muster ledger")
+        }
+        return value
+    }
+
+    func setMeta(_ key: String, _ value: SQLiteValue) throws {
+        if updateMeta == nil {
+            updateMeta = try database.prepare("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)")
+        }
+        try updateMeta!.run(.text(key), value)
+    }
+
+    static func signatureBody(_ signature: ValidSignature) -> String {
+        var body: [String: Any] = ["source": signature.source]
+        if let collector = signature.collector { body["collector"] = collector }
+        if !signature.consents.isEmpty { body["consent"] = signature.consents }
+        if !signature.publicFields.isEmpty { body["fields"] = signature.publicFields }
+        return CanonicalJSON.encode(body)
+    }
+
+    static func personalData(_ signature: ValidSignature) -> String {
+        var data: [String: Any] = ["name": signature.name, "email": signature.email]
+        if let comment = signature.comment { data["comment"] = comment }
+        if !signature.personalFields.isEmpty { data["fields"] = signature.personalFields }
+        return CanonicalJSON.encode(data)
+    }
+
+    // MARK: - Forget and unsubscribe
+
+    /// The outcome of `forget`.
+    public enum ForgetOutcome: Sendable, Equatable {
+        /// Personal data of entry `seq` erased; redaction appended as `redaction`.
+        case forgotten(seq: Int64, redaction: Int64)
+        /// Erased earlier; nothing to do.
+        case alreadyForgotten(seq: Int64)
+        /// No signature with that address.
+        case notFound
+    }
+
+    /// Erases the personal data and salt of the signature with `canonicalEmail`,
+    /// appends a redaction entry, and scrubs the write-ahead log.
+    public func forget(canonicalEmail: String, at date: Date) throws -> ForgetOutcome {
+        let fingerprint = try fingerprint(canonicalEmail: canonicalEmail)
+        let outcome: ForgetOutcome
+        do {
+            outcome = try database.writeTransaction {
+                guard let signature = try firstSignature(fingerprint: fingerprint) else { return .notFound }
+                guard try database.scalarInt("SELECT count(*) FROM personal WHERE seq = ?", .int(signature.seq)) == 1 else {
+                    return .alreadyForgotten(seq: signature.seq)
+                }
+                try database.prepare("DELETE FROM personal WHERE seq = ?").run(.int(signature.seq))
+                try deletePersonalTraces(seq: signature.seq)
+                let redaction = try appendEntry(kind: .redaction, at: Timestamp.format(date), fingerprint: nil,
+                                                body: CanonicalJSON.encode(["redacts": signature.seq]), personal: nil)
+                return .forgotten(seq: signature.seq, redaction: redaction)
+            }
+        } catch let error as SQLiteError {
+            throw MusterError.storage(error, path: url.path)
+        }
+        if case .forgotten = outcome { try scrubWriteAheadLog() }
+        return outcome
+    }
+
+    /// Hook for tables added later (the outbox) that hold copies of personal data.
+    func deletePersonalTraces(seq: Int64) throws {}
+
+    /// Copies the log into the database and truncates it, so erased bytes no longer
+    /// sit in `ledger.sqlite-wal` (`secure_delete` already zeroes them in the file).
+    func scrubWriteAheadLog() throws {
+        for _ in 0..<100 {
+            let statement = try database.prepare("PRAGMA wal_checkpoint(TRUNCATE)")
+            guard try statement.step() else { return }
+            if statement.int64(0) == 0 { return } // not blocked by a reader
+            usleep(50_000)
+        }
+        throw MusterError(.temporary, "the personal data was erased, but another muster process kept the write-ahead log open; run `muster forget` again when it has finished to scrub the log")
+    }
+
+    /// The outcome of `unsubscribe`.
+    public enum UnsubscribeOutcome: Sendable, Equatable {
+        case unsubscribed(seq: Int64)
+        case alreadyUnsubscribed
+    }
+
+    /// Records that `canonicalEmail` must never be mailed again (signer or not).
+    public func unsubscribe(canonicalEmail: String, at date: Date) throws -> UnsubscribeOutcome {
+        let fingerprint = try fingerprint(canonicalEmail: canonicalEmail)
+        do {
+            return try database.writeTransaction {
+                if try isOptedOut(fingerprint: fingerprint) { return .alreadyUnsubscribed }
+                let seq = try appendEntry(kind: .optout, at: Timestamp.format(date), fingerprint: fingerprint, body: "{}", personal: nil)
+                return .unsubscribed(seq: seq)
+            }
+        } catch let error as SQLiteError {
+            throw MusterError.storage(error, path: url.path)
+        }
+    }
+
+    func isOptedOut(fingerprint: String) throws -> Bool {
+        try database.scalarInt("SELECT count(*) FROM entries WHERE fingerprint = ? AND kind = 'optout'", .text(fingerprint)) ?? 0 > 0
+    }
+
+    /// Whether `canonicalEmail` has opted out of mail.
+    public func isOptedOut(canonicalEmail: String) throws -> Bool {
+        try isOptedOut(fingerprint: fingerprint(canonicalEmail: canonicalEmail))
+    }
+
+    // MARK: - Reading
+
+    /// The number of signatures (forgotten ones included).
+    public func signatureCount() throws -> Int64 {
+        do { return try metaInt("signature_count") } catch let error as SQLiteError {
+            throw MusterError.storage(error, path: url.path)
+        }
+    }
+
+    /// The hash of the newest entry (the genesis value when empty).
+    public func headHash() throws -> String {
+        do { return try metaText("head_hash") } catch let error as SQLiteError {
+            throw MusterError.storage(error, path: url.path)
+        }
+    }
+
+    /// Signatures per UTC day from `firstDay` (inclusive) to `lastDay` (inclusive).
+    public func signaturesPerDay(from firstDay: String, through lastDay: String) throws -> [String: Int64] {
+        do {
+            let statement = try database.prepare("""
+                SELECT substr(at, 1, 10) AS day, count(*) FROM entries
+                WHERE kind = 'signature' AND at >= ? AND at < ?
+                GROUP BY day
+                """)
+            try statement.bind([.text(firstDay), .text(lastDay + "T99")])
+            var result: [String: Int64] = [:]
+            while try statement.step() {
+                result[statement.text(0) ?? ""] = statement.int64(1)
+            }
+            return result
+        } catch let error as SQLiteError {
+            throw MusterError.storage(error, path: url.path)
+        }
+    }
+
+    /// When the `n`th signature (in time order) was made, or nil if fewer exist.
+    public func timeOfSignature(number n: Int) throws -> String? {
+        guard n > 0 else { return nil }
+        do {
+            return try database.scalarText("SELECT at FROM entries WHERE kind = 'signature' ORDER BY at, seq LIMIT 1 OFFSET ?", .int(Int64(n - 1)))
+        } catch let error as SQLiteError {
+            throw MusterError.storage(error, path: url.path)
+        }
+    }
+
+    /// Signatures made up to and including `instant` (ISO 8601 text).
+    public func signatureCount(upTo instant: String) throws -> Int64 {
+        do {
+            return try database.scalarInt("SELECT count(*) FROM entries WHERE kind = 'signature' AND at <= ?", .text(instant)) ?? 0
+        } catch let error as SQLiteError {
+            throw MusterError.storage(error, path: url.path)
+        }
+    }
+
+    /// Runs `body` on one consistent snapshot of the ledger.
+    public func snapshot<T>(_ body: () throws -> T) throws -> T {
+        do { return try database.readTransaction(body) } catch let error as SQLiteError {
+            throw MusterError.storage(error, path: url.path)
+        }
+    }
+}
+
+/// The hashes that chain the ledger.
+public enum LedgerHash {
+    /// SHA-256 over `muster-ledger-v1`, then each field NUL-separated (no field can hold NUL).
+    public static func entry(seq: Int64, kind: String, at: String, fingerprint: String?, body: String,
+                             personalHash: String?, prev: String) -> String {
+        var hasher = SHA256()
+        hasher.update(data: Array("muster-ledger-v1\0\(seq)\0\(kind)\0\(at)\0\(fingerprint ?? "")\0".utf8))
+        hasher.update(data: Array(body.utf8))
+        hasher.update(data: Array("\0\(personalHash ?? "")\0\(prev)".utf8))
+        return Hex.encode(hasher.finalize())
+    }
+
+    /// SHA-256 of the salt followed by the personal data's bytes.
+    public static func personal(salt: [UInt8], data: [UInt8]) -> String {
+        var hasher = SHA256()
+        hasher.update(data: salt)
+        hasher.update(data: data)
+        return Hex.encode(hasher.finalize())
+    }
+}
+
+/// Lower-case hexadecimal.
+enum Hex {
+    private static let digits: [UInt8] = Array("0123456789abcdef".utf8)
+
+    static func encode<D: Sequence>(_ bytes: D) -> String where D.Element == UInt8 {
+        var out: [UInt8] = []
+        out.reserveCapacity(64)
+        for byte in bytes {
+            out.append(digits[Int(byte >> 4)])
+            out.append(digits[Int(byte & 0x0F)])
+        }
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    static func encode(_ digest: SHA256.Digest) -> String {
+        digest.withUnsafeBytes { encode($0) }
+    }
+
+    static func encode(_ code: HashedAuthenticationCode<SHA256>) -> String {
+        code.withUnsafeBytes { encode($0) }
+    }
+}
+
+/// JSON with sorted keys and no escaped slashes: one text for one value.
+enum CanonicalJSON {
+    static func encode(_ object: Any) -> String {
+        guard let data = try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes]) else {
+            return "{}"
+        }
+        return String(decoding: data, as: UTF8.self)
+    }
+}

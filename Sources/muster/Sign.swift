@@ -1,0 +1,112 @@
+import ArgumentParser
+import Foundation
+import MusterKit
+
+extension Muster {
+    struct Sign: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Add one signature, or run a signing kiosk for a stall.",
+            discussion: """
+                One signature per email address per campaign: an address that already signed
+                (ignoring case, Unicode form and IDN spelling) is reported as a duplicate with
+                its first signing date, and the command still succeeds.
+
+                --kiosk asks for each field the manifest declares, validates, confirms, records,
+                then clears the screen for the next signer. Ctrl-D ends the session and prints
+                its tally. Input can also be piped, one answer per line.
+
+                Examples:
+                  muster sign --name "Ana Lima" --email ana@example.org --field region=Lyon --consent updates
+                  muster sign --kiosk --by "Sam at the Saturday market"
+                """)
+
+        @Option(help: "The signer's name.")
+        var name: String?
+
+        @Option(help: "The signer's email address.")
+        var email: String?
+
+        @Option(name: .customLong("field"), parsing: .singleValue, help: ArgumentHelp("A manifest field, e.g. --field region=Lyon (repeatable).", valueName: "KEY=VALUE"))
+        var fields: [String] = []
+
+        @Option(name: .customLong("consent"), parsing: .singleValue, help: ArgumentHelp("A consent the signer gave, by its key in the manifest (repeatable).", valueName: "KEY"))
+        var consents: [String] = []
+
+        @Option(help: "An optional comment from the signer.")
+        var comment: String?
+
+        @Option(help: "Where the signature was collected (default: cli, or kiosk).")
+        var source: String?
+
+        @Option(name: .customLong("by"), help: ArgumentHelp("The volunteer who collected it.", valueName: "VOLUNTEER"))
+        var collector: String?
+
+        @Flag(help: "Run an interactive signing loop for a stall or event.")
+        var kiosk = false
+
+        @OptionGroup var campaignOptions: CampaignOptions
+        @OptionGroup var output: OutputOptions
+
+        func validate() throws {
+            if kiosk {
+                if name != nil || email != nil || !fields.isEmpty || !consents.isEmpty || comment != nil {
+                    throw ValidationError("--kiosk asks for each signer's details; do not pass --name, --email, --field, --consent or --comment with it")
+                }
+            } else {
+                if name == nil { throw ValidationError("missing --name (or use --kiosk)") }
+                if email == nil { throw ValidationError("missing --email (or use --kiosk)") }
+            }
+            for field in fields where !field.contains("=") {
+                throw ValidationError("--field takes KEY=VALUE, e.g. --field region=Lyon; got '\(field)'")
+            }
+        }
+
+        struct Added: Encodable {
+            let status: String
+            let count: Int64
+            let entry: Int64?
+            let first_signed_at: String?
+        }
+
+        func run() throws {
+            try reportingErrors {
+                let context = try RunContext.make(campaignOptions.workspaceOptions)
+                let campaign = try context.campaign(campaignOptions)
+                let manifest = try context.manifest(campaign)
+                if kiosk { return try runKiosk(context: context, campaign: campaign, manifest: manifest) }
+
+                var fieldValues: [String: String] = [:]
+                for field in fields {
+                    let parts = field.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+                    let key = String(parts[0])
+                    if fieldValues[key] != nil { throw MusterError.usage("--field \(key) is given twice") }
+                    fieldValues[key] = String(parts[1])
+                }
+                let input = SignatureInput(name: name ?? "", email: email ?? "", comment: comment, fields: fieldValues,
+                                           consents: consents, source: source ?? "cli", collector: collector)
+                let signature = try input.validated(against: manifest)
+                guard let ledger = try Ledger.open(campaign.ledgerURL, create: true) else { return }
+                switch try ledger.append(signature, at: context.clock.now()) {
+                case .added(let seq, let count):
+                    if output.json { return Console.json(Added(status: "added", count: count, entry: seq, first_signed_at: nil)) }
+                    Console.line("added: \(Number.grouped(count)) of \(Number.grouped(Int64(manifest.goal))) signatures")
+                case .duplicate(let first, let count):
+                    if output.json { return Console.json(Added(status: "duplicate", count: count, entry: nil, first_signed_at: first)) }
+                    Console.line("duplicate: this address already signed on \(first.prefix(10)); \(Number.grouped(count)) signature\(count == 1 ? "" : "s")")
+                }
+            }
+        }
+
+        private func runKiosk(context: RunContext, campaign: Campaign, manifest: Manifest) throws {
+            guard let ledger = try Ledger.open(campaign.ledgerURL, create: true) else { return }
+            let json = output.json
+            let session = KioskSession(
+                manifest: manifest, ledger: ledger, clock: context.clock, source: source ?? "kiosk",
+                collector: collector, clearsScreen: Console.stdoutIsTerminal && !json,
+                write: { text in if json { FileHandle.standardError.write(Data(text.utf8)) } else { Console.out(text) } })
+            var input = FileDescriptorLineSource()
+            let tally = try session.run(input: &input)
+            if json { Console.json(tally) }
+        }
+    }
+}

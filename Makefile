@@ -1,0 +1,32 @@
+# muster — see README.md. Every target installs what it needs first (scripts/setup).
+SWIFT ?= swift
+
+.PHONY: build release demo test unit bench templates clean
+
+build:
+	bash scripts/setup
+	$(SWIFT) build
+
+release:
+	bash scripts/setup
+	$(SWIFT) build -c release --product muster
+
+demo:
+	bash scripts/demo
+
+# The whole test suite: unit tests and end-to-end tests of the built binary.
+test:
+	MUSTER_SETUP_TEST=1 bash scripts/setup
+	$(SWIFT) build
+	$(SWIFT) test
+
+bench:
+	bash scripts/setup
+	bash scripts/bench
+
+# Regenerate the built-in copy of templates/ after editing it.
+templates:
+	python3 scripts/embed-templates
+
+clean:
+	rm -rf .build

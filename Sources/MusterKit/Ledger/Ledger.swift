@@ -168,9 +168,16 @@ public final class Ledger {
         }
     }
 
+    private var selectSignature: SQLiteStatement?
+
     func firstSignature(fingerprint: String) throws -> (seq: Int64, at: String)? {
-        let statement = try database.prepare("SELECT seq, at FROM entries WHERE kind = 'signature' AND fingerprint = ?")
+        if selectSignature == nil {
+            selectSignature = try database.prepare("SELECT seq, at FROM entries WHERE kind = 'signature' AND fingerprint = ?")
+        }
+        let statement = selectSignature!
+        statement.reset()
         try statement.bind([.text(fingerprint)])
+        defer { statement.reset() } // never leave a read open between transactions
         guard try statement.step() else { return nil }
         return (statement.int64(0), statement.text(1) ?? "")
     }
@@ -179,12 +186,36 @@ public final class Ledger {
     private var insertPersonal: SQLiteStatement?
     private var updateMeta: SQLiteStatement?
 
-    /// Appends one entry after the current head; must run inside a write transaction.
+    /// The newest entry and the signature count, as recorded in `meta`.
+    struct Head {
+        var seq: Int64
+        var hash: String
+        var signatures: Int64
+    }
+
+    func readHead() throws -> Head {
+        Head(seq: try metaInt("head_seq"), hash: try metaText("head_hash"), signatures: try metaInt("signature_count"))
+    }
+
+    func writeHead(_ head: Head) throws {
+        try setMeta("head_seq", .int(head.seq))
+        try setMeta("head_hash", .text(head.hash))
+        try setMeta("signature_count", .int(head.signatures))
+    }
+
+    /// Appends one entry after the current head, inside a write transaction.
     @discardableResult
     func appendEntry(kind: EntryKind, at: String, fingerprint: String?, body: String, personal: String?) throws -> Int64 {
-        let headSeq = try metaInt("head_seq")
-        let prev = try metaText("head_hash")
-        let seq = headSeq + 1
+        var head = try readHead()
+        let seq = try appendEntry(kind: kind, at: at, fingerprint: fingerprint, body: body, personal: personal, head: &head)
+        try writeHead(head)
+        return seq
+    }
+
+    /// Appends one entry after `head` and advances it; the caller writes the head back.
+    @discardableResult
+    func appendEntry(kind: EntryKind, at: String, fingerprint: String?, body: String, personal: String?, head: inout Head) throws -> Int64 {
+        let seq = head.seq + 1
         var personalHash: String?
         var salt: [UInt8] = []
         if let personal {
@@ -193,24 +224,47 @@ public final class Ledger {
             personalHash = LedgerHash.personal(salt: salt, data: Array(personal.utf8))
         }
         let hash = LedgerHash.entry(seq: seq, kind: kind.rawValue, at: at, fingerprint: fingerprint,
-                                    body: body, personalHash: personalHash, prev: prev)
+                                    body: body, personalHash: personalHash, prev: head.hash)
         if insertEntry == nil {
             insertEntry = try database.prepare("INSERT INTO entries (seq, kind, at, fingerprint, body, personal_hash, prev, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
         }
         try insertEntry!.run(.int(seq), .text(kind.rawValue), .text(at), fingerprint.map { .text($0) } ?? .null,
-                             .text(body), personalHash.map { .text($0) } ?? .null, .text(prev), .text(hash))
+                             .text(body), personalHash.map { .text($0) } ?? .null, .text(head.hash), .text(hash))
         if let personal {
             if insertPersonal == nil {
                 insertPersonal = try database.prepare("INSERT INTO personal (seq, salt, data) VALUES (?, ?, ?)")
             }
             try insertPersonal!.run(.int(seq), .blob(salt), .text(personal))
         }
-        try setMeta("head_seq", .int(seq))
-        try setMeta("head_hash", .text(hash))
-        if kind == .signature {
-            try setMeta("signature_count", .int(try metaInt("signature_count") + 1))
-        }
+        head.seq = seq
+        head.hash = hash
+        if kind == .signature { head.signatures += 1 }
         return seq
+    }
+
+    /// Appends many signatures in one transaction (all or nothing), skipping any
+    /// whose canonical email already signed, in the ledger or earlier in `signatures`.
+    public func appendAll(_ signatures: some Sequence<(ValidSignature, Date)>) throws -> (added: Int, duplicates: Int) {
+        do {
+            return try database.writeTransaction {
+                var head = try readHead()
+                var added = 0, duplicates = 0
+                for (signature, date) in signatures {
+                    let fingerprint = try fingerprint(canonicalEmail: signature.canonicalEmail)
+                    if try firstSignature(fingerprint: fingerprint) != nil {
+                        duplicates += 1
+                        continue
+                    }
+                    try appendEntry(kind: .signature, at: Timestamp.format(date), fingerprint: fingerprint,
+                                    body: Self.signatureBody(signature), personal: Self.personalData(signature), head: &head)
+                    added += 1
+                }
+                try writeHead(head)
+                return (added, duplicates)
+            }
+        } catch let error as SQLiteError {
+            throw MusterError.storage(error, path: url.path)
+        }
     }
 
     func metaInt(_ key: String) throws -> Int64 {

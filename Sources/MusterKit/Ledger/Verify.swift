@@ -150,12 +150,6 @@ extension Ledger {
         for seq in withoutPersonal.subtracting(redacted).sorted() {
             problem(seq, "the personal data of entry \(seq) is gone, but no redaction entry records its erasure")
         }
-        let orphans = try database.prepare("SELECT seq FROM personal WHERE seq NOT IN (SELECT seq FROM entries WHERE kind = 'signature') ORDER BY seq")
-        while try orphans.step() {
-            let seq = orphans.int64(0)
-            problem(seq, "personal data is stored for entry \(seq), which is not a signature")
-        }
-
         let lastSeq = expectedSeq - 1
         let recordedHead = (try? metaInt("head_seq")) ?? -1
         let recordedHash = (try? metaText("head_hash")) ?? ""
@@ -166,9 +160,17 @@ extension Ledger {
                 problem(max(lastSeq, 1), "the ledger's record of its newest entry (entry \(recordedHead)) does not match its last entry (\(lastSeq))")
             }
         }
-        if let recordedCount = try? metaInt("signature_count"), recordedCount != signatures {
+        let headIsConsistent = recordedHead == lastSeq && recordedHash == previousHash
+        if headIsConsistent, let recordedCount = try? metaInt("signature_count"), recordedCount != signatures {
             problem(max(lastSeq, 1), "the ledger recorded \(recordedCount) signatures but holds \(signatures)")
         }
+
+        let orphans = try database.prepare("SELECT seq FROM personal WHERE seq NOT IN (SELECT seq FROM entries WHERE kind = 'signature') ORDER BY seq")
+        while try orphans.step() {
+            let seq = orphans.int64(0)
+            problem(seq, "personal data is stored for entry \(seq), which is not a signature")
+        }
+
 
         let first = problems.min { $0.entry < $1.entry }
         return VerifyReport(ok: problems.isEmpty, count: signatures, entries: entries, redacted: Int64(redacted.count),

@@ -102,7 +102,7 @@ extension Muster {
             let json = output.json
             let session = KioskSession(
                 manifest: manifest, ledger: ledger, clock: context.clock, source: source ?? "kiosk",
-                collector: collector, clearsScreen: Console.stdoutIsTerminal && !json,
+                collector: collector, clearsScreen: Console.stdoutIsTerminal && !json, echoesInput: !Console.stdinIsTerminal,
                 write: { text in if json { FileHandle.standardError.write(Data(text.utf8)) } else { Console.out(text) } })
             var input = FileDescriptorLineSource()
             let tally = try session.run(input: &input)

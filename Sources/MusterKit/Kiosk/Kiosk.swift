@@ -90,16 +90,19 @@ public struct KioskSession {
     let collector: String?
     /// Clear the screen between signers (only on a terminal).
     let clearsScreen: Bool
+    /// Write each answer after its prompt (when input is piped, nothing else shows it).
+    let echoesInput: Bool
     let write: (String) -> Void
 
     public init(manifest: Manifest, ledger: Ledger, clock: Clock, source: String, collector: String?,
-                clearsScreen: Bool, write: @escaping (String) -> Void) {
+                clearsScreen: Bool, echoesInput: Bool = false, write: @escaping (String) -> Void) {
         self.manifest = manifest
         self.ledger = ledger
         self.clock = clock
         self.source = source
         self.collector = collector
         self.clearsScreen = clearsScreen
+        self.echoesInput = echoesInput
         self.write = write
     }
 
@@ -159,7 +162,7 @@ public struct KioskSession {
                 }
             } catch is EndOfInput {
                 clear()
-                write("\nSession ended: \(tally.added) added, \(tally.duplicates) duplicate\(tally.duplicates == 1 ? "" : "s"), \(tally.discarded) discarded; \(Number.grouped(tally.count)) signatures in all.\n")
+                write("\nSession ended: \(tally.added) added, \(tally.duplicates) duplicate\(tally.duplicates == 1 ? "" : "s"), \(tally.discarded) discarded; \(Number.grouped(tally.count)) signature\(tally.count == 1 ? "" : "s") in all.\n")
                 return tally
             }
         }
@@ -178,6 +181,7 @@ public struct KioskSession {
             do {
                 guard let read = try input.readLine() else { throw EndOfInput() }
                 line = read
+                if echoesInput { write(line + "\n") }
             } catch let error as LineSourceError {
                 write("\n  ! " + (error == .tooLong ? "that line is too long" : "that was not valid UTF-8 text") + "; please type it again\n")
                 continue

@@ -26,6 +26,7 @@ fields:
   - name: region
     label: "Your town or region"
     required: true
+    personal: false      # a category: kept after forget, so per-region counts add up
 consent:
   updates: "Keep me informed about this campaign"
 # quorums:

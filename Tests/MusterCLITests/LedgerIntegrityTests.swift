@@ -1,0 +1,141 @@
+import Foundation
+import Testing
+
+@Suite struct LedgerIntegrityTests {
+    static let ledger = "campaigns/fair-rates/ledger.sqlite"
+
+    func signed(_ count: Int) throws -> Sandbox {
+        let box = try Sandbox.withCampaign()
+        for index in 1...count {
+            let result = try box.run(["sign", "--name", "Signer \(index)", "--email", "signer\(index)@example.org", "--field", "region=Lyon"])
+            try #require(result.status == 0, "\(result)")
+        }
+        return box
+    }
+
+    @Test(arguments: [
+        ("UPDATE entries SET body = replace(body, 'Lyon', 'Paris') WHERE seq = 3", "FAILED: entry 3: entry 3 was altered: its contents no longer match its hash"),
+        ("DELETE FROM entries WHERE seq = 2", "FAILED: entry 2: entry 2 is missing (deleted?); entry 3 follows entry 1"),
+        ("UPDATE entries SET seq = 100 WHERE seq = 2; UPDATE entries SET seq = 2 WHERE seq = 4; UPDATE entries SET seq = 4 WHERE seq = 100",
+         "FAILED: entry 2: entry 2 does not follow entry 1: its previous-hash does not match (an entry was changed, removed or reordered)"),
+        ("UPDATE personal SET data = replace(data, 'Signer 4', 'Someone else') WHERE seq = 4", "FAILED: entry 4: the personal data of entry 4 was altered: it no longer matches the hash the entry recorded"),
+        ("DELETE FROM personal WHERE seq = 5", "FAILED: entry 5: the personal data of entry 5 is gone, but no redaction entry records its erasure"),
+        ("DELETE FROM entries WHERE seq = 5; DELETE FROM personal WHERE seq = 5", "FAILED: entry 5: the ledger ends at entry 4, but it recorded entry 5 as its newest: entries at the end were removed"),
+    ])
+    func tamperingWithTheSQLiteClientFailsVerify(sql: String, expected: String) throws {
+        let box = try signed(5)
+        let tampered = try box.sqlite(Self.ledger, sql)
+        try #require(tampered.status == 0, "\(tampered)")
+        let verify = try box.run(["verify"])
+        #expect(verify.status == 1, "\(verify)")
+        #expect(verify.stdout.hasPrefix(expected + "\n"), "\(verify)")
+        let json = try box.run(["verify", "--json"])
+        #expect(json.status == 1)
+        let object = try json.json()
+        #expect(object["ok"] as? Bool == false)
+        #expect((object["first_bad"] as? [String: Any])?["entry"] != nil)
+    }
+
+    @Test func rewritingTheWholeChainChangesThePublishedHead() throws {
+        let box = try signed(3)
+        let published = try box.run(["verify", "--json"]).json()["head"] as? String
+        // Someone deletes the last signature and fixes up every record: verify cannot
+        // tell, but the head no longer matches what was published.
+        try #require(try box.sqlite(Self.ledger, """
+            DELETE FROM personal WHERE seq = 3; DELETE FROM entries WHERE seq = 3;
+            UPDATE meta SET value = 2 WHERE key IN ('head_seq', 'signature_count');
+            UPDATE meta SET value = (SELECT hash FROM entries WHERE seq = 2) WHERE key = 'head_hash';
+            """).status == 0)
+        let after = try box.run(["verify", "--json"]).json()
+        #expect(after["head"] as? String != published)
+        #expect(after["count"] as? Int == 2)
+    }
+
+    @Test func forgetErasesPersonalDataButKeepsTheCountAndChain() throws {
+        let box = try signed(4)
+        let before = try box.run(["verify", "--json"]).json()
+        let forget = try box.run(["forget", "Signer2@Example.org"])
+        #expect(forget.status == 0, "\(forget)")
+        #expect(forget.stdout == "forgotten: the personal data of signature 2 is erased; it still counts\n")
+        let verify = try box.run(["verify", "--json"])
+        #expect(verify.status == 0, "\(verify)")
+        let after = try verify.json()
+        #expect(after["ok"] as? Bool == true)
+        #expect(after["count"] as? Int == 4)
+        #expect(after["count"] as? Int == before["count"] as? Int)
+        #expect(after["redacted"] as? Int == 1)
+        #expect(try box.run(["report", "--json"]).json()["count"] as? Int == 4)
+
+        // The address and name are gone from the database file and its log.
+        for suffix in ["", "-wal", "-shm"] where box.exists(Self.ledger + suffix) {
+            let bytes = try Data(contentsOf: box.path(Self.ledger + suffix))
+            #expect(bytes.range(of: Data("signer2@example.org".utf8)) == nil, "found in ledger.sqlite\(suffix)")
+            #expect(bytes.range(of: Data("Signer 2\"".utf8)) == nil, "found in ledger.sqlite\(suffix)")
+        }
+        // Signing again is still a duplicate; forgetting again is harmless.
+        let again = try box.run(["sign", "--name", "Signer 2", "--email", "signer2@example.org", "--field", "region=Lyon", "--json"])
+        #expect(try again.json()["status"] as? String == "duplicate")
+        #expect(try box.run(["forget", "signer2@example.org"]).stdout.hasPrefix("already forgotten"))
+        let unknown = try box.run(["forget", "nobody@example.org"])
+        #expect(unknown.status == 1)
+        #expect(unknown.stderr == "muster: error: no signature from that address in fair-rates\n")
+    }
+
+    @Test func unsubscribeAppendsAnOptOut() throws {
+        let box = try signed(2)
+        let result = try box.run(["unsubscribe", "signer1@example.org", "--json"])
+        #expect(try result.json()["status"] as? String == "unsubscribed")
+        #expect(try box.run(["unsubscribe", "SIGNER1@example.org"]).stdout == "already unsubscribed\n")
+        let verify = try box.run(["verify", "--json"]).json()
+        #expect(verify["ok"] as? Bool == true)
+        #expect(verify["count"] as? Int == 2)
+        #expect(verify["entries"] as? Int == 3)
+        let body = try box.sqlite(Self.ledger, "SELECT body FROM entries WHERE kind = 'optout'")
+        #expect(!body.stdout.contains("signer1"), "the opt-out holds a fingerprint, not the address")
+    }
+
+    @Test func eightVolunteersSigningAtOnceLoseAndDoubleNothing() throws {
+        let box = try Sandbox.withCampaign()
+        // 8 processes × 100 signatures: each signs its own 50 addresses and the next
+        // worker's 50 (written in other case), so every address is signed twice at once.
+        var expected = Set<String>()
+        var batches: [[String]] = []
+        for worker in 0..<8 {
+            let own = (0..<50).map { "person\(worker)-\($0)@example.org" }
+            let next = (0..<50).map { "PERSON\((worker + 1) % 8)-\($0)@Example.org" }
+            expected.formUnion(own)
+            batches.append(zip(own, next).flatMap { [$0, $1] })
+        }
+        #expect(expected.count == 400)
+        let script = """
+            for email in "$@"; do
+              "$MUSTER" sign --name "Volunteer signer" --email "$email" --field region=Lyon >/dev/null || echo "FAILED $email" >&2
+            done
+            """
+        var processes: [(Process, URL)] = []
+        for emails in batches {
+            let errors = box.root.appendingPathComponent("errors-\(processes.count)")
+            _ = FileManager.default.createFile(atPath: errors.path, contents: nil)
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: "/bin/bash")
+            process.arguments = ["-c", script, "worker"] + emails
+            process.currentDirectoryURL = box.root
+            process.environment = ProcessInfo.processInfo.environment.merging(["MUSTER": MusterBinary.url.path]) { $1 }
+            process.standardError = try FileHandle(forWritingTo: errors)
+            process.standardOutput = FileHandle.nullDevice
+            try process.run()
+            processes.append((process, errors))
+        }
+        for (process, errors) in processes {
+            process.waitUntilExit()
+            #expect(process.terminationStatus == 0)
+            #expect(try String(contentsOf: errors, encoding: .utf8) == "", "a sign failed")
+        }
+        let verify = try box.run(["verify", "--json"])
+        #expect(verify.status == 0, "\(verify)")
+        let object = try verify.json()
+        #expect(object["ok"] as? Bool == true)
+        #expect(object["count"] as? Int == expected.count)
+        #expect(object["entries"] as? Int == expected.count)
+    }
+}

@@ -36,6 +36,10 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
+        .executableTarget(
+            name: "muster-fixture",
+            dependencies: ["MusterKit"]
+        ),
         .testTarget(name: "MusterKitTests", dependencies: ["MusterKit"]),
         .testTarget(name: "MusterCLITests", dependencies: ["MusterKit"]),
     ],

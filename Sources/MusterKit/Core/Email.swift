@@ -29,12 +29,15 @@ public enum EmailAddress {
     /// Two addresses that differ only in case, Unicode normalisation, surrounding
     /// space or the IDN/xn-- spelling of their domain are the same signer.
     public static func canonical(_ raw: String) throws(Problem) -> String {
-        let trimmed = raw.trimmingCharacters(in: .whitespaces)
+        for scalar in raw.unicodeScalars where TextField.isForbidden(scalar) && scalar != "\t" {
+            throw .controlCharacter
+        }
+        let trimmed = TextField.trimmed(raw)
         guard !trimmed.isEmpty else { throw .empty }
         for scalar in trimmed.unicodeScalars where TextField.isForbidden(scalar) {
             throw .controlCharacter
         }
-        let normalized = trimmed.precomposedStringWithCanonicalMapping.lowercased()
+        let normalized = TextField.nfc(trimmed).lowercased()
         guard let at = normalized.lastIndex(of: "@") else { throw .noAt }
         let local = String(normalized[..<at])
         let domain = String(normalized[normalized.index(after: at)...])
@@ -91,7 +94,7 @@ public enum EmailAddress {
             return domain
         }
         // UTS 46: ideographic and fullwidth full stops separate labels too.
-        let unified = domain.replacingOccurrences(of: "\u{3002}", with: ".")
+        let unified = domain.utf8.allSatisfy({ $0 < 0x80 }) ? domain : domain.replacingOccurrences(of: "\u{3002}", with: ".")
             .replacingOccurrences(of: "\u{FF0E}", with: ".")
             .replacingOccurrences(of: "\u{FF61}", with: ".")
         var labels = unified.split(separator: ".", omittingEmptySubsequences: false).map(String.init)
@@ -215,6 +218,20 @@ public enum TextField {
 
     /// Trims surrounding white space and normalises to NFC.
     public static func clean(_ value: String) -> String {
-        value.trimmingCharacters(in: .whitespaces).precomposedStringWithCanonicalMapping
+        nfc(trimmed(value))
+    }
+
+    /// `value` without leading and trailing spaces and tabs (Unicode spaces too).
+    static func trimmed(_ value: String) -> String {
+        let scalars = value.unicodeScalars
+        guard let first = scalars.firstIndex(where: { !$0.properties.isWhitespace || $0 == "\n" || $0 == "\r" }) else { return "" }
+        let last = scalars.lastIndex(where: { !$0.properties.isWhitespace || $0 == "\n" || $0 == "\r" })!
+        if first == scalars.startIndex && last == scalars.index(before: scalars.endIndex) { return value }
+        return String(scalars[first...last])
+    }
+
+    /// Unicode normalisation form C; ASCII text is already in it.
+    static func nfc(_ value: String) -> String {
+        value.utf8.allSatisfy { $0 < 0x80 } ? value : value.precomposedStringWithCanonicalMapping
     }
 }

@@ -219,8 +219,7 @@ public final class Ledger {
         var personalHash: String?
         var salt: [UInt8] = []
         if let personal {
-            var generator = SystemRandomNumberGenerator()
-            salt = (0..<16).map { _ in generator.next() }
+            salt = Self.randomSalt()
             personalHash = LedgerHash.personal(salt: salt, data: Array(personal.utf8))
         }
         let hash = LedgerHash.entry(seq: seq, kind: kind.rawValue, at: at, fingerprint: fingerprint,
@@ -265,6 +264,17 @@ public final class Ledger {
         } catch let error as SQLiteError {
             throw MusterError.storage(error, path: url.path)
         }
+    }
+
+    /// 16 random bytes from the system's generator (two draws, not sixteen).
+    static func randomSalt() -> [UInt8] {
+        var generator = SystemRandomNumberGenerator()
+        var salt = [UInt8](repeating: 0, count: 16)
+        salt.withUnsafeMutableBytes { bytes in
+            bytes.storeBytes(of: generator.next() as UInt64, toByteOffset: 0, as: UInt64.self)
+            bytes.storeBytes(of: generator.next() as UInt64, toByteOffset: 8, as: UInt64.self)
+        }
+        return salt
     }
 
     func metaInt(_ key: String) throws -> Int64 {
@@ -490,11 +500,71 @@ enum Hex {
 }
 
 /// JSON with sorted keys and no escaped slashes: one text for one value.
+///
+/// Only what ledger entries hold: strings, integers, lists of strings and
+/// (nested) objects. Written by hand because it runs for every signature.
 enum CanonicalJSON {
     static func encode(_ object: Any) -> String {
-        guard let data = try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes]) else {
-            return "{}"
+        var out: [UInt8] = []
+        out.reserveCapacity(128)
+        write(object, to: &out)
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    private static func write(_ value: Any, to out: inout [UInt8]) {
+        switch value {
+        case let text as String:
+            writeString(text, to: &out)
+        case let number as Int64:
+            out.append(contentsOf: String(number).utf8)
+        case let number as Int:
+            out.append(contentsOf: String(number).utf8)
+        case let list as [String]:
+            out.append(UInt8(ascii: "["))
+            for (index, item) in list.enumerated() {
+                if index > 0 { out.append(UInt8(ascii: ",")) }
+                writeString(item, to: &out)
+            }
+            out.append(UInt8(ascii: "]"))
+        case let object as [String: String]:
+            writeObject(object.map { ($0.key, $0.value as Any) }, to: &out)
+        case let object as [String: Any]:
+            writeObject(object.map { ($0.key, $0.value) }, to: &out)
+        default:
+            out.append(contentsOf: "null".utf8)
         }
-        return String(decoding: data, as: UTF8.self)
+    }
+
+    private static func writeObject(_ pairs: [(String, Any)], to out: inout [UInt8]) {
+        out.append(UInt8(ascii: "{"))
+        // Sorted by UTF-16 code units, as JSONSerialization's .sortedKeys does; keys here are ASCII.
+        for (index, pair) in pairs.sorted(by: { $0.0 < $1.0 }).enumerated() {
+            if index > 0 { out.append(UInt8(ascii: ",")) }
+            writeString(pair.0, to: &out)
+            out.append(UInt8(ascii: ":"))
+            write(pair.1, to: &out)
+        }
+        out.append(UInt8(ascii: "}"))
+    }
+
+    private static let hex: [UInt8] = Array("0123456789abcdef".utf8)
+
+    private static func writeString(_ text: String, to out: inout [UInt8]) {
+        out.append(UInt8(ascii: "\""))
+        for byte in text.utf8 {
+            switch byte {
+            case UInt8(ascii: "\""): out.append(contentsOf: [92, 34])
+            case UInt8(ascii: "\\"): out.append(contentsOf: [92, 92])
+            case 0x0A: out.append(contentsOf: [92, UInt8(ascii: "n")])
+            case 0x0D: out.append(contentsOf: [92, UInt8(ascii: "r")])
+            case 0x09: out.append(contentsOf: [92, UInt8(ascii: "t")])
+            case 0..<0x20:
+                out.append(contentsOf: Array("\\u00".utf8))
+                out.append(hex[Int(byte >> 4)])
+                out.append(hex[Int(byte & 0x0F)])
+            default: out.append(byte)
+            }
+        }
+        out.append(UInt8(ascii: "\""))
     }
 }

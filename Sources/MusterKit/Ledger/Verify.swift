@@ -57,14 +57,16 @@ extension Ledger {
             FROM entries e LEFT JOIN personal p ON p.seq = e.seq ORDER BY e.seq
             """)
         var expectedSeq: Int64 = 1
-        var previousHash = Ledger.genesis
+        var previousHash = [UInt8](Ledger.genesis.utf8)
         var signatures: Int64 = 0
         var entries: Int64 = 0
-        var signatureSeqs = Set<Int64>()
+        var isSignature: [Bool] = [false] // indexed by seq
         var withoutPersonal = Set<Int64>()
         var redacted = Set<Int64>()
-        var hasher = SHA256()
+        var buffer: [UInt8] = []
+        buffer.reserveCapacity(1024)
         var hex = [UInt8](repeating: 0, count: 64)
+        let prefix = Array("muster-ledger-v1\0".utf8)
 
         while try statement.step() {
             entries += 1
@@ -79,28 +81,24 @@ extension Ledger {
                 }
                 expectedSeq = seq
             }
-            let kind = statement.text(1) ?? ""
-            let prev = statement.text(6) ?? ""
-            if prev != previousHash && problems.last?.entry != seq {
+            while isSignature.count <= Int(seq) { isSignature.append(false) }
+
+            let linked = statement.withBytes(6) { stored in
+                stored.count == previousHash.count && previousHash.withUnsafeBytes { memcmp(stored.baseAddress!, $0.baseAddress!, stored.count) == 0 }
+            }
+            if !linked && problems.last?.entry != seq {
                 problem(seq, "entry \(seq) does not follow entry \(seq - 1): its previous-hash does not match (an entry was changed, removed or reordered)")
             }
 
-            // Recompute this entry's hash from its stored fields.
-            hasher = SHA256()
-            hasher.update(data: Array("muster-ledger-v1\0\(seq)\0".utf8))
-            statement.withBytes(1) { hasher.update(bufferPointer: $0) }
-            hasher.update(data: [0])
-            statement.withBytes(2) { hasher.update(bufferPointer: $0) }
-            hasher.update(data: [0])
-            statement.withBytes(3) { hasher.update(bufferPointer: $0) }
-            hasher.update(data: [0])
-            statement.withBytes(4) { hasher.update(bufferPointer: $0) }
-            hasher.update(data: [0])
-            statement.withBytes(5) { hasher.update(bufferPointer: $0) }
-            hasher.update(data: [0])
-            statement.withBytes(6) { hasher.update(bufferPointer: $0) }
-            let digest = hasher.finalize()
-            Self.hexInto(&hex, digest)
+            // Recompute this entry's hash from its stored fields (see LedgerHash.entry).
+            buffer.removeAll(keepingCapacity: true)
+            buffer.append(contentsOf: prefix)
+            Self.appendDecimal(seq, to: &buffer)
+            for column: Int32 in 1...6 {
+                buffer.append(0)
+                statement.withBytes(column) { buffer.append(contentsOf: $0) }
+            }
+            Self.hexInto(&hex, SHA256.hash(data: buffer))
             let hashMatches = statement.withBytes(7) { stored in
                 stored.count == 64 && memcmp(stored.baseAddress!, hex, 64) == 0
             }
@@ -108,17 +106,18 @@ extension Ledger {
                 problem(seq, "entry \(seq) was altered: its contents no longer match its hash")
             }
 
+            let kind = statement.withBytes(1) { Self.kind(of: $0) }
             switch kind {
-            case EntryKind.signature.rawValue:
+            case .signature:
                 signatures += 1
-                signatureSeqs.insert(seq)
+                isSignature[Int(seq)] = true
                 if statement.isNull(8) {
                     withoutPersonal.insert(seq)
                 } else {
-                    var personalHasher = SHA256()
-                    statement.withBytes(8) { personalHasher.update(bufferPointer: $0) }
-                    statement.withBytes(9) { personalHasher.update(bufferPointer: $0) }
-                    Self.hexInto(&hex, personalHasher.finalize())
+                    buffer.removeAll(keepingCapacity: true)
+                    statement.withBytes(8) { buffer.append(contentsOf: $0) }
+                    statement.withBytes(9) { buffer.append(contentsOf: $0) }
+                    Self.hexInto(&hex, SHA256.hash(data: buffer))
                     let personalMatches = statement.withBytes(5) { stored in
                         stored.count == 64 && memcmp(stored.baseAddress!, hex, 64) == 0
                     }
@@ -126,10 +125,10 @@ extension Ledger {
                         problem(seq, "the personal data of entry \(seq) was altered: it no longer matches the hash the entry recorded")
                     }
                 }
-            case EntryKind.redaction.rawValue:
+            case .redaction:
                 let body = statement.text(4) ?? ""
                 if let target = Self.redactedSeq(body) {
-                    if !signatureSeqs.contains(target) {
+                    if target <= 0 || target >= seq || !isSignature[Int(target)] {
                         problem(seq, "entry \(seq) redacts entry \(target), which is not an earlier signature")
                     } else if !withoutPersonal.contains(target) {
                         problem(seq, "entry \(seq) redacts entry \(target), but that signature's personal data is present again")
@@ -138,12 +137,12 @@ extension Ledger {
                 } else {
                     problem(seq, "entry \(seq) is a redaction without a valid target")
                 }
-            case EntryKind.optout.rawValue:
+            case .optout:
                 break
-            default:
-                problem(seq, "entry \(seq) has an unknown kind '\(kind)'")
+            case nil:
+                problem(seq, "entry \(seq) has an unknown kind '\(statement.text(1) ?? "")'")
             }
-            previousHash = statement.text(7) ?? ""
+            statement.withBytes(7) { previousHash = Array($0) }
             expectedSeq = seq + 1
         }
 
@@ -153,14 +152,15 @@ extension Ledger {
         let lastSeq = expectedSeq - 1
         let recordedHead = (try? metaInt("head_seq")) ?? -1
         let recordedHash = (try? metaText("head_hash")) ?? ""
-        if recordedHead != lastSeq || recordedHash != previousHash {
+        let lastHash = String(decoding: previousHash, as: UTF8.self)
+        if recordedHead != lastSeq || recordedHash != lastHash {
             if recordedHead > lastSeq {
                 problem(lastSeq + 1, "the ledger ends at entry \(lastSeq), but it recorded entry \(recordedHead) as its newest: entries at the end were removed")
             } else {
                 problem(max(lastSeq, 1), "the ledger's record of its newest entry (entry \(recordedHead)) does not match its last entry (\(lastSeq))")
             }
         }
-        let headIsConsistent = recordedHead == lastSeq && recordedHash == previousHash
+        let headIsConsistent = recordedHead == lastSeq && recordedHash == lastHash
         if headIsConsistent, let recordedCount = try? metaInt("signature_count"), recordedCount != signatures {
             problem(max(lastSeq, 1), "the ledger recorded \(recordedCount) signatures but holds \(signatures)")
         }
@@ -174,17 +174,42 @@ extension Ledger {
 
         let first = problems.min { $0.entry < $1.entry }
         return VerifyReport(ok: problems.isEmpty, count: signatures, entries: entries, redacted: Int64(redacted.count),
-                            head: previousHash, firstBad: first, problems: problems.count)
+                            head: String(decoding: previousHash, as: UTF8.self), firstBad: first, problems: problems.count)
     }
 
     private static let hexDigits: [UInt8] = Array("0123456789abcdef".utf8)
 
     private static func hexInto(_ buffer: inout [UInt8], _ digest: SHA256.Digest) {
         digest.withUnsafeBytes { bytes in
-            for (index, byte) in bytes.enumerated() {
-                buffer[index * 2] = hexDigits[Int(byte >> 4)]
-                buffer[index * 2 + 1] = hexDigits[Int(byte & 0x0F)]
+            buffer.withUnsafeMutableBufferPointer { out in
+                hexDigits.withUnsafeBufferPointer { digits in
+                    for index in 0..<bytes.count {
+                        let byte = bytes[index]
+                        out[index &* 2] = digits[Int(byte >> 4)]
+                        out[index &* 2 &+ 1] = digits[Int(byte & 0x0F)]
+                    }
+                }
             }
+        }
+    }
+
+    private static func appendDecimal(_ value: Int64, to buffer: inout [UInt8]) {
+        var digits: [UInt8] = []
+        var rest = value.magnitude
+        repeat {
+            digits.append(UInt8(48 + rest % 10))
+            rest /= 10
+        } while rest > 0
+        if value < 0 { buffer.append(45) }
+        buffer.append(contentsOf: digits.reversed())
+    }
+
+    private static func kind(of bytes: UnsafeRawBufferPointer) -> EntryKind? {
+        switch bytes.count {
+        case 9 where memcmp(bytes.baseAddress!, "signature", 9) == 0: return .signature
+        case 9 where memcmp(bytes.baseAddress!, "redaction", 9) == 0: return .redaction
+        case 6 where memcmp(bytes.baseAddress!, "optout", 6) == 0: return .optout
+        default: return nil
         }
     }
 

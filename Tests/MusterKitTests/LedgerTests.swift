@@ -104,6 +104,34 @@ import Testing
         let report = try ledger.verify()
         #expect(!report.ok)
         #expect(report.firstBad == .init(entry: entry, reason: reason))
+        // The two-halves check used on large ledgers finds the same first problem.
+        let halves = try ledger.verify(parallelFrom: 2)
+        #expect(halves.firstBad == report.firstBad)
+        #expect(halves.count == report.count)
+    }
+
+    @Test(arguments: [2, 3, 4]) // the halves split after entry 2 (of 5), so 3 is the seam
+    func tamperingAtTheSeamOfTheHalvesIsFound(entry: Int) throws {
+        let folder = try TemporaryFolder()
+        _ = try filledLedger(folder)
+        try tamper(folder, "UPDATE entries SET prev = 'x' WHERE seq = \(entry)")
+        let ledger = try #require(try Ledger.open(folder.url.appendingPathComponent("ledger.sqlite"), create: false))
+        let report = try ledger.verify(parallelFrom: 2)
+        #expect(report.firstBad?.entry == Int64(entry))
+        #expect(try ledger.verify(parallelFrom: 1_000).firstBad?.entry == Int64(entry))
+    }
+
+    @Test func bothWaysAgreeOnAHealthyLedgerWithForgottenSigners() throws {
+        let folder = try TemporaryFolder()
+        let ledger = try filledLedger(folder, count: 9)
+        _ = try ledger.forget(canonicalEmail: "signer2@example.org", at: clock.now())
+        _ = try ledger.forget(canonicalEmail: "signer8@example.org", at: clock.now())
+        _ = try ledger.unsubscribe(canonicalEmail: "signer3@example.org", at: clock.now())
+        let one = try ledger.verify(parallelFrom: 1_000)
+        let two = try ledger.verify(parallelFrom: 2)
+        #expect(one.ok && two.ok)
+        #expect(one == two)
+        #expect(one.count == 9 && one.entries == 12 && one.redacted == 2)
     }
 
     @Test func batchAppendIsAllOrNothingAndDedupes() throws {

@@ -108,7 +108,7 @@ public final class Ledger {
                 );
                 CREATE UNIQUE INDEX IF NOT EXISTS entries_one_signature_per_signer ON entries(fingerprint) WHERE kind = 'signature';
                 CREATE INDEX IF NOT EXISTS entries_by_kind_and_time ON entries(kind, at);
-                CREATE INDEX IF NOT EXISTS entries_by_fingerprint ON entries(fingerprint, kind);
+                CREATE INDEX IF NOT EXISTS entries_opt_outs ON entries(fingerprint) WHERE kind = 'optout';
                 CREATE TABLE IF NOT EXISTS personal (
                     seq INTEGER PRIMARY KEY,
                     salt BLOB NOT NULL,

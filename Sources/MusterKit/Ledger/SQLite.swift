@@ -205,6 +205,12 @@ final class SQLiteStatement {
         return try body(UnsafeRawBufferPointer(start: pointer, count: count))
     }
 
+    /// The column's raw bytes, valid until the next step or reset (nil base for NULL).
+    func rawBytes(_ column: Int32) -> UnsafeRawBufferPointer {
+        let pointer = sqlite3_column_blob(statement, column)
+        return UnsafeRawBufferPointer(start: pointer, count: Int(sqlite3_column_bytes(statement, column)))
+    }
+
     func blob(_ column: Int32) -> [UInt8] {
         withBytes(column) { Array($0) }
     }

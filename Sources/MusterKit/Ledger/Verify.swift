@@ -38,102 +38,245 @@ public struct VerifyReport: Sendable, Codable, Equatable {
 extension Ledger {
     /// Recomputes the whole chain and every personal-data hash, and cross-checks the
     /// ledger's own records of its head and count.
+    ///
+    /// Large ledgers are checked in two halves on two connections that share one
+    /// snapshot (both read transactions start while writers are held off), one per core.
     public func verify() throws -> VerifyReport {
+        try verify(parallelFrom: 50_000)
+    }
+
+    /// `verify`, checking in two halves once the ledger has `parallelFrom` entries.
+    func verify(parallelFrom threshold: Int64) throws -> VerifyReport {
         do {
-            return try snapshot { try verifyChain() }
+            let maxSeq = try database.scalarInt("SELECT max(seq) FROM entries") ?? 0
+            guard maxSeq >= threshold && maxSeq >= 2 && ProcessInfo.processInfo.activeProcessorCount > 1 else {
+                return try snapshot {
+                    try finish([try ChainSegment.scan(database, from: 1, through: Int64.max, first: true)])
+                }
+            }
+            let readers = try (0..<2).map { _ -> SQLiteDatabase in
+                let reader = try SQLiteDatabase(path: url.path, create: false)
+                reader.setBusyTimeout(milliseconds: Ledger.busyTimeoutMilliseconds)
+                return reader
+            }
+            // Hold writers off only while both readers open their snapshots, so the
+            // two halves see the same ledger; the scan itself blocks no one.
+            let recorded: (Int64, String, Int64)
+            try database.execute("BEGIN IMMEDIATE")
+            do {
+                for reader in readers {
+                    try reader.execute("BEGIN DEFERRED")
+                    _ = try reader.scalarInt("SELECT count(*) FROM entries WHERE seq = 1")
+                }
+                recorded = (try metaInt("head_seq"), try metaText("head_hash"), try metaInt("signature_count"))
+                try database.execute("ROLLBACK")
+            } catch {
+                try? database.execute("ROLLBACK")
+                throw error
+            }
+            defer { for reader in readers { try? reader.execute("COMMIT") } }
+            let middle = maxSeq / 2
+            let jobs = [SegmentJob(database: readers[0], from: 1, through: middle, first: true),
+                        SegmentJob(database: readers[1], from: middle + 1, through: Int64.max, first: false)]
+            DispatchQueue.concurrentPerform(iterations: jobs.count) { index in jobs[index].run() }
+            let segments = try jobs.map { job -> ChainSegment in
+                if let error = job.error { throw error }
+                return job.segment!
+            }
+            return try finish(segments, recorded: recorded)
         } catch let error as SQLiteError {
             throw MusterError.storage(error, path: url.path)
         }
     }
 
-    private func verifyChain() throws -> VerifyReport {
+    /// Joins scanned segments and runs the checks that span the whole ledger.
+    private func finish(_ segments: [ChainSegment], recorded: (Int64, String, Int64)? = nil) throws -> VerifyReport {
         var problems: [VerifyReport.Problem] = []
-        func problem(_ entry: Int64, _ reason: String) {
-            problems.append(.init(entry: entry, reason: reason))
+        func problem(_ entry: Int64, _ reason: String) { problems.append(.init(entry: entry, reason: reason)) }
+
+        var isSignature: [Bool] = [false]
+        var withoutPersonal = Set<Int64>()
+        var redactions: [(seq: Int64, target: Int64)] = []
+        var signatures: Int64 = 0, entries: Int64 = 0
+        var previous: ChainSegment?
+        for segment in segments {
+            problems += segment.problems
+            if let previous, let firstSeq = segment.firstSeq {
+                let lastSeq = previous.lastSeq ?? 0
+                if firstSeq != lastSeq + 1 {
+                    problem(lastSeq + 1, firstSeq == lastSeq + 2
+                        ? "entry \(lastSeq + 1) is missing (deleted?); entry \(firstSeq) follows entry \(lastSeq)"
+                        : "entries \(lastSeq + 1)–\(firstSeq - 1) are missing (deleted?); entry \(firstSeq) follows entry \(lastSeq)")
+                } else if segment.firstPrev != previous.lastHash {
+                    problem(firstSeq, "entry \(firstSeq) does not follow entry \(firstSeq - 1): its previous-hash does not match (an entry was changed, removed or reordered)")
+                }
+            }
+            isSignature += segment.isSignature
+            withoutPersonal.formUnion(segment.withoutPersonal)
+            redactions += segment.redactions
+            signatures += segment.signatures
+            entries += segment.entries
+            if segment.entries > 0 { previous = segment }
+        }
+        let lastSeq = previous?.lastSeq ?? 0
+        let lastHash = previous.map { String(decoding: $0.lastHash, as: UTF8.self) } ?? Ledger.genesis
+
+        var redacted = Set<Int64>()
+        for (seq, target) in redactions {
+            if target <= 0 || target >= seq || target >= Int64(isSignature.count) || !isSignature[Int(target)] {
+                problem(seq, "entry \(seq) redacts entry \(target), which is not an earlier signature")
+            } else if !withoutPersonal.contains(target) {
+                problem(seq, "entry \(seq) redacts entry \(target), but that signature's personal data is present again")
+            }
+            redacted.insert(target)
+        }
+        for seq in withoutPersonal.subtracting(redacted).sorted() {
+            problem(seq, "the personal data of entry \(seq) is gone, but no redaction entry records its erasure")
         }
 
+        let (recordedHead, recordedHash, recordedCount) = try recorded ?? (metaInt("head_seq"), metaText("head_hash"), metaInt("signature_count"))
+        if recordedHead != lastSeq || recordedHash != lastHash {
+            if recordedHead > lastSeq {
+                problem(lastSeq + 1, "the ledger ends at entry \(lastSeq), but it recorded entry \(recordedHead) as its newest: entries at the end were removed")
+            } else {
+                problem(max(lastSeq, 1), "the ledger's record of its newest entry (entry \(recordedHead)) does not match its last entry (\(lastSeq))")
+            }
+        } else if recordedCount != signatures {
+            problem(max(lastSeq, 1), "the ledger recorded \(recordedCount) signatures but holds \(signatures)")
+        }
+
+        let orphans = try database.prepare("SELECT seq FROM personal WHERE seq NOT IN (SELECT seq FROM entries WHERE kind = 'signature') ORDER BY seq LIMIT 100")
+        while try orphans.step() {
+            let seq = orphans.int64(0)
+            problem(seq, "personal data is stored for entry \(seq), which is not a signature")
+        }
+
+        let first = problems.min { $0.entry < $1.entry }
+        return VerifyReport(ok: problems.isEmpty, count: signatures, entries: entries, redacted: Int64(redacted.count),
+                            head: lastHash, firstBad: first, problems: problems.count)
+    }
+
+    static func redactedSeq(_ body: String) -> Int64? {
+        guard let data = body.data(using: .utf8),
+              let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
+              let value = object["redacts"] as? NSNumber else { return nil }
+        return value.int64Value
+    }
+}
+
+/// One worker's share of `verify`: a connection and the range of entries it checks.
+private final class SegmentJob: @unchecked Sendable {
+    // Each job is touched by exactly one thread while it runs, and read after all have finished.
+    let database: SQLiteDatabase
+    let from: Int64, through: Int64, first: Bool
+    var segment: ChainSegment?
+    var error: Error?
+
+    init(database: SQLiteDatabase, from: Int64, through: Int64, first: Bool) {
+        self.database = database
+        self.from = from
+        self.through = through
+        self.first = first
+    }
+
+    func run() {
+        do { segment = try ChainSegment.scan(database, from: from, through: through, first: first) } catch { self.error = error }
+    }
+}
+
+/// What one scan over a range of entries found.
+private struct ChainSegment {
+    var problems: [VerifyReport.Problem] = []
+    var signatures: Int64 = 0
+    var entries: Int64 = 0
+    var firstSeq: Int64?
+    var lastSeq: Int64?
+    /// The `prev` stored in the first entry (checked against the previous segment).
+    var firstPrev: [UInt8] = []
+    var lastHash: [UInt8] = Array(Ledger.genesis.utf8)
+    /// Indexed by seq − from.
+    var isSignature: [Bool] = []
+    var withoutPersonal = Set<Int64>()
+    var redactions: [(seq: Int64, target: Int64)] = []
+
+    private static let hexDigits: [UInt8] = Array("0123456789abcdef".utf8)
+    private static let prefix = Array("muster-ledger-v1\0".utf8)
+
+    /// Checks entries `from…through`: each hash, each link within the range, each
+    /// personal-data hash. The first segment also checks the link to the genesis value.
+    static func scan(_ database: SQLiteDatabase, from: Int64, through: Int64, first: Bool) throws -> ChainSegment {
+        var segment = ChainSegment()
+        func problem(_ entry: Int64, _ reason: String) { segment.problems.append(.init(entry: entry, reason: reason)) }
         let statement = try database.prepare("""
             SELECT e.seq, e.kind, e.at, e.fingerprint, e.body, e.personal_hash, e.prev, e.hash, p.salt, p.data
-            FROM entries e LEFT JOIN personal p ON p.seq = e.seq ORDER BY e.seq
+            FROM entries e LEFT JOIN personal p ON p.seq = e.seq WHERE e.seq BETWEEN ? AND ? ORDER BY e.seq
             """)
-        var expectedSeq: Int64 = 1
-        var previousHash = [UInt8](Ledger.genesis.utf8)
-        var signatures: Int64 = 0
-        var entries: Int64 = 0
-        var isSignature: [Bool] = [false] // indexed by seq
-        var withoutPersonal = Set<Int64>()
-        var redacted = Set<Int64>()
+        try statement.bind([.int(from), .int(through)])
+        var expectedSeq = from
+        var previousHash = first ? Array(Ledger.genesis.utf8) : []
         var buffer: [UInt8] = []
         buffer.reserveCapacity(1024)
         var hex = [UInt8](repeating: 0, count: 64)
-        let prefix = Array("muster-ledger-v1\0".utf8)
+        var columns = [UnsafeRawBufferPointer](repeating: UnsafeRawBufferPointer(start: nil, count: 0), count: 10)
 
         while try statement.step() {
-            entries += 1
+            segment.entries += 1
             let seq = statement.int64(0)
+            if segment.firstSeq == nil {
+                segment.firstSeq = seq
+                if !first { expectedSeq = seq }
+            }
             if seq != expectedSeq {
-                if seq > expectedSeq {
-                    problem(expectedSeq, expectedSeq == seq - 1
-                        ? "entry \(expectedSeq) is missing (deleted?); entry \(seq) follows entry \(expectedSeq - 1)"
-                        : "entries \(expectedSeq)–\(seq - 1) are missing (deleted?); entry \(seq) follows entry \(expectedSeq - 1)")
-                } else {
-                    problem(seq, "entry \(seq) appears out of order")
-                }
+                problem(expectedSeq, expectedSeq == seq - 1
+                    ? "entry \(expectedSeq) is missing (deleted?); entry \(seq) follows entry \(expectedSeq - 1)"
+                    : "entries \(expectedSeq)–\(seq - 1) are missing (deleted?); entry \(seq) follows entry \(expectedSeq - 1)")
                 expectedSeq = seq
             }
-            while isSignature.count <= Int(seq) { isSignature.append(false) }
+            while segment.isSignature.count <= Int(seq - from) { segment.isSignature.append(false) }
+            // Each column's bytes, read once: 1 kind, 2 at, 3 fingerprint, 4 body,
+            // 5 personal_hash, 6 prev, 7 hash, 8 salt, 9 data.
+            for column in 1...9 { columns[column] = statement.rawBytes(Int32(column)) }
 
-            let linked = statement.withBytes(6) { stored in
-                stored.count == previousHash.count && previousHash.withUnsafeBytes { memcmp(stored.baseAddress!, $0.baseAddress!, stored.count) == 0 }
-            }
-            if !linked && problems.last?.entry != seq {
-                problem(seq, "entry \(seq) does not follow entry \(seq - 1): its previous-hash does not match (an entry was changed, removed or reordered)")
+            if segment.entries == 1 && !first {
+                segment.firstPrev = Array(columns[6])
+            } else {
+                let linked = columns[6].count == previousHash.count && previousHash.withUnsafeBytes { memcmp(columns[6].baseAddress!, $0.baseAddress!, $0.count) == 0 }
+                if !linked && segment.problems.last?.entry != seq {
+                    problem(seq, "entry \(seq) does not follow entry \(seq - 1): its previous-hash does not match (an entry was changed, removed or reordered)")
+                }
             }
 
             // Recompute this entry's hash from its stored fields (see LedgerHash.entry).
             buffer.removeAll(keepingCapacity: true)
             buffer.append(contentsOf: prefix)
-            Self.appendDecimal(seq, to: &buffer)
-            for column: Int32 in 1...6 {
+            appendDecimal(seq, to: &buffer)
+            for column in 1...6 {
                 buffer.append(0)
-                statement.withBytes(column) { buffer.append(contentsOf: $0) }
+                buffer.append(contentsOf: columns[column])
             }
-            Self.hexInto(&hex, SHA256.hash(data: buffer))
-            let hashMatches = statement.withBytes(7) { stored in
-                stored.count == 64 && memcmp(stored.baseAddress!, hex, 64) == 0
-            }
-            if !hashMatches {
+            hexInto(&hex, SHA256.hash(data: buffer))
+            if !(columns[7].count == 64 && memcmp(columns[7].baseAddress!, hex, 64) == 0) {
                 problem(seq, "entry \(seq) was altered: its contents no longer match its hash")
             }
 
-            let kind = statement.withBytes(1) { Self.kind(of: $0) }
-            switch kind {
+            switch kind(of: columns[1]) {
             case .signature:
-                signatures += 1
-                isSignature[Int(seq)] = true
-                if statement.isNull(8) {
-                    withoutPersonal.insert(seq)
+                segment.signatures += 1
+                segment.isSignature[Int(seq - from)] = true
+                if columns[8].baseAddress == nil {
+                    segment.withoutPersonal.insert(seq)
                 } else {
                     buffer.removeAll(keepingCapacity: true)
-                    statement.withBytes(8) { buffer.append(contentsOf: $0) }
-                    statement.withBytes(9) { buffer.append(contentsOf: $0) }
-                    Self.hexInto(&hex, SHA256.hash(data: buffer))
-                    let personalMatches = statement.withBytes(5) { stored in
-                        stored.count == 64 && memcmp(stored.baseAddress!, hex, 64) == 0
-                    }
-                    if !personalMatches {
+                    buffer.append(contentsOf: columns[8])
+                    buffer.append(contentsOf: columns[9])
+                    hexInto(&hex, SHA256.hash(data: buffer))
+                    if !(columns[5].count == 64 && memcmp(columns[5].baseAddress!, hex, 64) == 0) {
                         problem(seq, "the personal data of entry \(seq) was altered: it no longer matches the hash the entry recorded")
                     }
                 }
             case .redaction:
-                let body = statement.text(4) ?? ""
-                if let target = Self.redactedSeq(body) {
-                    if target <= 0 || target >= seq || !isSignature[Int(target)] {
-                        problem(seq, "entry \(seq) redacts entry \(target), which is not an earlier signature")
-                    } else if !withoutPersonal.contains(target) {
-                        problem(seq, "entry \(seq) redacts entry \(target), but that signature's personal data is present again")
-                    }
-                    redacted.insert(target)
+                if let target = Ledger.redactedSeq(statement.text(4) ?? "") {
+                    segment.redactions.append((seq, target))
                 } else {
                     problem(seq, "entry \(seq) is a redaction without a valid target")
                 }
@@ -142,42 +285,14 @@ extension Ledger {
             case nil:
                 problem(seq, "entry \(seq) has an unknown kind '\(statement.text(1) ?? "")'")
             }
-            statement.withBytes(7) { previousHash = Array($0) }
+            previousHash.removeAll(keepingCapacity: true)
+            previousHash.append(contentsOf: columns[7])
             expectedSeq = seq + 1
+            segment.lastSeq = seq
         }
-
-        for seq in withoutPersonal.subtracting(redacted).sorted() {
-            problem(seq, "the personal data of entry \(seq) is gone, but no redaction entry records its erasure")
-        }
-        let lastSeq = expectedSeq - 1
-        let recordedHead = (try? metaInt("head_seq")) ?? -1
-        let recordedHash = (try? metaText("head_hash")) ?? ""
-        let lastHash = String(decoding: previousHash, as: UTF8.self)
-        if recordedHead != lastSeq || recordedHash != lastHash {
-            if recordedHead > lastSeq {
-                problem(lastSeq + 1, "the ledger ends at entry \(lastSeq), but it recorded entry \(recordedHead) as its newest: entries at the end were removed")
-            } else {
-                problem(max(lastSeq, 1), "the ledger's record of its newest entry (entry \(recordedHead)) does not match its last entry (\(lastSeq))")
-            }
-        }
-        let headIsConsistent = recordedHead == lastSeq && recordedHash == lastHash
-        if headIsConsistent, let recordedCount = try? metaInt("signature_count"), recordedCount != signatures {
-            problem(max(lastSeq, 1), "the ledger recorded \(recordedCount) signatures but holds \(signatures)")
-        }
-
-        let orphans = try database.prepare("SELECT seq FROM personal WHERE seq NOT IN (SELECT seq FROM entries WHERE kind = 'signature') ORDER BY seq")
-        while try orphans.step() {
-            let seq = orphans.int64(0)
-            problem(seq, "personal data is stored for entry \(seq), which is not a signature")
-        }
-
-
-        let first = problems.min { $0.entry < $1.entry }
-        return VerifyReport(ok: problems.isEmpty, count: signatures, entries: entries, redacted: Int64(redacted.count),
-                            head: String(decoding: previousHash, as: UTF8.self), firstBad: first, problems: problems.count)
+        if segment.entries > 0 { segment.lastHash = previousHash }
+        return segment
     }
-
-    private static let hexDigits: [UInt8] = Array("0123456789abcdef".utf8)
 
     private static func hexInto(_ buffer: inout [UInt8], _ digest: SHA256.Digest) {
         digest.withUnsafeBytes { bytes in
@@ -211,12 +326,5 @@ extension Ledger {
         case 6 where memcmp(bytes.baseAddress!, "optout", 6) == 0: return .optout
         default: return nil
         }
-    }
-
-    static func redactedSeq(_ body: String) -> Int64? {
-        guard let data = body.data(using: .utf8),
-              let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
-              let value = object["redacts"] as? NSNumber else { return nil }
-        return value.int64Value
     }
 }

@@ -9,7 +9,7 @@
 Writes the figures into BENCHMARKS.md between <!-- bench:foundation --> markers.
 Wall times are medians of several runs on a shared machine: compare the ratios.
 """
-import datetime, os, pathlib, platform, re, resource, shutil, statistics, subprocess, sys, tempfile, time
+import datetime, os, pathlib, platform, re, shutil, statistics, subprocess, sys, tempfile, time
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 MUSTER = ROOT / ".build/release/muster"
@@ -19,12 +19,11 @@ BIG = int(os.environ.get("BENCH_BIG", "1000000"))
 
 
 def timed(args, cwd, env=None):
-    """Runs a command; returns (seconds, peak RSS in MiB, stdout)."""
+    """Runs a command; returns (seconds, stdout)."""
     start = time.perf_counter()
     proc = subprocess.Popen(args, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     out, err = proc.communicate()
     elapsed = time.perf_counter() - start
-    _, status, usage = os.wait4(proc.pid, 0) if False else (None, proc.returncode, None)
     if proc.returncode != 0:
         sys.exit(f"bench: {' '.join(map(str, args))} failed ({proc.returncode}): {err.decode()}")
     return elapsed, out

@@ -114,6 +114,18 @@ public final class Ledger {
                     salt BLOB NOT NULL,
                     data TEXT NOT NULL
                 );
+                CREATE TABLE IF NOT EXISTS outbox (
+                    template TEXT NOT NULL,
+                    recipient TEXT NOT NULL,
+                    signature INTEGER,
+                    state TEXT NOT NULL,
+                    attempts INTEGER NOT NULL DEFAULT 0,
+                    reply TEXT,
+                    next_attempt_at TEXT,
+                    updated_at TEXT NOT NULL,
+                    PRIMARY KEY (template, recipient)
+                ) WITHOUT ROWID;
+                CREATE INDEX IF NOT EXISTS outbox_by_state ON outbox(template, state);
                 """)
             let insert = try database.prepare("INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)")
             try insert.run(.text("fingerprint_key"), .blob(key))
@@ -337,7 +349,6 @@ public final class Ledger {
                     return .alreadyForgotten(seq: signature.seq)
                 }
                 try database.prepare("DELETE FROM personal WHERE seq = ?").run(.int(signature.seq))
-                try deletePersonalTraces(seq: signature.seq)
                 let redaction = try appendEntry(kind: .redaction, at: Timestamp.format(date), fingerprint: nil,
                                                 body: CanonicalJSON.encode(["redacts": signature.seq]), personal: nil)
                 return .forgotten(seq: signature.seq, redaction: redaction)
@@ -348,9 +359,6 @@ public final class Ledger {
         if case .forgotten = outcome { try scrubWriteAheadLog() }
         return outcome
     }
-
-    /// Hook for tables added later (the outbox) that hold copies of personal data.
-    func deletePersonalTraces(seq: Int64) throws {}
 
     /// Copies the log into the database and truncates it, so erased bytes no longer
     /// sit in `ledger.sqlite-wal` (`secure_delete` already zeroes them in the file).

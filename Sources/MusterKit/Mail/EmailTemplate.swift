@@ -1,0 +1,288 @@
+import Foundation
+import Mustache
+import Yams
+
+/// Who a template is sent to.
+public enum EmailAudience: String, Sendable, CaseIterable {
+    /// Every signer who is not unsubscribed or forgotten.
+    case signers
+    /// Only signers who gave the consent named by the template (or the campaign's only consent).
+    case consenting
+    /// The campaign's decision makers (`targets:` in the manifest).
+    case targets
+}
+
+/// An outreach email, `emails/<name>.md`: YAML front matter (`subject`, `audience`,
+/// optional `reply_to` and `consent`) and a Mustache body written in Markdown.
+public struct EmailTemplate: Sendable {
+    /// The template's name (file name without `.md`), used in the outbox and Message-ID.
+    public let name: String
+    /// The path shown in diagnostics.
+    public let file: String
+    /// The subject's Mustache source.
+    public let subject: String
+    /// Who receives it.
+    public let audience: EmailAudience
+    /// `Reply-To`, when the template sets one.
+    public let replyTo: MailAddress?
+    /// For `consenting`: the consent key required (e.g. `updates`), when the template names one.
+    public let consent: String?
+    /// The body's Mustache + Markdown source.
+    public let body: String
+    /// Unknown front-matter keys and similar non-fatal findings.
+    public let warnings: [TemplateDiagnostic]
+
+    let subjectTemplate: MustacheTemplate
+    let bodyTemplate: MustacheTemplate
+    /// Where the subject text starts in the file (1-based line and column).
+    let subjectOrigin: (line: Int, column: Int)
+    /// The file line on which the body starts (1-based).
+    let bodyFirstLine: Int
+
+    /// Front-matter keys muster understands.
+    public static let frontMatterKeys: Set<String> = ["subject", "audience", "reply_to", "consent"]
+
+    /// Parses a template; throws every problem found (not only the first).
+    /// - Parameters:
+    ///   - source: the file's text.
+    ///   - file: the path to show in diagnostics.
+    ///   - name: the template name; defaults to the file name without `.md`.
+    public init(source: String, file: String, name: String? = nil) throws(TemplateErrors) {
+        self.file = file
+        self.name = name ?? URL(fileURLWithPath: file).deletingPathExtension().lastPathComponent
+        var diagnostics: [TemplateDiagnostic] = []
+        func report(_ line: Int, _ column: Int, _ message: String, _ severity: TemplateDiagnostic.Severity = .error) {
+            diagnostics.append(TemplateDiagnostic(file: file, line: line, column: column, message: message, severity: severity))
+        }
+
+        // Split front matter: the first line is `---`, the front matter ends at the next `---` or `...` line.
+        var text = source
+        if text.hasPrefix("\u{FEFF}") { text.removeFirst() }
+        let lines = text.split(separator: "\n", omittingEmptySubsequences: false).map { $0.hasSuffix("\r") ? String($0.dropLast()) : String($0) }
+        var yamlText = ""
+        var bodyStart = 0
+        if lines.first == "---", let close = lines.dropFirst().firstIndex(where: { $0 == "---" || $0 == "..." }) {
+            yamlText = lines[1..<close].joined(separator: "\n")
+            bodyStart = close + 1
+        } else {
+            report(1, 1, "missing front matter: the file must start with a line '---', the subject and audience, and another '---'")
+        }
+        self.bodyFirstLine = bodyStart + 1
+        self.body = bodyStart < lines.count ? lines[bodyStart...].joined(separator: "\n") : ""
+
+        // Front matter.
+        var subject: String?
+        var subjectOrigin = (line: 1, column: 1)
+        var audience: EmailAudience?
+        var replyTo: MailAddress?
+        var consent: String?
+        var yamlFailed = false
+        if bodyStart > 0 {
+            do {
+                let node = try Yams.compose(yaml: yamlText)
+                if let mapping = node?.mapping {
+                    for (key, value) in mapping {
+                        let keyName = key.string ?? ""
+                        let at = (line: (value.mark?.line ?? 0) + 1, column: value.mark?.column ?? 1)
+                        let keyAt = (line: (key.mark?.line ?? 0) + 1, column: key.mark?.column ?? 1)
+                        switch keyName {
+                        case "subject":
+                            if let scalar = value.scalar {
+                                subject = scalar.string
+                                let quoted = scalar.style == .singleQuoted || scalar.style == .doubleQuoted
+                                subjectOrigin = (at.line, at.column + (quoted ? 1 : 0))
+                                if scalar.string.contains("\n") { report(at.line, at.column, "subject must be a single line") }
+                            } else {
+                                report(at.line, at.column, "subject must be a string")
+                            }
+                        case "audience":
+                            if let raw = value.string, let parsed = EmailAudience(rawValue: raw) {
+                                audience = parsed
+                            } else {
+                                report(at.line, at.column, "audience must be signers, consenting or targets, not '\(value.string ?? "")'")
+                            }
+                        case "reply_to":
+                            if let raw = value.string {
+                                do { replyTo = try MailAddress(parsing: raw, header: "Reply-To") } catch {
+                                    report(at.line, at.column, "reply_to: \(error.localizedDescription)")
+                                }
+                            } else {
+                                report(at.line, at.column, "reply_to must be an address")
+                            }
+                        case "consent":
+                            if let raw = value.string, !raw.isEmpty { consent = raw } else {
+                                report(at.line, at.column, "consent must name a consent key from campaign.yaml")
+                            }
+                        default:
+                            report(keyAt.line, keyAt.column, "unknown key '\(keyName)' (expected subject, audience, reply_to, consent)", .warning)
+                        }
+                    }
+                } else if node != nil {
+                    report(2, 1, "front matter must be a mapping of keys to values")
+                }
+            } catch let error as YamlError {
+                let (line, column, problem) = Self.locate(error)
+                report(line + 1, column, "invalid YAML in front matter: \(problem)")
+                yamlFailed = true
+            } catch {
+                report(2, 1, "invalid YAML in front matter: \(error)")
+                yamlFailed = true
+            }
+            if !yamlFailed, subject == nil, !diagnostics.contains(where: { $0.message.hasPrefix("subject") }) {
+                report(1, 1, "missing required key 'subject'")
+            }
+            if !yamlFailed, audience == nil, !diagnostics.contains(where: { $0.message.hasPrefix("audience") }) {
+                report(1, 1, "missing required key 'audience' (signers, consenting or targets)")
+            }
+        }
+        self.subject = subject ?? ""
+        self.subjectOrigin = subjectOrigin
+        self.audience = audience ?? .signers
+        self.replyTo = replyTo
+        self.consent = consent
+
+        // Mustache syntax, and tags muster does not support.
+        var subjectTemplate: MustacheTemplate?
+        var bodyTemplate: MustacheTemplate?
+        do { subjectTemplate = try MustacheTemplate(string: self.subject) } catch {
+            let (l, c, m) = Self.locate(mustache: error)
+            report(subjectOrigin.line + l - 1, (l == 1 ? subjectOrigin.column - 1 : 0) + c, "subject: \(m)")
+        }
+        do { bodyTemplate = try MustacheTemplate(string: self.body) } catch {
+            if let open = Self.unclosedSection(in: self.body) {
+                report(bodyFirstLine + open.line, open.column + 1, "section '\(open.name)' is never closed")
+            } else {
+                let (l, c, m) = Self.locate(mustache: error)
+                report(bodyFirstLine + l - 1, c, m)
+            }
+        }
+        for (tag, line, column) in Self.positionedTags(subject: self.subject, subjectOrigin: subjectOrigin,
+                                                       body: self.body, bodyFirstLine: bodyFirstLine) {
+            switch tag.kind {
+            case .partial: report(line, column, "partials ({{> \(tag.name)}}) are not supported in email templates")
+            case .delimiter: report(line, column, "set-delimiter tags ({{= =}}) are not supported in email templates")
+            case .block: report(line, column, "template inheritance blocks are not supported in email templates")
+            default: break
+            }
+        }
+
+        let errors = diagnostics.filter { $0.severity == .error }
+        guard errors.isEmpty, let subjectTemplate, let bodyTemplate else {
+            throw TemplateErrors(diagnostics.sorted { ($0.line, $0.column) < ($1.line, $1.column) })
+        }
+        self.subjectTemplate = subjectTemplate
+        self.bodyTemplate = bodyTemplate
+        self.warnings = diagnostics
+    }
+
+    /// Reads and parses `emails/<name>.md`.
+    /// - Parameter displayPath: the path to show in diagnostics (defaults to the file's path).
+    public init(contentsOf url: URL, displayPath: String? = nil) throws(TemplateErrors) {
+        let shown = displayPath ?? url.path
+        let source: String
+        do { source = try String(contentsOf: url, encoding: .utf8) } catch {
+            throw TemplateErrors([TemplateDiagnostic(file: shown, line: 1, column: 1, message: "cannot read the file as UTF-8 text")])
+        }
+        try self.init(source: source, file: shown)
+    }
+
+    /// The variables every template may use: the recipient's `name`, `first_name`,
+    /// `email` and extra `fields`, `campaign.*`, `unsubscribe_url` and `unsubscribe_mailto`.
+    public static func knownVariables(fields: [String] = []) -> Set<String> {
+        Set(["name", "first_name", "email", "unsubscribe_url", "unsubscribe_mailto"] + fields
+            + CampaignMailInfo.variableNames.map { "campaign.\($0)" })
+    }
+
+    /// Every variable (or section) used by the subject or body that is not in `known`,
+    /// as errors with line and column, so `muster check` fails instead of mailing blanks.
+    /// Names inside a section also resolve against that section (`{{#campaign}}{{title}}`).
+    public func check(knownVariables known: Set<String>) -> [TemplateDiagnostic] {
+        var prefixes = Set<String>()
+        for name in known {
+            var parts = name.split(separator: ".").map(String.init)
+            while parts.count > 1 { parts.removeLast(); prefixes.insert(parts.joined(separator: ".")) }
+        }
+        func resolves(_ name: String, in sections: [String]) -> Bool {
+            if name == "." { return true }
+            for scope in sections.reversed() + [""] {
+                let full = scope.isEmpty ? name : "\(scope).\(name)"
+                if known.contains(full) || prefixes.contains(full) { return true }
+            }
+            return false
+        }
+        var diagnostics: [TemplateDiagnostic] = []
+        var sections: [String] = []
+        var inSubject = true
+        for (tag, line, column) in Self.positionedTags(subject: subject, subjectOrigin: subjectOrigin, body: body, bodyFirstLine: bodyFirstLine) {
+            if inSubject, line >= bodyFirstLine { inSubject = false; sections = [] }
+            switch tag.kind {
+            case .variable, .unescaped, .section, .inverted:
+                if !resolves(tag.name, in: sections) {
+                    let what = (tag.kind == .section || tag.kind == .inverted) ? "section" : "variable"
+                    diagnostics.append(TemplateDiagnostic(file: file, line: line, column: column,
+                                                          message: "unknown \(what) '\(tag.name)'\(inSubject ? " in subject" : "")"))
+                }
+                if tag.kind == .section || tag.kind == .inverted {
+                    // Inside `{{#a.b}}`, names resolve against `a.b` first.
+                    let scope = sections.reversed().first { known.contains("\($0).\(tag.name)") || prefixes.contains("\($0).\(tag.name)") }
+                    sections.append(scope.map { "\($0).\(tag.name)" } ?? tag.name)
+                }
+            case .close:
+                if !sections.isEmpty { sections.removeLast() }
+            default:
+                break
+            }
+        }
+        return diagnostics
+    }
+
+    /// Subject then body tags, positioned in the file.
+    static func positionedTags(subject: String, subjectOrigin: (line: Int, column: Int), body: String,
+                               bodyFirstLine: Int) -> [(MustacheTag, line: Int, column: Int)] {
+        let subjectTags = MustacheTag.scan(subject).map { tag in
+            (tag, line: subjectOrigin.line + tag.line, column: (tag.line == 0 ? subjectOrigin.column : 1) + tag.column)
+        }
+        let bodyTags = MustacheTag.scan(body).map { tag in (tag, line: bodyFirstLine + tag.line, column: tag.column + 1) }
+        return subjectTags + bodyTags
+    }
+
+    /// The first section opened and never closed, if any (to point at `{{#x}}`, not at the end).
+    static func unclosedSection(in text: String) -> MustacheTag? {
+        var open: [MustacheTag] = []
+        for tag in MustacheTag.scan(text) {
+            switch tag.kind {
+            case .section, .inverted: open.append(tag)
+            case .close:
+                guard let last = open.last, last.name == tag.name else { return nil }
+                open.removeLast()
+            default: break
+            }
+        }
+        return open.first
+    }
+
+    static func locate(_ error: YamlError) -> (line: Int, column: Int, problem: String) {
+        switch error {
+        case .scanner(_, let problem, let mark, _), .parser(_, let problem, let mark, _), .composer(_, let problem, let mark, _):
+            return (mark.line, mark.column, problem)
+        case .duplicatedKeysInMapping(let duplicates, let context):
+            return (context.mark.line, context.mark.column, "duplicated keys \(duplicates.joined(separator: ", "))")
+        default:
+            return (1, 1, "\(error)")
+        }
+    }
+
+    static func locate(mustache error: Error) -> (line: Int, column: Int, message: String) {
+        guard let parserError = error as? MustacheTemplate.ParserError else { return (1, 1, "invalid Mustache: \(error)") }
+        let message: String
+        switch parserError.error as? MustacheTemplate.Error {
+        case .sectionCloseNameIncorrect?: message = "section closed with a different name than it was opened with"
+        case .unfinishedName?: message = "unfinished Mustache tag"
+        case .expectedSectionEnd?: message = "section is never closed"
+        case .invalidSetDelimiter?: message = "invalid set-delimiter tag"
+        case .invalidConfigVariableSyntax?, .unrecognisedConfigVariable?: message = "invalid Mustache pragma"
+        default: message = "invalid Mustache: \(parserError.error)"
+        }
+        return (parserError.context.lineNumber, parserError.context.columnNumber, message)
+    }
+}

@@ -1,0 +1,155 @@
+import Foundation
+
+/// Writes header fields: RFC 2047 encoded words, RFC 5322 quoting and folding.
+///
+/// A field is built from tokens between which a fold (CRLF + space) may be placed;
+/// tokens are joined by one space. Folded lines stay within 78 octets whenever a
+/// token allows it, and never exceed 998.
+public enum HeaderEncoding {
+    /// Soft limit for a header line (RFC 5322 §2.1.1).
+    public static let foldWidth = 78
+    /// Hard limit for any line of a message, without its CRLF (RFC 5322 §2.1.1).
+    public static let maxLineLength = 998
+    /// Longest encoded word muster writes (RFC 2047 allows 75); short enough that
+    /// `Reply-To: ` plus one word fits in 78.
+    static let maxEncodedWordLength = 66
+
+    /// The whole field `Name: value`, folded, with CRLF line breaks and no final CRLF.
+    public static func fold(name: String, tokens: [String]) throws(MessageError) -> String {
+        var lines: [String] = []
+        var line = name + ":"
+        var lineHasToken = false
+        for token in tokens {
+            let candidate = line.utf8.count + 1 + token.utf8.count
+            if candidate > foldWidth, lineHasToken, !token.isEmpty {
+                lines.append(line)
+                line = " " + token
+            } else {
+                line += " " + token
+            }
+            lineHasToken = true
+        }
+        lines.append(line)
+        guard lines.allSatisfy({ $0.utf8.count <= maxLineLength }) else { throw .lineTooLong(header: name) }
+        return lines.joined(separator: "\r\n")
+    }
+
+    /// Tokens for an unstructured value such as Subject: plain words when the value is
+    /// plain ASCII, otherwise UTF-8 encoded words that decode back to exactly `value`.
+    public static func unstructuredTokens(_ value: String, header: String) throws(MessageError) -> [String] {
+        try refuseLineBreaks(value, header: header)
+        if value.isEmpty { return [] }
+        let words = value.split(separator: " ", omittingEmptySubsequences: false)
+        let plain = value.unicodeScalars.allSatisfy { $0.value >= 0x21 && $0.value <= 0x7E || $0 == " " }
+            && !value.contains("=?")
+            && !value.hasPrefix(" ") && !value.hasSuffix(" ") && !value.contains("  ")
+            && words.allSatisfy { $0.utf8.count <= foldWidth - header.utf8.count - 3 }
+        if plain { return words.map(String.init) }
+        return encodedWords(value)
+    }
+
+    /// Tokens for a display name in From/To/Reply-To: atoms, a quoted string, or
+    /// encoded words, whichever keeps the name intact and uninterpretable as syntax.
+    public static func phraseTokens(_ name: String, header: String) throws(MessageError) -> [String] {
+        try refuseLineBreaks(name, header: header)
+        let words = name.split(separator: " ", omittingEmptySubsequences: false)
+        let printableASCII = name.unicodeScalars.allSatisfy { $0.value >= 0x20 && $0.value <= 0x7E }
+        let simpleSpacing = !name.hasPrefix(" ") && !name.hasSuffix(" ") && !name.contains("  ")
+        let shortWords = words.allSatisfy { $0.utf8.count <= 60 }
+        guard printableASCII, simpleSpacing, shortWords, !name.contains("=?"), !name.isEmpty else {
+            return encodedWords(name)
+        }
+        if name.unicodeScalars.allSatisfy({ MailAddress.isAtext($0) && $0 != "." || $0 == " " }) {
+            return words.map(String.init)
+        }
+        let escaped = words.map { $0.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"") }
+        var tokens = escaped
+        tokens[0] = "\"" + tokens[0]
+        tokens[tokens.count - 1] += "\""
+        return tokens
+    }
+
+    /// Tokens for a mailbox: the display name (if any) then `<address>`.
+    public static func mailboxTokens(_ mailbox: MailAddress, header: String) throws(MessageError) -> [String] {
+        try refuseLineBreaks(mailbox.address, header: header)
+        guard let name = mailbox.displayName, !name.isEmpty else { return [mailbox.address] }
+        return try phraseTokens(name, header: header) + ["<\(mailbox.address)>"]
+    }
+
+    /// Splits `text` into RFC 2047 UTF-8 encoded words of at most 66 characters each,
+    /// choosing Q for mostly-ASCII text and B otherwise. A word never ends inside a
+    /// UTF-8 sequence, and, where possible, never inside a grapheme cluster.
+    public static func encodedWords(_ text: String) -> [String] {
+        let bytes = Array(text.utf8)
+        let nonASCII = bytes.filter { $0 >= 0x80 }.count
+        let useQ = nonASCII * 3 <= bytes.count
+        // Chunks of whole characters (or whole scalars when a cluster is too long).
+        var units: [[UInt8]] = []
+        for character in text {
+            let utf8 = Array(String(character).utf8)
+            if encodedLength(utf8, q: useQ) <= maxEncodedWordLength - 12 {
+                units.append(utf8)
+            } else {
+                for scalar in character.unicodeScalars { units.append(Array(String(scalar).utf8)) }
+            }
+        }
+        var words: [String] = []
+        var current: [UInt8] = []
+        for unit in units {
+            if !current.isEmpty, 12 + encodedLength(current + unit, q: useQ) > maxEncodedWordLength {
+                words.append(encodedWord(current, q: useQ))
+                current = []
+            }
+            current += unit
+        }
+        if !current.isEmpty { words.append(encodedWord(current, q: useQ)) }
+        return words
+    }
+
+    private static func encodedWord(_ bytes: [UInt8], q: Bool) -> String {
+        q ? "=?UTF-8?Q?" + qEncode(bytes) + "?=" : "=?UTF-8?B?" + Data(bytes).base64EncodedString() + "?="
+    }
+
+    private static func encodedLength(_ bytes: [UInt8], q: Bool) -> Int {
+        q ? bytes.reduce(0) { $0 + (isQLiteral($1) || $1 == 0x20 ? 1 : 3) } : (bytes.count + 2) / 3 * 4
+    }
+
+    /// Q literals allowed in every context, including phrases (RFC 2047 §5 rule 3).
+    private static func isQLiteral(_ byte: UInt8) -> Bool {
+        switch byte {
+        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
+             UInt8(ascii: "0")...UInt8(ascii: "9"):
+            return true
+        default:
+            return "!*+-/".utf8.contains(byte)
+        }
+    }
+
+    private static let hex = Array("0123456789ABCDEF".utf8)
+
+    private static func qEncode(_ bytes: [UInt8]) -> String {
+        var out: [UInt8] = []
+        for byte in bytes {
+            if byte == 0x20 {
+                out.append(UInt8(ascii: "_"))
+            } else if isQLiteral(byte) {
+                out.append(byte)
+            } else {
+                out += [UInt8(ascii: "="), hex[Int(byte >> 4)], hex[Int(byte & 0x0F)]]
+            }
+        }
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    /// RFC 5322 date-time in UTC, e.g. `Thu, 26 Nov 2026 19:31:45 +0000`.
+    public static func rfc5322Date(_ date: Date) -> String {
+        var calendar = Calendar(identifier: .gregorian)
+        calendar.timeZone = .gmt
+        let c = calendar.dateComponents([.year, .month, .day, .hour, .minute, .second, .weekday], from: date)
+        let days = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"]
+        let months = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
+        func two(_ n: Int?) -> String { let n = n ?? 0; return n < 10 ? "0\(n)" : "\(n)" }
+        return "\(days[(c.weekday ?? 1) - 1]), \(two(c.day)) \(months[(c.month ?? 1) - 1]) \(c.year ?? 1970) "
+            + "\(two(c.hour)):\(two(c.minute)):\(two(c.second)) +0000"
+    }
+}

@@ -1,0 +1,184 @@
+import CCmark
+import Foundation
+import Mustache
+
+/// The person a message goes to, with the values their template can use.
+public struct MailRecipient: Sendable {
+    /// Full name, as signed (`{{name}}`).
+    public var name: String
+    /// Email address as stored; validated and IDNA-encoded when the message is rendered.
+    public var email: String
+    /// Extra manifest fields (`{{region}}`…); a `first_name` entry overrides the derived one.
+    public var fields: [String: String]
+    /// This recipient's one-click unsubscribe URL (`https://…`), when the workspace has one.
+    public var unsubscribeURL: String?
+
+    /// Creates a recipient.
+    public init(name: String, email: String, fields: [String: String] = [:], unsubscribeURL: String? = nil) {
+        self.name = name
+        self.email = email
+        self.fields = fields
+        self.unsubscribeURL = unsubscribeURL
+    }
+
+    /// The first word of the name (`{{first_name}}`), unless a field sets it.
+    public var firstName: String {
+        fields["first_name"] ?? name.split(whereSeparator: { $0 == " " || $0 == "\t" }).first.map(String.init) ?? name
+    }
+}
+
+/// The campaign facts a template can use as `campaign.*`.
+public struct CampaignMailInfo: Sendable {
+    /// The campaign slug (used for Message-ID; not a template variable).
+    public var slug: String
+    /// `campaign.title`.
+    public var title: String
+    /// `campaign.count`: signatures so far.
+    public var count: Int
+    /// `campaign.goal`.
+    public var goal: Int?
+    /// `campaign.deadline`, as written in the manifest (e.g. `2027-03-31`).
+    public var deadline: String?
+    /// `campaign.days_left`, computed by the caller from its clock.
+    public var daysLeft: Int?
+    /// `campaign.milestone`: the label (or number) of the milestone just reached, if any.
+    public var milestone: String?
+    /// The `From` mailbox (manifest `sender`).
+    public var sender: MailAddress
+
+    /// Names usable after `campaign.` in templates.
+    public static let variableNames = ["title", "count", "goal", "percent", "deadline", "days_left", "milestone"]
+
+    /// Creates the campaign facts.
+    public init(slug: String, title: String, count: Int, goal: Int? = nil, deadline: String? = nil,
+                daysLeft: Int? = nil, milestone: String? = nil, sender: MailAddress) {
+        self.slug = slug
+        self.title = title
+        self.count = count
+        self.goal = goal
+        self.deadline = deadline
+        self.daysLeft = daysLeft
+        self.milestone = milestone
+        self.sender = sender
+    }
+
+    /// `campaign.percent`: count × 100 / goal, rounded down; 0 without a goal.
+    public var percent: Int {
+        guard let goal, goal > 0 else { return 0 }
+        return count * 100 / goal
+    }
+}
+
+/// Workspace-level settings that shape every message.
+public struct MessageSettings: Sendable {
+    /// The mailbox that receives `mailto:` unsubscribe requests (`List-Unsubscribe`).
+    public var unsubscribeMailbox: MailAddress
+    /// The envelope sender (bounce address, MAIL FROM); defaults to the campaign sender.
+    public var envelopeFrom: MailAddress?
+    /// Default `Reply-To` when the template sets none.
+    public var replyTo: MailAddress?
+    /// Wrap the HTML part in muster's default layout (on by default).
+    public var useDefaultLayout: Bool
+
+    /// Creates settings.
+    public init(unsubscribeMailbox: MailAddress, envelopeFrom: MailAddress? = nil, replyTo: MailAddress? = nil,
+                useDefaultLayout: Bool = true) {
+        self.unsubscribeMailbox = unsubscribeMailbox
+        self.envelopeFrom = envelopeFrom
+        self.replyTo = replyTo
+        self.useDefaultLayout = useDefaultLayout
+    }
+}
+
+/// A message ready for the transport: the SMTP envelope and the exact octets.
+public struct RenderedMessage: Sendable {
+    /// MAIL FROM address (ASCII, validated).
+    public var envelopeFrom: String
+    /// RCPT TO address (ASCII, validated, IDN domain as `xn--`).
+    public var envelopeTo: String
+    /// The message, CRLF line endings, ready for DATA.
+    public var bytes: [UInt8]
+    /// The Message-ID (without angle brackets), stable per (campaign, template, recipient).
+    public var messageID: String
+    /// The rendered subject (decoded), for plans and logs.
+    public var subject: String
+}
+
+/// The three rendered texts of a message before MIME encoding.
+public struct RenderedContent: Sendable, Equatable {
+    /// Subject, one line.
+    public var subject: String
+    /// text/plain: the Mustache-rendered Markdown source.
+    public var text: String
+    /// text/html: CommonMark HTML of the same source, values HTML-escaped, in the layout.
+    public var html: String
+}
+
+/// Renders `template` for one recipient into a complete message.
+///
+/// Values from signers are inserted after Mustache and Markdown have run, so they are
+/// never interpreted as either, and they are HTML-escaped in the HTML part. CR, LF or
+/// NUL reaching a header or the envelope is refused with `MessageError.forbiddenCharacter`.
+public func renderMessage(template: EmailTemplate, recipient: MailRecipient, campaign: CampaignMailInfo,
+                          settings: MessageSettings, date: Date = Date()) throws(MessageError) -> RenderedMessage {
+    let to = try MailAddress(displayName: recipient.name, address: recipient.email, header: "To")
+    _ = try MailAddress(address: recipient.email, header: "RCPT TO")
+    let envelopeFrom = settings.envelopeFrom ?? campaign.sender
+    try refuseLineBreaks(envelopeFrom.address, header: "MAIL FROM")
+    let unsubscribe = ListUnsubscribe(mailto: settings.unsubscribeMailbox, url: recipient.unsubscribeURL)
+    if let url = recipient.unsubscribeURL { try MIMEMessage.validateUnsubscribeURL(url) }
+    let content = renderContent(template: template, recipient: recipient, campaign: campaign, unsubscribe: unsubscribe,
+                                layout: settings.useDefaultLayout)
+    let messageID = MIMEMessage.stableMessageID(campaign: campaign.slug, template: template.name,
+                                                recipient: to.address, domain: campaign.sender.domain)
+    let message = MIMEMessage(from: campaign.sender, to: to, replyTo: template.replyTo ?? settings.replyTo,
+                              subject: content.subject, date: date, messageID: messageID,
+                              listUnsubscribe: unsubscribe, text: content.text, html: content.html)
+    return RenderedMessage(envelopeFrom: envelopeFrom.address, envelopeTo: to.address, bytes: try message.serialized(),
+                           messageID: messageID, subject: content.subject)
+}
+
+/// Renders subject, text and HTML for one recipient (no MIME, no validation of headers).
+public func renderContent(template: EmailTemplate, recipient: MailRecipient, campaign: CampaignMailInfo,
+                          unsubscribe: ListUnsubscribe, layout: Bool = true) -> RenderedContent {
+    var values: [String: String] = recipient.fields
+    values["name"] = recipient.name
+    values["first_name"] = recipient.firstName
+    values["email"] = recipient.email
+    values["unsubscribe_url"] = recipient.unsubscribeURL ?? ""
+    values["unsubscribe_mailto"] = unsubscribe.mailtoURI
+    values["campaign.title"] = campaign.title
+    values["campaign.count"] = String(campaign.count)
+    values["campaign.goal"] = campaign.goal.map(String.init) ?? ""
+    values["campaign.percent"] = String(campaign.percent)
+    values["campaign.deadline"] = campaign.deadline ?? ""
+    values["campaign.days_left"] = campaign.daysLeft.map(String.init) ?? ""
+    values["campaign.milestone"] = campaign.milestone ?? ""
+
+    let slots = SlotTable(values: values, avoiding: template.subject + template.body)
+    let subject = slots.substitute(template.subjectTemplate.render(slots.context), escape: .none)
+    let skeleton = template.bodyTemplate.render(slots.context)
+    let text = slots.substitute(skeleton, escape: .none)
+    let fragment = slots.substitute(markdownToHTML(slots.prepareForMarkdown(skeleton)), escape: .html)
+    let html = layout
+        ? HTMLLayout.wrap(fragment, subject: subject, campaignTitle: campaign.title, sender: campaign.sender,
+                          unsubscribeHref: recipient.unsubscribeURL ?? unsubscribe.mailtoURI)
+        : fragment
+    return RenderedContent(subject: subject, text: text, html: html)
+}
+
+/// CommonMark to HTML with libcmark. Raw HTML written by the organizer is kept
+/// (`CMARK_OPT_UNSAFE`); signer values never reach cmark (see `SlotTable`).
+public func markdownToHTML(_ markdown: String) -> String {
+    let utf8 = Array(markdown.utf8)
+    let html: String? = utf8.withUnsafeBufferPointer { buffer in
+        buffer.baseAddress.flatMap { base in
+            base.withMemoryRebound(to: CChar.self, capacity: buffer.count) { chars in
+                guard let out = cmark_markdown_to_html(chars, buffer.count, muster_cmark_opt_unsafe()) else { return nil }
+                defer { free(out) }
+                return String(cString: out)
+            }
+        }
+    }
+    return html ?? ""
+}

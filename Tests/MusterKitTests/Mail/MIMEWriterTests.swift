@@ -1,0 +1,208 @@
+import Foundation
+import Testing
+@testable import MusterKit
+
+@Suite("Header encoding")
+struct HeaderEncodingTests {
+    @Test("ASCII subjects stay readable and fold at 78", arguments: [
+        "Hello",
+        "Thanks for signing the petition for fair rates for translators in Lyon, Paris and everywhere else in the world",
+    ])
+    func asciiSubject(_ subject: String) throws {
+        let field = try HeaderEncoding.fold(name: "Subject", tokens: HeaderEncoding.unstructuredTokens(subject, header: "Subject"))
+        #expect(!field.contains("=?"))
+        for line in field.components(separatedBy: "\r\n") { #expect(line.utf8.count <= 78) }
+        let unfolded = field.replacingOccurrences(of: "\r\n", with: "")
+        #expect(unfolded == "Subject: " + subject)
+    }
+
+    @Test("non-ASCII and odd values become encoded words that decode back exactly", arguments: [
+        "Merci, Zoë !",
+        "Спасибо за подпись, дорогой друг, нас уже тысяча человек по всей стране",
+        "日本語の件名はとても長くなることがあります。署名ありがとうございます。本当に。",
+        "👩🏽‍💻 family: 👨‍👩‍👧‍👦👨‍👩‍👧‍👦👨‍👩‍👧‍👦👨‍👩‍👧‍👦👨‍👩‍👧‍👦 done",
+        "  leading and  double spaces ",
+        "looks like =?UTF-8?B?abc?= an encoded word",
+        String(repeating: "x", count: 300),
+        "tab\there",
+        "e\u{301}\u{301}\u{301}\u{301}\u{301}\u{301}\u{301}\u{301}\u{301}\u{301}\u{301}\u{301}\u{301}\u{301}\u{301}\u{301}\u{301}\u{301}\u{301}\u{301}\u{301}\u{301}\u{301}\u{301}\u{301}\u{301}\u{301}",
+    ])
+    func encodedSubject(_ subject: String) throws {
+        let field = try HeaderEncoding.fold(name: "Subject", tokens: HeaderEncoding.unstructuredTokens(subject, header: "Subject"))
+        let lines = field.components(separatedBy: "\r\n")
+        for line in lines { #expect(line.utf8.count <= 78, "line too long: \(line)") }
+        #expect(field.unicodeScalars.allSatisfy { $0.isASCII })
+        let value = String(field.dropFirst("Subject: ".count))
+        #expect(decodeEncodedWords(value) == subject)
+        // Each encoded word is valid UTF-8 on its own: no sequence is split.
+        for word in value.replacingOccurrences(of: "\r\n", with: "").split(separator: " ") {
+            #expect(decodeEncodedWords(String(word)) != "", "word does not decode alone: \(word)")
+            #expect(word.utf8.count <= 75)
+        }
+    }
+
+    @Test("display names: atoms, quoted strings, encoded words")
+    func displayNames() throws {
+        #expect(try HeaderEncoding.phraseTokens("Ada Lovelace", header: "To") == ["Ada", "Lovelace"])
+        #expect(try HeaderEncoding.phraseTokens("Lovelace, Ada", header: "To") == ["\"Lovelace,", "Ada\""])
+        #expect(try HeaderEncoding.phraseTokens("A \"B\" C", header: "To") == ["\"A", "\\\"B\\\"", "C\""])
+        let encoded = try HeaderEncoding.phraseTokens("Zoë <z@evil.test>", header: "To")
+        #expect(encoded.allSatisfy { $0.hasPrefix("=?UTF-8?") })
+        #expect(decodeEncodedWords(encoded.joined(separator: " ")) == "Zoë <z@evil.test>")
+    }
+
+    @Test("CR, LF and NUL are refused, naming the header", arguments: ["\r\n", "\n", "\r", "\u{0}"])
+    func injection(_ bad: String) {
+        #expect(throws: MessageError.forbiddenCharacter(header: "Subject")) {
+            _ = try HeaderEncoding.unstructuredTokens("Hi\(bad)Bcc: x@evil.test", header: "Subject")
+        }
+        #expect(throws: MessageError.forbiddenCharacter(header: "To")) {
+            _ = try MailAddress(displayName: "Eve\(bad)Bcc: x@evil.test", address: "eve@example.org", header: "To")
+        }
+        #expect(throws: MessageError.forbiddenCharacter(header: "RCPT TO")) {
+            _ = try MailAddress(address: "eve@example.org\(bad)RCPT TO:<x@evil.test>", header: "RCPT TO")
+        }
+    }
+
+    @Test("RFC 5322 date")
+    func date() {
+        #expect(HeaderEncoding.rfc5322Date(Date(timeIntervalSince1970: 1_795_720_305)) == "Thu, 26 Nov 2026 19:11:45 +0000")
+    }
+}
+
+@Suite("Addresses and IDN")
+struct AddressTests {
+    @Test("punycode RFC 3492 samples")
+    func punycode() {
+        #expect(Punycode.encode("bücher") == "bcher-kva")
+        #expect(Punycode.encode("münchen") == "mnchen-3ya")
+        #expect(Punycode.encode("他们为什么不说中文") == "ihqwcrb4cv8a8dqg056pqjye")
+        #expect(Punycode.asciiDomain("Bücher.Example") == "xn--bcher-kva.example")
+        #expect(Punycode.asciiDomain("例え.テスト") == "xn--r8jz45g.xn--zckzah")
+        #expect(Punycode.asciiDomain("bad domain.org") == nil)
+        #expect(Punycode.asciiDomain("a..b") == nil)
+    }
+
+    @Test("IDN domains are written as xn-- in the address")
+    func idnAddress() throws {
+        let a = try MailAddress(parsing: "Jürgen <jurgen@Bücher.example>")
+        #expect(a.address == "jurgen@xn--bcher-kva.example")
+        #expect(a.displayName == "Jürgen")
+    }
+
+    @Test("invalid addresses", arguments: ["no-at-sign", "a@b", "ünï@example.org", "a..b@example.org", "a b@example.org", "<x>@example.org", "@example.org"])
+    func invalid(_ address: String) {
+        #expect(throws: MessageError.self) { _ = try MailAddress(address: address) }
+    }
+
+    @Test("sender parsing with quoted display names")
+    func sender() throws {
+        let a = try MailAddress(parsing: "\"Fair Rates, Lyon\" <hello@fairrates.example>")
+        #expect(a.displayName == "Fair Rates, Lyon")
+        #expect(a.address == "hello@fairrates.example")
+        #expect(try MailAddress(parsing: "hello@fairrates.example").displayName == nil)
+    }
+}
+
+@Suite("Quoted-printable")
+struct QuotedPrintableTests {
+    @Test("round trip, line lengths, no trailing whitespace", arguments: [
+        "Hello, world",
+        "Zoë = 1 + 1\nnext line   \n.dot line\nFrom here\n\n",
+        String(repeating: "é", count: 200),
+        String(repeating: "a", count: 75) + "=" + String(repeating: "b", count: 300),
+        "tab\tand trailing tab\t",
+        "mixed\r\nendings\rhere\n",
+    ])
+    func roundTrip(_ text: String) {
+        let encoded = QuotedPrintable.encode(text)
+        for line in encoded.components(separatedBy: "\r\n") {
+            #expect(line.utf8.count <= 76)
+            #expect(!line.hasSuffix(" ") && !line.hasSuffix("\t"))
+            #expect(!line.hasPrefix("."))
+            #expect(!line.hasPrefix("From "))
+        }
+        #expect(!encoded.contains("=_"))
+        #expect(encoded.unicodeScalars.allSatisfy { $0.isASCII })
+        let normalized = text.replacingOccurrences(of: "\r\n", with: "\n").replacingOccurrences(of: "\r", with: "\n")
+            .replacingOccurrences(of: "\n", with: "\r\n")
+        #expect(decodeQuotedPrintable(encoded) == normalized)
+    }
+}
+
+@Suite("MIME message")
+struct MIMEMessageTests {
+    func sample(name: String = "Zoë Ünal", subject: String = "Merci, Zoë !") throws -> MIMEMessage {
+        MIMEMessage(
+            from: try MailAddress(parsing: "Fair Rates Collective <hello@fairrates.example>"),
+            to: try MailAddress(displayName: name, address: "zoe@bücher.example", header: "To"),
+            replyTo: try MailAddress(parsing: "team@fairrates.example"),
+            subject: subject,
+            date: Date(timeIntervalSince1970: 1_795_720_305),
+            messageID: MIMEMessage.stableMessageID(campaign: "fair-rates", template: "thanks", recipient: "zoe@xn--bcher-kva.example", domain: "fairrates.example"),
+            listUnsubscribe: ListUnsubscribe(mailto: try MailAddress(address: "unsubscribe@fairrates.example"), url: "https://fairrates.example/u?t=abc"),
+            text: "Hi Zoë,\nthanks.\n",
+            html: "<p>Hi Zoë,</p>\n<p>thanks.</p>\n")
+    }
+
+    @Test("headers present, CRLF only, short lines, multipart order")
+    func structure() throws {
+        let bytes = try sample().serialized()
+        #expect(hasOnlyCRLFAndShortLines(bytes))
+        let headers = headerBlock(of: bytes)
+        for name in ["Date", "From", "To", "Reply-To", "Subject", "Message-ID", "MIME-Version", "List-Unsubscribe", "List-Unsubscribe-Post", "Content-Type"] {
+            #expect(headers.value(name) != nil, "missing \(name)")
+        }
+        for line in headers.rawLines { #expect(line.utf8.count <= 78, "\(line)") }
+        #expect(headers.value("List-Unsubscribe-Post") == "List-Unsubscribe=One-Click")
+        #expect(headers.value("List-Unsubscribe") == "<mailto:unsubscribe@fairrates.example?subject=unsubscribe>,\r\n <https://fairrates.example/u?t=abc>"
+            || headers.value("List-Unsubscribe") == "<mailto:unsubscribe@fairrates.example?subject=unsubscribe>, <https://fairrates.example/u?t=abc>")
+        #expect(headers.value("To")?.hasSuffix("<zoe@xn--bcher-kva.example>") == true)
+        #expect(decodeEncodedWords(headers.value("Subject") ?? "") == "Merci, Zoë !")
+        let text = String(decoding: bytes, as: UTF8.self)
+        let plain = try #require(text.range(of: "text/plain"))
+        let html = try #require(text.range(of: "text/html"))
+        #expect(plain.lowerBound < html.lowerBound)
+        #expect(text.hasSuffix("--\r\n"))
+    }
+
+    @Test("Message-ID is stable for (campaign, template, recipient)")
+    func stableID() {
+        let a = MIMEMessage.stableMessageID(campaign: "c", template: "t", recipient: "x@example.org", domain: "example.org")
+        let b = MIMEMessage.stableMessageID(campaign: "c", template: "t", recipient: "X@example.org", domain: "example.org")
+        let c = MIMEMessage.stableMessageID(campaign: "c", template: "t2", recipient: "x@example.org", domain: "example.org")
+        #expect(a == b)
+        #expect(a != c)
+    }
+
+    @Test("a 10,000-character name folds without breaking any limit")
+    func hugeName() throws {
+        let name = String(repeating: "Ö", count: 10_000)
+        let bytes = try sample(name: name).serialized()
+        #expect(hasOnlyCRLFAndShortLines(bytes))
+        let to = try #require(headerBlock(of: bytes).value("To"))
+        #expect(decodeEncodedWords(String(to[..<to.range(of: " <zoe@")!.lowerBound])) == name)
+        let ascii = String(repeating: "a", count: 10_000)
+        #expect(hasOnlyCRLFAndShortLines(try sample(name: ascii, subject: ascii).serialized()))
+    }
+
+    @Test("a display name with injection attempts is encoded, never injected")
+    func hostileName() throws {
+        let bytes = try sample(name: "Eve <eve@evil.test>, Bcc: x@evil.test").serialized()
+        let headers = headerBlock(of: bytes)
+        #expect(headers.value("Bcc") == nil)
+        #expect(headers.fields.filter { $0.name == "To" }.count == 1)
+        #expect(throws: MessageError.forbiddenCharacter(header: "To")) {
+            _ = try sample(name: "Eve\r\nBcc: x@evil.test").serialized()
+        }
+    }
+
+    @Test("unsafe unsubscribe URLs are refused")
+    func badURL() throws {
+        var m = try sample()
+        m.listUnsubscribe?.url = "http://plain.example/u"
+        #expect(throws: MessageError.self) { _ = try m.serialized() }
+        m.listUnsubscribe?.url = "https://x.example/u>, <https://evil"
+        #expect(throws: MessageError.self) { _ = try m.serialized() }
+    }
+}

@@ -145,6 +145,14 @@ public enum Punycode {
         return k + (base - tMin + 1) * delta / (delta + skew)
     }
 
+    /// A host name in ASCII: each non-ASCII label as `xn--…`, lower-cased; nil when it
+    /// is not a valid host name (`localhost` is accepted, for test relays).
+    public static func asciiDomain(_ domain: String) -> String? {
+        let prepared = TextField.nfc(domain).lowercased()
+        if prepared == "localhost" { return prepared }
+        return try? EmailAddress.canonicalDomain(prepared)
+    }
+
     /// Encodes a label (without the xn-- prefix); nil on overflow.
     public static func encode(_ input: String) -> String? {
         let scalars = input.unicodeScalars.map { Int($0.value) }

@@ -114,4 +114,15 @@ import Testing
         #expect(check.stderr.contains("campaigns/fair-rates/petition.md:1:3: error: invalid UTF-8 (byte 0xC3)"))
         #expect(check.stderr.contains("templates/campaign/petition.md.mustache:1:"))
     }
+
+    @Test func emailTemplatesAreCheckedAgainstTheManifest() throws {
+        let box = try Sandbox.withCampaign()
+        #expect(try box.run(["check"]).status == 0)
+        try box.write("campaigns/fair-rates/emails/oops.md", "---\nsubject: \"Hi {{frist_name}}\"\naudience: signers\n---\nWe are {{campaign.count}} in {{regoin}}.\n")
+        let check = try box.run(["check"])
+        #expect(check.status == 65)
+        #expect(check.stderr.contains("campaigns/fair-rates/emails/oops.md:2:14: error: unknown variable 'frist_name' in subject"), "\(check)")
+        #expect(check.stderr.contains("campaigns/fair-rates/emails/oops.md:5:"), "\(check)")
+        #expect(check.stderr.contains("unknown variable 'regoin'"), "\(check)")
+    }
 }

@@ -92,10 +92,18 @@ public enum WorkspaceCheck {
         for slug in slugs {
             let campaign = Campaign(workspace: workspace, slug: slug)
             files += 1
-            let (_, manifestDiagnostics) = Manifest.load(campaign.manifestURL, displayPath: workspace.display(campaign.manifestURL))
+            let (manifest, manifestDiagnostics) = Manifest.load(campaign.manifestURL, displayPath: workspace.display(campaign.manifestURL))
             diagnostics += manifestDiagnostics
             files += 1
             diagnostics += checkMarkdown(campaign.petitionURL, display: workspace.display(campaign.petitionURL))
+            // Email templates are checked against the manifest's fields: a variable the
+            // campaign does not define is an error now, not a blank in 5,000 mails.
+            if let manifest {
+                for name in MailTemplates.names(in: campaign) {
+                    files += 1
+                    diagnostics += MailTemplates.check(campaign.emailsURL.appendingPathComponent(name + ".md"), campaign: campaign, manifest: manifest)
+                }
+            }
         }
         // Folders under campaigns/ that are not valid campaigns are worth a word.
         let names = (try? FileManager.default.contentsOfDirectory(atPath: workspace.campaignsURL.path)) ?? []

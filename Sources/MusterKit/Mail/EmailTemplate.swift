@@ -34,6 +34,10 @@ public struct EmailTemplate: Sendable {
 
     let subjectTemplate: MustacheTemplate
     let bodyTemplate: MustacheTemplate
+    /// Placeholder-token prefix, chosen so it does not occur in the template's text.
+    let slotPrefix: String
+    /// Rendered skeletons shared by every copy of this template.
+    let skeletons = SkeletonCache()
     /// Where the subject text starts in the file (1-based line and column).
     let subjectOrigin: (line: Int, column: Int)
     /// The file line on which the body starts (1-based).
@@ -172,6 +176,7 @@ public struct EmailTemplate: Sendable {
         }
         self.subjectTemplate = subjectTemplate
         self.bodyTemplate = bodyTemplate
+        self.slotPrefix = SlotTable.makePrefix(avoiding: source)
         self.warnings = diagnostics
     }
 

@@ -155,11 +155,17 @@ public func renderContent(template: EmailTemplate, recipient: MailRecipient, cam
     values["campaign.days_left"] = campaign.daysLeft.map(String.init) ?? ""
     values["campaign.milestone"] = campaign.milestone ?? ""
 
-    let slots = SlotTable(values: values, avoiding: template.subject + template.body)
-    let subject = slots.substitute(template.subjectTemplate.render(slots.context), escape: .none)
-    let skeleton = template.bodyTemplate.render(slots.context)
-    let text = slots.substitute(skeleton, escape: .none)
-    let fragment = slots.substitute(markdownToHTML(slots.prepareForMarkdown(skeleton)), escape: .html)
+    let slots = SlotTable(values: values, prefix: template.slotPrefix)
+    // Mustache and cmark see only tokens, so their output depends on nothing but which
+    // values are empty: compute it once per such shape.
+    let skeleton = template.skeletons.entry(for: slots.shapeKey) {
+        let body = template.bodyTemplate.render(slots.context)
+        return SkeletonCache.Entry(subject: template.subjectTemplate.render(slots.context), text: body,
+                                   html: markdownToHTML(slots.prepareForMarkdown(body)))
+    }
+    let subject = slots.substitute(skeleton.subject, escape: .none)
+    let text = slots.substitute(skeleton.text, escape: .none)
+    let fragment = slots.substitute(skeleton.html, escape: .html)
     let html = layout
         ? HTMLLayout.wrap(fragment, subject: subject, campaignTitle: campaign.title, sender: campaign.sender,
                           unsubscribeHref: recipient.unsubscribeURL ?? unsubscribe.mailtoURI)

@@ -14,27 +14,40 @@ struct SlotTable {
 
     enum Escape { case none, html }
 
-    init(values named: [String: String], avoiding source: String) {
+    /// A prefix that does not occur in `source`: `mstv<random>n`.
+    static func makePrefix(avoiding source: String) -> String {
         var nonce: String
         repeat {
             nonce = String(UInt64.random(in: 0...UInt64.max), radix: 36)
         } while source.contains(nonce)
-        prefix = "mstv\(nonce)n"
-        for (name, value) in named.sorted(by: { $0.key < $1.key }) {
-            let slot = Slot(token: "\(prefix)\(values.count)z", isNull: value.isEmpty)
-            values.append(value)
-            insert(slot, at: name.split(separator: ".").map(String.init), into: &context)
-        }
+        return "mstv\(nonce)n"
     }
 
-    private func insert(_ slot: Slot, at path: [String], into dictionary: inout [String: Any]) {
+    /// Identifies the skeleton a context renders to: the same names with the same
+    /// value classes (see `valueClass`) always give the same skeleton for a given prefix.
+    let shapeKey: String
+
+    init(values named: [String: String], prefix: String) {
+        self.prefix = prefix
+        var key = ""
+        for (name, value) in named.sorted(by: { $0.key < $1.key }) {
+            key += name
+            key += "\u{0}\(Self.valueClass(value))"
+            let slot = Slot(token: "\(prefix)\(values.count)z", isNull: value.isEmpty)
+            values.append(value)
+            Self.insert(slot, at: name.split(separator: ".").map(String.init), into: &context)
+        }
+        shapeKey = key
+    }
+
+    private static func insert(_ slot: Slot, at path: [String], into dictionary: inout [String: Any]) {
         guard let first = path.first else { return }
         if path.count == 1 {
             if dictionary[first] == nil { dictionary[first] = slot }
             return
         }
         var child = dictionary[first] as? [String: Any] ?? [:]
-        insert(slot, at: Array(path.dropFirst()), into: &child)
+        Self.insert(slot, at: Array(path.dropFirst()), into: &child)
         dictionary[first] = child
     }
 
@@ -60,6 +73,16 @@ struct SlotTable {
         return found
     }
 
+    /// What the skeleton can depend on: emptiness (sections) and, for `<{{x}}>`
+    /// autolinks, whether the value is a URL or an address.
+    static func valueClass(_ value: String) -> Int {
+        if value.isEmpty { return 0 }
+        let lower = value.lowercased()
+        if lower.hasPrefix("https://") || lower.hasPrefix("http://") || lower.hasPrefix("mailto:") { return 1 }
+        if value.contains("@"), !value.contains(" ") { return 2 }
+        return 3
+    }
+
     /// Rewrites `<token>` (a Markdown autolink around a variable) into a real link when
     /// the value is a URL or an address, and into literal angle brackets otherwise.
     func prepareForMarkdown(_ skeleton: String) -> String {
@@ -69,14 +92,11 @@ struct SlotTable {
             let token = String(skeleton[range])
             guard range.lowerBound > skeleton.startIndex, skeleton[skeleton.index(before: range.lowerBound)] == "<",
                   range.upperBound < skeleton.endIndex, skeleton[range.upperBound] == ">" else { continue }
-            let value = values[index].lowercased()
             let replacement: String
-            if value.hasPrefix("https://") || value.hasPrefix("http://") || value.hasPrefix("mailto:") {
-                replacement = "[\(token)](\(token))"
-            } else if value.contains("@"), !value.contains(" ") {
-                replacement = "[\(token)](mailto:\(token))"
-            } else {
-                replacement = "\\<\(token)\\>"
+            switch Self.valueClass(values[index]) {
+            case 1: replacement = "[\(token)](\(token))"
+            case 2: replacement = "[\(token)](mailto:\(token))"
+            default: replacement = "\\<\(token)\\>"
             }
             out += skeleton[last..<skeleton.index(before: range.lowerBound)]
             out += replacement
@@ -125,6 +145,29 @@ struct SlotTable {
         let scheme = cleaned[..<colon]
         if scheme.contains("/") || scheme.contains("?") || scheme.contains("#") { return true }
         return ["http", "https", "mailto", "tel"].contains(scheme)
+    }
+}
+
+/// Skeletons (Mustache output with tokens, and its cmark HTML) per context shape, so a
+/// blast runs Mustache and cmark once per shape instead of once per recipient.
+final class SkeletonCache: @unchecked Sendable {
+    struct Entry {
+        var subject: String
+        var text: String
+        var html: String
+    }
+
+    private let lock = NSLock()
+    private var entries: [String: Entry] = [:]
+    private let limit = 256
+
+    func entry(for key: String, make: () -> Entry) -> Entry {
+        if let hit = lock.withLock({ entries[key] }) { return hit }
+        let made = make()
+        lock.withLock {
+            if entries.count < limit { entries[key] = made }
+        }
+        return made
     }
 }
 

@@ -179,3 +179,35 @@ struct TemplateRenderingTests {
         #expect(decodeEncodedWords(headerBlock(of: m1.bytes).value("Subject") ?? "") == "Thank you, Jürgen!")
     }
 }
+
+@Suite("Skeleton cache")
+struct SkeletonCacheTests {
+    @Test("recipients with different shapes never see each other's skeleton or values")
+    func shapes() throws {
+        let t = try EmailTemplate(source: """
+        ---
+        subject: "{{#region}}{{region}}: {{/region}}hi {{name}}"
+        audience: signers
+        ---
+        {{#region}}From **{{region}}**.{{/region}}{{^region}}No region.{{/region}} Contact: <{{contact}}>
+        """, file: "t.md")
+        let campaign = TemplateRenderingTests.campaign
+        let unsubscribe = ListUnsubscribe(mailto: TemplateRenderingTests.settings.unsubscribeMailbox)
+        func render(_ name: String, _ fields: [String: String]) -> RenderedContent {
+            renderContent(template: t, recipient: MailRecipient(name: name, email: "x@example.org", fields: fields),
+                          campaign: campaign, unsubscribe: unsubscribe, layout: false)
+        }
+        for _ in 0..<2 {
+            let a = render("Ann", ["region": "Lyon", "contact": "https://a.example"])
+            let b = render("Bob", ["region": "", "contact": "bob@example.org"])
+            let c = render("Cy", ["region": "Paris", "contact": "just text"])
+            #expect(a.subject == "Lyon: hi Ann")
+            #expect(b.subject == "hi Bob")
+            #expect(c.subject == "Paris: hi Cy")
+            #expect(a.html == "<p>From <strong>Lyon</strong>. Contact: <a href=\"https://a.example\">https://a.example</a></p>\n")
+            #expect(b.html == "<p>No region. Contact: <a href=\"mailto:bob@example.org\">bob@example.org</a></p>\n")
+            #expect(c.html == "<p>From <strong>Paris</strong>. Contact: &lt;just text&gt;</p>\n")
+            #expect(c.text == "From **Paris**. Contact: <just text>")
+        }
+    }
+}

@@ -1,0 +1,305 @@
+import CCurl
+import Foundation
+
+/// The SMTP transport: libcurl, one easy handle and so one connection, reused for every
+/// message sent through this object (libcurl keeps the connection open between
+/// transfers and sends QUIT when the handle is cleaned up).
+///
+/// Every libcurl result becomes an `SMTPError`; nothing here traps. Not thread-safe:
+/// give each sending thread its own transport.
+public final class CurlSMTPTransport: MailTransport {
+    private let settings: SMTPSettings
+    private let handle: UnsafeMutableRawPointer
+    private let errorBuffer: UnsafeMutablePointer<CChar>
+    private let replies = ReplyCollector()
+
+    /// Creates a handle configured for `settings`; connects lazily on the first send.
+    public init(settings: SMTPSettings) throws(SMTPError) {
+        _ = Curl.globalInit
+        guard let handle = curl_easy_init() else { throw .setup("curl_easy_init failed") }
+        self.settings = settings
+        self.handle = handle
+        self.errorBuffer = .allocate(capacity: Int(CURL_ERROR_SIZE) + 1)
+        self.errorBuffer.initialize(repeating: 0, count: Int(CURL_ERROR_SIZE) + 1)
+        do {
+            try Curl.configure(handle, settings: settings, errorBuffer: errorBuffer, replies: replies)
+            try Curl.check(muster_curl_setopt_long(handle, CURLOPT_UPLOAD, 1), "CURLOPT_UPLOAD")
+            try Curl.check(muster_curl_setopt_read_callback(handle, CURLOPT_READFUNCTION, uploadReadCallback), "CURLOPT_READFUNCTION")
+        } catch {
+            curl_easy_cleanup(handle)
+            errorBuffer.deallocate()
+            throw error
+        }
+    }
+
+    deinit {
+        curl_easy_cleanup(handle)  // sends QUIT on the open connection, if any
+        errorBuffer.deallocate()
+    }
+
+    public func send(from envelopeFrom: String, to recipients: [String], message: [UInt8]) throws(SMTPError) -> SMTPReceipt {
+        try Curl.validateEnvelope(envelopeFrom, command: "MAIL FROM")
+        guard !recipients.isEmpty else { throw .invalidEnvelope("no recipients") }
+        for recipient in recipients { try Curl.validateEnvelope(recipient, command: "RCPT TO") }
+
+        var list: UnsafeMutablePointer<curl_slist>?
+        for recipient in recipients {
+            guard let appended = curl_slist_append(list, "<\(recipient)>") else {
+                curl_slist_free_all(list)
+                throw .setup("curl_slist_append failed")
+            }
+            list = appended
+        }
+        defer {
+            _ = muster_curl_setopt_slist(handle, CURLOPT_MAIL_RCPT, nil)
+            curl_slist_free_all(list)
+        }
+        let body = UploadBody(message)
+        let bodyPointer = Unmanaged.passRetained(body)
+        defer {
+            _ = muster_curl_setopt_pointer(handle, CURLOPT_READDATA, nil)
+            bodyPointer.release()
+        }
+        try Curl.check(muster_curl_setopt_string(handle, CURLOPT_MAIL_FROM, "<\(envelopeFrom)>"), "CURLOPT_MAIL_FROM")
+        try Curl.check(muster_curl_setopt_slist(handle, CURLOPT_MAIL_RCPT, list), "CURLOPT_MAIL_RCPT")
+        try Curl.check(muster_curl_setopt_pointer(handle, CURLOPT_READDATA, bodyPointer.toOpaque()), "CURLOPT_READDATA")
+        try Curl.check(muster_curl_setopt_off_t(handle, CURLOPT_INFILESIZE_LARGE, curl_off_t(message.count)), "CURLOPT_INFILESIZE_LARGE")
+
+        replies.reset()
+        errorBuffer[0] = 0
+        let result = curl_easy_perform(handle)
+        if result == CURLE_OK {
+            let code = Curl.responseCode(handle)
+            let last = replies.last
+            return SMTPReceipt(replyCode: code, replyText: last?.code == code ? last?.text ?? "" : "")
+        }
+        throw Curl.classify(result, handle: handle, errorBuffer: errorBuffer, replies: replies, bodyFullySent: body.finished)
+    }
+}
+
+/// Connects to the relay, says EHLO, upgrades with STARTTLS and authenticates as
+/// configured, then disconnects: it sends no message. Uses libcurl's
+/// `CURLOPT_CONNECT_ONLY`, which for SMTP runs the whole connect phase (greeting,
+/// EHLO, STARTTLS, AUTH) and stops before MAIL FROM.
+public func smtpCheck(settings: SMTPSettings) throws(SMTPError) -> SMTPCheckReport {
+    _ = Curl.globalInit
+    guard let handle = curl_easy_init() else { throw .setup("curl_easy_init failed") }
+    let errorBuffer = UnsafeMutablePointer<CChar>.allocate(capacity: Int(CURL_ERROR_SIZE) + 1)
+    errorBuffer.initialize(repeating: 0, count: Int(CURL_ERROR_SIZE) + 1)
+    let replies = ReplyCollector()
+    defer {
+        curl_easy_cleanup(handle)
+        errorBuffer.deallocate()
+    }
+    try Curl.configure(handle, settings: settings, errorBuffer: errorBuffer, replies: replies)
+    try Curl.check(muster_curl_setopt_long(handle, CURLOPT_CONNECT_ONLY, 1), "CURLOPT_CONNECT_ONLY")
+    let result = curl_easy_perform(handle)
+    guard result == CURLE_OK else {
+        throw Curl.classify(result, handle: handle, errorBuffer: errorBuffer, replies: replies, bodyFullySent: false)
+    }
+    let all = replies.all
+    let greeting = all.first { $0.code == 220 }?.text ?? ""
+    let ehlo = all.first { $0.code == 250 }
+    let capabilities = ehlo.map { Array($0.lines.dropFirst()) } ?? []
+    let usedTLS = settings.security == .smtps || all.contains { $0.code == 220 && $0 != all.first }
+    let authenticated = all.contains { $0.code == 235 }
+    return SMTPCheckReport(greeting: greeting, capabilities: capabilities, tls: usedTLS, authenticated: authenticated,
+                           replies: all.map { "\($0.code) \($0.text)" })
+}
+
+/// What `smtpCheck` found.
+public struct SMTPCheckReport: Sendable, Equatable {
+    /// The 220 greeting text.
+    public var greeting: String
+    /// EHLO keywords from the last EHLO (after STARTTLS when used), e.g. `AUTH PLAIN LOGIN`.
+    public var capabilities: [String]
+    /// Whether the session ran over TLS (implicit or STARTTLS).
+    public var tls: Bool
+    /// Whether AUTH succeeded (235).
+    public var authenticated: Bool
+    /// Every reply received, `code text`, for `--verbose` output.
+    public var replies: [String]
+}
+
+// MARK: - libcurl plumbing
+
+/// The message being uploaded, read by libcurl through `uploadReadCallback`.
+private final class UploadBody {
+    let bytes: [UInt8]
+    var offset = 0
+    /// Set once libcurl has taken every byte (the callback returned end of file).
+    var finished = false
+    init(_ bytes: [UInt8]) { self.bytes = bytes }
+}
+
+private let uploadReadCallback: muster_curl_data_callback = { buffer, size, count, userdata in
+    guard let buffer, let userdata else { return 0 }
+    let body = Unmanaged<UploadBody>.fromOpaque(userdata).takeUnretainedValue()
+    let room = size * count
+    let remaining = body.bytes.count - body.offset
+    if remaining == 0 {
+        body.finished = true
+        return 0
+    }
+    let n = min(room, remaining)
+    body.bytes.withUnsafeBufferPointer { source in
+        UnsafeMutableRawPointer(buffer).copyMemory(from: source.baseAddress! + body.offset, byteCount: n)
+    }
+    body.offset += n
+    return n
+}
+
+/// One complete SMTP reply (possibly multi-line).
+struct SMTPReply: Equatable {
+    var code: Int
+    var lines: [String]
+    var text: String { lines.joined(separator: " / ") }
+}
+
+/// Collects server replies, which libcurl hands to the header callback for SMTP.
+final class ReplyCollector {
+    private(set) var all: [SMTPReply] = []
+    private var pending: [String] = []
+
+    var last: SMTPReply? { all.last }
+
+    func reset() {
+        all.removeAll(keepingCapacity: true)
+        pending.removeAll()
+    }
+
+    func receive(_ raw: String) {
+        var line = raw
+        while line.hasSuffix("\n") || line.hasSuffix("\r") { line.removeLast() }
+        let scalars = Array(line.unicodeScalars)
+        guard scalars.count >= 3, let code = Int(String(String.UnicodeScalarView(scalars[0..<3]))) else { return }
+        let text = scalars.count > 4 ? String(String.UnicodeScalarView(scalars[4...])) : ""
+        pending.append(text)
+        if scalars.count == 3 || scalars[3] == " " {
+            all.append(SMTPReply(code: code, lines: pending))
+            pending.removeAll()
+        }
+    }
+}
+
+private let replyHeaderCallback: muster_curl_data_callback = { buffer, size, count, userdata in
+    let n = size * count
+    guard let buffer, let userdata else { return n }
+    let collector = Unmanaged<ReplyCollector>.fromOpaque(userdata).takeUnretainedValue()
+    let bytes = UnsafeRawBufferPointer(start: buffer, count: n)
+    collector.receive(String(decoding: bytes, as: UTF8.self))
+    return n
+}
+
+private let discardWriteCallback: muster_curl_data_callback = { _, size, count, _ in size * count }
+
+enum Curl {
+    /// `curl_global_init` is not thread-safe in 7.88; a static let runs it exactly once.
+    static let globalInit: CURLcode = curl_global_init(Int(CURL_GLOBAL_DEFAULT))
+
+    static func check(_ code: CURLcode, _ option: String) throws(SMTPError) {
+        guard code == CURLE_OK else {
+            throw .setup("\(option): \(String(cString: curl_easy_strerror(code)))")
+        }
+    }
+
+    /// Options shared by sending and checking. `replies` must outlive the handle.
+    static func configure(_ handle: UnsafeMutableRawPointer, settings: SMTPSettings,
+                          errorBuffer: UnsafeMutablePointer<CChar>, replies: ReplyCollector) throws(SMTPError) {
+        try check(muster_curl_setopt_pointer(handle, CURLOPT_ERRORBUFFER, errorBuffer), "CURLOPT_ERRORBUFFER")
+        try check(muster_curl_setopt_string(handle, CURLOPT_URL, settings.curlURL), "CURLOPT_URL")
+        try check(muster_curl_setopt_string(handle, CURLOPT_PROTOCOLS_STR, "smtp,smtps"), "CURLOPT_PROTOCOLS_STR")
+        try check(muster_curl_setopt_long(handle, CURLOPT_NOSIGNAL, 1), "CURLOPT_NOSIGNAL")
+        try check(muster_curl_setopt_long(handle, CURLOPT_CONNECTTIMEOUT_MS, max(1, Int(settings.connectTimeout * 1000))), "CURLOPT_CONNECTTIMEOUT_MS")
+        try check(muster_curl_setopt_long(handle, CURLOPT_SERVER_RESPONSE_TIMEOUT, max(1, settings.responseTimeout)), "CURLOPT_SERVER_RESPONSE_TIMEOUT")
+        try check(muster_curl_setopt_long(handle, CURLOPT_TIMEOUT_MS, max(0, Int(settings.transferTimeout * 1000))), "CURLOPT_TIMEOUT_MS")
+        try check(muster_curl_setopt_long(handle, CURLOPT_SSL_VERIFYPEER, 1), "CURLOPT_SSL_VERIFYPEER")
+        try check(muster_curl_setopt_long(handle, CURLOPT_SSL_VERIFYHOST, 2), "CURLOPT_SSL_VERIFYHOST")
+        if settings.security == .smtp {
+            let level: curl_usessl
+            switch settings.starttls {
+            case .required: level = CURLUSESSL_ALL
+            case .optional: level = CURLUSESSL_TRY
+            case .never: level = CURLUSESSL_NONE
+            }
+            try check(muster_curl_setopt_long(handle, CURLOPT_USE_SSL, Int(level.rawValue)), "CURLOPT_USE_SSL")
+        }
+        if let caFile = settings.caFile {
+            try check(muster_curl_setopt_string(handle, CURLOPT_CAINFO, caFile), "CURLOPT_CAINFO")
+        }
+        if let username = settings.username {
+            try check(muster_curl_setopt_string(handle, CURLOPT_USERNAME, username), "CURLOPT_USERNAME")
+            try check(muster_curl_setopt_string(handle, CURLOPT_PASSWORD, settings.password ?? ""), "CURLOPT_PASSWORD")
+        }
+        try check(muster_curl_setopt_write_callback(handle, CURLOPT_HEADERFUNCTION, replyHeaderCallback), "CURLOPT_HEADERFUNCTION")
+        try check(muster_curl_setopt_pointer(handle, CURLOPT_HEADERDATA, Unmanaged.passUnretained(replies).toOpaque()), "CURLOPT_HEADERDATA")
+        try check(muster_curl_setopt_write_callback(handle, CURLOPT_WRITEFUNCTION, discardWriteCallback), "CURLOPT_WRITEFUNCTION")
+        if settings.verbose { try check(muster_curl_setopt_long(handle, CURLOPT_VERBOSE, 1), "CURLOPT_VERBOSE") }
+    }
+
+    /// Refuses anything libcurl would pass through into the SMTP dialogue unchecked.
+    static func validateEnvelope(_ address: String, command: String) throws(SMTPError) {
+        do {
+            let parsed = try MailAddress(address: address, header: command)
+            guard parsed.address == address else {
+                throw SMTPError.invalidEnvelope("\(command) address must be in ASCII form: \(MessageError.printable(address))")
+            }
+        } catch let error as MessageError {
+            throw .invalidEnvelope(error.localizedDescription)
+        } catch {
+            throw error as? SMTPError ?? .invalidEnvelope("\(command): \(error)")
+        }
+    }
+
+    static func responseCode(_ handle: UnsafeMutableRawPointer) -> Int {
+        var code = 0
+        _ = muster_curl_getinfo_long(handle, CURLINFO_RESPONSE_CODE, &code)
+        return code
+    }
+
+    /// Turns a failed `curl_easy_perform` into the classification the blast engine uses.
+    static func classify(_ result: CURLcode, handle: UnsafeMutableRawPointer, errorBuffer: UnsafeMutablePointer<CChar>,
+                         replies: ReplyCollector, bodyFullySent: Bool) -> SMTPError {
+        let code = responseCode(handle)
+        var detail = String(cString: errorBuffer)
+        if detail.isEmpty { detail = String(cString: curl_easy_strerror(result)) }
+        // On failure libcurl also sends QUIT, so the 221 reply may follow the one that matters.
+        let reply = replies.all.last { $0.code == code }
+        let failure = SMTPFailure(replyCode: code > 0 ? code : nil,
+                                  replyText: reply?.text,
+                                  curlCode: Int(result.rawValue), detail: detail)
+        switch result {
+        case CURLE_COULDNT_RESOLVE_HOST, CURLE_COULDNT_RESOLVE_PROXY, CURLE_COULDNT_CONNECT:
+            return .relayUnreachable(failure)
+        case CURLE_LOGIN_DENIED, CURLE_AUTH_ERROR:
+            return .authFailed(failure)
+        case CURLE_PEER_FAILED_VERIFICATION, CURLE_SSL_CONNECT_ERROR, CURLE_SSL_CACERT_BADFILE, CURLE_SSL_CERTPROBLEM,
+             CURLE_SSL_CIPHER, CURLE_USE_SSL_FAILED, CURLE_SSL_ISSUER_ERROR, CURLE_SSL_CRL_BADFILE,
+             CURLE_SSL_PINNEDPUBKEYNOTMATCH, CURLE_SSL_INVALIDCERTSTATUS, CURLE_SSL_ENGINE_NOTFOUND,
+             CURLE_SSL_ENGINE_SETFAILED, CURLE_SSL_ENGINE_INITFAILED, CURLE_SSL_SHUTDOWN_FAILED:
+            return .tlsFailed(failure)
+        case CURLE_OPERATION_TIMEDOUT:
+            if bodyFullySent { return .outcomeUnknown(failure) }
+            if detail.hasPrefix("Connection timed out") || detail.hasPrefix("Resolving timed out") {
+                return .relayUnreachable(failure)
+            }
+            return .transient(failure)
+        default:
+            break
+        }
+        switch code {
+        case 530, 538:
+            // 530 is "authentication required" (RFC 4954) or "must issue STARTTLS first".
+            let text = (failure.replyText ?? "").uppercased()
+            return text.contains("STARTTLS") || text.contains("TLS") ? .tlsFailed(failure) : .authFailed(failure)
+        case 534, 535:
+            return .authFailed(failure)
+        case 500...599:
+            return .permanent(failure)
+        case 400...499:
+            return .transient(failure)
+        default:
+            return bodyFullySent ? .outcomeUnknown(failure) : .transient(failure)
+        }
+    }
+}

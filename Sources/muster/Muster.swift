@@ -23,6 +23,7 @@ struct Muster: ParsableCommand {
         subcommands: [
             Init.self, New.self, List.self, Check.self,
             Sign.self, Forget.self, Unsubscribe.self, Verify.self, Report.self,
+            Mail.self, Smtp.self,
         ]
     )
 }

@@ -62,8 +62,8 @@ enum Console {
 
     static func line(_ text: String) { out(text + "\n") }
 
-    static func error(_ text: String) {
-        FileHandle.standardError.write(Data((text + "\n").utf8))
+    static func error(_ text: String, newline: Bool = true) {
+        FileHandle.standardError.write(Data((text + (newline ? "\n" : "")).utf8))
     }
 
     /// Prints `value` as one JSON object on stdout.

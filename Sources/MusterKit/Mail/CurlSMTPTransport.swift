@@ -73,7 +73,11 @@ public final class CurlSMTPTransport: MailTransport {
             let last = replies.last
             return SMTPReceipt(replyCode: code, replyText: last?.code == code ? last?.text ?? "" : "")
         }
-        throw Curl.classify(result, handle: handle, errorBuffer: errorBuffer, replies: replies, bodyFullySent: body.finished)
+        // libcurl stops reading once it has the announced size, so "every byte handed over"
+        // is the sign that the message (and its final dot) went out; a failure after that
+        // leaves the outcome unknown.
+        throw Curl.classify(result, handle: handle, errorBuffer: errorBuffer, replies: replies,
+                            bodyFullySent: body.finished || body.offset == body.bytes.count)
     }
 }
 

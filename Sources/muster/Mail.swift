@@ -1,0 +1,374 @@
+import ArgumentParser
+import Foundation
+import MusterKit
+
+extension Muster {
+    struct Mail: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Preview, send and follow mail blasts.",
+            discussion: """
+                Templates are campaigns/<slug>/emails/<name>.md: YAML front matter (subject,
+                audience: signers|consenting|targets, optional reply_to and consent) and a
+                Mustache body written in Markdown. Every (template, recipient) is recorded in
+                the ledger's outbox, so a recipient gets a template once however often you
+                run `mail send`.
+                """,
+            subcommands: [Preview.self, Send.self, Status.self])
+    }
+}
+
+/// What the mail commands share: the campaign, its manifest, the workspace settings and the ledger.
+struct MailContext {
+    let run: RunContext
+    let campaign: Campaign
+    let manifest: Manifest
+    let settings: WorkspaceSettings
+    let ledger: Ledger
+
+    init(_ options: CampaignOptions) throws {
+        run = try RunContext.make(options.workspaceOptions)
+        campaign = try run.campaign(options)
+        manifest = try run.manifest(campaign)
+        let (settings, diagnostics) = WorkspaceSettings.load(run.workspace)
+        guard let settings else {
+            throw MusterError(.badInput, "muster.yaml is invalid", details: diagnostics.map(\.description))
+        }
+        self.settings = settings
+        guard let ledger = try Ledger.open(campaign.ledgerURL, create: true) else { throw MusterError.failure("cannot open the ledger") }
+        self.ledger = ledger
+    }
+
+    func blast(_ template: String) throws -> Blast {
+        try Blast(campaign: campaign, manifest: manifest, settings: settings, ledger: ledger, templateName: template, clock: run.clock)
+    }
+
+    /// SMTP settings from muster.yaml and the environment (which wins).
+    func smtpSettings() throws -> SMTPSettings {
+        var caFile = settings.smtpCAFile
+        if let file = caFile, !file.hasPrefix("/") { caFile = run.workspace.root.appendingPathComponent(file).path }
+        let config = SMTPConfig(url: settings.smtpURL, starttls: settings.smtpStartTLS.flatMap(STARTTLSPolicy.init(rawValue:)),
+                                username: settings.smtpUsername?.isEmpty == true ? nil : settings.smtpUsername, caFile: caFile)
+        do {
+            return try SMTPSettings.resolve(config: config)
+        } catch {
+            throw MusterError.usage(error.localizedDescription)
+        }
+    }
+
+    /// The audience member with `email`, or a sample signer writing from that address.
+    func recipient(for email: String?, in blast: Blast) throws -> Recipient {
+        let people = try blast.audience()
+        if let email {
+            let key = try ledger.recipientKey(email: email)
+            if let signer = people.first(where: { $0.key == key }) { return signer }
+            return try blast.sampleRecipient(email: email)
+        }
+        if let first = people.first { return first }
+        return try blast.sampleRecipient(email: "sam.sample@example.org")
+    }
+}
+
+extension Muster.Mail {
+    struct Preview: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Print the exact message one recipient would get.",
+            discussion: "Without --to, the first recipient of the template's audience (or a sample signer when there is none). The output is the raw RFC 5322 message, CRLF line endings included.")
+
+        @Argument(help: "The template: a file name in emails/ without .md.")
+        var template: String
+
+        @Option(help: ArgumentHelp("Render for this signer (or a sample signer at this address).", valueName: "EMAIL"))
+        var to: String?
+
+        @OptionGroup var campaignOptions: CampaignOptions
+        @OptionGroup var output: OutputOptions
+
+        struct Rendered: Encodable {
+            let to: String
+            let subject: String
+            let message_id: String
+            let message: String
+        }
+
+        func run() throws {
+            try reportingErrors {
+                let context = try MailContext(campaignOptions)
+                let blast = try context.blast(template)
+                let message = try blast.render(try context.recipient(for: to, in: blast))
+                if output.json {
+                    return Console.json(Rendered(to: message.envelopeTo, subject: message.subject, message_id: message.messageID,
+                                                 message: String(decoding: message.bytes, as: UTF8.self)))
+                }
+                FileHandle.standardOutput.write(Data(message.bytes))
+            }
+        }
+    }
+
+    struct Send: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Send a template to its whole audience, through the outbox.",
+            discussion: """
+                Prints the plan (audience, recipients, already sent, to send, first subject) and
+                asks for confirmation on a terminal; --yes skips it (and is required when not on
+                a terminal). Rerunning sends only what is left. A message whose outcome was lost
+                (crash or dropped connection after the data was sent) is marked unknown and is
+                resent only with --retry-unknown. 4xx replies and dropped connections are retried
+                with exponential backoff; 5xx replies are permanent failures.
+
+                Exit codes: 0 done; 75 some messages are still deferred (run again later);
+                69 the relay cannot be reached; 64 no --yes without a terminal.
+
+                Examples:
+                  muster mail send thank-you --to me@example.org      # one test message to yourself
+                  muster mail send thank-you --dry-run --out preview/  # .eml files, no network
+                  muster mail send thank-you --limit 100 --rate 10/s --yes
+                """)
+
+        @Argument(help: "The template: a file name in emails/ without .md.")
+        var template: String
+
+        @Flag(help: "Write .eml files to --out instead of sending; touches no network and no outbox.")
+        var dryRun = false
+
+        @Option(help: ArgumentHelp("With --dry-run: the folder for the .eml files.", valueName: "DIR"))
+        var out: String?
+
+        @Option(help: "Send at most N messages in this run.")
+        var limit: Int?
+
+        @Option(help: ArgumentHelp("At most N messages per second, e.g. 10/s.", valueName: "N/s"))
+        var rate: String?
+
+        @Option(help: "Parallel SMTP connections (default 4).")
+        var connections: Int = 4
+
+        @Option(help: ArgumentHelp("Send one test message to EMAIL (rendered for that signer, or a sample one); no outbox.", valueName: "EMAIL"))
+        var to: String?
+
+        @Flag(help: "Also resend messages whose outcome was lost in an earlier run (may double-send those).")
+        var retryUnknown = false
+
+        @Flag(help: "Send without asking.")
+        var yes = false
+
+        @OptionGroup var campaignOptions: CampaignOptions
+        @OptionGroup var output: OutputOptions
+
+        func validate() throws {
+            if dryRun && out == nil { throw ValidationError("--dry-run needs --out DIR for the .eml files") }
+            if out != nil && !dryRun { throw ValidationError("--out goes with --dry-run") }
+            if let limit, limit < 1 { throw ValidationError("--limit must be at least 1") }
+            if !(1...64).contains(connections) { throw ValidationError("--connections must be between 1 and 64") }
+            if let rate, Self.parseRate(rate) == nil { throw ValidationError("--rate takes N/s, e.g. 10/s or 0.5/s; got '\(rate)'") }
+        }
+
+        static func parseRate(_ text: String) -> Double? {
+            let number = text.hasSuffix("/s") ? String(text.dropLast(2)) : text
+            guard let value = Double(number), value > 0, value.isFinite else { return nil }
+            return value
+        }
+
+        struct TestSend: Encodable {
+            let status: String
+            let to: String
+            let reply: String
+        }
+
+        struct DryRun: Encodable {
+            let written: Int
+            let folder: String
+            let sent: Int
+            let deferred: Int
+            let failed: Int
+            let unknown: Int
+            let queued: Int
+        }
+
+        func run() throws {
+            try reportingErrors {
+                let context = try MailContext(campaignOptions)
+                let blast = try context.blast(template)
+                if let to { return try testSend(to: to, blast: blast, context: context) }
+                if dryRun { return try writeFiles(blast: blast, context: context) }
+
+                var request = BlastRequest(template: template, limit: limit, connections: connections,
+                                           ratePerSecond: rate.flatMap(Self.parseRate), retryUnknown: retryUnknown)
+                if let backoff = ProcessInfo.processInfo.environment["MUSTER_BACKOFF_SECONDS"].flatMap(Double.init) {
+                    request.backoff = backoff
+                }
+                let plan = try blast.plan(request)
+                let settings = try context.smtpSettings()
+                let describe = "\(plan.toSend) message\(plan.toSend == 1 ? "" : "s") of '\(plan.template)' to \(plan.audience) via \(settings.host):\(settings.port)"
+                Console.error("plan: \(plan.recipients) recipient\(plan.recipients == 1 ? "" : "s") (\(plan.audience)), \(plan.alreadySent) already sent, \(plan.toSend) to send" + (plan.unknown > 0 ? ", \(plan.unknown) unknown (resent only with --retry-unknown)" : "") + (plan.failed > 0 ? ", \(plan.failed) failed earlier" : ""))
+                if let subject = plan.firstSubject { Console.error("first subject: \(subject)") }
+                if plan.toSend == 0 {
+                    let summary = BlastSummary(template: template)
+                    if output.json { Console.json(summary) } else { Console.line("nothing to send") }
+                    return
+                }
+                if !yes {
+                    guard Console.stdinIsTerminal else {
+                        throw MusterError.usage("not on a terminal: add --yes to send \(describe)")
+                    }
+                    Console.error("Send \(describe)? [y/N] ", newline: false)
+                    guard let answer = readLine(), ["y", "yes"].contains(answer.lowercased()) else {
+                        Console.error("nothing sent")
+                        return
+                    }
+                }
+                let display = ProgressDisplay(enabled: isatty(STDERR_FILENO) == 1)
+                let signals = DispatchSource.makeSignalSource(signal: SIGINT, queue: .global())
+                signal(SIGINT, SIG_IGN)
+                signals.setEventHandler { blast.requestStop() }
+                signals.resume()
+                defer { signals.cancel(); signal(SIGINT, SIG_DFL) }
+                let summary: BlastSummary
+                do {
+                    summary = try blast.run(request, makeTransport: { try CurlSMTPTransport(settings: settings) },
+                                            onProgress: { display.show($0) })
+                } catch let stopped as BlastStopped {
+                    display.finish()
+                    if output.json { Console.json(stopped.summary) }
+                    throw stopped.error
+                }
+                display.finish()
+                if output.json {
+                    Console.json(summary)
+                } else {
+                    Console.line("sent \(summary.sent), deferred \(summary.deferred), failed \(summary.failed), unknown \(summary.unknown), still queued \(summary.queued) (\(String(format: "%.1f", summary.seconds)) s, \(Int(summary.rate))/s)")
+                    if summary.failed + summary.unknown + summary.deferred > 0 { Console.line("details: muster mail status \(template)") }
+                }
+                if summary.stoppedBecause == "interrupted" { throw ExitCode(130) }
+                if summary.deferred > 0 { throw ExitCode(ExitStatus.temporary.rawValue) }
+            }
+        }
+
+        private func testSend(to: String, blast: Blast, context: MailContext) throws {
+            let recipient = try context.recipient(for: to, in: blast)
+            var message = try blast.render(recipient)
+            message.envelopeTo = try EmailAddress.canonical(to)
+            let settings = try context.smtpSettings()
+            do {
+                let transport = try CurlSMTPTransport(settings: settings)
+                let receipt = try transport.send(message)
+                if output.json { return Console.json(TestSend(status: "sent", to: to, reply: "\(receipt.replyCode) \(receipt.replyText)")) }
+                Console.line("sent a test of '\(template)' to \(to) (\(receipt.replyCode) \(receipt.replyText))")
+            } catch {
+                if case .relayUnreachable = error { throw MusterError(.relayUnreachable, error.localizedDescription) }
+                if error.isRetryable { throw MusterError(.temporary, error.localizedDescription) }
+                throw MusterError.failure(error.localizedDescription)
+            }
+        }
+
+        private func writeFiles(blast: Blast, context: MailContext) throws {
+            let folder = URL(fileURLWithPath: out!, isDirectory: true)
+            let fm = FileManager.default
+            var isDirectory: ObjCBool = false
+            if fm.fileExists(atPath: folder.path, isDirectory: &isDirectory) {
+                guard isDirectory.boolValue else { throw MusterError.usage("--out \(out!) is a file, not a folder") }
+                if let existing = try? fm.contentsOfDirectory(atPath: folder.path), existing.contains(where: { $0.hasSuffix(".eml") }) {
+                    throw MusterError.usage("--out \(out!) already holds .eml files; choose an empty folder")
+                }
+            } else {
+                do {
+                    try fm.createDirectory(at: folder, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+                } catch {
+                    throw MusterError.failure("cannot create \(out!): \(error.localizedDescription)")
+                }
+            }
+            let people = try blast.audience()
+            var done: Set<OutboxState> = [.sent]
+            if !retryUnknown { done.insert(.unknown) }
+            let sent = Set(try context.ledger.outboxRows(template: template, states: done).map(\.recipient))
+            var written = 0
+            for person in people where !sent.contains(person.key) {
+                if let limit, written >= limit { break }
+                let message = try blast.render(person)
+                written += 1
+                let file = folder.appendingPathComponent(String(format: "%05d.eml", written))
+                try FileWriter.writeAtomically(Data(message.bytes), to: file, permissions: 0o600)
+            }
+            if output.json { return Console.json(DryRun(written: written, folder: folder.path, sent: 0, deferred: 0, failed: 0, unknown: 0, queued: written)) }
+            Console.line("wrote \(written) message\(written == 1 ? "" : "s") to \(folder.path) (nothing sent)")
+        }
+    }
+
+    struct Status: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Per-template counts: queued, sent, deferred, failed, unknown.")
+
+        @Argument(help: "One template (default: all).")
+        var template: String?
+
+        @Flag(help: "List the failed, deferred and unknown messages with the relay's reply.")
+        var details = false
+
+        @OptionGroup var campaignOptions: CampaignOptions
+        @OptionGroup var output: OutputOptions
+
+        struct Listing: Encodable {
+            let templates: [String: OutboxCounts]
+            let queued: Int, sent: Int, deferred: Int, failed: Int, unknown: Int
+        }
+
+        func run() throws {
+            try reportingErrors {
+                let context = try MailContext(campaignOptions)
+                if let template { _ = try MailTemplates.load(template, campaign: context.campaign, manifest: context.manifest) }
+                let counts = try context.ledger.outboxCounts(template: template)
+                var total = OutboxCounts()
+                for value in counts.values {
+                    total.queued += value.queued + value.sending
+                    total.sent += value.sent
+                    total.deferred += value.deferred
+                    total.failed += value.failed
+                    total.unknown += value.unknown
+                }
+                if output.json {
+                    return Console.json(Listing(templates: counts, queued: total.queued, sent: total.sent, deferred: total.deferred, failed: total.failed, unknown: total.unknown))
+                }
+                if counts.isEmpty { return Console.line("no mail sent yet") }
+                let width = max(8, counts.keys.map(\.count).max() ?? 0)
+                Console.line("template".padding(toLength: width, withPad: " ", startingAt: 0) + "    queued      sent  deferred    failed   unknown")
+                for (name, value) in counts.sorted(by: { $0.key < $1.key }) {
+                    let cells = [value.queued + value.sending, value.sent, value.deferred, value.failed, value.unknown].map { String(format: "%10d", $0) }.joined()
+                    Console.line(name.padding(toLength: width, withPad: " ", startingAt: 0) + cells)
+                    if details {
+                        for row in try context.ledger.outboxRows(template: name, states: [.failed, .deferred, .unknown]) {
+                            Console.line("  \(row.state.rawValue): entry \(row.signature.map(String.init) ?? "target") after \(row.attempts) attempt\(row.attempts == 1 ? "" : "s"): \(row.reply ?? "")")
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The blast's progress: a bar redrawn in place on a terminal, a line every few seconds otherwise.
+final class ProgressDisplay: @unchecked Sendable {
+    private let enabled: Bool
+    private let lock = NSLock()
+    private var lastLine = Date.distantPast
+    private var drawn = false
+
+    init(enabled: Bool) { self.enabled = enabled }
+
+    func show(_ progress: BlastProgress) {
+        lock.withLock {
+            let remaining = max(0, progress.total - progress.done)
+            let eta = progress.rate > 0 ? Int(Double(remaining) / progress.rate) : 0
+            let text = "\(progress.done)/\(progress.total) · sent \(progress.sent) · failed \(progress.failed) · unknown \(progress.unknown) · deferred \(progress.deferred) · \(Int(progress.rate))/s · ETA \(eta / 60):\(String(format: "%02d", eta % 60))"
+            if enabled {
+                let bar = TextBar.horizontal(fraction: progress.total == 0 ? 1 : Double(progress.done) / Double(progress.total), width: 24)
+                FileHandle.standardError.write(Data("\r\u{1B}[K\(bar) \(text)".utf8))
+                drawn = true
+            } else if Date().timeIntervalSince(lastLine) >= 5 || progress.done == progress.total {
+                lastLine = Date()
+                FileHandle.standardError.write(Data("progress: \(text)\n".utf8))
+            }
+        }
+    }
+
+    func finish() {
+        lock.withLock { if drawn { FileHandle.standardError.write(Data("\n".utf8)); drawn = false } }
+    }
+}

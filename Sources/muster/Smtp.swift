@@ -1,0 +1,60 @@
+import ArgumentParser
+import Foundation
+import MusterKit
+
+extension Muster {
+    struct Smtp: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Test the SMTP relay.", subcommands: [CheckRelay.self])
+    }
+}
+
+extension Muster.Smtp {
+    struct CheckRelay: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "check",
+            abstract: "Connect, EHLO, STARTTLS and AUTH against the configured relay; send nothing.",
+            discussion: "Settings come from muster.yaml's smtp section and MUSTER_SMTP_URL, MUSTER_SMTP_USERNAME, MUSTER_SMTP_PASSWORD (which win). Exit 69 when the relay cannot be reached.")
+
+        @OptionGroup var workspaceOptions: WorkspaceOptions
+        @OptionGroup var output: OutputOptions
+
+        struct Result: Encodable {
+            let ok: Bool
+            let relay: String
+            let tls: Bool
+            let authenticated: Bool
+            let greeting: String
+            let capabilities: [String]
+        }
+
+        func run() throws {
+            try reportingErrors {
+                let context = try RunContext.make(workspaceOptions)
+                let (settings, diagnostics) = WorkspaceSettings.load(context.workspace)
+                guard let settings else { throw MusterError(.badInput, "muster.yaml is invalid", details: diagnostics.map(\.description)) }
+                var caFile = settings.smtpCAFile
+                if let file = caFile, !file.hasPrefix("/") { caFile = context.workspace.root.appendingPathComponent(file).path }
+                let smtp: SMTPSettings
+                do {
+                    smtp = try SMTPSettings.resolve(config: SMTPConfig(url: settings.smtpURL, starttls: settings.smtpStartTLS.flatMap(STARTTLSPolicy.init(rawValue:)),
+                                                                       username: settings.smtpUsername?.isEmpty == true ? nil : settings.smtpUsername, caFile: caFile))
+                } catch {
+                    throw MusterError.usage(error.localizedDescription)
+                }
+                do {
+                    let report = try smtpCheck(settings: smtp)
+                    if output.json {
+                        return Console.json(Result(ok: true, relay: "\(smtp.host):\(smtp.port)", tls: report.tls, authenticated: report.authenticated, greeting: report.greeting, capabilities: report.capabilities))
+                    }
+                    Console.line("ok: \(smtp.host):\(smtp.port) answered; TLS \(report.tls ? "on" : "off"); \(report.authenticated ? "authenticated as \(smtp.username ?? "")" : "no authentication"); nothing sent")
+                } catch let error as SMTPError {
+                    switch error {
+                    case .relayUnreachable: throw MusterError(.relayUnreachable, error.localizedDescription)
+                    case .transient: throw MusterError(.temporary, error.localizedDescription)
+                    default: throw MusterError.failure(error.localizedDescription)
+                    }
+                }
+            }
+        }
+    }
+}

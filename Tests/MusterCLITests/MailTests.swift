@@ -1,0 +1,244 @@
+import Foundation
+import Testing
+
+/// The loopback SMTP server of Tests/support/smtp_server.py (aiosmtpd), for one test.
+final class TestRelay {
+    let process = Process()
+    let spool: URL
+    let port: Int
+    private let stdin = Pipe()
+
+    static var available: Bool {
+        let check = Process()
+        check.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        check.arguments = ["python3", "-c", "import aiosmtpd"]
+        check.standardError = FileHandle.nullDevice
+        try? check.run()
+        check.waitUntilExit()
+        return check.terminationStatus == 0
+    }
+
+    init(_ arguments: [String] = [], in sandbox: Sandbox) throws {
+        spool = sandbox.root.appendingPathComponent("spool-\(UUID().uuidString.prefix(8))")
+        try FileManager.default.createDirectory(at: spool, withIntermediateDirectories: true)
+        let script = MusterBinary.packageRoot.appendingPathComponent("Tests/support/smtp_server.py")
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = ["python3", script.path, "--spool", spool.path, "--exit-on-stdin-eof"] + arguments
+        let out = Pipe()
+        process.standardOutput = out
+        process.standardInput = stdin
+        try process.run()
+        let line = String(decoding: out.fileHandleForReading.availableData, as: UTF8.self)
+        port = try #require(Int(line.trimmingCharacters(in: .whitespacesAndNewlines)), "server did not start: \(line)")
+    }
+
+    deinit {
+        try? stdin.fileHandleForWriting.close()
+        process.terminate()
+        process.waitUntilExit()
+    }
+
+    var url: String { "smtp://127.0.0.1:\(port)" }
+
+    /// Message `index` as Python's email package reads it (headers decoded, parts decoded).
+    func parsed(_ index: Int) throws -> (subject: String, text: String, html: String, defects: [String]) {
+        let names = try FileManager.default.contentsOfDirectory(atPath: spool.path).filter { $0.hasSuffix(".eml") }.sorted()
+        let script = MusterBinary.packageRoot.appendingPathComponent("Tests/support/parse_message.py")
+        let result = try Sandbox.run(URL(fileURLWithPath: "/usr/bin/env"), ["python3", script.path, spool.appendingPathComponent(names[index]).path], in: spool)
+        let object = try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any] ?? [:]
+        let headers = object["headers"] as? [String: [String]] ?? [:]
+        let parts = object["parts"] as? [[String: Any]] ?? []
+        let text = parts.first { $0["content_type"] as? String == "text/plain" }?["text"] as? String ?? ""
+        let html = parts.first { $0["content_type"] as? String == "text/html" }?["text"] as? String ?? ""
+        return (headers["Subject"]?.first ?? "", text, html, object["defects"] as? [String] ?? [])
+    }
+
+    /// The envelopes received, in order: (recipients, raw message).
+    func received() throws -> [(to: [String], raw: String, note: String)] {
+        let names = try FileManager.default.contentsOfDirectory(atPath: spool.path).filter { $0.hasSuffix(".json") }.sorted()
+        return try names.map { name in
+            let meta = try JSONSerialization.jsonObject(with: Data(contentsOf: spool.appendingPathComponent(name))) as? [String: Any] ?? [:]
+            let raw = try String(contentsOf: spool.appendingPathComponent(name.replacingOccurrences(of: ".json", with: ".eml")), encoding: .utf8)
+            return (meta["rcpt_tos"] as? [String] ?? [], raw, meta["note"] as? String ?? "")
+        }
+    }
+}
+
+@Suite(.enabled(if: TestRelay.available, "needs python3 with aiosmtpd (make test installs it)"))
+struct MailTests {
+    static let manifest = """
+        title: Fair rates
+        goal: 10
+        sender: "Fair Rates Collective <hello@fairrates.example>"
+        targets:
+          - name: "Agency Board"
+            email: board@agencies.example
+        fields:
+          - name: region
+            required: true
+            personal: false
+        consent:
+          updates: "Keep me informed"
+        """
+
+    static func workspace(signers: [(String, String, Bool)]) throws -> Sandbox {
+        let box = try Sandbox.withCampaign(manifest: manifest)
+        try box.write("muster.yaml", "sender: \"Fair Rates <hello@fairrates.example>\"\nsmtp:\n  url: smtp://127.0.0.1:9\n  starttls: never\n")
+        try box.write("campaigns/fair-rates/emails/thanks.md", """
+            ---
+            subject: "Thank you, {{first_name}}!"
+            audience: signers
+            ---
+            Hi {{first_name}} ({{name}}), you signed **{{campaign.title}}** from {{region}}: we are {{campaign.count}}.
+            """)
+        try box.write("campaigns/fair-rates/emails/news.md", "---\nsubject: \"News\"\naudience: consenting\n---\nNews for {{name}}.\n")
+        try box.write("campaigns/fair-rates/emails/deliver.md", "---\nsubject: \"Petition: {{campaign.count}} signatures\"\naudience: targets\n---\nDear {{name}}, here is our petition.\n")
+        for (name, email, consent) in signers {
+            let result = try box.run(["sign", "--name", name, "--email", email, "--field", "region=Lyon"] + (consent ? ["--consent", "updates"] : []))
+            try #require(result.status == 0, "\(result)")
+        }
+        return box
+    }
+
+    func env(_ relay: TestRelay) -> [String: String] { ["MUSTER_SMTP_URL": relay.url, "MUSTER_BACKOFF_SECONDS": "0.05"] }
+
+    @Test func blastSendsOncePerRecipientAndNeverToTheForgottenOrUnsubscribed() throws {
+        let box = try Self.workspace(signers: [
+            ("Ana Lima", "ana@example.org", true), ("Zoé <script>alert(1)</script>", "zoe@bücher.example", false),
+            ("Bo", "bo@example.org", true), ("Gone", "gone@example.org", true), ("Out", "out@example.org", true),
+        ])
+        #expect(try box.run(["forget", "gone@example.org"]).status == 0)
+        #expect(try box.run(["unsubscribe", "out@example.org"]).status == 0)
+        let relay = try TestRelay(in: box)
+
+        let refused = try box.run(["mail", "send", "thanks"], environment: env(relay))
+        #expect(refused.status == 64, "no --yes without a terminal: \(refused)")
+        #expect(try relay.received().isEmpty)
+
+        let send = try box.run(["mail", "send", "thanks", "--yes", "--json"], environment: env(relay))
+        #expect(send.status == 0, "\(send)")
+        let summary = try send.json()
+        #expect(summary["sent"] as? Int == 3)
+        #expect(summary["failed"] as? Int == 0)
+        #expect(send.stderr.contains("plan: 3 recipients (signers), 0 already sent, 3 to send"))
+        #expect(send.stderr.contains("first subject: Thank you, Ana!"))
+
+        let messages = try relay.received()
+        #expect(Set(messages.map(\.to)) == [["ana@example.org"], ["zoe@xn--bcher-kva.example"], ["bo@example.org"]])
+        let zoe = try #require(messages.first { $0.to == ["zoe@xn--bcher-kva.example"] }).raw
+        #expect(zoe.contains("\r\n") && !zoe.replacingOccurrences(of: "\r\n", with: "").contains("\n"), "CRLF line endings only")
+        #expect(zoe.contains("Subject: =?UTF-8?Q?Thank_you=2C_Zo=C3=A9!?="), "encoded word for Zoé")
+        let parsed = try relay.parsed(try #require(messages.firstIndex { $0.to == ["zoe@xn--bcher-kva.example"] }))
+        #expect(parsed.subject == "Thank you, Zoé!")
+        #expect(parsed.html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"), "the signer's markup is escaped in HTML")
+        #expect(!parsed.html.contains("<script>"))
+        #expect(parsed.text.contains("Zoé <script>alert(1)</script>"), "and literal in the text part")
+        #expect(parsed.defects.isEmpty, "\(parsed.defects)")
+        #expect(zoe.contains("List-Unsubscribe: <mailto:hello@fairrates.example?subject=unsubscribe>"))
+        #expect(zoe.contains("List-Unsubscribe-Post: List-Unsubscribe=One-Click"))
+        #expect(!messages.contains { $0.raw.contains("gone@example.org") || $0.raw.contains("out@example.org") })
+
+        // A rerun sends nothing; the status shows three sent.
+        let again = try box.run(["mail", "send", "thanks", "--yes"], environment: env(relay))
+        #expect(again.status == 0)
+        #expect(again.stdout == "nothing to send\n")
+        #expect(try relay.received().count == 3)
+        let status = try box.run(["mail", "status", "thanks", "--json"]).json()
+        #expect(status["sent"] as? Int == 3)
+        #expect(status["queued"] as? Int == 0)
+
+        // consenting: only those who gave the consent; targets: the manifest's decision makers.
+        #expect(try box.run(["mail", "send", "news", "--yes"], environment: env(relay)).status == 0)
+        #expect(Set(try relay.received().dropFirst(3).map(\.to)) == [["ana@example.org"], ["bo@example.org"]])
+        #expect(try box.run(["mail", "send", "deliver", "--yes"], environment: env(relay)).status == 0)
+        let delivered = try relay.received().last!
+        #expect(delivered.to == ["board@agencies.example"])
+        #expect(delivered.raw.contains("Subject: Petition: 5 signatures"))
+        #expect(try box.run(["verify"]).status == 0)
+    }
+
+    @Test func relayFaultsAreRetriedFailedOrUnknownAndNobodyElseIsAffected() throws {
+        let box = try Self.workspace(signers: [
+            ("Ana", "ana@example.org", true), ("Rejected", "rejected@example.org", true),
+            ("Later", "later@example.org", true), ("Dropped", "dropped@example.org", true), ("Bo", "bo@example.org", true),
+        ])
+        let relay = try TestRelay(["--reject-rcpt", "^rejected@", "--tempfail-data", "^later@", "--drop-after-dot", "^dropped@"], in: box)
+        let send = try box.run(["mail", "send", "thanks", "--yes", "--json", "--connections", "2"], environment: env(relay))
+        #expect(send.status == 75, "deferred messages remain: \(send)")
+        let summary = try send.json()
+        #expect(summary["sent"] as? Int == 2)
+        #expect(summary["failed"] as? Int == 1)
+        #expect(summary["unknown"] as? Int == 1)
+        #expect(summary["deferred"] as? Int == 1)
+        let details = try box.run(["mail", "status", "thanks", "--details"])
+        #expect(details.stdout.contains("failed: entry 2 after 1 attempt: 550"), "\(details)")
+        #expect(details.stdout.contains("deferred: entry 3 after 5 attempts: 451"), "\(details)")
+        #expect(details.stdout.contains("unknown: entry 4 after 1 attempt"), "\(details)")
+        let delivered = try relay.received().filter { $0.note == "accepted" }.map(\.to)
+        #expect(Set(delivered) == [["ana@example.org"], ["bo@example.org"]])
+
+        // A rerun retries the deferred one only; --retry-unknown resends the unknown one.
+        let rerun = try box.run(["mail", "send", "thanks", "--yes", "--json"], environment: env(relay))
+        #expect(try rerun.json()["sent"] as? Int == 0)
+        #expect(try relay.received().filter { $0.to == ["dropped@example.org"] }.count == 1)
+        _ = try box.run(["mail", "send", "thanks", "--yes", "--retry-unknown"], environment: env(relay))
+        #expect(try relay.received().filter { $0.to == ["dropped@example.org"] }.count == 2, "resent only on request")
+        #expect(try relay.received().filter { $0.to == ["ana@example.org"] }.count == 1, "nobody else got a second copy")
+    }
+
+    @Test func unreachableRelayExits69AndSendsNothing() throws {
+        let box = try Self.workspace(signers: [("Ana", "ana@example.org", true)])
+        let send = try box.run(["mail", "send", "thanks", "--yes"], environment: ["MUSTER_SMTP_URL": "smtp://127.0.0.1:9"])
+        #expect(send.status == 69, "\(send)")
+        let status = try box.run(["mail", "status", "--json"]).json()
+        #expect(status["sent"] as? Int == 0)
+        #expect(status["unknown"] as? Int == 0)
+    }
+
+    @Test func dryRunWritesEmlFilesAndTouchesNoNetworkOrOutbox() throws {
+        let box = try Self.workspace(signers: [("Ana Lima", "ana@example.org", true), ("Bo", "bo@example.org", false)])
+        let dry = try box.run(["mail", "send", "thanks", "--dry-run", "--out", "preview"], environment: ["MUSTER_SMTP_URL": "smtp://127.0.0.1:9"])
+        #expect(dry.status == 0, "\(dry)")
+        let files = try FileManager.default.contentsOfDirectory(atPath: box.path("preview").path).sorted()
+        #expect(files == ["00001.eml", "00002.eml"])
+        let first = try String(contentsOf: box.path("preview/00001.eml"), encoding: .utf8)
+        #expect(first.contains("To: Ana Lima <ana@example.org>"))
+        #expect(first.contains("Subject: Thank you, Ana!"))
+        #expect(try box.run(["mail", "status", "--json"]).json()["sent"] as? Int == 0)
+        let preview = try box.run(["mail", "preview", "thanks", "--to", "bo@example.org"])
+        #expect(preview.status == 0)
+        #expect(preview.stdout.contains("Subject: Thank you, Bo!\r\n"))
+        #expect(preview.stdout.contains("Message-ID: <"))
+    }
+
+    @Test func killedBlastResumesWithDuplicatesOnlyAmongUnknownRows() throws {
+        let box = try Self.workspace(signers: [])
+        let fixture = MusterBinary.url.deletingLastPathComponent().appendingPathComponent("muster-fixture")
+        let filled = try Sandbox.run(fixture, [box.root.path, "fair-rates", "2000"], in: box.root)
+        try #require(filled.status == 0, "\(filled)")
+        let relay = try TestRelay(in: box)
+        let blast = try box.start(["mail", "send", "thanks", "--yes", "--connections", "4"], environment: env(relay))
+        // Let it get part of the way, then pull the plug.
+        let deadline = Date().addingTimeInterval(20)
+        while try relay.received().count < 300 && Date() < deadline { Thread.sleep(forTimeInterval: 0.02) }
+        kill(blast.processIdentifier, SIGKILL)
+        blast.waitUntilExit()
+        let before = try relay.received().count
+        #expect(before < 2000, "killed half-way")
+
+        let resume = try box.run(["mail", "send", "thanks", "--yes", "--json"], environment: env(relay))
+        #expect(resume.status == 0, "\(resume)")
+        let unknownAfterCrash = try box.sqlite("campaigns/fair-rates/ledger.sqlite",
+            "SELECT p.data FROM outbox o JOIN personal p ON p.seq = o.signature WHERE o.state = 'unknown'").stdout
+        _ = try box.run(["mail", "send", "thanks", "--yes", "--retry-unknown"], environment: env(relay))
+
+        var copies: [String: Int] = [:]
+        for message in try relay.received() { copies[message.to.first ?? "", default: 0] += 1 }
+        #expect(copies.count == 2000, "every recipient received the message")
+        for (address, count) in copies where count > 1 {
+            #expect(unknownAfterCrash.contains("\"\(address)\""), "\(address) got \(count) copies but was not unknown")
+        }
+        let status = try box.run(["mail", "status", "thanks", "--json"]).json()
+        #expect(status["sent"] as? Int == 2000)
+    }
+}

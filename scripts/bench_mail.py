@@ -1,0 +1,166 @@
+#!/usr/bin/env python3
+"""Mail benchmarks (issue: outreach mail), side by side against one local sink.
+
+Postfix's smtp-sink (so that the sink is not the bottleneck) receives, in turn:
+- muster sending N personalised messages with 8 connections (render, MIME, outbox
+  bookkeeping with a durable write before and after every message);
+- mailmerge 2.3.0 sending the same N with --no-limit (the tool a user would otherwise pick);
+- smtp-source -d -s 8 pushing N messages of the same size over 8 reused connections:
+  the most this machine and sink can take.
+Then muster's peak memory on a blast of BENCH_MAIL_BIG recipients.
+
+Writes the figures into BENCHMARKS.md between <!-- bench:mail --> markers.
+Needs: postfix (smtp-sink, smtp-source) and mailmerge==2.3.0; scripts/bench installs them.
+"""
+import csv, datetime, os, pathlib, re, shutil, socket, statistics, subprocess, sys, tempfile, time
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+MUSTER = ROOT / ".build/release/muster"
+FIXTURE = ROOT / ".build/release/muster-fixture"
+N = int(os.environ.get("BENCH_MAIL", "10000"))
+BIG = int(os.environ.get("BENCH_MAIL_BIG", "100000"))
+
+TEMPLATE = """---
+subject: "Thank you, {{first_name}}: we are {{campaign.count}}"
+audience: signers
+---
+Hi {{first_name}},
+
+Thank you for signing **{{campaign.title}}** from {{region}}. We are now {{campaign.count}}
+of the {{campaign.goal}} signatures we aim for, with {{campaign.days_left}} days to go.
+
+The fastest way to help: forward this email to one colleague who would sign too.
+
+In solidarity,
+the Fair Rates Collective
+"""
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_sink():
+    port = free_port()
+    sink = subprocess.Popen(["/usr/sbin/smtp-sink", "-u", "nobody", f"127.0.0.1:{port}", "256"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    for _ in range(100):
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return sink, port
+        except OSError:
+            time.sleep(0.05)
+    sys.exit("bench: smtp-sink did not start")
+
+
+def run_timed(args, cwd, env=None):
+    start = time.perf_counter()
+    pid = os.fork()
+    if pid == 0:
+        os.chdir(cwd)
+        fd = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(fd, 1)
+        os.dup2(fd, 2)
+        os.execvpe(str(args[0]), [str(a) for a in args], env or os.environ)
+    _, status, usage = os.wait4(pid, 0)
+    elapsed = time.perf_counter() - start
+    if status != 0:
+        sys.exit(f"bench: {' '.join(map(str, args))} exited with {status >> 8}")
+    return elapsed, usage.ru_maxrss / 1024
+
+
+def workspace(tmp, name, count, port):
+    ws = tmp / name
+    subprocess.run([MUSTER, "init", ws], check=True, capture_output=True)
+    (ws / "muster.yaml").write_text(f'sender: "Fair Rates Collective <hello@fairrates.example>"\nsmtp:\n  url: smtp://127.0.0.1:{port}\n  starttls: never\n')
+    subprocess.run([MUSTER, "new", "bench", "--title", "Fair rates for translators", "--goal", str(max(count, 1000)), "--deadline", "2027-03-31"], cwd=ws, check=True, capture_output=True)
+    (ws / "campaigns/bench/emails/thanks.md").write_text(TEMPLATE)
+    subprocess.run([FIXTURE, ws, "bench", str(count)], check=True, capture_output=True)
+    return ws
+
+
+def main():
+    for tool in ("/usr/sbin/smtp-sink", "/usr/sbin/smtp-source"):
+        if not os.path.exists(tool):
+            sys.exit(f"bench: {tool} missing (apt-get install postfix)")
+    if shutil.which("mailmerge") is None:
+        sys.exit("bench: mailmerge missing (pip install mailmerge==2.3.0)")
+    tmp = pathlib.Path(tempfile.mkdtemp(prefix="muster-bench-mail-"))
+    sink, port = start_sink()
+    try:
+        print(f"bench: {N:,} signers", file=sys.stderr)
+        ws = workspace(tmp, "ws", N, port)
+        env = dict(os.environ, MUSTER_SMTP_URL=f"smtp://127.0.0.1:{port}")
+
+        # The size of one of muster's messages, for smtp-source.
+        dry = tmp / "dry"
+        subprocess.run([MUSTER, "mail", "send", "thanks", "--dry-run", "--out", dry, "--limit", "20"], cwd=ws, check=True, capture_output=True)
+        sizes = [p.stat().st_size for p in dry.glob("*.eml")]
+        size = int(statistics.mean(sizes))
+
+        muster_t, muster_mem = run_timed([MUSTER, "mail", "send", "thanks", "--yes", "--connections", "8"], ws, env)
+        status = subprocess.run([MUSTER, "mail", "status", "thanks", "--json"], cwd=ws, capture_output=True, text=True).stdout
+        assert f'"sent":{N}' in status, status
+
+        # mailmerge on the same recipients (names and addresses from the same fixture).
+        mm = tmp / "mailmerge"
+        mm.mkdir()
+        (mm / "mailmerge_server.conf").write_text(f"[smtp_server]\nhost = 127.0.0.1\nport = {port}\n")
+        (mm / "mailmerge_template.txt").write_text(
+            "TO: {{email}}\nSUBJECT: Thank you, {{first_name}}: we are " + str(N) + "\nFROM: Fair Rates Collective <hello@fairrates.example>\n\n"
+            "Hi {{first_name}},\n\nThank you for signing Fair rates for translators from {{region}}. We are now " + str(N) + "\n"
+            "of the signatures we aim for.\n\nThe fastest way to help: forward this email to one colleague who would sign too.\n\n"
+            "In solidarity,\nthe Fair Rates Collective\n")
+        with open(mm / "mailmerge_database.csv", "w", newline="") as fh:
+            writer = csv.writer(fh)
+            writer.writerow(["email", "first_name", "region"])
+            for i in range(N):
+                writer.writerow([f"signer{i}@bench.example", "Bench", "Lyon"])
+        mailmerge_t, mailmerge_mem = run_timed(["mailmerge", "--no-dry-run", "--no-limit",
+                                                "--template", mm / "mailmerge_template.txt",
+                                                "--database", mm / "mailmerge_database.csv",
+                                                "--config", mm / "mailmerge_server.conf"], mm)
+
+        source_t, _ = run_timed(["/usr/sbin/smtp-source", "-d", "-s", "8", "-m", str(N), "-l", str(size),
+                                 "-f", "hello@fairrates.example", "-t", "signer@bench.example", f"127.0.0.1:{port}"], tmp)
+
+        print(f"bench: peak memory for {BIG:,} recipients", file=sys.stderr)
+        big = workspace(tmp, "big", BIG, port)
+        big_t, big_mem = run_timed([MUSTER, "mail", "send", "thanks", "--yes", "--connections", "8"], big, env)
+
+        rate = lambda t: N / t
+        section = f"""<!-- bench:mail -->
+## Mail: muster, mailmerge and smtp-source against one sink
+
+Measured {datetime.date.today().isoformat()} by `make bench` (scripts/bench_mail.py), release build, one
+run each in turn against the same Postfix `smtp-sink` on loopback. {N:,} personalised messages
+of about {size:,} bytes (multipart text + HTML, quoted-printable).
+
+| sender | wall time | messages/s | vs muster |
+|---|---|---|---|
+| `muster mail send thanks --yes --connections 8` (render, MIME, outbox: a durable write before and after each message) | {muster_t:.2f} s | {rate(muster_t):,.0f} | 1.00× |
+| `mailmerge --no-dry-run --no-limit` (mailmerge 2.3.0: one connection and login per message) | {mailmerge_t:.2f} s | {rate(mailmerge_t):,.0f} | {rate(mailmerge_t) / rate(muster_t):.2f}× |
+| `smtp-source -d -s 8 -m {N} -l {size}` (no rendering, no bookkeeping: the ceiling) | {source_t:.2f} s | {rate(source_t):,.0f} | {rate(source_t) / rate(muster_t):.2f}× |
+
+muster sends **{rate(muster_t) / rate(mailmerge_t):.1f}× mailmerge's rate** (target ≥ 10×) and reaches
+**{100 * rate(muster_t) / rate(source_t):.0f}% of smtp-source's** (target ≥ 40%). Peak memory:
+{muster_mem:.0f} MiB for {N:,} recipients; **{big_mem:.0f} MiB for {BIG:,} recipients** (target < 100 MB),
+which took {big_t:.1f} s ({BIG / big_t:,.0f} messages/s).
+<!-- /bench:mail -->"""
+        path = ROOT / "BENCHMARKS.md"
+        text = path.read_text()
+        if "<!-- bench:mail -->" in text:
+            text = re.sub(r"<!-- bench:mail -->.*?<!-- /bench:mail -->", section, text, flags=re.S)
+        else:
+            text = text.rstrip() + "\n\n" + section + "\n"
+        path.write_text(text)
+        print(section)
+    finally:
+        sink.terminate()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -62,7 +62,7 @@ public struct MIMEMessage: Sendable {
     public static func stableMessageID(campaign: String, template: String, recipient: String, domain: String) -> String {
         let key = [campaign, template, recipient.lowercased()].joined(separator: "\u{0}")
         let digest = SHA256.hash(data: Data(key.utf8))
-        let hex = digest.prefix(16).map { String(format: "%02x", $0) }.joined()
+        let hex = Hex.encode(digest.prefix(16))
         return "muster.\(hex)@\(domain)"
     }
 
@@ -123,7 +123,7 @@ public struct MIMEMessage: Sendable {
     /// A boundary containing `=_`, which quoted-printable output can never contain;
     /// checked against the encoded parts anyway.
     static func boundary(for messageID: String, avoiding parts: [String]) -> String {
-        let digest = SHA256.hash(data: Data(messageID.utf8)).prefix(12).map { String(format: "%02x", $0) }.joined()
+        let digest = Hex.encode(SHA256.hash(data: Data(messageID.utf8)).prefix(12))
         var boundary = "=_muster_\(digest)"
         var salt = 0
         while parts.contains(where: { $0.contains(boundary) }) {

@@ -26,7 +26,7 @@ public struct MailAddress: Sendable, Hashable, CustomStringConvertible {
     public init(displayName: String? = nil, address: String, header: String = "address") throws(MessageError) {
         try refuseLineBreaks(address, header: header)
         if let displayName { try refuseLineBreaks(displayName, header: header) }
-        let trimmed = address.trimmingCharacters(in: .whitespaces)
+        let trimmed = TextField.trimmed(address)
         guard let at = trimmed.lastIndex(of: "@") else {
             throw .invalidAddress(header: header, address: address, reason: "missing @")
         }
@@ -46,7 +46,7 @@ public struct MailAddress: Sendable, Hashable, CustomStringConvertible {
         guard local.utf8.count + 1 + ascii.utf8.count <= 254 else {
             throw .invalidAddress(header: header, address: address, reason: "address is longer than 254 characters")
         }
-        let name = displayName?.trimmingCharacters(in: .whitespaces)
+        let name = displayName.map(TextField.trimmed)
         self.displayName = (name?.isEmpty ?? true) ? nil : name
         self.localPart = local
         self.domain = ascii

@@ -57,14 +57,10 @@ struct MailContext {
 
     /// The audience member with `email`, or a sample signer writing from that address.
     func recipient(for email: String?, in blast: Blast) throws -> Recipient {
-        let people = try blast.audience()
         if let email {
-            let key = try ledger.recipientKey(email: email)
-            if let signer = people.first(where: { $0.key == key }) { return signer }
-            return try blast.sampleRecipient(email: email)
+            return try blast.audienceMember(email: email) ?? blast.sampleRecipient(email: email)
         }
-        if let first = people.first { return first }
-        return try blast.sampleRecipient(email: "sam.sample@example.org")
+        return try blast.audience(limit: 1).first ?? blast.sampleRecipient(email: "sam.sample@example.org")
     }
 }
 
@@ -276,17 +272,18 @@ extension Muster.Mail {
                     throw MusterError.failure("cannot create \(out!): \(error.localizedDescription)")
                 }
             }
-            let people = try blast.audience()
             var done: Set<OutboxState> = [.sent]
             if !retryUnknown { done.insert(.unknown) }
             let sent = Set(try context.ledger.outboxRows(template: template, states: done).map(\.recipient))
             var written = 0
-            for person in people where !sent.contains(person.key) {
-                if let limit, written >= limit { break }
+            try blast.forEachAudienceMember { person in
+                if let limit, written >= limit { return false }
+                guard !sent.contains(person.key) else { return true }
                 let message = try blast.render(person)
                 written += 1
                 let file = folder.appendingPathComponent(String(format: "%05d.eml", written))
                 try FileWriter.writeAtomically(Data(message.bytes), to: file, permissions: 0o600)
+                return true
             }
             if output.json { return Console.json(DryRun(written: written, folder: folder.path, sent: 0, deferred: 0, failed: 0, unknown: 0, queued: written)) }
             Console.line("wrote \(written) message\(written == 1 ? "" : "s") to \(folder.path) (nothing sent)")

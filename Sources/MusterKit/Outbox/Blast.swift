@@ -126,19 +126,51 @@ public final class Blast: @unchecked Sendable {
         unsubscribeURL = settings.unsubscribeURL
     }
 
-    /// The people this template goes to, now.
-    public func audience() throws -> [Recipient] {
+    /// For a `consenting` template, the consent its recipients must have given.
+    func requiredConsent() throws -> String? {
+        guard template.audience == .consenting else { return nil }
+        guard let consent = template.consent ?? (manifest.consents.count == 1 ? manifest.consents[0].key : nil) else {
+            throw MusterError.badInput("\(template.file): audience 'consenting' needs 'consent: KEY' (one of \(manifest.consents.map(\.key).joined(separator: ", ")))")
+        }
+        guard manifest.consents.contains(where: { $0.key == consent }) else {
+            throw MusterError.badInput("\(template.file): consent '\(consent)' is not declared in the manifest")
+        }
+        return consent
+    }
+
+    /// The people this template goes to, now (the whole list: for previews and tests;
+    /// blasts page through the outbox instead).
+    public func audience(limit: Int = Int.max) throws -> [Recipient] {
         switch template.audience {
-        case .signers: return try ledger.mailableSigners()
-        case .consenting:
-            guard let consent = template.consent ?? (manifest.consents.count == 1 ? manifest.consents[0].key : nil) else {
-                throw MusterError.badInput("\(template.file): audience 'consenting' needs 'consent: KEY' (one of \(manifest.consents.map(\.key).joined(separator: ", ")))")
-            }
-            guard manifest.consents.contains(where: { $0.key == consent }) else {
-                throw MusterError.badInput("\(template.file): consent '\(consent)' is not declared in the manifest")
-            }
-            return try ledger.mailableSigners(consent: consent)
-        case .targets: return try ledger.mailableTargets(manifest.targets)
+        case .signers, .consenting: return try ledger.mailableSigners(consent: requiredConsent(), limit: limit)
+        case .targets: return Array(try ledger.mailableTargets(manifest.targets).prefix(limit))
+        }
+    }
+
+    /// Calls `body` for each audience member in order, a page at a time; stops when it returns false.
+    public func forEachAudienceMember(_ body: (Recipient) throws -> Bool) throws {
+        if template.audience == .targets {
+            for target in try ledger.mailableTargets(manifest.targets) where try !body(target) { return }
+            return
+        }
+        let consent = try requiredConsent()
+        var after: Int64 = 0
+        while true {
+            let page = try ledger.mailableSigners(consent: consent, afterSeq: after, limit: 500)
+            for person in page where try !body(person) { return }
+            guard page.count == 500, let last = page.last?.signature else { return }
+            after = last
+        }
+    }
+
+    /// The audience member with this address, if any.
+    public func audienceMember(email: String) throws -> Recipient? {
+        let key = try ledger.recipientKey(email: email)
+        switch template.audience {
+        case .targets: return try ledger.mailableTargets(manifest.targets).first { $0.key == key }
+        case .signers, .consenting:
+            guard let first = try ledger.firstSignature(fingerprint: key) else { return nil }
+            return try ledger.mailableSigners(consent: requiredConsent(), afterSeq: first.seq - 1, limit: 1).first { $0.key == key }
         }
     }
 
@@ -166,36 +198,32 @@ public final class Blast: @unchecked Sendable {
 
     /// What `run` would do, without writing anything.
     public func plan(_ request: BlastRequest) throws -> BlastPlan {
-        let people = try audience()
-        let rows = try ledger.outboxRows(template: template.name, states: Set(OutboxState.allCases))
-        var byKey: [String: OutboxState] = [:]
-        for row in rows { byKey[row.recipient] = row.state }
-        var pending = 0, sent = 0, unknown = 0, failed = 0
-        for person in people {
-            switch byKey[person.key] {
-            case nil, .queued, .deferred: pending += 1
-            case .sent: sent += 1
-            case .unknown, .sending:
-                unknown += 1
-                if request.retryUnknown { pending += 1 }
-            case .failed: failed += 1
-            }
-        }
-        let toSend = min(pending, request.limit ?? Int.max)
-        let subject = try people.first.map { try render($0).subject }
-        return BlastPlan(template: template.name, audience: template.audience.rawValue, recipients: people.count,
-                         alreadySent: sent, toSend: toSend, unknown: unknown, failed: failed, firstSubject: subject)
+        let consent = try requiredConsent()
+        let targets = template.audience == .targets ? try ledger.mailableTargets(manifest.targets) : []
+        let recipients = template.audience == .targets ? targets.count : try ledger.mailableSignerCount(consent: consent)
+        let counts = try ledger.outboxCounts(template: template.name)[template.name] ?? OutboxCounts()
+        // Rows of people who left the audience are not counted as work; new audience members are.
+        let queued = try ledger.mailablePendingCount(template: template.name, consent: consent, targets: template.audience == .targets ? targets : nil)
+        let unknown = counts.unknown + counts.sending
+        var pending = queued.pending
+        if request.retryUnknown { pending += queued.unknown }
+        let firstSubject = try audience(limit: 1).first.map { try render($0).subject }
+        return BlastPlan(template: template.name, audience: template.audience.rawValue, recipients: recipients,
+                         alreadySent: counts.sent, toSend: min(pending, request.limit ?? Int.max), unknown: unknown,
+                         failed: counts.failed, firstSubject: firstSubject)
     }
 
     // MARK: - Sending
 
-    private struct Job {
+    struct Job {
         let recipient: Recipient
         var attempts: Int
         var notBefore: Double
     }
 
+    /// Retries waiting for their time (the next page of new work comes from `feed`).
     private var jobs: [Job] = []
+    private var feed: Feed?
     private var inFlight = 0
     private var progress = BlastProgress(total: 0)
     private var stopReason: MusterError?
@@ -215,33 +243,36 @@ public final class Blast: @unchecked Sendable {
         let lockFile = try BlastLock(campaign.folder.appendingPathComponent(".mail.lock"))
         defer { lockFile.release() }
         let now = clock.now()
+        let consent = try requiredConsent()
         try ledger.markInterrupted(template: template.name, at: now)
-        let people = try audience()
-        try ledger.enqueue(template: template.name, recipients: people, at: now)
+        var targets: [String: Recipient] = [:]
+        if template.audience == .targets {
+            let people = try ledger.mailableTargets(manifest.targets)
+            try ledger.enqueue(template: template.name, recipients: people, at: now)
+            targets = Dictionary(people.map { ($0.key, $0) }, uniquingKeysWith: { a, _ in a })
+        } else {
+            try ledger.enqueueSigners(template: template.name, consent: consent, at: now)
+        }
+        try ledger.failUnmailable(template: template.name, consent: consent,
+                                  targetKeys: template.audience == .targets ? Set(targets.keys) : nil, at: now)
         var states: Set<OutboxState> = [.queued, .deferred]
         if request.retryUnknown { states.insert(.unknown) }
-        let rows = try ledger.outboxRows(template: template.name, states: states)
-        let byKey = Dictionary(people.map { ($0.key, $0) }, uniquingKeysWith: { a, _ in a })
-        var gone: [Ledger.OutboxUpdate] = []
-        var work: [Job] = []
-        for row in rows {
-            guard let person = byKey[row.recipient] else {
-                gone.append(.init(recipient: row.recipient, state: .failed, reply: "not sent: unsubscribed or forgotten since it was queued"))
-                continue
-            }
-            if work.count < (request.limit ?? Int.max) { work.append(Job(recipient: person, attempts: 0, notBefore: 0)) }
+        let total = min(try ledger.outboxCount(template: template.name, states: states), request.limit ?? Int.max)
+        // Pages of work are read on a connection of their own while the writer commits on the main one.
+        guard let reader = try Ledger.open(ledger.url, create: false) else { throw MusterError.failure("the ledger disappeared") }
+        lock.withLock {
+            feed = Feed(reader: reader, template: template.name, states: states, targets: targets, remaining: total)
         }
-        try ledger.updateOutbox(template: template.name, gone, at: now)
 
         let started = Date()
         lock.withLock {
-            jobs = work
-            progress = BlastProgress(total: work.count)
+            jobs = []
+            progress = BlastProgress(total: total)
         }
         let bucket = request.ratePerSecond.map { TokenBucket(rate: $0) }
         let writer = OutboxWriter(ledger: ledger, template: template.name, clock: clock)
         lock.withLock { self.writer = writer }
-        let workers = max(1, min(request.connections, max(1, work.count)))
+        let workers = max(1, min(request.connections, max(1, total)))
         let group = DispatchGroup()
         for _ in 0..<workers {
             group.enter()
@@ -298,6 +329,12 @@ public final class Blast: @unchecked Sendable {
                     inFlight += 1
                     return false
                 }
+                if let job = feed?.next() {
+                    next = job
+                    inFlight += 1
+                    return false
+                }
+                if let error = feed?.failure, stopReason == nil { stopReason = error }
                 if jobs.isEmpty { return true }
                 wait = max(0.01, (jobs.map(\.notBefore).min() ?? now) - now)
                 return false
@@ -445,6 +482,50 @@ final class OutboxWriter: @unchecked Sendable {
         finished = true
         condition.broadcast()
         condition.unlock()
+    }
+}
+
+/// Hands out a blast's work a page at a time, so memory stays flat however large the
+/// audience. Used under the blast's lock only.
+final class Feed {
+    private let reader: Ledger
+    private let template: String
+    private let states: Set<OutboxState>
+    private let targets: [String: Recipient]
+    private var remaining: Int
+    private var page: [Blast.Job] = []
+    private var position: (Int64, String) = (0, "")
+    private var exhausted = false
+    private(set) var failure: MusterError?
+    static let pageSize = 500
+
+    init(reader: Ledger, template: String, states: Set<OutboxState>, targets: [String: Recipient], remaining: Int) {
+        self.reader = reader
+        self.template = template
+        self.states = states
+        self.targets = targets
+        self.remaining = remaining
+    }
+
+    func next() -> Blast.Job? {
+        guard remaining > 0 else { return nil }
+        if page.isEmpty && !exhausted {
+            do {
+                let rows = try reader.outboxPage(template: template, states: states, after: position, limit: Self.pageSize)
+                if rows.count < Self.pageSize { exhausted = true }
+                if let last = rows.last { position = (last.row.signature ?? 0, last.row.recipient) }
+                page = rows.reversed().compactMap { entry in
+                    guard let person = entry.signer ?? targets[entry.row.recipient] else { return nil }
+                    return Blast.Job(recipient: person, attempts: 0, notBefore: 0)
+                }
+            } catch {
+                failure = (error as? MusterError) ?? MusterError(.failure, "\(error)")
+                exhausted = true
+            }
+        }
+        guard let job = page.popLast() else { return nil }
+        remaining -= 1
+        return job
     }
 }
 

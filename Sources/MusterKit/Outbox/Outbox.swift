@@ -75,32 +75,160 @@ public struct OutboxRow: Sendable, Equatable {
 }
 
 extension Ledger {
+    /// The SQL condition for a signer (`e`, with personal data `p`) who can be mailed:
+    /// not forgotten (the join), not opted out, and — with parameter ?1 — consenting.
+    static let mailableSignerCondition = """
+        e.kind = 'signature'
+        AND NOT EXISTS (SELECT 1 FROM entries x WHERE x.kind = 'optout' AND x.fingerprint = e.fingerprint)
+        AND (?1 IS NULL OR EXISTS (SELECT 1 FROM json_each(e.body, '$.consent') WHERE value = ?1))
+        """
+
     /// Signers who can be mailed: personal data present (not forgotten) and not opted
-    /// out; with `consent`, only those who gave it. In signing order.
-    public func mailableSigners(consent: String? = nil) throws -> [Recipient] {
+    /// out; with `consent`, only those who gave it. In signing order, from `afterSeq`, at most `limit`.
+    public func mailableSigners(consent: String? = nil, afterSeq: Int64 = 0, limit: Int = Int.max) throws -> [Recipient] {
         do {
-            return try snapshot {
-                let statement = try database.prepare("""
-                    SELECT e.seq, e.fingerprint, e.body, p.data FROM entries e JOIN personal p ON p.seq = e.seq
-                    WHERE e.kind = 'signature'
-                      AND e.fingerprint NOT IN (SELECT fingerprint FROM entries WHERE kind = 'optout')
-                    ORDER BY e.seq
-                    """)
-                var recipients: [Recipient] = []
-                while try statement.step() {
-                    let body = Self.jsonObject(statement.text(2) ?? "")
-                    let data = Self.jsonObject(statement.text(3) ?? "")
-                    let consents = body["consent"] as? [String] ?? []
-                    if let consent, !consents.contains(consent) { continue }
-                    var fields = body["fields"] as? [String: String] ?? [:]
-                    fields.merge(data["fields"] as? [String: String] ?? [:]) { a, _ in a }
-                    recipients.append(Recipient(
-                        key: statement.text(1) ?? "", signature: statement.int64(0),
-                        name: data["name"] as? String ?? "", email: data["email"] as? String ?? "",
-                        fields: fields, consents: consents))
-                }
-                return recipients
+            let statement = try database.prepare("""
+                SELECT e.seq, e.fingerprint, e.body, p.data FROM entries e JOIN personal p ON p.seq = e.seq
+                WHERE \(Self.mailableSignerCondition) AND e.seq > ?2 ORDER BY e.seq LIMIT ?3
+                """)
+            try statement.bind([consent.map { .text($0) } ?? .null, .int(afterSeq), .int(Int64(min(limit, Int(Int64.max))))])
+            var recipients: [Recipient] = []
+            while try statement.step() {
+                recipients.append(Self.recipient(seq: statement.int64(0), key: statement.text(1) ?? "",
+                                                 body: statement.text(2) ?? "", data: statement.text(3) ?? ""))
             }
+            return recipients
+        } catch let error as SQLiteError {
+            throw MusterError.storage(error, path: url.path)
+        }
+    }
+
+    /// How many signers can be mailed (see `mailableSigners`).
+    public func mailableSignerCount(consent: String? = nil) throws -> Int {
+        do {
+            return Int(try database.scalarInt("""
+                SELECT count(*) FROM entries e JOIN personal p ON p.seq = e.seq WHERE \(Self.mailableSignerCondition)
+                """, consent.map { .text($0) } ?? .null) ?? 0)
+        } catch let error as SQLiteError {
+            throw MusterError.storage(error, path: url.path)
+        }
+    }
+
+    static func recipient(seq: Int64, key: String, body: String, data: String) -> Recipient {
+        let body = jsonObject(body)
+        let data = jsonObject(data)
+        var fields = body["fields"] as? [String: String] ?? [:]
+        fields.merge(data["fields"] as? [String: String] ?? [:]) { a, _ in a }
+        return Recipient(key: key, signature: seq, name: data["name"] as? String ?? "", email: data["email"] as? String ?? "",
+                         fields: fields, consents: body["consent"] as? [String] ?? [])
+    }
+
+    /// Queues every mailable signer without a row for `template`, in the database
+    /// (no list in memory, however large the campaign); returns how many were new.
+    @discardableResult
+    public func enqueueSigners(template: String, consent: String?, at date: Date) throws -> Int {
+        try outboxWrite {
+            try database.prepare("""
+                INSERT OR IGNORE INTO outbox (template, recipient, signature, state, attempts, updated_at)
+                SELECT ?2, e.fingerprint, e.seq, 'queued', 0, ?3 FROM entries e JOIN personal p ON p.seq = e.seq
+                WHERE \(Self.mailableSignerCondition)
+                """).run(consent.map { .text($0) } ?? .null, .text(template), .text(Timestamp.format(date)))
+            return Int(sqlite3_changes(database.handle))
+        }
+    }
+
+    /// Rows waiting to be sent whose signer was forgotten or unsubscribed since they
+    /// were queued (or who no longer consent) become `failed`; they are never mailed.
+    @discardableResult
+    public func failUnmailable(template: String, consent: String?, targetKeys: Set<String>?, at date: Date) throws -> Int {
+        try outboxWrite {
+            let reply = "not sent: unsubscribed, forgotten or no longer in the audience"
+            try database.prepare("""
+                UPDATE outbox SET state = 'failed', reply = ?2, updated_at = ?3
+                WHERE template = ?4 AND state IN ('queued', 'deferred', 'unknown') AND signature IS NOT NULL
+                  AND signature NOT IN (SELECT e.seq FROM entries e JOIN personal p ON p.seq = e.seq WHERE \(Self.mailableSignerCondition))
+                """).run(consent.map { .text($0) } ?? .null, .text(reply), .text(Timestamp.format(date)), .text(template))
+            var changed = Int(sqlite3_changes(database.handle))
+            let rows = try outboxRows(template: template, states: [.queued, .deferred, .unknown]).filter { $0.signature == nil }
+            for row in rows {
+                let stillTargeted = targetKeys?.contains(row.recipient) ?? false
+                if stillTargeted, try !isOptedOut(fingerprint: row.recipient) { continue }
+                try database.prepare("UPDATE outbox SET state = 'failed', reply = ?, updated_at = ? WHERE template = ? AND recipient = ?")
+                    .run(.text(reply), .text(Timestamp.format(date)), .text(template), .text(row.recipient))
+                changed += 1
+            }
+            return changed
+        }
+    }
+
+    /// One page of rows in `states`, after (`afterSignature`, `afterRecipient`) in
+    /// (signature, recipient) order, with the signer's data when the row is a signer's.
+    public func outboxPage(template: String, states: Set<OutboxState>, after: (Int64, String), limit: Int) throws -> [(row: OutboxRow, signer: Recipient?)] {
+        do {
+            let placeholders = states.map { "'\($0.rawValue)'" }.sorted().joined(separator: ",")
+            let statement = try database.prepare("""
+                SELECT o.recipient, o.signature, o.state, o.attempts, o.reply, e.body, p.data FROM outbox o
+                LEFT JOIN entries e ON e.seq = o.signature LEFT JOIN personal p ON p.seq = o.signature
+                WHERE o.template = ?1 AND o.state IN (\(placeholders))
+                  AND coalesce(o.signature, 0) >= ?2 AND (coalesce(o.signature, 0) > ?2 OR o.recipient > ?3)
+                ORDER BY coalesce(o.signature, 0), o.recipient LIMIT ?4
+                """)
+            try statement.bind([.text(template), .int(after.0), .text(after.1), .int(Int64(limit))])
+            var page: [(row: OutboxRow, signer: Recipient?)] = []
+            while try statement.step() {
+                let signature = statement.isNull(1) ? nil : statement.int64(1)
+                let row = OutboxRow(template: template, recipient: statement.text(0) ?? "", signature: signature,
+                                    state: OutboxState(rawValue: statement.text(2) ?? "") ?? .queued,
+                                    attempts: Int(statement.int64(3)), reply: statement.text(4))
+                var signer: Recipient?
+                if let signature, !statement.isNull(6) {
+                    signer = Self.recipient(seq: signature, key: row.recipient, body: statement.text(5) ?? "", data: statement.text(6) ?? "")
+                }
+                page.append((row, signer))
+            }
+            return page
+        } catch let error as SQLiteError {
+            throw MusterError.storage(error, path: url.path)
+        }
+    }
+
+    /// Among the template's current audience: how many wait to be sent (no row yet,
+    /// queued or deferred) and how many have a lost outcome (unknown).
+    public func mailablePendingCount(template: String, consent: String?, targets: [Recipient]?) throws -> (pending: Int, unknown: Int) {
+        do {
+            if let targets {
+                var pending = 0, unknown = 0
+                let states = Dictionary(try outboxRows(template: template, states: Set(OutboxState.allCases)).map { ($0.recipient, $0.state) },
+                                        uniquingKeysWith: { a, _ in a })
+                for target in targets {
+                    switch states[target.key] {
+                    case nil, .queued, .deferred: pending += 1
+                    case .unknown, .sending: unknown += 1
+                    default: break
+                    }
+                }
+                return (pending, unknown)
+            }
+            let statement = try database.prepare("""
+                SELECT coalesce(sum(o.state IS NULL OR o.state IN ('queued', 'deferred')), 0),
+                       coalesce(sum(o.state IN ('unknown', 'sending')), 0)
+                FROM entries e JOIN personal p ON p.seq = e.seq
+                LEFT JOIN outbox o ON o.template = ?2 AND o.recipient = e.fingerprint
+                WHERE \(Self.mailableSignerCondition)
+                """)
+            try statement.bind([consent.map { .text($0) } ?? .null, .text(template)])
+            guard try statement.step() else { return (0, 0) }
+            return (Int(statement.int64(0)), Int(statement.int64(1)))
+        } catch let error as SQLiteError {
+            throw MusterError.storage(error, path: url.path)
+        }
+    }
+
+    /// Rows of `template` per state, counting only rows in `states`.
+    public func outboxCount(template: String, states: Set<OutboxState>) throws -> Int {
+        let placeholders = states.map { "'\($0.rawValue)'" }.sorted().joined(separator: ",")
+        do {
+            return Int(try database.scalarInt("SELECT count(*) FROM outbox WHERE template = ? AND state IN (\(placeholders))", .text(template)) ?? 0)
         } catch let error as SQLiteError {
             throw MusterError.storage(error, path: url.path)
         }

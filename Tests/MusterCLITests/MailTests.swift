@@ -242,3 +242,59 @@ struct MailTests {
         #expect(status["sent"] as? Int == 2000)
     }
 }
+
+@Suite(.enabled(if: TestRelay.available, "needs python3 with aiosmtpd (make test installs it)"))
+struct RelayCommandTests {
+    @Test func smtpCheckAndTestSendOverSTARTTLSWithAuth() throws {
+        let box = try MailTests.workspace(signers: [("Ana Lima", "ana@example.org", true)])
+        let cert = box.path("relay-ca.pem")
+        let relay = try TestRelay(["--mode", "starttls", "--cert-out", cert.path, "--auth", "fairrates:s3cret"], in: box)
+        try box.write("muster.yaml", """
+            sender: "Fair Rates <hello@fairrates.example>"
+            smtp:
+              url: smtp://127.0.0.1:\(relay.port)
+              starttls: required
+              username: fairrates
+              ca_file: relay-ca.pem
+            """)
+        // No password in the environment: a clear usage error, nothing sent.
+        let noPassword = try box.run(["smtp", "check"])
+        #expect(noPassword.status == 64, "\(noPassword)")
+        #expect(noPassword.stderr.contains("MUSTER_SMTP_PASSWORD"))
+
+        let check = try box.run(["smtp", "check", "--json"], environment: ["MUSTER_SMTP_PASSWORD": "s3cret"])
+        #expect(check.status == 0, "\(check)")
+        let report = try check.json()
+        #expect(report["tls"] as? Bool == true)
+        #expect(report["authenticated"] as? Bool == true)
+        #expect(try relay.received().isEmpty, "smtp check sends nothing")
+
+        let wrong = try box.run(["smtp", "check"], environment: ["MUSTER_SMTP_PASSWORD": "hunter2"])
+        #expect(wrong.status == 1, "\(wrong)")
+        #expect(!wrong.stderr.contains("hunter2"), "the password is never printed")
+
+        let test = try box.run(["mail", "send", "thanks", "--to", "me@organisers.example"], environment: ["MUSTER_SMTP_PASSWORD": "s3cret"])
+        #expect(test.status == 0, "\(test)")
+        let received = try relay.received()
+        #expect(received.map(\.to) == [["me@organisers.example"]])
+        #expect(received.first?.raw.contains("Subject: Thank you, Sam!") == true, "rendered for a sample signer")
+        #expect(try box.run(["mail", "status", "--json"]).json()["sent"] as? Int == 0, "a test send leaves the outbox alone")
+    }
+
+    @Test func untrustedCertificateIsRefusedAndNothingGoesInClear() throws {
+        let box = try MailTests.workspace(signers: [("Ana Lima", "ana@example.org", true)])
+        let relay = try TestRelay(["--mode", "starttls", "--cert-out", box.path("ca.pem").path], in: box)
+        try box.write("muster.yaml", "sender: \"A <a@fairrates.example>\"\nsmtp:\n  url: smtp://127.0.0.1:\(relay.port)\n  starttls: required\n")
+        let send = try box.run(["mail", "send", "thanks", "--yes"])
+        #expect(send.status == 1, "\(send)")
+        #expect(send.stderr.contains("TLS"), "\(send)")
+        #expect(try relay.received().isEmpty)
+        #expect(try box.run(["mail", "status", "--json"]).json()["sent"] as? Int == 0)
+    }
+
+    @Test func unreachableRelayForSmtpCheckExits69() throws {
+        let box = try MailTests.workspace(signers: [])
+        let check = try box.run(["smtp", "check"], environment: ["MUSTER_SMTP_URL": "smtp://127.0.0.1:9"])
+        #expect(check.status == 69, "\(check)")
+    }
+}

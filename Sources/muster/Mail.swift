@@ -29,11 +29,7 @@ struct MailContext {
         run = try RunContext.make(options.workspaceOptions)
         campaign = try run.campaign(options)
         manifest = try run.manifest(campaign)
-        let (settings, diagnostics) = WorkspaceSettings.load(run.workspace)
-        guard let settings else {
-            throw MusterError(.badInput, "muster.yaml is invalid", details: diagnostics.map(\.description))
-        }
-        self.settings = settings
+        settings = try WorkspaceSettings.loadOrThrow(run.workspace)
         guard let ledger = try Ledger.open(campaign.ledgerURL, create: true) else { throw MusterError.failure("cannot open the ledger") }
         self.ledger = ledger
     }
@@ -44,15 +40,7 @@ struct MailContext {
 
     /// SMTP settings from muster.yaml and the environment (which wins).
     func smtpSettings() throws -> SMTPSettings {
-        var caFile = settings.smtpCAFile
-        if let file = caFile, !file.hasPrefix("/") { caFile = run.workspace.root.appendingPathComponent(file).path }
-        let config = SMTPConfig(url: settings.smtpURL, starttls: settings.smtpStartTLS.flatMap(STARTTLSPolicy.init(rawValue:)),
-                                username: settings.smtpUsername?.isEmpty == true ? nil : settings.smtpUsername, caFile: caFile)
-        do {
-            return try SMTPSettings.resolve(config: config)
-        } catch {
-            throw MusterError.usage(error.localizedDescription)
-        }
+        try settings.smtpSettings(workspace: run.workspace)
     }
 
     /// The audience member with `email`, or a sample signer writing from that address.

@@ -30,17 +30,7 @@ extension Muster.Smtp {
         func run() throws {
             try reportingErrors {
                 let context = try RunContext.make(workspaceOptions)
-                let (settings, diagnostics) = WorkspaceSettings.load(context.workspace)
-                guard let settings else { throw MusterError(.badInput, "muster.yaml is invalid", details: diagnostics.map(\.description)) }
-                var caFile = settings.smtpCAFile
-                if let file = caFile, !file.hasPrefix("/") { caFile = context.workspace.root.appendingPathComponent(file).path }
-                let smtp: SMTPSettings
-                do {
-                    smtp = try SMTPSettings.resolve(config: SMTPConfig(url: settings.smtpURL, starttls: settings.smtpStartTLS.flatMap(STARTTLSPolicy.init(rawValue:)),
-                                                                       username: settings.smtpUsername?.isEmpty == true ? nil : settings.smtpUsername, caFile: caFile))
-                } catch {
-                    throw MusterError.usage(error.localizedDescription)
-                }
+                let smtp = try WorkspaceSettings.loadOrThrow(context.workspace).smtpSettings(workspace: context.workspace)
                 do {
                     let report = try smtpCheck(settings: smtp)
                     if output.json {

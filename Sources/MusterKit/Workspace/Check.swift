@@ -53,6 +53,30 @@ public struct WorkspaceSettings: Sendable, Equatable {
     }
 }
 
+extension WorkspaceSettings {
+    /// The relay settings: `muster.yaml`'s `smtp` section (a relative `ca_file` is read
+    /// from the workspace) under the environment's MUSTER_SMTP_URL, MUSTER_SMTP_USERNAME
+    /// and MUSTER_SMTP_PASSWORD, which win. A missing or bad setting is a usage error.
+    public func smtpSettings(workspace: Workspace, environment: [String: String] = ProcessInfo.processInfo.environment) throws -> SMTPSettings {
+        var caFile = smtpCAFile
+        if let file = caFile, !file.hasPrefix("/") { caFile = workspace.root.appendingPathComponent(file).path }
+        let config = SMTPConfig(url: smtpURL, starttls: smtpStartTLS.flatMap(STARTTLSPolicy.init(rawValue:)),
+                                username: smtpUsername?.isEmpty == true ? nil : smtpUsername, caFile: caFile)
+        do {
+            return try SMTPSettings.resolve(config: config, environment: environment)
+        } catch {
+            throw MusterError.usage(error.localizedDescription)
+        }
+    }
+
+    /// Loads `muster.yaml`, throwing every problem at once (exit 65) when it is invalid.
+    public static func loadOrThrow(_ workspace: Workspace) throws -> WorkspaceSettings {
+        let (settings, diagnostics) = load(workspace)
+        guard let settings else { throw MusterError(.badInput, "muster.yaml is invalid", details: diagnostics.map(\.description)) }
+        return settings
+    }
+}
+
 /// `muster check`: every problem in the workspace's settings, manifests and templates.
 public enum WorkspaceCheck {
     /// The outcome: all diagnostics (errors and warnings) and what was looked at.

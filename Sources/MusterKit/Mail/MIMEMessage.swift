@@ -62,8 +62,7 @@ public struct MIMEMessage: Sendable {
     public static func stableMessageID(campaign: String, template: String, recipient: String, domain: String) -> String {
         let key = [campaign, template, recipient.lowercased()].joined(separator: "\u{0}")
         let digest = SHA256.hash(data: Data(key.utf8))
-        let hex = digest.prefix(16).map { String(format: "%02x", $0) }.joined()
-        return "muster.\(hex)@\(domain)"
+        return "muster.\(hexString(digest.prefix(16)))@\(domain)"
     }
 
     /// The message as CRLF-terminated octets ready for SMTP DATA.
@@ -123,10 +122,10 @@ public struct MIMEMessage: Sendable {
     /// A boundary containing `=_`, which quoted-printable output can never contain;
     /// checked against the encoded parts anyway.
     static func boundary(for messageID: String, avoiding parts: [String]) -> String {
-        let digest = SHA256.hash(data: Data(messageID.utf8)).prefix(12).map { String(format: "%02x", $0) }.joined()
+        let digest = hexString(SHA256.hash(data: Data(messageID.utf8)).prefix(12))
         var boundary = "=_muster_\(digest)"
         var salt = 0
-        while parts.contains(where: { $0.contains(boundary) }) {
+        while parts.contains(where: { $0.containsBytes(boundary) }) {
             salt += 1
             boundary = "=_muster_\(digest)_\(salt)"
         }

@@ -78,8 +78,11 @@ public struct MailAddress: Sendable, Hashable, CustomStringConvertible {
 
     static func isAtext(_ s: Unicode.Scalar) -> Bool {
         switch s {
-        case "a"..."z", "A"..."Z", "0"..."9": return true
-        default: return "!#$%&'*+-/=?^_`{|}~.".unicodeScalars.contains(s)
+        case "a"..."z", "A"..."Z", "0"..."9", "!", "#", "$", "%", "&", "'", "*", "+", "-", "/", "=", "?", "^", "_", "`",
+             "{", "|", "}", "~", ".":
+            return true
+        default:
+            return false
         }
     }
 }

@@ -66,6 +66,12 @@ public enum Punycode {
     /// Returns `nil` when the domain is not a valid host name (empty label, label over
     /// 63 octets, name over 253 octets, characters outside letters, digits and hyphen).
     public static func asciiDomain(_ domain: String) -> String? {
+        // Fast path: already a lower-case ASCII host name.
+        if !domain.isEmpty, domain.utf8.count <= 253,
+           domain.utf8.allSatisfy({ ($0 >= 0x61 && $0 <= 0x7A) || ($0 >= 0x30 && $0 <= 0x39) || $0 == 0x2D || $0 == 0x2E }) {
+            let labels = domain.utf8.split(separator: 0x2E, omittingEmptySubsequences: false)
+            if labels.allSatisfy({ !$0.isEmpty && $0.count <= 63 && $0.first != 0x2D && $0.last != 0x2D }) { return domain }
+        }
         let normalized = domain.precomposedStringWithCanonicalMapping.lowercased()
         // IDNA treats these full stops as label separators too.
         let dotted = normalized.map { "\u{3002}\u{FF0E}\u{FF61}".contains($0) ? "." : $0 }

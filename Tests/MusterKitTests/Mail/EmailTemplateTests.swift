@@ -133,6 +133,15 @@ struct TemplateRenderingTests {
         #expect(c.text.contains("Hi \(name) and \(name), **\(name)**"))
     }
 
+    @Test("URL attribute scheme check", arguments: [
+        ("https://x.example", true), ("mailto:a@b.example", true), ("/relative?a=b:c", true), ("page.html", true),
+        ("javascript:alert(1)", false), (" JavaScript:alert(1)", false), ("java\tscript:alert(1)", false),
+        ("data:text/html,x", false), ("vbscript:x", false),
+    ])
+    func safeURL(_ value: String, _ safe: Bool) {
+        #expect(SlotTable.isSafeURL(value) == safe)
+    }
+
     @Test("javascript: in a URL attribute is neutralised")
     func javascriptURL() throws {
         let c = try render("[site]({{website}}) <a href=\"{{website}}\">b</a>", fields: ["website": "javascript:alert(1)"])

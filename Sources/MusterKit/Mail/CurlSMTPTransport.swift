@@ -99,7 +99,7 @@ public func smtpCheck(settings: SMTPSettings) throws(SMTPError) -> SMTPCheckRepo
     }
     let all = replies.all
     let greeting = all.first { $0.code == 220 }?.text ?? ""
-    let ehlo = all.first { $0.code == 250 }
+    let ehlo = all.last { $0.code == 250 }
     let capabilities = ehlo.map { Array($0.lines.dropFirst()) } ?? []
     let usedTLS = settings.security == .smtps || all.contains { $0.code == 220 && $0 != all.first }
     let authenticated = all.contains { $0.code == 235 }
@@ -127,7 +127,7 @@ public struct SMTPCheckReport: Sendable, Equatable {
 private final class UploadBody {
     let bytes: [UInt8]
     var offset = 0
-    /// Set once libcurl has taken every byte (the callback returned end of file).
+    /// Set once libcurl has taken every byte of the message.
     var finished = false
     init(_ bytes: [UInt8]) { self.bytes = bytes }
 }
@@ -143,9 +143,12 @@ private let uploadReadCallback: muster_curl_data_callback = { buffer, size, coun
     }
     let n = min(room, remaining)
     body.bytes.withUnsafeBufferPointer { source in
-        UnsafeMutableRawPointer(buffer).copyMemory(from: source.baseAddress! + body.offset, byteCount: n)
+        guard let base = source.baseAddress else { return }
+        UnsafeMutableRawPointer(buffer).copyMemory(from: base + body.offset, byteCount: n)
     }
     body.offset += n
+    // With CURLOPT_INFILESIZE_LARGE set, libcurl may never ask again for end of file.
+    if body.offset == body.bytes.count { body.finished = true }
     return n
 }
 
@@ -169,9 +172,9 @@ final class ReplyCollector {
     }
 
     func receive(_ raw: String) {
-        var line = raw
-        while line.hasSuffix("\n") || line.hasSuffix("\r") { line.removeLast() }
-        let scalars = Array(line.unicodeScalars)
+        // Note: "\r\n" is one Character in Swift, so trim scalars, not characters.
+        var scalars = Array(raw.unicodeScalars)
+        while let last = scalars.last, last == "\n" || last == "\r" { scalars.removeLast() }
         guard scalars.count >= 3, let code = Int(String(String.UnicodeScalarView(scalars[0..<3]))) else { return }
         let text = scalars.count > 4 ? String(String.UnicodeScalarView(scalars[4...])) : ""
         pending.append(text)

@@ -37,6 +37,8 @@ public final class CurlSMTPTransport: MailTransport {
         errorBuffer.deallocate()
     }
 
+    /// Sends one message on the handle's connection (opening it if needed). Addresses are
+    /// validated first: CR, LF, NUL or anything but an ASCII address never reaches libcurl.
     public func send(from envelopeFrom: String, to recipients: [String], message: [UInt8]) throws(SMTPError) -> SMTPReceipt {
         try Curl.validateEnvelope(envelopeFrom, command: "MAIL FROM")
         guard !recipients.isEmpty else { throw .invalidEnvelope("no recipients") }

@@ -69,6 +69,7 @@ public enum SMTPError: Error, Sendable, Equatable, LocalizedError {
         }
     }
 
+    /// A short, lower-case message for the user.
     public var errorDescription: String? {
         switch self {
         case .transient(let f): return "temporary SMTP failure: \(f)"

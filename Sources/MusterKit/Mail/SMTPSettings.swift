@@ -48,6 +48,7 @@ public enum SMTPSettingsError: Error, Equatable, Sendable, LocalizedError {
     /// A value that reaches libcurl contains a control character.
     case controlCharacter(setting: String)
 
+    /// A short, lower-case message for the user.
     public var errorDescription: String? {
         switch self {
         case .missingURL:
@@ -170,8 +171,10 @@ public struct SMTPSettings: Sendable, CustomStringConvertible, CustomDebugString
         return "\(security.rawValue)://\(host):\(port) (\(parts.joined(separator: ", ")))"
     }
 
+    /// Same as `description` (never shows secrets).
     public var debugDescription: String { "SMTPSettings(\(description))" }
 
+    /// A mirror for `dump` that hides the password.
     public var customMirror: Mirror {
         Mirror(self, children: ["security": security, "host": host, "port": port, "starttls": starttls,
                                 "username": username as Any, "password": password == nil ? "nil" : "<redacted>",

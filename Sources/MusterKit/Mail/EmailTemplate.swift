@@ -193,6 +193,7 @@ public struct EmailTemplate: Sendable {
 
     /// The variables every template may use: the recipient's `name`, `first_name`,
     /// `email` and extra `fields`, `campaign.*`, `unsubscribe_url` and `unsubscribe_mailto`.
+    /// For `targets` templates pass no fields: decision makers have only a name and email.
     public static func knownVariables(fields: [String] = []) -> Set<String> {
         Set(["name", "first_name", "email", "unsubscribe_url", "unsubscribe_mailto"] + fields
             + CampaignMailInfo.variableNames.map { "campaign.\($0)" })
@@ -207,11 +208,12 @@ public struct EmailTemplate: Sendable {
             var parts = name.split(separator: ".").map(String.init)
             while parts.count > 1 { parts.removeLast(); prefixes.insert(parts.joined(separator: ".")) }
         }
-        func resolves(_ name: String, in sections: [String]) -> Bool {
+        // Sections may name a group (`{{#campaign}}`); variables must name a value.
+        func resolves(_ name: String, in sections: [String], asSection: Bool) -> Bool {
             if name == "." { return true }
             for scope in sections.reversed() + [""] {
                 let full = scope.isEmpty ? name : "\(scope).\(name)"
-                if known.contains(full) || prefixes.contains(full) { return true }
+                if known.contains(full) || (asSection && prefixes.contains(full)) { return true }
             }
             return false
         }
@@ -222,8 +224,9 @@ public struct EmailTemplate: Sendable {
             if inSubject, line >= bodyFirstLine { inSubject = false; sections = [] }
             switch tag.kind {
             case .variable, .unescaped, .section, .inverted:
-                if !resolves(tag.name, in: sections) {
-                    let what = (tag.kind == .section || tag.kind == .inverted) ? "section" : "variable"
+                let isSection = tag.kind == .section || tag.kind == .inverted
+                if !resolves(tag.name, in: sections, asSection: isSection) {
+                    let what = isSection ? "section" : "variable"
                     diagnostics.append(TemplateDiagnostic(file: file, line: line, column: column,
                                                           message: "unknown \(what) '\(tag.name)'\(inSubject ? " in subject" : "")"))
                 }

@@ -36,7 +36,7 @@ struct EmailTemplateTests {
         Hi {{name}}, from {{ region }}
 
         {{#campaign}}We are {{count}} of {{goal}}, {{titel}}.{{/campaign}}
-        {{{campaign.tittle}}} {{^nope}}x{{/nope}} {{! a comment {{ignored}} }}
+        {{{campaign.tittle}}} {{^nope}}x{{/nope}} {{! a comment {{ignored}} }} {{campaign}}
         """
         let t = try EmailTemplate(source: source, file: "emails/news.md")
         let messages = t.check(knownVariables: EmailTemplate.knownVariables(fields: ["region"])).map(\.description)
@@ -45,6 +45,7 @@ struct EmailTemplateTests {
             "emails/news.md:7:44: unknown variable 'titel'",
             "emails/news.md:8:1: unknown variable 'campaign.tittle'",
             "emails/news.md:8:23: unknown section 'nope'",
+            "emails/news.md:8:72: unknown variable 'campaign'",
         ])
         let withoutRegion = t.check(knownVariables: EmailTemplate.knownVariables())
         #expect(withoutRegion.contains { $0.description == "emails/news.md:5:19: unknown variable 'region'" })

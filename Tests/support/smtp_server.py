@@ -18,6 +18,7 @@ Options:
   --cert-out PATH             where to write the self-signed certificate (PEM) for clients
   --tempfail-data REGEX       451 after DATA when a recipient matches
   --reject-rcpt REGEX         550 on RCPT TO for matching recipients
+  --drop-at-rcpt REGEX        drop the connection on RCPT TO for matching recipients
   --drop-after-dot REGEX      save the message, then drop the connection without a reply
   --silent-after-dot REGEX    save the message, then never reply
   --exit-on-stdin-eof         stop when stdin reaches end of file (tests pass a pipe)
@@ -110,6 +111,9 @@ class Handler:
         return pattern is not None and any(re.search(pattern, a) for a in addresses)
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        if self.matches(self.args.drop_at_rcpt, [address]):
+            server.transport.abort()
+            return "250 OK (never delivered to the client)"
         if self.matches(self.args.reject_rcpt, [address]):
             return "550 5.1.1 <%s>: recipient rejected by test server" % address
         envelope.rcpt_tos.append(address)
@@ -171,6 +175,7 @@ def main():
     p.add_argument("--tempfail-data")
     p.add_argument("--reject-rcpt")
     p.add_argument("--drop-after-dot")
+    p.add_argument("--drop-at-rcpt")
     p.add_argument("--silent-after-dot")
     p.add_argument("--exit-on-stdin-eof", action="store_true")
     args = p.parse_args()

@@ -239,7 +239,8 @@ enum Curl {
         try check(muster_curl_setopt_write_callback(handle, CURLOPT_HEADERFUNCTION, replyHeaderCallback), "CURLOPT_HEADERFUNCTION")
         try check(muster_curl_setopt_pointer(handle, CURLOPT_HEADERDATA, Unmanaged.passUnretained(replies).toOpaque()), "CURLOPT_HEADERDATA")
         try check(muster_curl_setopt_write_callback(handle, CURLOPT_WRITEFUNCTION, discardWriteCallback), "CURLOPT_WRITEFUNCTION")
-        if settings.verbose { try check(muster_curl_setopt_long(handle, CURLOPT_VERBOSE, 1), "CURLOPT_VERBOSE") }
+        // No CURLOPT_VERBOSE: its log shows AUTH PLAIN credentials (base64). The server's
+        // replies are available instead (SMTPCheckReport.replies, SMTPFailure.replyText).
     }
 
     /// Refuses anything libcurl would pass through into the SMTP dialogue unchecked.

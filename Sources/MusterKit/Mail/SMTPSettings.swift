@@ -94,8 +94,6 @@ public struct SMTPSettings: Sendable, CustomStringConvertible, CustomDebugString
     public var transferTimeout: Double = 300
     /// The name sent with EHLO (defaults to this machine's host name).
     public var heloName: String
-    /// Log the SMTP dialogue to stderr (libcurl verbose mode; AUTH lines included).
-    public var verbose = false
 
     /// Whether a password is set (for reports; the password itself stays private).
     public var hasPassword: Bool { password != nil }

@@ -161,6 +161,31 @@ struct SMTPTransportTests {
         #expect(try server.received().map(\.recipients) == [["now@example.org"]])
     }
 
+    @Test("connection dropped before DATA: transient; the next message still goes")
+    func dropAtRcpt() throws {
+        let server = try SMTPTestServer(["--drop-at-rcpt", "^cut"])
+        let transport = try CurlSMTPTransport(settings: server.settings())
+        #expect { _ = try transport.send(from: "hello@fairrates.example", to: ["cut@example.org"], message: plainMessage()) }
+            throws: { error in if case .transient? = error as? SMTPError { return true } else { return false } }
+        _ = try transport.send(from: "hello@fairrates.example", to: ["next@example.org"], message: plainMessage())
+        #expect(try server.received().map(\.recipients) == [["next@example.org"]])
+    }
+
+    @Test("STARTTLS optional: upgrades when offered, continues in clear when not")
+    func starttlsOptional() throws {
+        let tls = try SMTPTestServer(["--mode", "starttls"])
+        _ = try CurlSMTPTransport(settings: tls.settings(starttls: .optional, caFile: true))
+            .send(from: "hello@fairrates.example", to: ["ada@example.org"], message: plainMessage())
+        #expect(try tls.received().first?.tls == true)
+        let plain = try SMTPTestServer()
+        _ = try CurlSMTPTransport(settings: plain.settings(starttls: .optional))
+            .send(from: "hello@fairrates.example", to: ["ada@example.org"], message: plainMessage())
+        #expect(try plain.received().first?.tls == false)
+        let required = try CurlSMTPTransport(settings: plain.settings(starttls: .required))
+        #expect { _ = try required.send(from: "hello@fairrates.example", to: ["ada@example.org"], message: plainMessage()) }
+            throws: { error in if case .tlsFailed? = error as? SMTPError { return true } else { return false } }
+    }
+
     @Test("connection dropped after the final dot: outcomeUnknown; the next message still goes")
     func dropAfterDot() throws {
         let server = try SMTPTestServer(["--drop-after-dot", "^lost"])

@@ -62,7 +62,10 @@ public struct EmailTemplate: Sendable {
         // Split front matter: the first line is `---`, the front matter ends at the next `---` or `...` line.
         var text = source
         if text.hasPrefix("\u{FEFF}") { text.removeFirst() }
-        let lines = text.split(separator: "\n", omittingEmptySubsequences: false).map { $0.hasSuffix("\r") ? String($0.dropLast()) : String($0) }
+        // Split on scalars: in Swift "\r\n" is one Character, so splitting on "\n" misses CRLF files.
+        let lines = text.unicodeScalars.split(separator: "\n", omittingEmptySubsequences: false).map { line in
+            String(String.UnicodeScalarView(line.last == "\r" ? line.dropLast() : line))
+        }
         var yamlText = ""
         var bodyStart = 0
         if lines.first == "---", let close = lines.dropFirst().firstIndex(where: { $0 == "---" || $0 == "..." }) {
@@ -95,7 +98,7 @@ public struct EmailTemplate: Sendable {
                                 subject = scalar.string
                                 let quoted = scalar.style == .singleQuoted || scalar.style == .doubleQuoted
                                 subjectOrigin = (at.line, at.column + (quoted ? 1 : 0))
-                                if scalar.string.contains("\n") { report(at.line, at.column, "subject must be a single line") }
+                                if scalar.string.unicodeScalars.contains(where: { $0 == "\n" || $0 == "\r" }) { report(at.line, at.column, "subject must be a single line") }
                             } else {
                                 report(at.line, at.column, "subject must be a string")
                             }

@@ -95,10 +95,13 @@ public struct MIMEMessage: Sendable {
         }
         fields.append("MIME-Version: 1.0")
 
-        let textBody = QuotedPrintable.encode(text)
+        // Each part ends with a line break of its own (the CRLF before a boundary belongs
+        // to the boundary, RFC 2046 §5.1.1).
+        func terminated(_ s: String) -> String { s.isEmpty || s.utf8.last == 0x0A || s.utf8.last == 0x0D ? s : s + "\n" }
+        let textBody = QuotedPrintable.encode(terminated(text))
         var body: String
         if let html {
-            let htmlBody = QuotedPrintable.encode(html)
+            let htmlBody = QuotedPrintable.encode(terminated(html))
             let boundary = Self.boundary(for: messageID, avoiding: [textBody, htmlBody])
             fields.append(try HeaderEncoding.fold(name: "Content-Type",
                                                   tokens: ["multipart/alternative;", "boundary=\"\(boundary)\""]))
@@ -113,7 +116,7 @@ public struct MIMEMessage: Sendable {
         } else {
             fields.append("Content-Type: text/plain; charset=utf-8")
             fields.append("Content-Transfer-Encoding: quoted-printable")
-            body = textBody + "\r\n"
+            body = textBody
         }
         let message = fields.joined(separator: "\r\n") + "\r\n\r\n" + body
         return Array(message.utf8)

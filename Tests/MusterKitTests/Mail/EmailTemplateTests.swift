@@ -26,6 +26,15 @@ struct EmailTemplateTests {
         #expect(t.check(knownVariables: EmailTemplate.knownVariables()).isEmpty)
     }
 
+    @Test("CRLF files parse like LF files, with the same positions")
+    func crlf() throws {
+        let t = try EmailTemplate(source: Self.thanks.replacingOccurrences(of: "\n", with: "\r\n"), file: "emails/thanks.md")
+        #expect(t.subject == "Thank you, {{first_name}}!")
+        #expect(t.audience == .signers)
+        let d = t.check(knownVariables: ["first_name"]).map(\.description)
+        #expect(d.first == "emails/thanks.md:7:22: unknown variable 'campaign.title'")
+    }
+
     @Test("unknown variables are reported with exact line and column")
     func unknownVariables() throws {
         let source = """

@@ -297,3 +297,35 @@ public struct EmailTemplate: Sendable {
         return (parserError.context.lineNumber, parserError.context.columnNumber, message)
     }
 }
+
+extension EmailTemplate {
+    /// Loads every `*.md` in a campaign's `emails/` folder, sorted by name, collecting
+    /// every diagnostic (errors and warnings) instead of stopping at the first file.
+    /// - Parameter displayPrefix: how the folder is shown in diagnostics (e.g. `campaigns/x/emails`).
+    public static func loadAll(in directory: URL, displayPrefix: String) -> (templates: [EmailTemplate], diagnostics: [TemplateDiagnostic]) {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: directory.path)) ?? []
+        var templates: [EmailTemplate] = []
+        var diagnostics: [TemplateDiagnostic] = []
+        for name in names.filter({ $0.hasSuffix(".md") }).sorted() {
+            do {
+                let template = try EmailTemplate(contentsOf: directory.appendingPathComponent(name),
+                                                 displayPath: displayPrefix.isEmpty ? name : "\(displayPrefix)/\(name)")
+                templates.append(template)
+                diagnostics += template.warnings
+            } catch {
+                diagnostics += error.diagnostics
+            }
+        }
+        return (templates, diagnostics)
+    }
+}
+
+extension MailRecipient {
+    /// A stand-in signer for `muster check` and previews: every field set to a visible sample value.
+    public static func sample(fields: [String] = []) -> MailRecipient {
+        var values: [String: String] = [:]
+        for field in fields { values[field] = "sample \(field)" }
+        return MailRecipient(name: "Ada Lovelace", email: "ada@example.org", fields: values,
+                             unsubscribeURL: nil)
+    }
+}

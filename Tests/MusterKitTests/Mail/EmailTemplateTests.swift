@@ -230,3 +230,28 @@ struct SkeletonCacheTests {
         }
     }
 }
+
+@Suite("Loading a campaign's emails folder")
+struct LoadAllTests {
+    @Test("collects every file's diagnostics and every good template")
+    func loadAll() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("muster-emails-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        try EmailTemplateTests.thanks.write(to: dir.appendingPathComponent("a-thanks.md"), atomically: true, encoding: .utf8)
+        try "---\naudience: all\n---\nx".write(to: dir.appendingPathComponent("b-bad.md"), atomically: true, encoding: .utf8)
+        try "---\nsubject: s\naudience: targets\nextra: 1\n---\n{{name}}".write(to: dir.appendingPathComponent("c-warn.md"), atomically: true, encoding: .utf8)
+        try "not a template".write(to: dir.appendingPathComponent("notes.txt"), atomically: true, encoding: .utf8)
+        let (templates, diagnostics) = EmailTemplate.loadAll(in: dir, displayPrefix: "campaigns/x/emails")
+        #expect(templates.map(\.name) == ["a-thanks", "c-warn"])
+        #expect(diagnostics.map(\.description) == [
+            "campaigns/x/emails/b-bad.md:1:1: missing required key 'subject'",
+            "campaigns/x/emails/b-bad.md:2:11: audience must be signers, consenting or targets, not 'all'",
+            "campaigns/x/emails/c-warn.md:4:1: warning: unknown key 'extra' (expected subject, audience, reply_to, consent)",
+        ])
+        let sample = MailRecipient.sample(fields: ["region"])
+        let content = renderContent(template: templates[0], recipient: sample, campaign: TemplateRenderingTests.campaign,
+                                    unsubscribe: ListUnsubscribe(mailto: TemplateRenderingTests.settings.unsubscribeMailbox), layout: false)
+        #expect(content.subject == "Thank you, Ada!")
+    }
+}

@@ -240,6 +240,21 @@ struct SMTPTransportTests {
         #expect(try server.received().isEmpty)
     }
 
+    @Test("smtpCheck over implicit TLS and over plain SMTP")
+    func checkOtherModes() throws {
+        let smtps = try SMTPTestServer(["--mode", "smtps"])
+        let secure = try smtpCheck(settings: smtps.settings("smtps", caFile: true))
+        #expect(secure.tls)
+        #expect(!secure.authenticated)
+        let plain = try SMTPTestServer()
+        let clear = try smtpCheck(settings: plain.settings(starttls: .never))
+        #expect(!clear.tls)
+        #expect(clear.greeting.hasPrefix("muster-test.localhost"))
+        #expect { _ = try smtpCheck(settings: plain.settings(starttls: .required)) }
+            throws: { error in if case .tlsFailed? = error as? SMTPError { return true } else { return false } }
+        #expect(try plain.received().isEmpty && smtps.received().isEmpty)
+    }
+
     @Test("smtpCheck: EHLO, STARTTLS and AUTH, nothing sent")
     func check() throws {
         let server = try SMTPTestServer(["--mode", "starttls", "--auth", "alice:pw"])

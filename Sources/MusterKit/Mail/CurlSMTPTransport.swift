@@ -90,7 +90,9 @@ public func smtpCheck(settings: SMTPSettings) throws(SMTPError) -> SMTPCheckRepo
     errorBuffer.initialize(repeating: 0, count: Int(CURL_ERROR_SIZE) + 1)
     let replies = ReplyCollector()
     defer {
-        curl_easy_cleanup(handle)
+        // Cleanup sends QUIT and hands the 221 reply to the header callback: keep the
+        // collector alive until then (ARC could otherwise free it after its last use).
+        withExtendedLifetime(replies) { curl_easy_cleanup(handle) }
         errorBuffer.deallocate()
     }
     try Curl.configure(handle, settings: settings, errorBuffer: errorBuffer, replies: replies)

@@ -142,9 +142,13 @@ struct SlotTable {
                     switch scanner.state(at: start, in: b) {
                     case .text:
                         appendHTMLEscaped(value, to: &out)
-                    case .insideTag:
+                    case .insideTag(let attribute):
                         out.append(UInt8(ascii: "\""))
-                        appendHTMLEscaped(value, to: &out)
+                        if let attribute, Self.urlAttributes.contains(attribute), !Self.isSafeURL(value) {
+                            out.append(UInt8(ascii: "#"))
+                        } else {
+                            appendHTMLEscaped(value, to: &out)
+                        }
                         out.append(UInt8(ascii: "\""))
                     case .attributeValue(let name, let atStart):
                         if atStart, Self.urlAttributes.contains(name), !Self.isSafeURL(value) {
@@ -171,8 +175,12 @@ struct SlotTable {
         for byte in value.utf8 {
             if byte <= 0x20 || byte == 0x7F { continue }
             if byte == UInt8(ascii: ":") { break }
-            if byte == UInt8(ascii: "/") || byte == UInt8(ascii: "?") || byte == UInt8(ascii: "#") { return true }
-            scheme.append(byte >= 0x41 && byte <= 0x5A ? byte | 0x20 : byte)
+            let lower = byte >= 0x41 && byte <= 0x5A ? byte | 0x20 : byte
+            let isSchemeByte = (lower >= 0x61 && lower <= 0x7A)
+                || (!scheme.isEmpty && ((lower >= 0x30 && lower <= 0x39) || lower == UInt8(ascii: "+") || lower == UInt8(ascii: "-") || lower == UInt8(ascii: ".")))
+            // Not a scheme (e.g. "/x:y", "a b:c" after stripping, "[x](y:z)"): a relative URL.
+            if !isSchemeByte { return true }
+            scheme.append(lower)
             if scheme.count > 32 { return false }
         }
         return [Array("http".utf8), Array("https".utf8), Array("mailto".utf8), Array("tel".utf8)].contains(scheme)
@@ -234,11 +242,20 @@ func appendHTMLEscaped(_ value: String, to out: inout [UInt8]) {
 /// Walks HTML bytes forward, telling whether an offset is in text, inside a tag, or
 /// inside a quoted attribute value (and which attribute). Offsets must be asked in order.
 struct HTMLPositionScanner {
-    enum State: Equatable { case text, insideTag, attributeValue(name: String, atStart: Bool) }
+    enum State: Equatable {
+        case text
+        /// Inside a tag, not in quotes; `attribute` is set right after `name=`.
+        case insideTag(attribute: String?)
+        case attributeValue(name: String, atStart: Bool)
+    }
 
     private var offset = 0
     private var mode: Mode = .text
-    private enum Mode { case text, comment, tag(lastName: [UInt8], pending: [UInt8]), quoted(UInt8, name: [UInt8], start: Int) }
+    private enum Mode {
+        case text, comment
+        case tag(lastName: [UInt8], pending: [UInt8], afterEquals: Bool)
+        case quoted(UInt8, name: [UInt8], start: Int)
+    }
 
     private static func isLetter(_ b: UInt8) -> Bool { (b | 0x20) >= 0x61 && (b | 0x20) <= 0x7A }
 
@@ -253,33 +270,38 @@ struct HTMLPositionScanner {
                         mode = .comment
                         offset += 3
                     } else if Self.isLetter(next) || next == UInt8(ascii: "/") || next == UInt8(ascii: "!") || next == UInt8(ascii: "?") {
-                        mode = .tag(lastName: [], pending: [])
+                        mode = .tag(lastName: [], pending: [], afterEquals: false)
                     }
                 }
             case .comment:
                 if c == UInt8(ascii: ">"), offset >= 2, b[offset - 1] == UInt8(ascii: "-"), b[offset - 2] == UInt8(ascii: "-") {
                     mode = .text
                 }
-            case .tag(let lastName, var pending):
+            case .tag(let lastName, var pending, let afterEquals):
                 switch c {
                 case UInt8(ascii: ">"):
                     mode = .text
                 case UInt8(ascii: "\""), UInt8(ascii: "'"):
                     mode = .quoted(c, name: lastName, start: offset + 1)
-                case UInt8(ascii: "="), UInt8(ascii: " "), UInt8(ascii: "\t"), UInt8(ascii: "\n"), UInt8(ascii: "\r"), UInt8(ascii: "/"):
-                    mode = .tag(lastName: pending.isEmpty ? lastName : pending, pending: [])
+                case UInt8(ascii: "="):
+                    mode = .tag(lastName: pending.isEmpty ? lastName : pending, pending: [], afterEquals: true)
+                case UInt8(ascii: " "), UInt8(ascii: "\t"), UInt8(ascii: "\n"), UInt8(ascii: "\r"):
+                    mode = .tag(lastName: pending.isEmpty ? lastName : pending, pending: [], afterEquals: afterEquals && pending.isEmpty)
+                case UInt8(ascii: "/"):
+                    mode = .tag(lastName: pending.isEmpty ? lastName : pending, pending: [], afterEquals: false)
                 default:
                     pending.append(c >= 0x41 && c <= 0x5A ? c | 0x20 : c)
-                    mode = .tag(lastName: lastName, pending: pending)
+                    mode = .tag(lastName: afterEquals ? [] : lastName, pending: pending, afterEquals: false)
                 }
             case .quoted(let quote, _, _):
-                if c == quote { mode = .tag(lastName: [], pending: []) }
+                if c == quote { mode = .tag(lastName: [], pending: [], afterEquals: false) }
             }
             offset += 1
         }
         switch mode {
         case .text, .comment: return .text
-        case .tag: return .insideTag
+        case .tag(let lastName, let pending, let afterEquals):
+            return .insideTag(attribute: afterEquals && pending.isEmpty ? String(decoding: lastName, as: UTF8.self) : nil)
         case .quoted(_, let name, let start):
             return .attributeValue(name: String(decoding: name, as: UTF8.self), atStart: start == target)
         }

@@ -154,8 +154,9 @@ struct TemplateRenderingTests {
 
     @Test("javascript: in a URL attribute is neutralised")
     func javascriptURL() throws {
-        let c = try render("[site]({{website}}) <a href=\"{{website}}\">b</a>", fields: ["website": "javascript:alert(1)"])
-        #expect(c.html == "<p><a href=\"#\">site</a> <a href=\"#\">b</a></p>\n")
+        let c = try render("[site]({{website}}) <a href=\"{{website}}\">b</a> <a href={{website}}>c</a> <a title={{website}}>d</a>",
+                           fields: ["website": "javascript:alert(1)"])
+        #expect(c.html == "<p><a href=\"#\">site</a> <a href=\"#\">b</a> <a href=\"#\">c</a> <a title=\"javascript:alert(1)\">d</a></p>\n")
         let ok = try render("[site]({{website}})", fields: ["website": "https://example.org/?a=1&b=2"])
         #expect(ok.html == "<p><a href=\"https://example.org/?a=1&amp;b=2\">site</a></p>\n")
     }

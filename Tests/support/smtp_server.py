@@ -18,6 +18,7 @@ Options:
   --cert-out PATH             where to write the self-signed certificate (PEM) for clients
   --tempfail-data REGEX       451 after DATA when a recipient matches
   --reject-rcpt REGEX         550 on RCPT TO for matching recipients
+  --drop-at-rcpt REGEX        drop the connection on RCPT TO for matching recipients
   --drop-after-dot REGEX      save the message, then drop the connection without a reply
   --silent-after-dot REGEX    save the message, then never reply
   --exit-on-stdin-eof         stop when stdin reaches end of file (tests pass a pipe)
@@ -30,6 +31,7 @@ import json
 import os
 import re
 import signal
+import subprocess
 import ssl
 import sys
 import tempfile
@@ -38,7 +40,7 @@ import threading
 from aiosmtpd.smtp import SMTP, AuthResult
 
 
-def make_tls_context(cert_out):
+def self_signed_with_cryptography():
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import ec
@@ -62,13 +64,34 @@ def make_tls_context(cert_out):
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
         .sign(key, hashes.SHA256())
     )
-    cert_pem = cert.public_bytes(serialization.Encoding.PEM)
-    key_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                serialization.NoEncryption())
+    return (cert.public_bytes(serialization.Encoding.PEM),
+            key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                              serialization.NoEncryption()))
+
+
+def self_signed_with_openssl(workdir):
+    cert_path, key_path = os.path.join(workdir, "ossl-cert.pem"), os.path.join(workdir, "ossl-key.pem")
+    subprocess.run([
+        "openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+        "-keyout", key_path, "-out", cert_path, "-days", "2", "-subj", "/CN=localhost",
+        "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1",
+        "-addext", "basicConstraints=critical,CA:TRUE",
+    ], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    with open(cert_path, "rb") as c, open(key_path, "rb") as k:
+        return c.read(), k.read()
+
+
+def make_tls_context(cert_out):
+    """A self-signed certificate for localhost and 127.0.0.1, made with the
+    `cryptography` package when installed, else with the openssl command."""
+    workdir = tempfile.mkdtemp(prefix="muster-smtp-tls-")
+    try:
+        cert_pem, key_pem = self_signed_with_cryptography()
+    except ImportError:
+        cert_pem, key_pem = self_signed_with_openssl(workdir)
     if cert_out:
         with open(cert_out, "wb") as f:
             f.write(cert_pem)
-    workdir = tempfile.mkdtemp(prefix="muster-smtp-tls-")
     cert_path, key_path = os.path.join(workdir, "cert.pem"), os.path.join(workdir, "key.pem")
     with open(cert_path, "wb") as f:
         f.write(cert_pem)
@@ -88,6 +111,9 @@ class Handler:
         return pattern is not None and any(re.search(pattern, a) for a in addresses)
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        if self.matches(self.args.drop_at_rcpt, [address]):
+            server.transport.abort()
+            return "250 OK (never delivered to the client)"
         if self.matches(self.args.reject_rcpt, [address]):
             return "550 5.1.1 <%s>: recipient rejected by test server" % address
         envelope.rcpt_tos.append(address)
@@ -149,6 +175,7 @@ def main():
     p.add_argument("--tempfail-data")
     p.add_argument("--reject-rcpt")
     p.add_argument("--drop-after-dot")
+    p.add_argument("--drop-at-rcpt")
     p.add_argument("--silent-after-dot")
     p.add_argument("--exit-on-stdin-eof", action="store_true")
     args = p.parse_args()

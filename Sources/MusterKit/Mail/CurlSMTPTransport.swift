@@ -37,6 +37,8 @@ public final class CurlSMTPTransport: MailTransport {
         errorBuffer.deallocate()
     }
 
+    /// Sends one message on the handle's connection (opening it if needed). Addresses are
+    /// validated first: CR, LF, NUL or anything but an ASCII address never reaches libcurl.
     public func send(from envelopeFrom: String, to recipients: [String], message: [UInt8]) throws(SMTPError) -> SMTPReceipt {
         try Curl.validateEnvelope(envelopeFrom, command: "MAIL FROM")
         guard !recipients.isEmpty else { throw .invalidEnvelope("no recipients") }
@@ -92,7 +94,9 @@ public func smtpCheck(settings: SMTPSettings) throws(SMTPError) -> SMTPCheckRepo
     errorBuffer.initialize(repeating: 0, count: Int(CURL_ERROR_SIZE) + 1)
     let replies = ReplyCollector()
     defer {
-        curl_easy_cleanup(handle)
+        // Cleanup sends QUIT and hands the 221 reply to the header callback: keep the
+        // collector alive until then (ARC could otherwise free it after its last use).
+        withExtendedLifetime(replies) { curl_easy_cleanup(handle) }
         errorBuffer.deallocate()
     }
     try Curl.configure(handle, settings: settings, errorBuffer: errorBuffer, replies: replies)
@@ -103,7 +107,7 @@ public func smtpCheck(settings: SMTPSettings) throws(SMTPError) -> SMTPCheckRepo
     }
     let all = replies.all
     let greeting = all.first { $0.code == 220 }?.text ?? ""
-    let ehlo = all.first { $0.code == 250 }
+    let ehlo = all.last { $0.code == 250 }
     let capabilities = ehlo.map { Array($0.lines.dropFirst()) } ?? []
     let usedTLS = settings.security == .smtps || all.contains { $0.code == 220 && $0 != all.first }
     let authenticated = all.contains { $0.code == 235 }
@@ -131,7 +135,7 @@ public struct SMTPCheckReport: Sendable, Equatable {
 private final class UploadBody {
     let bytes: [UInt8]
     var offset = 0
-    /// Set once libcurl has taken every byte (the callback returned end of file).
+    /// Set once libcurl has taken every byte of the message.
     var finished = false
     init(_ bytes: [UInt8]) { self.bytes = bytes }
 }
@@ -147,9 +151,12 @@ private let uploadReadCallback: muster_curl_data_callback = { buffer, size, coun
     }
     let n = min(room, remaining)
     body.bytes.withUnsafeBufferPointer { source in
-        UnsafeMutableRawPointer(buffer).copyMemory(from: source.baseAddress! + body.offset, byteCount: n)
+        guard let base = source.baseAddress else { return }
+        UnsafeMutableRawPointer(buffer).copyMemory(from: base + body.offset, byteCount: n)
     }
     body.offset += n
+    // With CURLOPT_INFILESIZE_LARGE set, libcurl may never ask again for end of file.
+    if body.offset == body.bytes.count { body.finished = true }
     return n
 }
 
@@ -173,9 +180,9 @@ final class ReplyCollector {
     }
 
     func receive(_ raw: String) {
-        var line = raw
-        while line.hasSuffix("\n") || line.hasSuffix("\r") { line.removeLast() }
-        let scalars = Array(line.unicodeScalars)
+        // Note: "\r\n" is one Character in Swift, so trim scalars, not characters.
+        var scalars = Array(raw.unicodeScalars)
+        while let last = scalars.last, last == "\n" || last == "\r" { scalars.removeLast() }
         guard scalars.count >= 3, let code = Int(String(String.UnicodeScalarView(scalars[0..<3]))) else { return }
         let text = scalars.count > 4 ? String(String.UnicodeScalarView(scalars[4...])) : ""
         pending.append(text)
@@ -238,7 +245,8 @@ enum Curl {
         try check(muster_curl_setopt_write_callback(handle, CURLOPT_HEADERFUNCTION, replyHeaderCallback), "CURLOPT_HEADERFUNCTION")
         try check(muster_curl_setopt_pointer(handle, CURLOPT_HEADERDATA, Unmanaged.passUnretained(replies).toOpaque()), "CURLOPT_HEADERDATA")
         try check(muster_curl_setopt_write_callback(handle, CURLOPT_WRITEFUNCTION, discardWriteCallback), "CURLOPT_WRITEFUNCTION")
-        if settings.verbose { try check(muster_curl_setopt_long(handle, CURLOPT_VERBOSE, 1), "CURLOPT_VERBOSE") }
+        // No CURLOPT_VERBOSE: its log shows AUTH PLAIN credentials (base64). The server's
+        // replies are available instead (SMTPCheckReport.replies, SMTPFailure.replyText).
     }
 
     /// Refuses anything libcurl would pass through into the SMTP dialogue unchecked.

@@ -62,7 +62,10 @@ public struct EmailTemplate: Sendable {
         // Split front matter: the first line is `---`, the front matter ends at the next `---` or `...` line.
         var text = source
         if text.hasPrefix("\u{FEFF}") { text.removeFirst() }
-        let lines = text.split(separator: "\n", omittingEmptySubsequences: false).map { $0.hasSuffix("\r") ? String($0.dropLast()) : String($0) }
+        // Split on scalars: in Swift "\r\n" is one Character, so splitting on "\n" misses CRLF files.
+        let lines = text.unicodeScalars.split(separator: "\n", omittingEmptySubsequences: false).map { line in
+            String(String.UnicodeScalarView(line.last == "\r" ? line.dropLast() : line))
+        }
         var yamlText = ""
         var bodyStart = 0
         if lines.first == "---", let close = lines.dropFirst().firstIndex(where: { $0 == "---" || $0 == "..." }) {
@@ -95,7 +98,7 @@ public struct EmailTemplate: Sendable {
                                 subject = scalar.string
                                 let quoted = scalar.style == .singleQuoted || scalar.style == .doubleQuoted
                                 subjectOrigin = (at.line, at.column + (quoted ? 1 : 0))
-                                if scalar.string.contains("\n") { report(at.line, at.column, "subject must be a single line") }
+                                if scalar.string.unicodeScalars.contains(where: { $0 == "\n" || $0 == "\r" }) { report(at.line, at.column, "subject must be a single line") }
                             } else {
                                 report(at.line, at.column, "subject must be a string")
                             }
@@ -193,6 +196,7 @@ public struct EmailTemplate: Sendable {
 
     /// The variables every template may use: the recipient's `name`, `first_name`,
     /// `email` and extra `fields`, `campaign.*`, `unsubscribe_url` and `unsubscribe_mailto`.
+    /// For `targets` templates pass no fields: decision makers have only a name and email.
     public static func knownVariables(fields: [String] = []) -> Set<String> {
         Set(["name", "first_name", "email", "unsubscribe_url", "unsubscribe_mailto"] + fields
             + CampaignMailInfo.variableNames.map { "campaign.\($0)" })
@@ -207,11 +211,12 @@ public struct EmailTemplate: Sendable {
             var parts = name.split(separator: ".").map(String.init)
             while parts.count > 1 { parts.removeLast(); prefixes.insert(parts.joined(separator: ".")) }
         }
-        func resolves(_ name: String, in sections: [String]) -> Bool {
+        // Sections may name a group (`{{#campaign}}`); variables must name a value.
+        func resolves(_ name: String, in sections: [String], asSection: Bool) -> Bool {
             if name == "." { return true }
             for scope in sections.reversed() + [""] {
                 let full = scope.isEmpty ? name : "\(scope).\(name)"
-                if known.contains(full) || prefixes.contains(full) { return true }
+                if known.contains(full) || (asSection && prefixes.contains(full)) { return true }
             }
             return false
         }
@@ -222,8 +227,9 @@ public struct EmailTemplate: Sendable {
             if inSubject, line >= bodyFirstLine { inSubject = false; sections = [] }
             switch tag.kind {
             case .variable, .unescaped, .section, .inverted:
-                if !resolves(tag.name, in: sections) {
-                    let what = (tag.kind == .section || tag.kind == .inverted) ? "section" : "variable"
+                let isSection = tag.kind == .section || tag.kind == .inverted
+                if !resolves(tag.name, in: sections, asSection: isSection) {
+                    let what = isSection ? "section" : "variable"
                     diagnostics.append(TemplateDiagnostic(file: file, line: line, column: column,
                                                           message: "unknown \(what) '\(tag.name)'\(inSubject ? " in subject" : "")"))
                 }
@@ -289,5 +295,37 @@ public struct EmailTemplate: Sendable {
         default: message = "invalid Mustache: \(parserError.error)"
         }
         return (parserError.context.lineNumber, parserError.context.columnNumber, message)
+    }
+}
+
+extension EmailTemplate {
+    /// Loads every `*.md` in a campaign's `emails/` folder, sorted by name, collecting
+    /// every diagnostic (errors and warnings) instead of stopping at the first file.
+    /// - Parameter displayPrefix: how the folder is shown in diagnostics (e.g. `campaigns/x/emails`).
+    public static func loadAll(in directory: URL, displayPrefix: String) -> (templates: [EmailTemplate], diagnostics: [TemplateDiagnostic]) {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: directory.path)) ?? []
+        var templates: [EmailTemplate] = []
+        var diagnostics: [TemplateDiagnostic] = []
+        for name in names.filter({ $0.hasSuffix(".md") }).sorted() {
+            do {
+                let template = try EmailTemplate(contentsOf: directory.appendingPathComponent(name),
+                                                 displayPath: displayPrefix.isEmpty ? name : "\(displayPrefix)/\(name)")
+                templates.append(template)
+                diagnostics += template.warnings
+            } catch {
+                diagnostics += error.diagnostics
+            }
+        }
+        return (templates, diagnostics)
+    }
+}
+
+extension MailRecipient {
+    /// A stand-in signer for `muster check` and previews: every field set to a visible sample value.
+    public static func sample(fields: [String] = []) -> MailRecipient {
+        var values: [String: String] = [:]
+        for field in fields { values[field] = "sample \(field)" }
+        return MailRecipient(name: "Ada Lovelace", email: "ada@example.org", fields: values,
+                             unsubscribeURL: nil)
     }
 }

@@ -41,8 +41,8 @@ public enum HeaderEncoding {
         if value.isEmpty { return [] }
         let words = value.split(separator: " ", omittingEmptySubsequences: false)
         let plain = value.unicodeScalars.allSatisfy { $0.value >= 0x21 && $0.value <= 0x7E || $0 == " " }
-            && !value.contains("=?")
-            && !value.hasPrefix(" ") && !value.hasSuffix(" ") && !value.contains("  ")
+            && !value.containsBytes("=?")
+            && !value.hasPrefix(" ") && !value.hasSuffix(" ") && !value.containsBytes("  ")
             && words.allSatisfy { $0.utf8.count <= foldWidth - header.utf8.count - 3 }
         if plain { return words.map(String.init) }
         return encodedWords(value)
@@ -54,9 +54,9 @@ public enum HeaderEncoding {
         try refuseLineBreaks(name, header: header)
         let words = name.split(separator: " ", omittingEmptySubsequences: false)
         let printableASCII = name.unicodeScalars.allSatisfy { $0.value >= 0x20 && $0.value <= 0x7E }
-        let simpleSpacing = !name.hasPrefix(" ") && !name.hasSuffix(" ") && !name.contains("  ")
+        let simpleSpacing = !name.hasPrefix(" ") && !name.hasSuffix(" ") && !name.containsBytes("  ")
         let shortWords = words.allSatisfy { $0.utf8.count <= 60 }
-        guard printableASCII, simpleSpacing, shortWords, !name.contains("=?"), !name.isEmpty else {
+        guard printableASCII, simpleSpacing, shortWords, !name.containsBytes("=?"), !name.isEmpty else {
             return encodedWords(name)
         }
         if name.unicodeScalars.allSatisfy({ MailAddress.isAtext($0) && $0 != "." || $0 == " " }) {
@@ -80,38 +80,52 @@ public enum HeaderEncoding {
     /// choosing Q for mostly-ASCII text and B otherwise. A word never ends inside a
     /// UTF-8 sequence, and, where possible, never inside a grapheme cluster.
     public static func encodedWords(_ text: String) -> [String] {
-        let bytes = Array(text.utf8)
-        let nonASCII = bytes.filter { $0 >= 0x80 }.count
-        let useQ = nonASCII * 3 <= bytes.count
-        // Chunks of whole characters (or whole scalars when a cluster is too long).
-        var units: [[UInt8]] = []
-        for character in text {
-            let utf8 = Array(String(character).utf8)
-            if encodedLength(utf8, q: useQ) <= maxEncodedWordLength - 12 {
-                units.append(utf8)
-            } else {
-                for scalar in character.unicodeScalars { units.append(Array(String(scalar).utf8)) }
-            }
+        var nonASCII = 0
+        var total = 0
+        for byte in text.utf8 {
+            total += 1
+            if byte >= 0x80 { nonASCII += 1 }
         }
+        let useQ = nonASCII * 3 <= total
+        // Room for the encoded text between "=?UTF-8?X?" and "?=".
+        let room = maxEncodedWordLength - 12
+        let maxBBytes = room / 4 * 3
+        func cost(_ byte: UInt8) -> Int { isQLiteral(byte) || byte == 0x20 ? 1 : 3 }
         var words: [String] = []
         var current: [UInt8] = []
-        for unit in units {
-            if !current.isEmpty, 12 + encodedLength(current + unit, q: useQ) > maxEncodedWordLength {
-                words.append(encodedWord(current, q: useQ))
-                current = []
-            }
-            current += unit
+        var currentCost = 0
+        func flush() {
+            if !current.isEmpty { words.append(encodedWord(current, q: useQ)) }
+            current.removeAll(keepingCapacity: true)
+            currentCost = 0
         }
-        if !current.isEmpty { words.append(encodedWord(current, q: useQ)) }
+        func append<C: Collection>(_ unit: C) where C.Element == UInt8 {
+            if useQ {
+                let unitCost = unit.reduce(0) { $0 + cost($1) }
+                if currentCost + unitCost > room { flush() }
+                currentCost += unitCost
+            } else if current.count + unit.count > maxBBytes {
+                flush()
+            }
+            current.append(contentsOf: unit)
+        }
+        // Whole characters where they fit (no grapheme cluster split), else whole scalars:
+        // a word never ends inside a UTF-8 sequence.
+        for character in text {
+            let utf8 = character.utf8
+            let fits = useQ ? utf8.reduce(0) { $0 + cost($1) } <= room : utf8.count <= maxBBytes
+            if fits {
+                append(utf8)
+            } else {
+                for scalar in character.unicodeScalars { append(UTF8.encode(scalar)!) }
+            }
+        }
+        flush()
         return words
     }
 
     private static func encodedWord(_ bytes: [UInt8], q: Bool) -> String {
         q ? "=?UTF-8?Q?" + qEncode(bytes) + "?=" : "=?UTF-8?B?" + Data(bytes).base64EncodedString() + "?="
-    }
-
-    private static func encodedLength(_ bytes: [UInt8], q: Bool) -> Int {
-        q ? bytes.reduce(0) { $0 + (isQLiteral($1) || $1 == 0x20 ? 1 : 3) } : (bytes.count + 2) / 3 * 4
     }
 
     /// Q literals allowed in every context, including phrases (RFC 2047 §5 rule 3).

@@ -96,10 +96,13 @@ public struct MIMEMessage: Sendable {
         }
         fields.append("MIME-Version: 1.0")
 
-        let textBody = QuotedPrintable.encode(text)
+        // Each part ends with a line break of its own (the CRLF before a boundary belongs
+        // to the boundary, RFC 2046 §5.1.1).
+        func terminated(_ s: String) -> String { s.isEmpty || s.utf8.last == 0x0A || s.utf8.last == 0x0D ? s : s + "\n" }
+        let textBody = QuotedPrintable.encode(terminated(text))
         var body: String
         if let html {
-            let htmlBody = QuotedPrintable.encode(html)
+            let htmlBody = QuotedPrintable.encode(terminated(html))
             let boundary = Self.boundary(for: messageID, avoiding: [textBody, htmlBody])
             fields.append(try HeaderEncoding.fold(name: "Content-Type",
                                                   tokens: ["multipart/alternative;", "boundary=\"\(boundary)\""]))
@@ -114,7 +117,7 @@ public struct MIMEMessage: Sendable {
         } else {
             fields.append("Content-Type: text/plain; charset=utf-8")
             fields.append("Content-Transfer-Encoding: quoted-printable")
-            body = textBody + "\r\n"
+            body = textBody
         }
         let message = fields.joined(separator: "\r\n") + "\r\n\r\n" + body
         return Array(message.utf8)
@@ -126,7 +129,7 @@ public struct MIMEMessage: Sendable {
         let digest = Hex.encode(SHA256.hash(data: Data(messageID.utf8)).prefix(12))
         var boundary = "=_muster_\(digest)"
         var salt = 0
-        while parts.contains(where: { $0.contains(boundary) }) {
+        while parts.contains(where: { $0.containsBytes(boundary) }) {
             salt += 1
             boundary = "=_muster_\(digest)_\(salt)"
         }

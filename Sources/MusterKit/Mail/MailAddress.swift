@@ -16,6 +16,7 @@ public struct MailAddress: Sendable, Hashable, CustomStringConvertible {
     /// `local@domain` in ASCII, as written in headers and in MAIL FROM / RCPT TO.
     public var address: String { "\(localPart)@\(domain)" }
 
+    /// A readable form for messages and logs.
     public var description: String {
         if let displayName, !displayName.isEmpty { return "\(displayName) <\(address)>" }
         return address
@@ -78,8 +79,11 @@ public struct MailAddress: Sendable, Hashable, CustomStringConvertible {
 
     static func isAtext(_ s: Unicode.Scalar) -> Bool {
         switch s {
-        case "a"..."z", "A"..."Z", "0"..."9": return true
-        default: return "!#$%&'*+-/=?^_`{|}~.".unicodeScalars.contains(s)
+        case "a"..."z", "A"..."Z", "0"..."9", "!", "#", "$", "%", "&", "'", "*", "+", "-", "/", "=", "?", "^", "_", "`",
+             "{", "|", "}", "~", ".":
+            return true
+        default:
+            return false
         }
     }
 }

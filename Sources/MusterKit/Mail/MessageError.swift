@@ -11,6 +11,7 @@ public enum MessageError: Error, Equatable, Sendable, LocalizedError {
     /// A URL for `List-Unsubscribe` is unusable.
     case invalidUnsubscribeURL(reason: String)
 
+    /// A short, lower-case message for the user.
     public var errorDescription: String? {
         switch self {
         case .forbiddenCharacter(let header):

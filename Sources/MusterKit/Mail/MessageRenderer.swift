@@ -122,7 +122,6 @@ public struct RenderedContent: Sendable, Equatable {
 public func renderMessage(template: EmailTemplate, recipient: MailRecipient, campaign: CampaignMailInfo,
                           settings: MessageSettings, date: Date = Date()) throws(MessageError) -> RenderedMessage {
     let to = try MailAddress(displayName: recipient.name, address: recipient.email, header: "To")
-    _ = try MailAddress(address: recipient.email, header: "RCPT TO")
     let envelopeFrom = settings.envelopeFrom ?? campaign.sender
     try refuseLineBreaks(envelopeFrom.address, header: "MAIL FROM")
     let unsubscribe = ListUnsubscribe(mailto: settings.unsubscribeMailbox, url: recipient.unsubscribeURL)

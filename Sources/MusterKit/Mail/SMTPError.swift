@@ -69,6 +69,19 @@ public enum SMTPError: Error, Sendable, Equatable, LocalizedError {
         }
     }
 
+    /// The exit code SPEC.md gives this failure when a command stops on it: 69 when the
+    /// relay cannot be used (unreachable, TLS), 75 when retrying later may help, 65 for a
+    /// bad address, 1 otherwise (authentication, permanent refusal, setup).
+    public var exitCode: Int32 {
+        switch self {
+        case .relayUnreachable, .tlsFailed: return 69
+        case .transient, .outcomeUnknown: return 75
+        case .invalidEnvelope: return 65
+        case .authFailed, .permanent, .setup: return 1
+        }
+    }
+
+    /// A short, lower-case message for the user.
     public var errorDescription: String? {
         switch self {
         case .transient(let f): return "temporary SMTP failure: \(f)"

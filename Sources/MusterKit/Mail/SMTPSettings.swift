@@ -48,6 +48,7 @@ public enum SMTPSettingsError: Error, Equatable, Sendable, LocalizedError {
     /// A value that reaches libcurl contains a control character.
     case controlCharacter(setting: String)
 
+    /// A short, lower-case message for the user.
     public var errorDescription: String? {
         switch self {
         case .missingURL:
@@ -93,8 +94,6 @@ public struct SMTPSettings: Sendable, CustomStringConvertible, CustomDebugString
     public var transferTimeout: Double = 300
     /// The name sent with EHLO (defaults to this machine's host name).
     public var heloName: String
-    /// Log the SMTP dialogue to stderr (libcurl verbose mode; AUTH lines included).
-    public var verbose = false
 
     /// Whether a password is set (for reports; the password itself stays private).
     public var hasPassword: Bool { password != nil }
@@ -170,8 +169,10 @@ public struct SMTPSettings: Sendable, CustomStringConvertible, CustomDebugString
         return "\(security.rawValue)://\(host):\(port) (\(parts.joined(separator: ", ")))"
     }
 
+    /// Same as `description` (never shows secrets).
     public var debugDescription: String { "SMTPSettings(\(description))" }
 
+    /// A mirror for `dump` that hides the password.
     public var customMirror: Mirror {
         Mirror(self, children: ["security": security, "host": host, "port": port, "starttls": starttls,
                                 "username": username as Any, "password": password == nil ? "nil" : "<redacted>",

@@ -9,8 +9,11 @@ import Mustache
 /// untouched in text, emphasis, code, link text and link destinations.
 struct SlotTable {
     private let prefix: String
-    private var values: [String] = []
-    private(set) var context: [String: Any] = [:]
+    private let names: [String]
+    private let values: [String]
+    /// Identifies the skeleton a context renders to: the same names with the same
+    /// value classes (see `valueClass`) always give the same skeleton for a given prefix.
+    let shapeKey: String
 
     enum Escape { case none, html }
 
@@ -19,25 +22,31 @@ struct SlotTable {
         var nonce: String
         repeat {
             nonce = String(UInt64.random(in: 0...UInt64.max), radix: 36)
-        } while source.contains(nonce)
+        } while source.containsBytes(nonce)
         return "mstv\(nonce)n"
     }
 
-    /// Identifies the skeleton a context renders to: the same names with the same
-    /// value classes (see `valueClass`) always give the same skeleton for a given prefix.
-    let shapeKey: String
-
     init(values named: [String: String], prefix: String) {
         self.prefix = prefix
+        let sorted = named.sorted { $0.key < $1.key }
+        names = sorted.map(\.key)
+        values = sorted.map(\.value)
         var key = ""
-        for (name, value) in named.sorted(by: { $0.key < $1.key }) {
+        for (name, value) in sorted {
             key += name
             key += "\u{0}\(Self.valueClass(value))"
-            let slot = Slot(token: "\(prefix)\(values.count)z", isNull: value.isEmpty)
-            values.append(value)
-            Self.insert(slot, at: name.split(separator: ".").map(String.init), into: &context)
         }
         shapeKey = key
+    }
+
+    /// The Mustache context: every name (dotted names nested) bound to its token.
+    var context: [String: Any] {
+        var context: [String: Any] = [:]
+        for (index, name) in names.enumerated() {
+            let slot = Slot(token: "\(prefix)\(index)z", isNull: values[index].isEmpty)
+            Self.insert(slot, at: name.split(separator: ".").map(String.init), into: &context)
+        }
+        return context
     }
 
     private static func insert(_ slot: Slot, at path: [String], into dictionary: inout [String: Any]) {
@@ -51,23 +60,27 @@ struct SlotTable {
         dictionary[first] = child
     }
 
-    /// Finds each token in `text`: returns the pieces between tokens and the value indexes.
-    private func tokens(in text: String) -> [(range: Range<String.Index>, index: Int)] {
-        var found: [(Range<String.Index>, Int)] = []
-        var search = text.startIndex
-        while let hit = text.range(of: prefix, range: search..<text.endIndex) {
-            var cursor = hit.upperBound
-            var digits = ""
-            while cursor < text.endIndex, let d = text[cursor].wholeNumberValue, text[cursor].isASCII {
-                digits.append(String(d))
-                cursor = text.index(after: cursor)
-            }
-            if cursor < text.endIndex, text[cursor] == "z", let index = Int(digits), index < values.count {
-                let end = text.index(after: cursor)
-                found.append((hit.lowerBound..<end, index))
-                search = end
-            } else {
-                search = hit.upperBound
+    /// Token occurrences in `bytes`: byte range and value index.
+    private func tokens(in bytes: UnsafeBufferPointer<UInt8>) -> [(start: Int, end: Int, index: Int)] {
+        var found: [(Int, Int, Int)] = []
+        var prefix = self.prefix
+        prefix.withUTF8 { p in
+            var search = 0
+            while let hit = firstOffset(of: p, in: bytes, from: search) {
+                var cursor = hit + p.count
+                var index = 0
+                var digits = 0
+                while cursor < bytes.count, bytes[cursor] >= 0x30, bytes[cursor] <= 0x39, digits < 9 {
+                    index = index * 10 + Int(bytes[cursor] - 0x30)
+                    digits += 1
+                    cursor += 1
+                }
+                if digits > 0, cursor < bytes.count, bytes[cursor] == UInt8(ascii: "z"), index < values.count {
+                    found.append((hit, cursor + 1, index))
+                    search = cursor + 1
+                } else {
+                    search = hit + p.count
+                }
             }
         }
         return found
@@ -77,74 +90,100 @@ struct SlotTable {
     /// autolinks, whether the value is a URL or an address.
     static func valueClass(_ value: String) -> Int {
         if value.isEmpty { return 0 }
-        let lower = value.lowercased()
+        let lower = value.prefix(8).lowercased()
         if lower.hasPrefix("https://") || lower.hasPrefix("http://") || lower.hasPrefix("mailto:") { return 1 }
-        if value.contains("@"), !value.contains(" ") { return 2 }
+        if value.utf8.contains(UInt8(ascii: "@")), !value.utf8.contains(UInt8(ascii: " ")) { return 2 }
         return 3
     }
 
     /// Rewrites `<token>` (a Markdown autolink around a variable) into a real link when
     /// the value is a URL or an address, and into literal angle brackets otherwise.
     func prepareForMarkdown(_ skeleton: String) -> String {
-        var out = ""
-        var last = skeleton.startIndex
-        for (range, index) in tokens(in: skeleton) {
-            let token = String(skeleton[range])
-            guard range.lowerBound > skeleton.startIndex, skeleton[skeleton.index(before: range.lowerBound)] == "<",
-                  range.upperBound < skeleton.endIndex, skeleton[range.upperBound] == ">" else { continue }
-            let replacement: String
-            switch Self.valueClass(values[index]) {
-            case 1: replacement = "[\(token)](\(token))"
-            case 2: replacement = "[\(token)](mailto:\(token))"
-            default: replacement = "\\<\(token)\\>"
+        let bytes = Array(skeleton.utf8)
+        var out: [UInt8] = []
+        out.reserveCapacity(bytes.count + 64)
+        var last = 0
+        bytes.withUnsafeBufferPointer { b in
+            for (start, end, index) in tokens(in: b) {
+                guard start > 0, b[start - 1] == UInt8(ascii: "<"), end < b.count, b[end] == UInt8(ascii: ">") else { continue }
+                let token = Array(b[start..<end])
+                out += b[last..<(start - 1)]
+                switch Self.valueClass(values[index]) {
+                case 1: out += Array("[".utf8) + token + Array("](".utf8) + token + Array(")".utf8)
+                case 2: out += Array("[".utf8) + token + Array("](mailto:".utf8) + token + Array(")".utf8)
+                default: out += Array("\\<".utf8) + token + Array("\\>".utf8)
+                }
+                last = end + 1
             }
-            out += skeleton[last..<skeleton.index(before: range.lowerBound)]
-            out += replacement
-            last = skeleton.index(after: range.upperBound)
+            out += b[last...]
         }
-        out += skeleton[last...]
-        return out
+        return String(decoding: out, as: UTF8.self)
     }
 
     /// Puts the values back. For `.html`, each value is escaped for where it lands: text,
     /// a quoted attribute (URL attributes refuse `javascript:` and other schemes), or an
     /// unquoted spot inside a tag (the value is quoted so it cannot add attributes).
     func substitute(_ text: String, escape: Escape) -> String {
-        let found = tokens(in: text)
-        guard !found.isEmpty else { return text }
-        var out = ""
-        var last = text.startIndex
-        var scanner = HTMLPositionScanner(text: text)
-        for (range, index) in found {
-            out += text[last..<range.lowerBound]
-            let value = values[index]
-            switch escape {
-            case .none:
-                out += value
-            case .html:
-                switch scanner.state(at: range.lowerBound) {
-                case .text:
-                    out += htmlEscape(value)
-                case .insideTag:
-                    out += "\"" + htmlEscape(value) + "\""
-                case .attributeValue(let name, let atStart):
-                    out += atStart && Self.urlAttributes.contains(name) && !Self.isSafeURL(value) ? "#" : htmlEscape(value)
+        var text = text
+        return text.withUTF8 { b in
+            let found = tokens(in: b)
+            guard !found.isEmpty else { return String(decoding: b, as: UTF8.self) }
+            var out: [UInt8] = []
+            out.reserveCapacity(b.count + 256)
+            var last = 0
+            var scanner = HTMLPositionScanner()
+            for (start, end, index) in found {
+                out += b[last..<start]
+                let value = values[index]
+                switch escape {
+                case .none:
+                    out += value.utf8
+                case .html:
+                    switch scanner.state(at: start, in: b) {
+                    case .text:
+                        appendHTMLEscaped(value, to: &out)
+                    case .insideTag(let attribute):
+                        out.append(UInt8(ascii: "\""))
+                        if let attribute, Self.urlAttributes.contains(attribute), !Self.isSafeURL(value) {
+                            out.append(UInt8(ascii: "#"))
+                        } else {
+                            appendHTMLEscaped(value, to: &out)
+                        }
+                        out.append(UInt8(ascii: "\""))
+                    case .attributeValue(let name, let atStart):
+                        if atStart, Self.urlAttributes.contains(name), !Self.isSafeURL(value) {
+                            out.append(UInt8(ascii: "#"))
+                        } else {
+                            appendHTMLEscaped(value, to: &out)
+                        }
+                    }
                 }
+                last = end
             }
-            last = range.upperBound
+            out += b[last...]
+            return String(decoding: out, as: UTF8.self)
         }
-        out += text[last...]
-        return out
     }
 
     static let urlAttributes: Set<String> = ["href", "src", "action", "formaction", "background", "xlink:href", "poster", "cite"]
 
+    /// Whether a value may start a URL attribute: relative, or http(s), mailto, tel.
+    /// Control characters and spaces are ignored, as browsers ignore them in schemes.
     static func isSafeURL(_ value: String) -> Bool {
-        let cleaned = String(value.unicodeScalars.filter { $0.value > 0x20 && $0 != "\u{7F}" }).lowercased()
-        guard let colon = cleaned.firstIndex(of: ":") else { return true }
-        let scheme = cleaned[..<colon]
-        if scheme.contains("/") || scheme.contains("?") || scheme.contains("#") { return true }
-        return ["http", "https", "mailto", "tel"].contains(scheme)
+        guard value.utf8.contains(UInt8(ascii: ":")) else { return true }
+        var scheme: [UInt8] = []
+        for byte in value.utf8 {
+            if byte <= 0x20 || byte == 0x7F { continue }
+            if byte == UInt8(ascii: ":") { break }
+            let lower = byte >= 0x41 && byte <= 0x5A ? byte | 0x20 : byte
+            let isSchemeByte = (lower >= 0x61 && lower <= 0x7A)
+                || (!scheme.isEmpty && ((lower >= 0x30 && lower <= 0x39) || lower == UInt8(ascii: "+") || lower == UInt8(ascii: "-") || lower == UInt8(ascii: ".")))
+            // Not a scheme (e.g. "/x:y", "a b:c" after stripping, "[x](y:z)"): a relative URL.
+            if !isSchemeByte { return true }
+            scheme.append(lower)
+            if scheme.count > 32 { return false }
+        }
+        return [Array("http".utf8), Array("https".utf8), Array("mailto".utf8), Array("tel".utf8)].contains(scheme)
     }
 }
 
@@ -180,73 +219,91 @@ struct Slot: MustacheCustomRenderable {
 
 /// Escapes `& < > " '` for HTML text and attribute values.
 func htmlEscape(_ value: String) -> String {
-    var out = ""
+    var out: [UInt8] = []
     out.reserveCapacity(value.utf8.count)
-    for scalar in value.unicodeScalars {
-        switch scalar {
-        case "&": out += "&amp;"
-        case "<": out += "&lt;"
-        case ">": out += "&gt;"
-        case "\"": out += "&quot;"
-        case "'": out += "&#39;"
-        case "\u{0}": out += "\u{FFFD}"
-        default: out.unicodeScalars.append(scalar)
-        }
-    }
-    return out
+    appendHTMLEscaped(value, to: &out)
+    return String(decoding: out, as: UTF8.self)
 }
 
-/// Walks HTML forward, telling whether a position is in text, inside a tag, or inside a
-/// quoted attribute value (and which attribute). Positions must be asked in order.
+func appendHTMLEscaped(_ value: String, to out: inout [UInt8]) {
+    for byte in value.utf8 {
+        switch byte {
+        case UInt8(ascii: "&"): out += "&amp;".utf8
+        case UInt8(ascii: "<"): out += "&lt;".utf8
+        case UInt8(ascii: ">"): out += "&gt;".utf8
+        case UInt8(ascii: "\""): out += "&quot;".utf8
+        case UInt8(ascii: "'"): out += "&#39;".utf8
+        case 0: out += "\u{FFFD}".utf8
+        default: out.append(byte)
+        }
+    }
+}
+
+/// Walks HTML bytes forward, telling whether an offset is in text, inside a tag, or
+/// inside a quoted attribute value (and which attribute). Offsets must be asked in order.
 struct HTMLPositionScanner {
-    enum State: Equatable { case text, insideTag, attributeValue(name: String, atStart: Bool) }
-
-    private let text: String
-    private var index: String.Index
-    private var mode: Mode = .text
-    private enum Mode { case text, comment, tag(lastName: String, pending: String), quoted(Character, name: String, start: String.Index) }
-
-    init(text: String) {
-        self.text = text
-        self.index = text.startIndex
+    enum State: Equatable {
+        case text
+        /// Inside a tag, not in quotes; `attribute` is set right after `name=`.
+        case insideTag(attribute: String?)
+        case attributeValue(name: String, atStart: Bool)
     }
 
-    mutating func state(at target: String.Index) -> State {
-        while index < target {
-            let c = text[index]
+    private var offset = 0
+    private var mode: Mode = .text
+    private enum Mode {
+        case text, comment
+        case tag(lastName: [UInt8], pending: [UInt8], afterEquals: Bool)
+        case quoted(UInt8, name: [UInt8], start: Int)
+    }
+
+    private static func isLetter(_ b: UInt8) -> Bool { (b | 0x20) >= 0x61 && (b | 0x20) <= 0x7A }
+
+    mutating func state(at target: Int, in b: UnsafeBufferPointer<UInt8>) -> State {
+        while offset < target {
+            let c = b[offset]
             switch mode {
             case .text:
-                if c == "<" {
-                    if text[index...].hasPrefix("<!--") {
+                if c == UInt8(ascii: "<"), offset + 1 < b.count {
+                    let next = b[offset + 1]
+                    if offset + 3 < b.count, next == UInt8(ascii: "!"), b[offset + 2] == UInt8(ascii: "-"), b[offset + 3] == UInt8(ascii: "-") {
                         mode = .comment
-                    } else if let next = text.index(index, offsetBy: 1, limitedBy: text.endIndex), next < text.endIndex,
-                              text[next].isLetter || text[next] == "/" || text[next] == "!" || text[next] == "?" {
-                        mode = .tag(lastName: "", pending: "")
+                        offset += 3
+                    } else if Self.isLetter(next) || next == UInt8(ascii: "/") || next == UInt8(ascii: "!") || next == UInt8(ascii: "?") {
+                        mode = .tag(lastName: [], pending: [], afterEquals: false)
                     }
                 }
             case .comment:
-                if c == ">", text[..<index].hasSuffix("--") { mode = .text }
-            case .tag(let lastName, let pending):
-                if c == ">" {
+                if c == UInt8(ascii: ">"), offset >= 2, b[offset - 1] == UInt8(ascii: "-"), b[offset - 2] == UInt8(ascii: "-") {
                     mode = .text
-                } else if c == "\"" || c == "'" {
-                    mode = .quoted(c, name: lastName, start: text.index(after: index))
-                } else if c == "=" {
-                    mode = .tag(lastName: pending.isEmpty ? lastName : pending.lowercased(), pending: "")
-                } else if c.isWhitespace || c == "/" {
-                    mode = .tag(lastName: pending.isEmpty ? lastName : pending.lowercased(), pending: "")
-                } else {
-                    mode = .tag(lastName: lastName, pending: pending + String(c))
+                }
+            case .tag(let lastName, var pending, let afterEquals):
+                switch c {
+                case UInt8(ascii: ">"):
+                    mode = .text
+                case UInt8(ascii: "\""), UInt8(ascii: "'"):
+                    mode = .quoted(c, name: lastName, start: offset + 1)
+                case UInt8(ascii: "="):
+                    mode = .tag(lastName: pending.isEmpty ? lastName : pending, pending: [], afterEquals: true)
+                case UInt8(ascii: " "), UInt8(ascii: "\t"), UInt8(ascii: "\n"), UInt8(ascii: "\r"):
+                    mode = .tag(lastName: pending.isEmpty ? lastName : pending, pending: [], afterEquals: afterEquals && pending.isEmpty)
+                case UInt8(ascii: "/"):
+                    mode = .tag(lastName: pending.isEmpty ? lastName : pending, pending: [], afterEquals: false)
+                default:
+                    pending.append(c >= 0x41 && c <= 0x5A ? c | 0x20 : c)
+                    mode = .tag(lastName: afterEquals ? [] : lastName, pending: pending, afterEquals: false)
                 }
             case .quoted(let quote, _, _):
-                if c == quote { mode = .tag(lastName: "", pending: "") }
+                if c == quote { mode = .tag(lastName: [], pending: [], afterEquals: false) }
             }
-            index = text.index(after: index)
+            offset += 1
         }
         switch mode {
         case .text, .comment: return .text
-        case .tag: return .insideTag
-        case .quoted(_, let name, let start): return .attributeValue(name: name, atStart: start == target)
+        case .tag(let lastName, let pending, let afterEquals):
+            return .insideTag(attribute: afterEquals && pending.isEmpty ? String(decoding: lastName, as: UTF8.self) : nil)
+        case .quoted(_, let name, let start):
+            return .attributeValue(name: String(decoding: name, as: UTF8.self), atStart: start == target)
         }
     }
 }

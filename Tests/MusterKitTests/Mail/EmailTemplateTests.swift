@@ -26,6 +26,15 @@ struct EmailTemplateTests {
         #expect(t.check(knownVariables: EmailTemplate.knownVariables()).isEmpty)
     }
 
+    @Test("CRLF files parse like LF files, with the same positions")
+    func crlf() throws {
+        let t = try EmailTemplate(source: Self.thanks.replacingOccurrences(of: "\n", with: "\r\n"), file: "emails/thanks.md")
+        #expect(t.subject == "Thank you, {{first_name}}!")
+        #expect(t.audience == .signers)
+        let d = t.check(knownVariables: ["first_name"]).map(\.description)
+        #expect(d.first == "emails/thanks.md:7:22: unknown variable 'campaign.title'")
+    }
+
     @Test("unknown variables are reported with exact line and column")
     func unknownVariables() throws {
         let source = """
@@ -36,7 +45,7 @@ struct EmailTemplateTests {
         Hi {{name}}, from {{ region }}
 
         {{#campaign}}We are {{count}} of {{goal}}, {{titel}}.{{/campaign}}
-        {{{campaign.tittle}}} {{^nope}}x{{/nope}} {{! a comment {{ignored}} }}
+        {{{campaign.tittle}}} {{^nope}}x{{/nope}} {{! a comment {{ignored}} }} {{campaign}}
         """
         let t = try EmailTemplate(source: source, file: "emails/news.md")
         let messages = t.check(knownVariables: EmailTemplate.knownVariables(fields: ["region"])).map(\.description)
@@ -45,6 +54,7 @@ struct EmailTemplateTests {
             "emails/news.md:7:44: unknown variable 'titel'",
             "emails/news.md:8:1: unknown variable 'campaign.tittle'",
             "emails/news.md:8:23: unknown section 'nope'",
+            "emails/news.md:8:72: unknown variable 'campaign'",
         ])
         let withoutRegion = t.check(knownVariables: EmailTemplate.knownVariables())
         #expect(withoutRegion.contains { $0.description == "emails/news.md:5:19: unknown variable 'region'" })
@@ -133,10 +143,20 @@ struct TemplateRenderingTests {
         #expect(c.text.contains("Hi \(name) and \(name), **\(name)**"))
     }
 
+    @Test("URL attribute scheme check", arguments: [
+        ("https://x.example", true), ("mailto:a@b.example", true), ("/relative?a=b:c", true), ("page.html", true),
+        ("javascript:alert(1)", false), (" JavaScript:alert(1)", false), ("java\tscript:alert(1)", false),
+        ("data:text/html,x", false), ("vbscript:x", false),
+    ])
+    func safeURL(_ value: String, _ safe: Bool) {
+        #expect(SlotTable.isSafeURL(value) == safe)
+    }
+
     @Test("javascript: in a URL attribute is neutralised")
     func javascriptURL() throws {
-        let c = try render("[site]({{website}}) <a href=\"{{website}}\">b</a>", fields: ["website": "javascript:alert(1)"])
-        #expect(c.html == "<p><a href=\"#\">site</a> <a href=\"#\">b</a></p>\n")
+        let c = try render("[site]({{website}}) <a href=\"{{website}}\">b</a> <a href={{website}}>c</a> <a title={{website}}>d</a>",
+                           fields: ["website": "javascript:alert(1)"])
+        #expect(c.html == "<p><a href=\"#\">site</a> <a href=\"#\">b</a> <a href=\"#\">c</a> <a title=\"javascript:alert(1)\">d</a></p>\n")
         let ok = try render("[site]({{website}})", fields: ["website": "https://example.org/?a=1&b=2"])
         #expect(ok.html == "<p><a href=\"https://example.org/?a=1&amp;b=2\">site</a></p>\n")
     }
@@ -209,5 +229,30 @@ struct SkeletonCacheTests {
             #expect(c.html == "<p>From <strong>Paris</strong>. Contact: &lt;just text&gt;</p>\n")
             #expect(c.text == "From **Paris**. Contact: <just text>")
         }
+    }
+}
+
+@Suite("Loading a campaign's emails folder")
+struct LoadAllTests {
+    @Test("collects every file's diagnostics and every good template")
+    func loadAll() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("muster-emails-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        try EmailTemplateTests.thanks.write(to: dir.appendingPathComponent("a-thanks.md"), atomically: true, encoding: .utf8)
+        try "---\naudience: all\n---\nx".write(to: dir.appendingPathComponent("b-bad.md"), atomically: true, encoding: .utf8)
+        try "---\nsubject: s\naudience: targets\nextra: 1\n---\n{{name}}".write(to: dir.appendingPathComponent("c-warn.md"), atomically: true, encoding: .utf8)
+        try "not a template".write(to: dir.appendingPathComponent("notes.txt"), atomically: true, encoding: .utf8)
+        let (templates, diagnostics) = EmailTemplate.loadAll(in: dir, displayPrefix: "campaigns/x/emails")
+        #expect(templates.map(\.name) == ["a-thanks", "c-warn"])
+        #expect(diagnostics.map(\.description) == [
+            "campaigns/x/emails/b-bad.md:1:1: missing required key 'subject'",
+            "campaigns/x/emails/b-bad.md:2:11: audience must be signers, consenting or targets, not 'all'",
+            "campaigns/x/emails/c-warn.md:4:1: warning: unknown key 'extra' (expected subject, audience, reply_to, consent)",
+        ])
+        let sample = MailRecipient.sample(fields: ["region"])
+        let content = renderContent(template: templates[0], recipient: sample, campaign: TemplateRenderingTests.campaign,
+                                    unsubscribe: ListUnsubscribe(mailto: TemplateRenderingTests.settings.unsubscribeMailbox), layout: false)
+        #expect(content.subject == "Thank you, Ada!")
     }
 }

@@ -164,6 +164,7 @@ struct MIMEMessageTests {
         let html = try #require(text.range(of: "text/html"))
         #expect(plain.lowerBound < html.lowerBound)
         #expect(text.hasSuffix("--\r\n"))
+        #expect(text.contains("thanks.\r\n\r\n--=_muster_"))  // each part ends with its own line break, once
     }
 
     @Test("Message-ID is stable for (campaign, template, recipient)")

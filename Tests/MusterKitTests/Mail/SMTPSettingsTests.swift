@@ -86,3 +86,20 @@ struct EMLDirectoryTransportTests {
         #expect(files == ["00001-b@example.org.eml"])
     }
 }
+
+@Suite("Transport double")
+struct RecordingMailTransportTests {
+    @Test("scripted outcomes reach the caller as classified errors")
+    func scripted() throws {
+        let transport = RecordingMailTransport { recipient, _ in
+            recipient.hasPrefix("bad") ? .permanent(SMTPFailure(replyCode: 550, replyText: "no such user", detail: "scripted")) : nil
+        }
+        let double: any MailTransport = transport
+        _ = try double.send(from: "a@example.org", to: ["ok@example.org"], message: [])
+        #expect(throws: SMTPError.permanent(SMTPFailure(replyCode: 550, replyText: "no such user", detail: "scripted"))) {
+            _ = try double.send(from: "a@example.org", to: ["bad@example.org"], message: [])
+        }
+        #expect(transport.sent.map(\.to) == [["ok@example.org"]])
+        #expect(transport.attempts == 2)
+    }
+}

@@ -11,7 +11,7 @@ let supportDirectory = URL(fileURLWithPath: #filePath)
 let aiosmtpdAvailable: Bool = {
     let process = Process()
     process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-    process.arguments = ["python3", "-c", "import aiosmtpd, cryptography"]
+    process.arguments = ["python3", "-c", "import aiosmtpd"]
     process.standardOutput = FileHandle.nullDevice
     process.standardError = FileHandle.nullDevice
     do { try process.run() } catch { return false }

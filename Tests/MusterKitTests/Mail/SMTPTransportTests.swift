@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import Testing
 @testable import MusterKit
 
@@ -32,6 +33,28 @@ struct SMTPTransportTests {
         let got = try server.received()
         #expect(got.count == 5)
         #expect(Set(got.map(\.peerPort)).count == 1)
+    }
+
+    @Test("one transport per worker thread: parallel connections, each reused")
+    func parallelWorkers() throws {
+        let server = try SMTPTestServer()
+        let settings = try server.settings()
+        let failures = Mutex(0)
+        DispatchQueue.concurrentPerform(iterations: 4) { worker in
+            do {
+                let transport = try CurlSMTPTransport(settings: settings)
+                for i in 0..<10 {
+                    _ = try transport.send(from: "hello@fairrates.example", to: ["w\(worker)-\(i)@example.org"], message: plainMessage())
+                }
+            } catch {
+                failures.withLock { $0 += 1 }
+            }
+        }
+        #expect(failures.withLock { $0 } == 0)
+        let got = try server.received()
+        #expect(got.count == 40)
+        #expect(Set(got.flatMap(\.recipients)).count == 40)
+        #expect(Set(got.map(\.peerPort)).count == 4)
     }
 
     @Test("STARTTLS with the CA file: delivered over TLS")
@@ -119,7 +142,7 @@ struct SMTPTransportTests {
         #expect { _ = try transport.send(from: "hello@fairrates.example", to: ["bad@example.org"], message: plainMessage()) }
             throws: { error in
                 guard case .permanent(let f)? = error as? SMTPError else { return false }
-                return f.replyCode == 550 && (f.replyText ?? "").contains("recipient rejected")
+                return f.replyCode == 550 && f.replyText == "5.1.1 <bad@example.org>: recipient rejected by test server"
             }
         _ = try transport.send(from: "hello@fairrates.example", to: ["good2@example.org"], message: plainMessage())
         #expect(try server.received().map(\.recipients) == [["good1@example.org"], ["good2@example.org"]])
@@ -136,6 +159,31 @@ struct SMTPTransportTests {
             }
         _ = try transport.send(from: "hello@fairrates.example", to: ["now@example.org"], message: plainMessage())
         #expect(try server.received().map(\.recipients) == [["now@example.org"]])
+    }
+
+    @Test("connection dropped before DATA: transient; the next message still goes")
+    func dropAtRcpt() throws {
+        let server = try SMTPTestServer(["--drop-at-rcpt", "^cut"])
+        let transport = try CurlSMTPTransport(settings: server.settings())
+        #expect { _ = try transport.send(from: "hello@fairrates.example", to: ["cut@example.org"], message: plainMessage()) }
+            throws: { error in if case .transient? = error as? SMTPError { return true } else { return false } }
+        _ = try transport.send(from: "hello@fairrates.example", to: ["next@example.org"], message: plainMessage())
+        #expect(try server.received().map(\.recipients) == [["next@example.org"]])
+    }
+
+    @Test("STARTTLS optional: upgrades when offered, continues in clear when not")
+    func starttlsOptional() throws {
+        let tls = try SMTPTestServer(["--mode", "starttls"])
+        _ = try CurlSMTPTransport(settings: tls.settings(starttls: .optional, caFile: true))
+            .send(from: "hello@fairrates.example", to: ["ada@example.org"], message: plainMessage())
+        #expect(try tls.received().first?.tls == true)
+        let plain = try SMTPTestServer()
+        _ = try CurlSMTPTransport(settings: plain.settings(starttls: .optional))
+            .send(from: "hello@fairrates.example", to: ["ada@example.org"], message: plainMessage())
+        #expect(try plain.received().first?.tls == false)
+        let required = try CurlSMTPTransport(settings: plain.settings(starttls: .required))
+        #expect { _ = try required.send(from: "hello@fairrates.example", to: ["ada@example.org"], message: plainMessage()) }
+            throws: { error in if case .tlsFailed? = error as? SMTPError { return true } else { return false } }
     }
 
     @Test("connection dropped after the final dot: outcomeUnknown; the next message still goes")
@@ -192,13 +240,29 @@ struct SMTPTransportTests {
         #expect(try server.received().isEmpty)
     }
 
+    @Test("smtpCheck over implicit TLS and over plain SMTP")
+    func checkOtherModes() throws {
+        let smtps = try SMTPTestServer(["--mode", "smtps"])
+        let secure = try smtpCheck(settings: smtps.settings("smtps", caFile: true))
+        #expect(secure.tls)
+        #expect(!secure.authenticated)
+        let plain = try SMTPTestServer()
+        let clear = try smtpCheck(settings: plain.settings(starttls: .never))
+        #expect(!clear.tls)
+        #expect(clear.greeting.hasPrefix("muster-test.localhost"))
+        #expect { _ = try smtpCheck(settings: plain.settings(starttls: .required)) }
+            throws: { error in if case .tlsFailed? = error as? SMTPError { return true } else { return false } }
+        #expect(try plain.received().isEmpty && smtps.received().isEmpty)
+    }
+
     @Test("smtpCheck: EHLO, STARTTLS and AUTH, nothing sent")
     func check() throws {
         let server = try SMTPTestServer(["--mode", "starttls", "--auth", "alice:pw"])
         let report = try smtpCheck(settings: server.settings(starttls: .required, username: "alice", password: "pw", caFile: true))
         #expect(report.tls)
         #expect(report.authenticated)
-        #expect(report.greeting.contains("muster-test.localhost"))
+        #expect(report.greeting == "muster-test.localhost Python SMTP 1.4.6")
+        #expect(report.capabilities.contains("AUTH LOGIN PLAIN"))
         #expect(try server.received().isEmpty)
         #expect { _ = try smtpCheck(settings: server.settings(starttls: .required, username: "alice", password: "no", caFile: true)) }
             throws: { error in if case .authFailed? = error as? SMTPError { return true } else { return false } }

@@ -244,22 +244,41 @@ public final class Ledger {
     /// Appends many signatures in one transaction (all or nothing), skipping any
     /// whose canonical email already signed, in the ledger or earlier in `signatures`.
     public func appendAll(_ signatures: some Sequence<(ValidSignature, Date)>) throws -> (added: Int, duplicates: Int) {
+        try appendBatch { append in
+            var added = 0, duplicates = 0
+            for (signature, date) in signatures {
+                if try append(signature, date) { added += 1 } else { duplicates += 1 }
+            }
+            return (added, duplicates)
+        }
+    }
+
+    /// Streams signatures into one write transaction: `body` calls `append` once per
+    /// signature, which answers true when it was added and false for a duplicate (of
+    /// the ledger or of an earlier call). All or nothing: when `body` throws, or when
+    /// `commit` is false (a dry run), the ledger is left as it was.
+    public func appendBatch<T>(commit: Bool = true, _ body: (_ append: (ValidSignature, Date) throws -> Bool) throws -> T) throws -> T {
         do {
-            return try database.writeTransaction {
+            try database.execute("BEGIN IMMEDIATE")
+            do {
                 var head = try readHead()
-                var added = 0, duplicates = 0
-                for (signature, date) in signatures {
-                    let fingerprint = try fingerprint(canonicalEmail: signature.canonicalEmail)
-                    if try firstSignature(fingerprint: fingerprint) != nil {
-                        duplicates += 1
-                        continue
-                    }
-                    try appendEntry(kind: .signature, at: Timestamp.format(date), fingerprint: fingerprint,
-                                    body: Self.signatureBody(signature), personal: Self.personalData(signature), head: &head)
-                    added += 1
+                let result = try body { signature, date in
+                    let fingerprint = try self.fingerprint(canonicalEmail: signature.canonicalEmail)
+                    if try self.firstSignature(fingerprint: fingerprint) != nil { return false }
+                    try self.appendEntry(kind: .signature, at: Timestamp.format(date), fingerprint: fingerprint,
+                                         body: Self.signatureBody(signature), personal: Self.personalData(signature), head: &head)
+                    return true
                 }
-                try writeHead(head)
-                return (added, duplicates)
+                if commit {
+                    try writeHead(head)
+                    try database.execute("COMMIT")
+                } else {
+                    try database.execute("ROLLBACK")
+                }
+                return result
+            } catch {
+                try? database.execute("ROLLBACK")
+                throw error
             }
         } catch let error as SQLiteError {
             throw MusterError.storage(error, path: url.path)

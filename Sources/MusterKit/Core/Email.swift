@@ -48,6 +48,8 @@ public enum EmailAddress {
         return address
     }
 
+    private static let atextSymbols = Set("!#$%&'*+-/=?^_`{|}~".unicodeScalars)
+
     static func validateLocalPart(_ local: String) throws(Problem) {
         guard !local.isEmpty else { throw .localPart("it is empty") }
         guard local.utf8.count <= 64 else { throw .localPart("longer than 64 octets") }
@@ -64,7 +66,6 @@ public enum EmailAddress {
             return
         }
         // dot-string of atext (RFC 5322), UTF-8 allowed (RFC 6531)
-        let atextSymbols = Set("!#$%&'*+-/=?^_`{|}~".unicodeScalars)
         for atom in local.split(separator: ".", omittingEmptySubsequences: false) {
             guard !atom.isEmpty else { throw .localPart("empty label between dots") }
             for scalar in atom.unicodeScalars {
@@ -72,7 +73,7 @@ public enum EmailAddress {
                     || (scalar.value >= 48 && scalar.value <= 57)
                     || (scalar.value >= 97 && scalar.value <= 122)
                     || (scalar.value >= 65 && scalar.value <= 90)
-                    || atextSymbols.contains(scalar)
+                    || Self.atextSymbols.contains(scalar)
                 if !ok {
                     let shown = scalar == " " ? "a space" : "\"\(scalar)\""
                     throw .localPart("\(shown) is not allowed there")

@@ -217,11 +217,11 @@ struct RowBuilder {
             case .field(let key): if !raw.isEmpty { values[key] = raw }
             case .consents:
                 for key in raw.split(whereSeparator: { $0 == ";" || $0 == "," || $0 == "|" }) {
-                    let trimmed = key.trimmingCharacters(in: .whitespaces)
+                    let trimmed = TextField.trimmed(String(key))
                     if !trimmed.isEmpty { consents.append(trimmed) }
                 }
             case .consent(let key):
-                let answer = raw.trimmingCharacters(in: .whitespaces).lowercased()
+                let answer = TextField.trimmed(raw).lowercased()
                 if Self.yes.contains(answer) || manifest.consents.contains(where: { $0.key == key && $0.text.lowercased() == answer }) {
                     consents.append(key)
                 } else if !Self.no.contains(answer) {
@@ -229,16 +229,16 @@ struct RowBuilder {
                 }
             }
         }
-        if name.trimmingCharacters(in: .whitespaces).isEmpty {
-            name = [first, last].map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }.joined(separator: " ")
+        if Self.isBlank(name) {
+            name = [first, last].map { TextField.trimmed($0) }.filter { !$0.isEmpty }.joined(separator: " ")
         }
-        let rowSourceValue = rowSource.flatMap { $0.trimmingCharacters(in: .whitespaces).isEmpty ? nil : $0 } ?? source
-        let rowCollectorValue = rowCollector.flatMap { $0.trimmingCharacters(in: .whitespaces).isEmpty ? nil : $0 } ?? collector
+        let rowSourceValue = rowSource.flatMap { Self.isBlank($0) ? nil : $0 } ?? source
+        let rowCollectorValue = rowCollector.flatMap { Self.isBlank($0) ? nil : $0 } ?? collector
         let input = SignatureInput(name: name, email: email, comment: comment, fields: values, consents: consents,
                                    source: rowSourceValue, collector: rowCollectorValue)
         let signature = try input.validated(against: manifest)
         var date = now
-        if let signedAt, !signedAt.trimmingCharacters(in: .whitespaces).isEmpty {
+        if let signedAt, !Self.isBlank(signedAt) {
             guard let parsed = ImportDate.parse(signedAt) else {
                 throw MusterError.badInput("signed_at '\(SignatureInput.shown(signedAt))' is not a date and time such as 2026-11-26T14:03:00Z")
             }
@@ -249,6 +249,14 @@ struct RowBuilder {
         }
         return (signature, date)
     }
+
+    /// Empty or only spaces and tabs (checked without building a new string).
+    static func isBlank(_ text: String) -> Bool {
+        for byte in text.utf8 where byte != 32 && byte != 9 {
+            return byte < 0x80 ? false : TextField.trimmed(text).isEmpty
+        }
+        return true
+    }
 }
 
 /// Dates and times as exports write them.
@@ -256,7 +264,7 @@ public enum ImportDate {
     /// ISO 8601 / RFC 3339 with `Z` or an offset (`+02:00`, `+0200`), `YYYY-MM-DD HH:MM[:SS]`
     /// taken as UTC, a bare `YYYY-MM-DD`, and Google Forms' `M/D/YYYY H:MM:SS` (US order, UTC).
     public static func parse(_ raw: String) -> Date? {
-        let text = raw.trimmingCharacters(in: .whitespaces)
+        let text = TextField.trimmed(raw)
         if let date = Timestamp.parse(text) { return date }
         var bytes = Array(text.utf8)
         // M/D/YYYY[ H:MM[:SS]]

@@ -29,7 +29,7 @@ public final class Ledger {
     public let url: URL
     private var fingerprintHMAC: HMAC<SHA256>?
 
-    private init(database: SQLiteDatabase, url: URL) {
+    init(database: SQLiteDatabase, url: URL) {
         self.database = database
         self.url = url
     }

@@ -63,3 +63,34 @@ extension Ledger {
         return object
     }
 }
+
+extension Ledger {
+    /// Opens an existing ledger made elsewhere (e.g. on another laptop) without creating,
+    /// migrating or reconfiguring it; throws a bad-input error when it is not a muster ledger.
+    public static func openExisting(_ url: URL) throws -> Ledger {
+        let path = url.path
+        var isFolder: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isFolder), !isFolder.boolValue else {
+            throw MusterError.badInput("\(path) does not exist or is not a file")
+        }
+        do {
+            let database = try SQLiteDatabase(path: path, create: false)
+            database.setBusyTimeout(milliseconds: busyTimeoutMilliseconds)
+            guard let version = try? database.scalarInt("SELECT value FROM meta WHERE key = 'schema_version'") else {
+                throw MusterError.badInput("\(path) is not a muster ledger")
+            }
+            guard version == schemaVersion else {
+                throw MusterError.badInput("\(path) has ledger format \(version); this muster reads format \(schemaVersion)")
+            }
+            return Ledger(database: database, url: url)
+        } catch let error as SQLiteError {
+            if error.primaryCode == 26 { throw MusterError.badInput("\(path) is not a muster ledger (not an SQLite database)") }
+            throw MusterError.storage(error, path: path)
+        }
+    }
+
+    /// `verify` in one pass on this connection (no write lock taken).
+    public func verifySequentially() throws -> VerifyReport {
+        try verify(parallelFrom: .max)
+    }
+}

@@ -114,7 +114,8 @@ extension ProgressReport {
         for index in 0..<labelCount {
             let dayIndex = labelCount == 1 ? 0 : Int((Double(index) / Double(labelCount - 1) * Double(daily.count - 1)).rounded())
             guard labelled.insert(dayIndex).inserted else { continue }
-            svg += "<text x=\"\(HTML.number(x(dayIndex)))\" y=\"\(HTML.number(height - 12))\" class=\"xlabel\">\(HTML.shortDate(daily[dayIndex].date))</text>\n"
+            let anchor = daily.count == 1 ? "" : dayIndex == 0 ? " style=\"text-anchor:start\"" : dayIndex == daily.count - 1 ? " style=\"text-anchor:end\"" : ""
+            svg += "<text x=\"\(HTML.number(x(dayIndex)))\" y=\"\(HTML.number(height - 12))\" class=\"xlabel\"\(anchor)>\(HTML.shortDate(daily[dayIndex].date))</text>\n"
         }
         // Milestones below the goal: dotted lines with labels, a dot where crossed.
         for milestone in milestones where milestone.at < goal {

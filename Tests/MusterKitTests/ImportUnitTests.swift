@@ -69,7 +69,8 @@ import Testing
     }
 
     @Test func headersAreRecognised() throws {
-        let (manifest, _) = Manifest.load(try TemporaryFolder().write("m.yaml", "title: T\ngoal: 5\nfields:\n  - name: region\n"), displayPath: "m.yaml")
+        let folder = try TemporaryFolder()
+        let (manifest, _) = Manifest.load(try folder.write("m.yaml", "title: T\ngoal: 5\nfields:\n  - name: region\n"), displayPath: "m.yaml")
         let mapping = try ColumnMapping.make(header: ["First Name", "Last Name", "E-mail Address", "Region", "Signed On", "Zip"], manifest: manifest!, overrides: [])
         #expect(mapping.targets.map(\.description) == ["first_name", "last_name", "email", "region", "signed_at", "ignore"])
         #expect(Importer.redacted("email 'o'brien@x' has no @") == "email '…' has no @")

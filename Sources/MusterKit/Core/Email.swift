@@ -224,6 +224,8 @@ public enum TextField {
 
     /// `value` without leading and trailing spaces and tabs (Unicode spaces too).
     static func trimmed(_ value: String) -> String {
+        // Fast path: nothing to trim when both ends are visible ASCII.
+        if let first = value.utf8.first, let last = value.utf8.last, first > 32, first < 127, last > 32, last < 127 { return value }
         let scalars = value.unicodeScalars
         guard let first = scalars.firstIndex(where: { !$0.properties.isWhitespace || $0 == "\n" || $0 == "\r" }) else { return "" }
         let last = scalars.lastIndex(where: { !$0.properties.isWhitespace || $0 == "\n" || $0 == "\r" })!

@@ -112,7 +112,7 @@ public enum Importer {
             summary.columns[column] = target.description
         }
 
-        func reject(_ record: CSVReader.Record, _ reason: String) throws {
+        func reject(line: Int, fields: [String], _ reason: String) throws {
             summary.rejected += 1
             summary.reasons[redacted(reason), default: 0] += 1
             guard !request.dryRun else { return }
@@ -122,22 +122,32 @@ public enum Importer {
                 rejectsWriter = CSVWriter(descriptor: file.descriptor, neutralisesFormulas: false)
                 try rejectsWriter!.write(["line", "reason"] + header.fields)
             }
-            try rejectsWriter!.write([String(record.line), reason] + record.fields)
+            try rejectsWriter!.write([String(line), reason] + fields)
         }
 
-        try ledger.appendBatch(commit: !request.dryRun) { append in
-            while let record = try wrap(fileError, { try reader.next() }) {
-                summary.rows += 1
-                if summary.rows & 0x3FFF == 0 { progress?(summary.rows, reader.bytesRead) }
-                let signature: ValidSignature
-                let date: Date
-                do {
-                    (signature, date) = try rowBuilder.signature(from: record.fields, headerCount: header.fields.count)
-                } catch let error as MusterError {
-                    try reject(record, error.message)
-                    continue
+        // Reading, validating and hashing run on a second thread, a few thousand rows
+        // ahead of this one, which dedupes, chains and inserts.
+        let channel = ImportChannel()
+        let producer = ImportProducer(reader: reader, builder: rowBuilder, preparer: try ledger.signaturePreparer(),
+                                      headerCount: header.fields.count, channel: channel)
+        let thread = Thread { producer.run() }
+        thread.stackSize = 4 << 20
+        thread.start()
+        defer { channel.cancel(); channel.waitUntilProducerExits() }
+
+        try ledger.appendPreparedBatch(commit: !request.dryRun) { append in
+            while let chunk = try channel.take() {
+                if let error = chunk.failure { throw fileError(error) }
+                for item in chunk.items {
+                    summary.rows += 1
+                    switch item {
+                    case .signature(let prepared):
+                        if try append(prepared) { summary.added += 1 } else { summary.duplicates += 1 }
+                    case .rejected(let line, let fields, let reason):
+                        try reject(line: line, fields: fields, reason)
+                    }
                 }
-                if try append(signature, date) { summary.added += 1 } else { summary.duplicates += 1 }
+                progress?(summary.rows, chunk.bytesRead)
             }
             progress?(summary.rows, fileSize)
             try rejectsWriter?.flush()
@@ -178,6 +188,118 @@ public enum Importer {
         }
         if inQuote { out.append("'") }
         return out
+    }
+}
+
+/// One row, ready for the ledger or set aside.
+enum ImportItem: Sendable {
+    case signature(PreparedSignature)
+    case rejected(line: Int, fields: [String], reason: String)
+}
+
+/// Rows handed from the reading thread to the writing one.
+struct ImportChunk: Sendable {
+    var items: [ImportItem] = []
+    var bytesRead = 0
+    /// A file-level error: the import stops and nothing is written.
+    var failure: CSVFileError?
+}
+
+/// A bounded queue of chunks between the two threads (memory stays flat).
+final class ImportChannel: @unchecked Sendable {
+    // Every field is guarded by `condition`.
+    private let condition = NSCondition()
+    private var chunks: [ImportChunk] = []
+    private var finished = false
+    private var cancelled = false
+    private var producerExited = false
+    static let capacity = 4
+
+    /// Waits for room; false when the consumer gave up.
+    func put(_ chunk: ImportChunk) -> Bool {
+        condition.lock(); defer { condition.unlock() }
+        while chunks.count >= Self.capacity && !cancelled { condition.wait() }
+        if cancelled { return false }
+        chunks.append(chunk)
+        condition.broadcast()
+        return true
+    }
+
+    func finish() {
+        condition.lock(); defer { condition.unlock() }
+        finished = true
+        producerExited = true
+        condition.broadcast()
+    }
+
+    /// The next chunk, or nil when the producer is done.
+    func take() throws -> ImportChunk? {
+        condition.lock(); defer { condition.unlock() }
+        while chunks.isEmpty && !finished { condition.wait() }
+        if chunks.isEmpty { return nil }
+        let chunk = chunks.removeFirst()
+        condition.broadcast()
+        return chunk
+    }
+
+    func cancel() {
+        condition.lock(); defer { condition.unlock() }
+        cancelled = true
+        condition.broadcast()
+    }
+
+    func waitUntilProducerExits() {
+        condition.lock(); defer { condition.unlock() }
+        while !producerExited { condition.wait() }
+    }
+}
+
+/// The reading thread: parses, validates and prepares rows in chunks.
+final class ImportProducer: @unchecked Sendable {
+    // Used only by the producer thread once started.
+    let reader: CSVReader
+    let builder: RowBuilder
+    let preparer: SignaturePreparer
+    let headerCount: Int
+    let channel: ImportChannel
+    static let chunkSize = 2048
+
+    init(reader: CSVReader, builder: RowBuilder, preparer: SignaturePreparer, headerCount: Int, channel: ImportChannel) {
+        self.reader = reader
+        self.builder = builder
+        self.preparer = preparer
+        self.headerCount = headerCount
+        self.channel = channel
+    }
+
+    func run() {
+        defer { channel.finish() }
+        var chunk = ImportChunk()
+        chunk.items.reserveCapacity(Self.chunkSize)
+        do {
+            while let record = try reader.next() {
+                do {
+                    let (signature, date) = try builder.signature(from: record.fields, headerCount: headerCount)
+                    chunk.items.append(.signature(preparer.prepare(signature, at: date)))
+                } catch let error as MusterError {
+                    chunk.items.append(.rejected(line: record.line, fields: record.fields, reason: error.message))
+                } catch {
+                    chunk.items.append(.rejected(line: record.line, fields: record.fields, reason: "\(error)"))
+                }
+                if chunk.items.count >= Self.chunkSize {
+                    chunk.bytesRead = reader.bytesRead
+                    guard channel.put(chunk) else { return }
+                    chunk = ImportChunk()
+                    chunk.items.reserveCapacity(Self.chunkSize)
+                }
+            }
+            chunk.bytesRead = reader.bytesRead
+            _ = channel.put(chunk)
+        } catch let error as CSVFileError {
+            _ = channel.put(ImportChunk(items: [], bytesRead: reader.bytesRead, failure: error))
+        } catch {
+            _ = channel.put(ImportChunk(items: [], bytesRead: reader.bytesRead, failure: CSVFileError(line: 0, message: "\(error)")))
+        }
     }
 }
 

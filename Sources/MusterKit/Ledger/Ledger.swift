@@ -216,13 +216,21 @@ public final class Ledger {
     /// Appends one entry after `head` and advances it; the caller writes the head back.
     @discardableResult
     func appendEntry(kind: EntryKind, at: String, fingerprint: String?, body: String, personal: String?, head: inout Head) throws -> Int64 {
-        let seq = head.seq + 1
         var personalHash: String?
         var salt: [UInt8] = []
         if let personal {
             salt = Self.randomSalt()
             personalHash = LedgerHash.personal(salt: salt, data: Array(personal.utf8))
         }
+        return try appendEntry(kind: kind, at: at, fingerprint: fingerprint, body: body, personal: personal,
+                               salt: salt, personalHash: personalHash, head: &head)
+    }
+
+    /// `appendEntry` with the personal data's salt and hash already computed.
+    @discardableResult
+    func appendEntry(kind: EntryKind, at: String, fingerprint: String?, body: String, personal: String?,
+                     salt: [UInt8], personalHash: String?, head: inout Head) throws -> Int64 {
+        let seq = head.seq + 1
         let hash = LedgerHash.entry(seq: seq, kind: kind.rawValue, at: at, fingerprint: fingerprint,
                                     body: body, personalHash: personalHash, prev: head.hash)
         if insertEntry == nil {
@@ -271,6 +279,43 @@ public final class Ledger {
                     if try self.firstSignature(fingerprint: fingerprint) != nil { return false }
                     try self.appendEntry(kind: .signature, at: Timestamp.format(date), fingerprint: fingerprint,
                                          body: Self.signatureBody(signature), personal: Self.personalData(signature), head: &head)
+                    return true
+                }
+                if commit {
+                    try writeHead(head)
+                    try database.execute("COMMIT")
+                } else {
+                    try database.execute("ROLLBACK")
+                }
+                return result
+            } catch {
+                try? database.execute("ROLLBACK")
+                throw error
+            }
+        } catch let error as SQLiteError {
+            throw MusterError.storage(error, path: url.path)
+        }
+    }
+
+    /// A preparer that does the per-signature work needing no ledger access (fingerprint,
+    /// bodies, salt and personal-data hash), so it can run on another thread.
+    public func signaturePreparer() throws -> SignaturePreparer {
+        _ = try fingerprint(canonicalEmail: "")
+        return SignaturePreparer(hmac: fingerprintHMAC!)
+    }
+
+    /// Like `appendBatch`, for signatures prepared by `signaturePreparer()` (of this ledger).
+    public func appendPreparedBatch<T>(commit: Bool = true, _ body: (_ append: (PreparedSignature) throws -> Bool) throws -> T) throws -> T {
+        do {
+            try database.execute("PRAGMA cache_size = -65536")
+            defer { try? database.execute("PRAGMA cache_size = -2000") }
+            try database.execute("BEGIN IMMEDIATE")
+            do {
+                var head = try readHead()
+                let result = try body { prepared in
+                    if try self.firstSignature(fingerprint: prepared.fingerprint) != nil { return false }
+                    try self.appendEntry(kind: .signature, at: prepared.at, fingerprint: prepared.fingerprint, body: prepared.body,
+                                         personal: prepared.personal, salt: prepared.salt, personalHash: prepared.personalHash, head: &head)
                     return true
                 }
                 if commit {
@@ -640,5 +685,31 @@ struct CanonicalObjectWriter {
     mutating func finish() -> String {
         out.append(UInt8(ascii: "}"))
         return String(decoding: out, as: UTF8.self)
+    }
+}
+
+/// A signature with everything computed that does not depend on the ledger's head.
+public struct PreparedSignature: Sendable {
+    let fingerprint: String
+    let at: String
+    let body: String
+    let personal: String
+    let salt: [UInt8]
+    let personalHash: String
+}
+
+/// Prepares signatures for one ledger (it holds that ledger's fingerprint key).
+public struct SignaturePreparer: @unchecked Sendable {
+    // HMAC is a value type holding the keyed state; each call works on its own copy.
+    let hmac: HMAC<SHA256>
+
+    /// Fingerprint, canonical bodies, salt and personal-data hash of `signature` made at `date`.
+    public func prepare(_ signature: ValidSignature, at date: Date) -> PreparedSignature {
+        var code = hmac
+        code.update(data: Array(signature.canonicalEmail.utf8))
+        let personal = Ledger.personalData(signature)
+        let salt = Ledger.randomSalt()
+        return PreparedSignature(fingerprint: Hex.encode(code.finalize()), at: Timestamp.format(date), body: Ledger.signatureBody(signature),
+                                 personal: personal, salt: salt, personalHash: LedgerHash.personal(salt: salt, data: Array(personal.utf8)))
     }
 }

@@ -24,6 +24,8 @@ public final class Ledger {
     public static let genesis = String(repeating: "0", count: 64)
     static let schemaVersion: Int64 = 1
     static let busyTimeoutMilliseconds: Int32 = 60_000
+    /// SQLITE_CONSTRAINT_UNIQUE, the extended code of a unique-index conflict.
+    static let constraintUnique: Int32 = 2067
 
     let database: SQLiteDatabase
     public let url: URL
@@ -236,8 +238,12 @@ public final class Ledger {
         if insertEntry == nil {
             insertEntry = try database.prepare("INSERT INTO entries (seq, kind, at, fingerprint, body, personal_hash, prev, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
         }
-        try insertEntry!.run(.int(seq), .text(kind.rawValue), .text(at), fingerprint.map { .text($0) } ?? .null,
-                             .text(body), personalHash.map { .text($0) } ?? .null, .text(head.hash), .text(hash))
+        do {
+            try insertEntry!.run(.int(seq), .text(kind.rawValue), .text(at), fingerprint.map { .text($0) } ?? .null,
+                                 .text(body), personalHash.map { .text($0) } ?? .null, .text(head.hash), .text(hash))
+        } catch let error as SQLiteError where error.code == Self.constraintUnique && kind == .signature {
+            throw DuplicateSignature()
+        }
         if let personal {
             if insertPersonal == nil {
                 insertPersonal = try database.prepare("INSERT INTO personal (seq, salt, data) VALUES (?, ?, ?)")
@@ -313,10 +319,16 @@ public final class Ledger {
             do {
                 var head = try readHead()
                 let result = try body { prepared in
-                    if try self.firstSignature(fingerprint: prepared.fingerprint) != nil { return false }
-                    try self.appendEntry(kind: .signature, at: prepared.at, fingerprint: prepared.fingerprint, body: prepared.body,
-                                         personal: prepared.personal, salt: prepared.salt, personalHash: prepared.personalHash, head: &head)
-                    return true
+                    // The unique index on signature fingerprints is the duplicate check: one
+                    // index descent instead of a lookup followed by an insert. A refused insert
+                    // leaves the head where it was.
+                    do {
+                        try self.appendEntry(kind: .signature, at: prepared.at, fingerprint: prepared.fingerprint, body: prepared.body,
+                                             personal: prepared.personal, salt: prepared.salt, personalHash: prepared.personalHash, head: &head)
+                        return true
+                    } catch is DuplicateSignature {
+                        return false
+                    }
                 }
                 if commit {
                     try writeHead(head)
@@ -687,6 +699,9 @@ struct CanonicalObjectWriter {
         return String(decoding: out, as: UTF8.self)
     }
 }
+
+/// The entry insert hit the one-signature-per-signer index: nothing was written.
+struct DuplicateSignature: Error {}
 
 /// A signature with everything computed that does not depend on the ledger's head.
 public struct PreparedSignature: Sendable {

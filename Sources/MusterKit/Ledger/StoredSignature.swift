@@ -38,24 +38,23 @@ extension Ledger {
                     WHERE e.kind = 'signature' ORDER BY \(byTime ? "e.at, e.seq" : "e.seq")
                     """)
                 while try statement.step() {
-                    let body = Self.jsonObject(statement.text(3))
+                    let fields = Self.jsonObject(statement.text(3))
                     var personal: StoredSignature.Personal?
                     if !statement.isNull(4) {
                         let data = Self.jsonObject(statement.text(4))
                         personal = .init(name: data["name"] as? String ?? "", email: data["email"] as? String ?? "",
                                          comment: data["comment"] as? String, fields: data["fields"] as? [String: String] ?? [:])
                     }
-                    try body_(StoredSignature(
+                    try body(StoredSignature(
                         seq: statement.int64(0), signedAt: statement.text(1) ?? "",
-                        source: body["source"] as? String ?? "", collector: body["collector"] as? String,
-                        consents: body["consent"] as? [String] ?? [], publicFields: body["fields"] as? [String: String] ?? [:],
+                        source: fields["source"] as? String ?? "", collector: fields["collector"] as? String,
+                        consents: fields["consent"] as? [String] ?? [], publicFields: fields["fields"] as? [String: String] ?? [:],
                         personal: personal, unsubscribed: statement.text(2).map(optedOut.contains) ?? false))
                 }
             } catch let error as SQLiteError {
                 throw MusterError.storage(error, path: url.path)
             }
         }
-        func body_(_ signature: StoredSignature) throws { try body(signature) }
     }
 
     static func jsonObject(_ text: String?) -> [String: Any] {

@@ -77,3 +77,18 @@ import Testing
         #expect(Importer.redacted("unknown field 'x'; this campaign's fields are region") == "unknown field '…'; this campaign's fields are region")
     }
 }
+
+@Suite struct EmailFastPathTests {
+    /// The byte-level fast path agrees with the full canonicalisation wherever it answers.
+    @Test(arguments: ["ana@example.org", "Ana.Lima@Example.ORG", "a+b@x-y.example", "o'brien@mail.example", "first.last@sub.domain.example",
+                      "a..b@example.org", ".a@example.org", "a.@example.org", "a@example", "a@-x.example", "a@x-.example", "a@x..example",
+                      "a@example.org.", "\"q\"@example.org", "a@[127.0.0.1]", "a b@example.org", "@example.org", "a@", "a@b@example.org",
+                      "zoé@example.org", "a@xn--bcher-kva.example", String(repeating: "a", count: 65) + "@example.org",
+                      "a@" + String(repeating: "b", count: 64) + ".example", " ana@example.org"])
+    func fastPathMatchesTheFullPath(address: String) {
+        guard let fast = EmailAddress.plainASCIICanonical(address) else { return }
+        // The full path, reached by a leading space (which the fast path refuses and the full path trims).
+        let slow = try? EmailAddress.canonical(" " + address)
+        #expect(fast == slow, "\(address)")
+    }
+}

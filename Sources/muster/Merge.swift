@@ -40,8 +40,8 @@ extension Muster {
                 Console.line("verified \(otherLedger): \(Number.grouped(summary.otherCount)) signatures, head \(summary.otherHead)")
                 Console.line("\(dryRun ? "dry run: would add" : "added") \(Number.grouped(Int64(summary.added))), duplicates \(Number.grouped(Int64(summary.duplicates)))"
                              + (summary.forgottenSkipped > 0 ? ", forgotten there (skipped) \(summary.forgottenSkipped)" : "")
-                             + (summary.rejected.isEmpty ? "" : ", refused by this manifest \(summary.rejected.count)"))
-                for line in summary.rejected.prefix(10) { Console.line("  \(line)") }
+                             + (summary.rejected == 0 ? "" : ", refused by this manifest \(summary.rejected)"))
+                for line in summary.rejectedEntries.prefix(10) { Console.line("  \(line)") }
                 if summary.unsubscribed > 0 { Console.line("unsubscribed here too: \(summary.unsubscribed)") }
                 Console.line("\(Number.grouped(summary.count)) of \(Number.grouped(Int64(manifest.goal))) signatures\(dryRun ? " after a real merge" : "")")
             }

@@ -52,6 +52,19 @@ import Testing
         #expect(try home.run(["verify", "--json"]).json()["head"] as? String == head)
     }
 
+    @Test func signaturesThisManifestRefusesAreListedNotMerged() throws {
+        let home = try Sandbox.withCampaign(manifest: "title: T\ngoal: 10\nfields:\n  - name: region\n    required: true\n    options: [Lyon]\n")
+        let laptop = try Sandbox.withCampaign()
+        try sign(laptop, "Ana Lima", "ana@example.org", at: "2026-10-01T09:00:00Z")
+        try #require(laptop.run(["sign", "--name", "Bo", "--email", "bo@example.org", "--field", "region=Paris"]).status == 0)
+        let merged = try home.run(["merge", laptop.path(Self.ledger).path, "--json"])
+        #expect(merged.status == 0, "\(merged)")
+        let json = try merged.json()
+        #expect(json["added"] as? Int == 1)
+        #expect(json["rejected"] as? Int == 1)
+        #expect(json["rejected_entries"] as? [String] == ["entry 2: region '…' is not one of: Lyon"])
+    }
+
     @Test func aTamperedLedgerIsRefused() throws {
         let home = try Sandbox.withCampaign()
         try sign(home, "Ana Lima", "ana@example.org", at: "2026-10-01T09:00:00Z")

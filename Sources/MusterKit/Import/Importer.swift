@@ -114,7 +114,13 @@ public enum Importer {
 
         func reject(line: Int, fields: [String], _ reason: String) throws {
             summary.rejected += 1
-            summary.reasons[redacted(reason), default: 0] += 1
+            // A bounded tally: a pathological file cannot grow it without limit.
+            let key = redacted(reason)
+            if summary.reasons[key] != nil || summary.reasons.count < 100 {
+                summary.reasons[key, default: 0] += 1
+            } else {
+                summary.reasons["(other reasons)", default: 0] += 1
+            }
             guard !request.dryRun else { return }
             if rejectsWriter == nil {
                 let file = try AtomicFile(rejectsURL, permissions: 0o600)

@@ -12,8 +12,10 @@ public struct MergeSummary: Sendable, Codable, Equatable {
     /// Signatures whose personal data was forgotten in the other ledger: they cannot be
     /// matched by address, so they are not merged.
     public var forgottenSkipped: Int
-    /// Signatures this campaign's manifest refuses (entry number and reason).
-    public var rejected: [String]
+    /// Signatures this campaign's manifest refuses.
+    public var rejected: Int
+    /// The first 100 of them: entry number and reason (values left out).
+    public var rejectedEntries: [String]
     /// Unsubscribed signers of the other ledger, unsubscribed here too.
     public var unsubscribed: Int
     /// Signatures in this ledger afterwards.
@@ -25,7 +27,9 @@ public struct MergeSummary: Sendable, Codable, Equatable {
         case otherHead = "other_head"
         case added, duplicates
         case forgottenSkipped = "forgotten_skipped"
-        case rejected, unsubscribed, count
+        case rejected
+        case rejectedEntries = "rejected_entries"
+        case unsubscribed, count
         case dryRun = "dry_run"
     }
 }
@@ -62,7 +66,7 @@ public enum Merger {
         }
 
         var summary = MergeSummary(otherCount: report.count, otherHead: report.head, added: 0, duplicates: 0, forgottenSkipped: 0,
-                                   rejected: [], unsubscribed: 0, count: 0, dryRun: dryRun)
+                                   rejected: 0, rejectedEntries: [], unsubscribed: 0, count: 0, dryRun: dryRun)
         var optOuts: [String] = []
         try ledger.appendBatch(commit: !dryRun) { append in
             try other.forEachSignature(byTime: true) { stored in
@@ -77,11 +81,13 @@ public enum Merger {
                 do {
                     signature = try input.validated(against: manifest)
                 } catch let error as MusterError {
-                    summary.rejected.append("entry \(stored.seq): \(Importer.redacted(error.message))")
+                    summary.rejected += 1
+                    if summary.rejectedEntries.count < 100 { summary.rejectedEntries.append("entry \(stored.seq): \(Importer.redacted(error.message))") }
                     return
                 }
                 guard let date = Timestamp.parse(stored.signedAt) else {
-                    summary.rejected.append("entry \(stored.seq): its time '\(stored.signedAt)' is not a timestamp")
+                    summary.rejected += 1
+                    if summary.rejectedEntries.count < 100 { summary.rejectedEntries.append("entry \(stored.seq): its time is not a timestamp") }
                     return
                 }
                 if try append(signature, date) { summary.added += 1 } else { summary.duplicates += 1 }

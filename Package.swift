@@ -53,7 +53,7 @@ let package = Package(
             dependencies: ["MusterKit"]
         ),
         .testTarget(name: "MusterKitTests", dependencies: ["MusterKit"]),
-        .testTarget(name: "MusterCLITests", dependencies: ["MusterKit"]),
+        .testTarget(name: "MusterCLITests", dependencies: ["MusterKit"], exclude: ["Snapshots"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -5,18 +5,26 @@ import MusterKit
 extension Muster {
     struct Report: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Print a progress report: count, goal, milestones, signatures per day.",
-            discussion: "Set MUSTER_NOW=2026-11-26T12:00:00Z to report as of a fixed moment (reproducible output).")
+            abstract: "Print a progress report: count, goal, pace, milestones, breakdowns, quorums.",
+            discussion: """
+                text (bar charts in block characters; colour only on a terminal and never with
+                NO_COLOR), markdown, json, or html (one self-contained file with SVG charts).
+                --at DATE reports the campaign as it stood then (a day means its end, UTC).
+                Set MUSTER_NOW=2026-11-26T12:00:00Z to report as of a fixed moment (reproducible output).
+                """)
 
         enum Format: String, ExpressibleByArgument, CaseIterable {
-            case text, json
+            case text, markdown, json, html
         }
 
-        @Option(help: "Output format: text or json.")
+        @Option(help: "Output format: text, markdown, json or html.")
         var format: Format = .text
 
         @Option(help: ArgumentHelp("Write the report to FILE instead of stdout.", valueName: "FILE"))
         var out: String?
+
+        @Option(help: ArgumentHelp("Report the campaign as it stood at DATE (YYYY-MM-DD or a UTC time).", valueName: "DATE"))
+        var at: String?
 
         @OptionGroup var campaignOptions: CampaignOptions
         @OptionGroup var output: OutputOptions
@@ -26,14 +34,25 @@ extension Muster {
                 let context = try RunContext.make(campaignOptions.workspaceOptions)
                 let campaign = try context.campaign(campaignOptions)
                 let manifest = try context.manifest(campaign)
-                let report = try ProgressReport.make(campaign: campaign, manifest: manifest, clock: context.clock)
-                let asJSON = output.json || format == .json
+                var asOf: Date?
+                if let at {
+                    guard let date = Timestamp.parse(at) else {
+                        throw MusterError.usage("--at \(at) is not a date like 2026-11-20 or a UTC time like 2026-11-20T18:00:00Z")
+                    }
+                    asOf = at.count == 10 ? date.addingTimeInterval(86_400 - 0.001) : date
+                }
+                let report = try ProgressReport.make(campaign: campaign, manifest: manifest, clock: context.clock, asOf: asOf)
                 let text: String
-                if asJSON {
+                switch output.json ? .json : format {
+                case .json:
                     let encoder = JSONEncoder()
                     encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes, .prettyPrinted]
                     text = String(decoding: try encoder.encode(report), as: UTF8.self) + "\n"
-                } else {
+                case .markdown:
+                    text = report.renderMarkdown()
+                case .html:
+                    text = report.renderHTML()
+                case .text:
                     text = report.renderText(styled: out == nil && Console.colorEnabled)
                 }
                 if let out {

@@ -41,10 +41,23 @@ public enum Timestamp {
         var seconds = time_t(milliseconds / 1000)
         var parts = tm()
         gmtime_r(&seconds, &parts)
-        return String(
-            format: "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ",
-            Int(parts.tm_year) + 1900, Int(parts.tm_mon) + 1, Int(parts.tm_mday),
-            Int(parts.tm_hour), Int(parts.tm_min), Int(parts.tm_sec), Int(milliseconds % 1000))
+        // Written digit by digit: this runs for every imported signature.
+        var out = [UInt8](repeating: 0, count: 24)
+        func put(_ value: Int, _ digits: Int, at offset: Int) {
+            var rest = value
+            for index in stride(from: offset + digits - 1, through: offset, by: -1) {
+                out[index] = UInt8(48 + rest % 10)
+                rest /= 10
+            }
+        }
+        put(Int(parts.tm_year) + 1900, 4, at: 0); out[4] = 45
+        put(Int(parts.tm_mon) + 1, 2, at: 5); out[7] = 45
+        put(Int(parts.tm_mday), 2, at: 8); out[10] = 84
+        put(Int(parts.tm_hour), 2, at: 11); out[13] = 58
+        put(Int(parts.tm_min), 2, at: 14); out[16] = 58
+        put(Int(parts.tm_sec), 2, at: 17); out[19] = 46
+        put(Int(((milliseconds % 1000) + 1000) % 1000), 3, at: 20); out[23] = 90
+        return String(decoding: out, as: UTF8.self)
     }
 
     /// The UTC calendar day of `date`, `YYYY-MM-DD`.

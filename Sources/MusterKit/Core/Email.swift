@@ -29,6 +29,7 @@ public enum EmailAddress {
     /// Two addresses that differ only in case, Unicode normalisation, surrounding
     /// space or the IDN/xn-- spelling of their domain are the same signer.
     public static func canonical(_ raw: String) throws(Problem) -> String {
+        if let plain = plainASCIICanonical(raw) { return plain }
         for scalar in raw.unicodeScalars where TextField.isForbidden(scalar) && scalar != "\t" {
             throw .controlCharacter
         }
@@ -48,6 +49,59 @@ public enum EmailAddress {
         return address
     }
 
+    private static let atextSymbols = Set("!#$%&'*+-/=?^_`{|}~".unicodeScalars)
+
+    /// The canonical form of the common case — printable ASCII, a dot-atom local part, a
+    /// host name domain — checked byte by byte; nil for anything else, which then takes
+    /// the full path (and its precise error). Accepts only what the full path accepts,
+    /// and returns what it would.
+    static func plainASCIICanonical(_ raw: String) -> String? {
+        var bytes = Array(raw.utf8)
+        guard !bytes.isEmpty, bytes.count <= 254 else { return nil }
+        var at = -1
+        for (index, byte) in bytes.enumerated() {
+            guard byte > 0x20, byte < 0x7F else { return nil }
+            if byte >= 0x41 && byte <= 0x5A { bytes[index] = byte | 0x20 }
+            if byte == 0x40 { at = index }
+        }
+        guard at > 0, at <= 64, at < bytes.count - 1 else { return nil }
+        // Local part: dot-atom of atext.
+        var previousDot = true
+        for byte in bytes[..<at] {
+            if byte == 0x2E {
+                if previousDot { return nil }
+                previousDot = true
+                continue
+            }
+            previousDot = false
+            let isAlnum = (byte >= 0x30 && byte <= 0x39) || (byte >= 0x61 && byte <= 0x7A)
+            guard isAlnum || atextBytes.contains(byte) else { return nil }
+        }
+        if previousDot { return nil }
+        // Domain: at least two labels of [a-z0-9-], 1…63 long, no hyphen at either end.
+        let domainCount = bytes.count - at - 1
+        guard domainCount <= 253 else { return nil }
+        var labels = 0, labelLength = 0
+        var previous: UInt8 = 0x2E
+        for byte in bytes[(at + 1)...] {
+            if byte == 0x2E {
+                guard labelLength > 0, previous != 0x2D else { return nil }
+                labels += 1
+                labelLength = 0
+            } else {
+                let allowed = (byte >= 0x30 && byte <= 0x39) || (byte >= 0x61 && byte <= 0x7A) || byte == 0x2D
+                guard allowed, !(labelLength == 0 && byte == 0x2D) else { return nil }
+                labelLength += 1
+                guard labelLength <= 63 else { return nil }
+            }
+            previous = byte
+        }
+        guard labelLength > 0, previous != 0x2D, labels >= 1 else { return nil }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
+    private static let atextBytes = Set("!#$%&'*+-/=?^_`{|}~".utf8)
+
     static func validateLocalPart(_ local: String) throws(Problem) {
         guard !local.isEmpty else { throw .localPart("it is empty") }
         guard local.utf8.count <= 64 else { throw .localPart("longer than 64 octets") }
@@ -64,7 +118,6 @@ public enum EmailAddress {
             return
         }
         // dot-string of atext (RFC 5322), UTF-8 allowed (RFC 6531)
-        let atextSymbols = Set("!#$%&'*+-/=?^_`{|}~".unicodeScalars)
         for atom in local.split(separator: ".", omittingEmptySubsequences: false) {
             guard !atom.isEmpty else { throw .localPart("empty label between dots") }
             for scalar in atom.unicodeScalars {
@@ -72,7 +125,7 @@ public enum EmailAddress {
                     || (scalar.value >= 48 && scalar.value <= 57)
                     || (scalar.value >= 97 && scalar.value <= 122)
                     || (scalar.value >= 65 && scalar.value <= 90)
-                    || atextSymbols.contains(scalar)
+                    || Self.atextSymbols.contains(scalar)
                 if !ok {
                     let shown = scalar == " " ? "a space" : "\"\(scalar)\""
                     throw .localPart("\(shown) is not allowed there")
@@ -231,6 +284,8 @@ public enum TextField {
 
     /// `value` without leading and trailing spaces and tabs (Unicode spaces too).
     static func trimmed(_ value: String) -> String {
+        // Fast path: nothing to trim when both ends are visible ASCII.
+        if let first = value.utf8.first, let last = value.utf8.last, first > 32, first < 127, last > 32, last < 127 { return value }
         let scalars = value.unicodeScalars
         guard let first = scalars.firstIndex(where: { !$0.properties.isWhitespace || $0 == "\n" || $0 == "\r" }) else { return "" }
         let last = scalars.lastIndex(where: { !$0.properties.isWhitespace || $0 == "\n" || $0 == "\r" })!

@@ -24,12 +24,14 @@ public final class Ledger {
     public static let genesis = String(repeating: "0", count: 64)
     static let schemaVersion: Int64 = 1
     static let busyTimeoutMilliseconds: Int32 = 60_000
+    /// SQLITE_CONSTRAINT_UNIQUE, the extended code of a unique-index conflict.
+    static let constraintUnique: Int32 = 2067
 
     let database: SQLiteDatabase
     public let url: URL
-    private var fingerprintKey: SymmetricKey?
+    private var fingerprintHMAC: HMAC<SHA256>?
 
-    private init(database: SQLiteDatabase, url: URL) {
+    init(database: SQLiteDatabase, url: URL) {
         self.database = database
         self.url = url
     }
@@ -144,13 +146,14 @@ public final class Ledger {
     /// Kept after `forget`, so a forgotten signer who signs again is still a
     /// duplicate; without the ledger's key it reveals nothing about the address.
     func fingerprint(canonicalEmail: String) throws -> String {
-        if fingerprintKey == nil {
+        if fingerprintHMAC == nil {
             let statement = try database.prepare("SELECT value FROM meta WHERE key = 'fingerprint_key'")
             guard try statement.step() else { throw MusterError.failure("\(url.path) has no fingerprint key; it is not a muster ledger") }
-            fingerprintKey = SymmetricKey(data: statement.blob(0))
+            fingerprintHMAC = HMAC<SHA256>(key: SymmetricKey(data: statement.blob(0)))
         }
-        let code = HMAC<SHA256>.authenticationCode(for: Data(canonicalEmail.utf8), using: fingerprintKey!)
-        return Hex.encode(code)
+        var hmac = fingerprintHMAC!
+        hmac.update(data: Array(canonicalEmail.utf8))
+        return Hex.encode(hmac.finalize())
     }
 
     // MARK: - Appending
@@ -228,20 +231,32 @@ public final class Ledger {
     /// Appends one entry after `head` and advances it; the caller writes the head back.
     @discardableResult
     func appendEntry(kind: EntryKind, at: String, fingerprint: String?, body: String, personal: String?, head: inout Head) throws -> Int64 {
-        let seq = head.seq + 1
         var personalHash: String?
         var salt: [UInt8] = []
         if let personal {
             salt = Self.randomSalt()
             personalHash = LedgerHash.personal(salt: salt, data: Array(personal.utf8))
         }
+        return try appendEntry(kind: kind, at: at, fingerprint: fingerprint, body: body, personal: personal,
+                               salt: salt, personalHash: personalHash, head: &head)
+    }
+
+    /// `appendEntry` with the personal data's salt and hash already computed.
+    @discardableResult
+    func appendEntry(kind: EntryKind, at: String, fingerprint: String?, body: String, personal: String?,
+                     salt: [UInt8], personalHash: String?, head: inout Head) throws -> Int64 {
+        let seq = head.seq + 1
         let hash = LedgerHash.entry(seq: seq, kind: kind.rawValue, at: at, fingerprint: fingerprint,
                                     body: body, personalHash: personalHash, prev: head.hash)
         if insertEntry == nil {
             insertEntry = try database.prepare("INSERT INTO entries (seq, kind, at, fingerprint, body, personal_hash, prev, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
         }
-        try insertEntry!.run(.int(seq), .text(kind.rawValue), .text(at), fingerprint.map { .text($0) } ?? .null,
-                             .text(body), personalHash.map { .text($0) } ?? .null, .text(head.hash), .text(hash))
+        do {
+            try insertEntry!.run(.int(seq), .text(kind.rawValue), .text(at), fingerprint.map { .text($0) } ?? .null,
+                                 .text(body), personalHash.map { .text($0) } ?? .null, .text(head.hash), .text(hash))
+        } catch let error as SQLiteError where error.code == Self.constraintUnique && kind == .signature {
+            throw DuplicateSignature()
+        }
         if let personal {
             if insertPersonal == nil {
                 insertPersonal = try database.prepare("INSERT INTO personal (seq, salt, data) VALUES (?, ?, ?)")
@@ -257,22 +272,87 @@ public final class Ledger {
     /// Appends many signatures in one transaction (all or nothing), skipping any
     /// whose canonical email already signed, in the ledger or earlier in `signatures`.
     public func appendAll(_ signatures: some Sequence<(ValidSignature, Date)>) throws -> (added: Int, duplicates: Int) {
+        try appendBatch { append in
+            var added = 0, duplicates = 0
+            for (signature, date) in signatures {
+                if try append(signature, date) { added += 1 } else { duplicates += 1 }
+            }
+            return (added, duplicates)
+        }
+    }
+
+    /// Streams signatures into one write transaction: `body` calls `append` once per
+    /// signature, which answers true when it was added and false for a duplicate (of
+    /// the ledger or of an earlier call). All or nothing: when `body` throws, or when
+    /// `commit` is false (a dry run), the ledger is left as it was.
+    public func appendBatch<T>(commit: Bool = true, _ body: (_ append: (ValidSignature, Date) throws -> Bool) throws -> T) throws -> T {
         do {
-            return try database.writeTransaction {
+            // A larger page cache keeps the fingerprint index in memory for big batches.
+            try database.execute("PRAGMA cache_size = -65536")
+            defer { try? database.execute("PRAGMA cache_size = -2000") }
+            try database.execute("BEGIN IMMEDIATE")
+            do {
                 var head = try readHead()
-                var added = 0, duplicates = 0
-                for (signature, date) in signatures {
-                    let fingerprint = try fingerprint(canonicalEmail: signature.canonicalEmail)
-                    if try firstSignature(fingerprint: fingerprint) != nil {
-                        duplicates += 1
-                        continue
-                    }
-                    try appendEntry(kind: .signature, at: Timestamp.format(date), fingerprint: fingerprint,
-                                    body: Self.signatureBody(signature), personal: Self.personalData(signature), head: &head)
-                    added += 1
+                let result = try body { signature, date in
+                    let fingerprint = try self.fingerprint(canonicalEmail: signature.canonicalEmail)
+                    if try self.firstSignature(fingerprint: fingerprint) != nil { return false }
+                    try self.appendEntry(kind: .signature, at: Timestamp.format(date), fingerprint: fingerprint,
+                                         body: Self.signatureBody(signature), personal: Self.personalData(signature), head: &head)
+                    return true
                 }
-                try writeHead(head)
-                return (added, duplicates)
+                if commit {
+                    try writeHead(head)
+                    try database.execute("COMMIT")
+                } else {
+                    try database.execute("ROLLBACK")
+                }
+                return result
+            } catch {
+                try? database.execute("ROLLBACK")
+                throw error
+            }
+        } catch let error as SQLiteError {
+            throw MusterError.storage(error, path: url.path)
+        }
+    }
+
+    /// A preparer that does the per-signature work needing no ledger access (fingerprint,
+    /// bodies, salt and personal-data hash), so it can run on another thread.
+    public func signaturePreparer() throws -> SignaturePreparer {
+        _ = try fingerprint(canonicalEmail: "")
+        return SignaturePreparer(hmac: fingerprintHMAC!)
+    }
+
+    /// Like `appendBatch`, for signatures prepared by `signaturePreparer()` (of this ledger).
+    public func appendPreparedBatch<T>(commit: Bool = true, _ body: (_ append: (PreparedSignature) throws -> Bool) throws -> T) throws -> T {
+        do {
+            try database.execute("PRAGMA cache_size = -65536")
+            defer { try? database.execute("PRAGMA cache_size = -2000") }
+            try database.execute("BEGIN IMMEDIATE")
+            do {
+                var head = try readHead()
+                let result = try body { prepared in
+                    // The unique index on signature fingerprints is the duplicate check: one
+                    // index descent instead of a lookup followed by an insert. A refused insert
+                    // leaves the head where it was.
+                    do {
+                        try self.appendEntry(kind: .signature, at: prepared.at, fingerprint: prepared.fingerprint, body: prepared.body,
+                                             personal: prepared.personal, salt: prepared.salt, personalHash: prepared.personalHash, head: &head)
+                        return true
+                    } catch is DuplicateSignature {
+                        return false
+                    }
+                }
+                if commit {
+                    try writeHead(head)
+                    try database.execute("COMMIT")
+                } else {
+                    try database.execute("ROLLBACK")
+                }
+                return result
+            } catch {
+                try? database.execute("ROLLBACK")
+                throw error
             }
         } catch let error as SQLiteError {
             throw MusterError.storage(error, path: url.path)
@@ -311,19 +391,25 @@ public final class Ledger {
         try updateMeta!.run(.text(key), value)
     }
 
+    /// The canonical JSON of a signature's non-personal part (same bytes as
+    /// `CanonicalJSON.encode` of the equivalent dictionary, without the casts).
     static func signatureBody(_ signature: ValidSignature) -> String {
-        var body: [String: Any] = ["source": signature.source]
-        if let collector = signature.collector { body["collector"] = collector }
-        if !signature.consents.isEmpty { body["consent"] = signature.consents }
-        if !signature.publicFields.isEmpty { body["fields"] = signature.publicFields }
-        return CanonicalJSON.encode(body)
+        var writer = CanonicalObjectWriter()
+        if let collector = signature.collector { writer.string("collector", collector) }
+        if !signature.consents.isEmpty { writer.strings("consent", signature.consents) }
+        if !signature.publicFields.isEmpty { writer.object("fields", signature.publicFields) }
+        writer.string("source", signature.source)
+        return writer.finish()
     }
 
+    /// The canonical JSON of a signature's personal data.
     static func personalData(_ signature: ValidSignature) -> String {
-        var data: [String: Any] = ["name": signature.name, "email": signature.email]
-        if let comment = signature.comment { data["comment"] = comment }
-        if !signature.personalFields.isEmpty { data["fields"] = signature.personalFields }
-        return CanonicalJSON.encode(data)
+        var writer = CanonicalObjectWriter()
+        if let comment = signature.comment { writer.string("comment", comment) }
+        writer.string("email", signature.email)
+        if !signature.personalFields.isEmpty { writer.object("fields", signature.personalFields) }
+        writer.string("name", signature.name)
+        return writer.finish()
     }
 
     // MARK: - Forget and unsubscribe
@@ -558,7 +644,7 @@ enum CanonicalJSON {
 
     private static let hex: [UInt8] = Array("0123456789abcdef".utf8)
 
-    private static func writeString(_ text: String, to out: inout [UInt8]) {
+    static func writeString(_ text: String, to out: inout [UInt8]) {
         out.append(UInt8(ascii: "\""))
         for byte in text.utf8 {
             switch byte {
@@ -575,5 +661,79 @@ enum CanonicalJSON {
             }
         }
         out.append(UInt8(ascii: "\""))
+    }
+}
+
+/// Writes one canonical JSON object whose keys the caller gives in sorted order.
+struct CanonicalObjectWriter {
+    private var out: [UInt8] = [UInt8(ascii: "{")]
+
+    init() { out.reserveCapacity(160) }
+
+    private mutating func key(_ key: String) {
+        if out.count > 1 { out.append(UInt8(ascii: ",")) }
+        CanonicalJSON.writeString(key, to: &out)
+        out.append(UInt8(ascii: ":"))
+    }
+
+    mutating func string(_ name: String, _ value: String) {
+        key(name)
+        CanonicalJSON.writeString(value, to: &out)
+    }
+
+    mutating func strings(_ name: String, _ values: [String]) {
+        key(name)
+        out.append(UInt8(ascii: "["))
+        for (index, value) in values.enumerated() {
+            if index > 0 { out.append(UInt8(ascii: ",")) }
+            CanonicalJSON.writeString(value, to: &out)
+        }
+        out.append(UInt8(ascii: "]"))
+    }
+
+    mutating func object(_ name: String, _ values: [String: String]) {
+        key(name)
+        out.append(UInt8(ascii: "{"))
+        for (index, pair) in values.sorted(by: { $0.key < $1.key }).enumerated() {
+            if index > 0 { out.append(UInt8(ascii: ",")) }
+            CanonicalJSON.writeString(pair.key, to: &out)
+            out.append(UInt8(ascii: ":"))
+            CanonicalJSON.writeString(pair.value, to: &out)
+        }
+        out.append(UInt8(ascii: "}"))
+    }
+
+    mutating func finish() -> String {
+        out.append(UInt8(ascii: "}"))
+        return String(decoding: out, as: UTF8.self)
+    }
+}
+
+/// The entry insert hit the one-signature-per-signer index: nothing was written.
+struct DuplicateSignature: Error {}
+
+/// A signature with everything computed that does not depend on the ledger's head.
+public struct PreparedSignature: Sendable {
+    let fingerprint: String
+    let at: String
+    let body: String
+    let personal: String
+    let salt: [UInt8]
+    let personalHash: String
+}
+
+/// Prepares signatures for one ledger (it holds that ledger's fingerprint key).
+public struct SignaturePreparer: @unchecked Sendable {
+    // HMAC is a value type holding the keyed state; each call works on its own copy.
+    let hmac: HMAC<SHA256>
+
+    /// Fingerprint, canonical bodies, salt and personal-data hash of `signature` made at `date`.
+    public func prepare(_ signature: ValidSignature, at date: Date) -> PreparedSignature {
+        var code = hmac
+        code.update(data: Array(signature.canonicalEmail.utf8))
+        let personal = Ledger.personalData(signature)
+        let salt = Ledger.randomSalt()
+        return PreparedSignature(fingerprint: Hex.encode(code.finalize()), at: Timestamp.format(date), body: Ledger.signatureBody(signature),
+                                 personal: personal, salt: salt, personalHash: LedgerHash.personal(salt: salt, data: Array(personal.utf8)))
     }
 }

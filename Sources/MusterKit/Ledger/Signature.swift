@@ -107,7 +107,9 @@ extension SignatureInput {
             throw MusterError.badInput("\(field) contains \(problem); use a single line of plain text")
         }
         let cleaned = TextField.clean(value)
-        if cleaned.count > limit {
+        // Counting characters walks grapheme clusters; ASCII needs no walk.
+        let utf8Count = cleaned.utf8.count
+        if utf8Count > limit, cleaned.count > limit {
             throw MusterError.badInput("\(field) is \(cleaned.count) characters long; the limit is \(limit)")
         }
         return cleaned

@@ -21,6 +21,27 @@ public struct ProgressReport: Sendable, Codable, Equatable {
         public let count: Int64
     }
 
+    /// Signatures sharing one value (a source, a collector, a field's value).
+    public struct Share: Sendable, Codable, Equatable {
+        /// The value; empty when signatures have none.
+        public let value: String
+        public let count: Int64
+    }
+
+    /// The breakdown of one non-personal manifest field.
+    public struct FieldBreakdown: Sendable, Codable, Equatable {
+        public let field: String
+        public let values: [Share]
+    }
+
+    /// One per-region minimum (manifest `quorums`) and whether it is met.
+    public struct QuorumStatus: Sendable, Codable, Equatable {
+        public let value: String
+        public let minimum: Int
+        public let count: Int64
+        public let met: Bool
+    }
+
     public let campaign: String
     public let title: String
     public let count: Int64
@@ -37,6 +58,23 @@ public struct ProgressReport: Sendable, Codable, Equatable {
     public let head: String
     /// When the report was made (UTC).
     public let generatedAt: String
+    /// The moment the report describes (`--at`), or the time it was made.
+    public let asOf: String
+    /// Signatures per day over the last 7 days, rounded to one decimal.
+    public let pacePerDay: Double
+    /// The day the goal is reached at that pace (nil when reached, or no pace).
+    public let projectedDate: String?
+    /// The day the goal was reached, once it is.
+    public let goalReachedOn: String?
+    /// Every day from the first signature to the report's day, oldest first.
+    public let daily: [Day]
+    public let bySource: [Share]
+    public let byCollector: [Share]
+    /// One breakdown per non-personal manifest field, in manifest order.
+    public let byField: [FieldBreakdown]
+    /// The field the quorums count (e.g. region), when the manifest has quorums.
+    public let quorumField: String?
+    public let quorums: [QuorumStatus]
 
     enum CodingKeys: String, CodingKey {
         case campaign, title, count, goal, percent, deadline
@@ -45,29 +83,86 @@ public struct ProgressReport: Sendable, Codable, Equatable {
         case perDay = "per_day"
         case head
         case generatedAt = "generated_at"
+        case asOf = "as_of"
+        case pacePerDay = "pace_per_day"
+        case projectedDate = "projected_date"
+        case goalReachedOn = "goal_reached_on"
+        case daily
+        case bySource = "by_source"
+        case byCollector = "by_collector"
+        case byField = "by_field"
+        case quorumField = "quorum_field"
+        case quorums
     }
 
     /// Gathers the report for `campaign` from its ledger (an absent ledger counts as empty).
-    public static func make(campaign: Campaign, manifest: Manifest, clock: Clock, days: Int = 14) throws -> ProgressReport {
+    ///
+    /// With `asOf`, only signatures made up to that instant count, and "today" is its day.
+    public static func make(campaign: Campaign, manifest: Manifest, clock: Clock, days: Int = 14, asOf: Date? = nil) throws -> ProgressReport {
         let now = clock.now()
-        let today = Timestamp.day(now)
+        let reference = asOf ?? now
+        let today = Timestamp.day(reference)
         let todayStart = Timestamp.parse(today)!
-        let dayList = (0..<days).reversed().map { Timestamp.day(todayStart.addingTimeInterval(-86_400 * Double($0))) }
+        func day(_ offset: Int) -> String { Timestamp.day(todayStart.addingTimeInterval(86_400 * Double(offset))) }
+        let dayList = (0..<days).reversed().map { day(-$0) }
 
-        var count: Int64 = 0
-        var perDay: [String: Int64] = [:]
-        var reachedAt: [Int: String] = [:]
-        var head = Ledger.genesis
+        var tally = SignatureTally()
         if let ledger = try Ledger.open(campaign.ledgerURL, create: false) {
-            try ledger.snapshot {
-                count = try ledger.signatureCount()
-                head = try ledger.headHash()
-                perDay = try ledger.signaturesPerDay(from: dayList.first!, through: dayList.last!)
-                for milestone in manifest.milestones where Int64(milestone.at) <= count {
-                    reachedAt[milestone.at] = try ledger.timeOfSignature(number: milestone.at)
-                }
+            tally = try ledger.tally(upTo: asOf.map(Timestamp.format))
+        }
+        let count = tally.count
+        let perDayTable = Dictionary(tally.daily.map { ($0.day, $0.count) }, uniquingKeysWith: +)
+
+        // Milestones and the goal: the day the running total crossed each.
+        var reachedOn: [Int: String] = [:]
+        var running: Int64 = 0
+        let thresholds = (manifest.milestones.map(\.at) + [manifest.goal]).sorted()
+        var next = 0
+        for (date, dayCount) in tally.daily {
+            running += dayCount
+            while next < thresholds.count && Int64(thresholds[next]) <= running {
+                reachedOn[thresholds[next]] = date
+                next += 1
             }
         }
+
+        var daily: [Day] = []
+        if let first = tally.daily.first?.day, let firstDate = Timestamp.parse(first) {
+            var cursor = firstDate
+            while Timestamp.day(cursor) <= today {
+                let date = Timestamp.day(cursor)
+                daily.append(Day(date: date, count: perDayTable[date] ?? 0))
+                cursor = cursor.addingTimeInterval(86_400)
+            }
+        }
+        let lastWeek = (0..<7).reduce(Int64(0)) { $0 + (perDayTable[day(-$1)] ?? 0) }
+        let pace = (Double(lastWeek) / 7 * 10).rounded() / 10
+        var projected: String?
+        if count < manifest.goal, lastWeek > 0 {
+            let daysNeeded = Int((Double(Int64(manifest.goal) - count) / (Double(lastWeek) / 7)).rounded(.up))
+            projected = day(daysNeeded)
+        }
+
+        // Breakdowns from the distinct non-personal bodies.
+        var sources: [String: Int64] = [:], collectors: [String: Int64] = [:]
+        let publicFields = manifest.fields.filter { !$0.personal }.map(\.name)
+        var fieldCounts: [String: [String: Int64]] = [:]
+        for (body, bodyCount) in tally.bodies {
+            let object = Ledger.jsonObject(body)
+            sources[object["source"] as? String ?? "", default: 0] += bodyCount
+            collectors[object["collector"] as? String ?? "", default: 0] += bodyCount
+            let fields = object["fields"] as? [String: String] ?? [:]
+            for field in publicFields { fieldCounts[field, default: [:]][fields[field] ?? "", default: 0] += bodyCount }
+        }
+        func shares(_ table: [String: Int64]) -> [Share] {
+            table.map { Share(value: $0.key, count: $0.value) }.sorted { $0.count > $1.count || ($0.count == $1.count && $0.value < $1.value) }
+        }
+        var quorums: [QuorumStatus] = []
+        if let quorum = manifest.quorums {
+            let counts = fieldCounts[quorum.field] ?? [:]
+            quorums = quorum.minimums.map { QuorumStatus(value: $0.key, minimum: $0.minimum, count: counts[$0.key] ?? 0, met: (counts[$0.key] ?? 0) >= Int64($0.minimum)) }
+        }
+
         let percent = (Double(count) / Double(manifest.goal) * 1000).rounded() / 10
         var daysLeft: Int?
         if let deadline = manifest.deadline, let end = Timestamp.parse(deadline) {
@@ -82,16 +177,59 @@ public struct ProgressReport: Sendable, Codable, Equatable {
             deadline: manifest.deadline,
             daysLeft: daysLeft,
             milestones: manifest.milestones.map { milestone in
-                let at = reachedAt[milestone.at]
-                return MilestoneStatus(at: milestone.at, label: milestone.label, reached: at != nil, reachedOn: at.map { String($0.prefix(10)) })
+                let on = reachedOn[milestone.at]
+                return MilestoneStatus(at: milestone.at, label: milestone.label, reached: on != nil, reachedOn: on)
             },
-            perDay: dayList.map { Day(date: $0, count: perDay[$0] ?? 0) },
-            head: head,
-            generatedAt: Timestamp.format(now))
+            perDay: dayList.map { Day(date: $0, count: perDayTable[$0] ?? 0) },
+            head: tally.head,
+            generatedAt: Timestamp.format(now),
+            asOf: Timestamp.format(reference),
+            pacePerDay: pace,
+            projectedDate: projected,
+            goalReachedOn: reachedOn[manifest.goal],
+            daily: daily,
+            bySource: shares(sources),
+            byCollector: shares(collectors),
+            byField: publicFields.map { FieldBreakdown(field: $0, values: shares(fieldCounts[$0] ?? [:])) },
+            quorumField: manifest.quorums?.field,
+            quorums: quorums)
     }
 }
 
 extension ProgressReport {
+    /// "12.3 a day over the last 7 days; the goal on 2027-01-15 at this pace".
+    var paceSentence: String {
+        var text = "\(Number.decimal(pacePerDay)) a day over the last 7 days"
+        if let goalReachedOn {
+            text += "; goal reached on \(goalReachedOn)"
+        } else if let projectedDate {
+            text += "; at this pace the goal is reached on \(projectedDate)"
+        } else if count < Int64(goal) {
+            text += "; no projection without signatures this week"
+        }
+        return text
+    }
+
+    /// The label shown for an empty breakdown value.
+    static func shown(_ value: String) -> String { value.isEmpty ? "(none)" : value }
+
+    /// The breakdowns in display order: title, rows, and the quorum of each row if any.
+    var breakdowns: [(title: String, rows: [Share], quorum: [String: QuorumStatus])] {
+        var out: [(String, [Share], [String: QuorumStatus])] = [("By source", bySource, [:]), ("By collector", byCollector, [:])]
+        for breakdown in byField {
+            var quorum: [String: QuorumStatus] = [:]
+            var rows = breakdown.values
+            if breakdown.field == quorumField {
+                for status in quorums {
+                    quorum[status.value] = status
+                    if !rows.contains(where: { $0.value == status.value }) { rows.append(Share(value: status.value, count: 0)) }
+                }
+            }
+            out.append(("By \(breakdown.field)", rows, quorum))
+        }
+        return out
+    }
+
     /// The plain-text report for a terminal (`styled` adds colour).
     public func renderText(styled: Bool) -> String {
         let style = TextStyle(enabled: styled)
@@ -105,6 +243,8 @@ extension ProgressReport {
                 out += "  deadline \(deadline) (\(when))\n"
             }
         }
+        out += "  pace \(paceSentence)\n"
+        if asOf != generatedAt { out += style.dim("  as of \(asOf)") + "\n" }
         if !milestones.isEmpty {
             out += "\n" + style.bold("Milestones") + "\n"
             let width = milestones.map { Number.grouped(Int64($0.at)).count }.max() ?? 0
@@ -125,8 +265,79 @@ extension ProgressReport {
             let number = String(repeating: " ", count: countWidth - Number.grouped(day.count).count) + Number.grouped(day.count)
             out += "  \(day.date)  \(number)" + (bar.isEmpty ? "" : "  \(style.green(bar))") + "\n"
         }
+        for (heading, rows, quorum) in breakdowns where !rows.isEmpty {
+            out += "\n" + style.bold(heading) + "\n"
+            let labelWidth = rows.map { Self.shown($0.value).count }.max() ?? 0
+            let numberWidth = rows.map { Number.grouped($0.count).count }.max() ?? 0
+            let top = rows.map(\.count).max() ?? 0
+            for row in rows {
+                let label = Self.shown(row.value)
+                let number = Number.grouped(row.count)
+                var line = "  " + label + String(repeating: " ", count: labelWidth - label.count)
+                    + "  " + String(repeating: " ", count: numberWidth - number.count) + number
+                let bar = top == 0 ? "" : TextBar.blocks(Double(row.count) / Double(top), width: 24)
+                line += "  " + style.green(bar) + String(repeating: " ", count: max(0, 24 - bar.count))
+                if let status = quorum[row.value] {
+                    line += status.met ? style.green("  ✓ quorum \(Number.grouped(Int64(status.minimum))) met")
+                                       : style.red("  ✗ quorum \(Number.grouped(Int64(status.minimum))) not met (\(Number.grouped(Int64(status.minimum) - status.count)) to go)")
+                }
+                out += line.trimmingTrailingSpaces() + "\n"
+            }
+        }
+        if !quorums.isEmpty {
+            let met = quorums.filter(\.met).count
+            out += "\n  quorums met: \(met) of \(quorums.count)\n"
+        }
         out += "\n" + style.dim("ledger head \(head)") + "\n"
         return out
+    }
+
+    /// The report as Markdown, for a README, an issue or a newsletter.
+    public func renderMarkdown() -> String {
+        func cell(_ text: String) -> String { text.replacingOccurrences(of: "|", with: "\\|") }
+        var out = "# \(cell(title))\n\n"
+        out += "**\(Number.grouped(count)) of \(Number.grouped(Int64(goal))) signatures (\(Number.percent(percent)))**"
+        out += " `\(TextBar.horizontal(fraction: Double(count) / Double(goal), width: 20))`\n\n"
+        if let deadline, let daysLeft {
+            out += "- Deadline: \(deadline) (\(daysLeft >= 0 ? "\(daysLeft) days left" : "passed"))\n"
+        }
+        out += "- Pace: \(paceSentence)\n"
+        out += "- As of: \(asOf)\n\n"
+        if !milestones.isEmpty {
+            out += "## Milestones\n\n| | at | label | reached |\n|---|---:|---|---|\n"
+            for milestone in milestones {
+                out += "| \(milestone.reached ? "✓" : " ") | \(Number.grouped(Int64(milestone.at))) | \(cell(milestone.label ?? "")) | \(milestone.reachedOn ?? "") |\n"
+            }
+            out += "\n"
+        }
+        out += "## Last \(perDay.count) days\n\n| day | signatures | |\n|---|---:|---|\n"
+        let peak = perDay.map(\.count).max() ?? 0
+        for day in perDay {
+            out += "| \(day.date) | \(Number.grouped(day.count)) | \(peak == 0 ? "" : TextBar.blocks(Double(day.count) / Double(peak), width: 20)) |\n"
+        }
+        for (heading, rows, quorum) in breakdowns where !rows.isEmpty {
+            out += "\n## \(heading)\n\n"
+            if quorum.isEmpty {
+                out += "| value | signatures |\n|---|---:|\n"
+                for row in rows { out += "| \(cell(Self.shown(row.value))) | \(Number.grouped(row.count)) |\n" }
+            } else {
+                out += "| value | signatures | quorum | |\n|---|---:|---:|---|\n"
+                for row in rows {
+                    let status = quorum[row.value]
+                    out += "| \(cell(Self.shown(row.value))) | \(Number.grouped(row.count)) | \(status.map { Number.grouped(Int64($0.minimum)) } ?? "") | \(status.map { $0.met ? "✓ met" : "✗ not met" } ?? "") |\n"
+                }
+            }
+        }
+        out += "\n---\nLedger head: `\(head)`\n"
+        return out
+    }
+}
+
+extension String {
+    func trimmingTrailingSpaces() -> String {
+        var text = self
+        while text.hasSuffix(" ") { text.removeLast() }
+        return text
     }
 }
 
@@ -177,6 +388,11 @@ public enum Number {
             out.append(character)
         }
         return value < 0 ? "-" + out : out
+    }
+
+    /// 12.0 → "12", 3.25 → "3.3".
+    public static func decimal(_ value: Double) -> String {
+        value == value.rounded() ? grouped(Int64(value)) : String(format: "%.1f", value)
     }
 
     /// 21.2 → "21.2%", 50.0 → "50%".

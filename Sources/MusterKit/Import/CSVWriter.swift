@@ -1,0 +1,133 @@
+import Foundation
+
+/// Writes RFC 4180 CSV (CRLF line endings, quotes where needed) to a file, buffered.
+///
+/// With `neutralisesFormulas`, a cell that a spreadsheet would run as a formula —
+/// one starting with `=`, `+`, `-`, `@`, a tab or a carriage return — is prefixed
+/// with `'` (OWASP's advice for CSV injection) and then quoted.
+public final class CSVWriter {
+    private let descriptor: Int32
+    private var buffer: [UInt8] = []
+    private let neutralisesFormulas: Bool
+    private let delimiter: UInt8
+
+    /// Characters that make a spreadsheet treat a cell as a formula.
+    static let formulaTriggers: Set<UInt8> = [UInt8(ascii: "="), UInt8(ascii: "+"), UInt8(ascii: "-"), UInt8(ascii: "@"), 0x09, 0x0D]
+
+    /// Writes to `descriptor` (not closed by the writer).
+    public init(descriptor: Int32, neutralisesFormulas: Bool, delimiter: UInt8 = UInt8(ascii: ",")) {
+        self.descriptor = descriptor
+        self.neutralisesFormulas = neutralisesFormulas
+        self.delimiter = delimiter
+        buffer.reserveCapacity(1 << 16)
+    }
+
+    /// Appends one record.
+    public func write(_ fields: [String]) throws {
+        for (index, field) in fields.enumerated() {
+            if index > 0 { buffer.append(delimiter) }
+            append(field)
+        }
+        buffer.append(13)
+        buffer.append(10)
+        if buffer.count >= 1 << 16 { try flush() }
+    }
+
+    private func append(_ field: String) {
+        var utf8 = Array(field.utf8)
+        if neutralisesFormulas, let first = utf8.first, Self.formulaTriggers.contains(first) {
+            utf8.insert(UInt8(ascii: "'"), at: 0)
+        }
+        let needsQuotes = utf8.contains { $0 == delimiter || $0 == 34 || $0 == 10 || $0 == 13 }
+            || (neutralisesFormulas && utf8.first == UInt8(ascii: "'"))
+        if !needsQuotes {
+            buffer.append(contentsOf: utf8)
+            return
+        }
+        buffer.append(34)
+        for byte in utf8 {
+            if byte == 34 { buffer.append(34) }
+            buffer.append(byte)
+        }
+        buffer.append(34)
+    }
+
+    /// Writes out what is buffered.
+    public func flush() throws {
+        try FileOutput.writeAll(descriptor, buffer)
+        buffer.removeAll(keepingCapacity: true)
+    }
+
+    /// `text` without the `'` that `neutralisesFormulas` put in front of it, so that
+    /// muster's own exports import back unchanged.
+    static func unneutralised(_ text: String) -> String {
+        let utf8 = text.utf8
+        guard utf8.count >= 2, utf8.first == UInt8(ascii: "'"),
+              formulaTriggers.contains(utf8[utf8.index(after: utf8.startIndex)]) else { return text }
+        return String(text.dropFirst())
+    }
+}
+
+/// A file written beside its final name and renamed into place, so that a crash never
+/// leaves half of it behind.
+public final class AtomicFile {
+    /// The final location.
+    public let url: URL
+    let temporaryPath: String
+    /// The open descriptor of the temporary file.
+    public let descriptor: Int32
+    private var finished = false
+
+    /// Creates the temporary file with `permissions` (0600 for personal data).
+    public init(_ url: URL, permissions: mode_t) throws {
+        self.url = url
+        temporaryPath = url.deletingLastPathComponent().appendingPathComponent(".\(url.lastPathComponent).tmp-\(getpid())").path
+        unlink(temporaryPath)
+        let fd = Foundation.open(temporaryPath, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, permissions)
+        guard fd >= 0 else {
+            throw MusterError.failure("cannot write \(url.path): \(String(cString: strerror(errno)))")
+        }
+        fchmod(fd, permissions)
+        descriptor = fd
+    }
+
+    /// Flushes to disk and renames the file into place.
+    public func commit() throws {
+        guard !finished else { return }
+        finished = true
+        fsync(descriptor)
+        close(descriptor)
+        if rename(temporaryPath, url.path) != 0 {
+            let reason = String(cString: strerror(errno))
+            unlink(temporaryPath)
+            throw MusterError.failure("cannot write \(url.path): \(reason)")
+        }
+    }
+
+    /// Deletes the temporary file; the final location is untouched.
+    public func discard() {
+        guard !finished else { return }
+        finished = true
+        close(descriptor)
+        unlink(temporaryPath)
+    }
+
+    deinit { discard() }
+}
+
+/// Writing bytes to a descriptor.
+enum FileOutput {
+    static func writeAll(_ descriptor: Int32, _ bytes: [UInt8]) throws {
+        var offset = 0
+        while offset < bytes.count {
+            let written = bytes.withUnsafeBytes { raw in
+                Foundation.write(descriptor, raw.baseAddress! + offset, raw.count - offset)
+            }
+            if written < 0 {
+                if errno == EINTR { continue }
+                throw MusterError(.temporary, "cannot write: \(String(cString: strerror(errno)))")
+            }
+            offset += written
+        }
+    }
+}

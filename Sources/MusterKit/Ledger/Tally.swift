@@ -1,0 +1,48 @@
+import Foundation
+
+/// Signatures counted in one pass over the ledger, for reports.
+struct SignatureTally {
+    var count: Int64 = 0
+    /// Signatures per UTC day, oldest first (days without signatures left out).
+    var daily: [(day: String, count: Int64)] = []
+    /// How many signatures share each non-personal body (source, collector, fields, consents).
+    var bodies: [String: Int64] = [:]
+    var head = Ledger.genesis
+}
+
+extension Ledger {
+    /// Counts signatures made up to `instant` (ISO 8601 text; nil for all), per day and
+    /// per distinct body, and finds the head hash as it stood then, on one snapshot.
+    func tally(upTo instant: String?) throws -> SignatureTally {
+        var tally = SignatureTally()
+        try snapshot {
+            do {
+                let statement = try database.prepare("SELECT at, body FROM entries WHERE kind = 'signature'\(instant == nil ? "" : " AND at <= ?") ORDER BY at")
+                if let instant { try statement.bind([.text(instant)]) }
+                var currentDay: [UInt8] = []
+                var currentCount: Int64 = 0
+                while try statement.step() {
+                    let at = statement.rawBytes(0)
+                    let day = UnsafeRawBufferPointer(rebasing: at.prefix(10))
+                    if !currentDay.elementsEqual(day) {
+                        if currentCount > 0 { tally.daily.append((String(decoding: currentDay, as: UTF8.self), currentCount)) }
+                        currentDay = Array(day)
+                        currentCount = 0
+                    }
+                    currentCount += 1
+                    tally.count += 1
+                    tally.bodies[statement.text(1) ?? "{}", default: 0] += 1
+                }
+                if currentCount > 0 { tally.daily.append((String(decoding: currentDay, as: UTF8.self), currentCount)) }
+                if let instant {
+                    tally.head = try database.scalarText("SELECT hash FROM entries WHERE at <= ? ORDER BY seq DESC LIMIT 1", .text(instant)) ?? Ledger.genesis
+                } else {
+                    tally.head = try metaText("head_hash")
+                }
+            } catch let error as SQLiteError {
+                throw MusterError.storage(error, path: url.path)
+            }
+        }
+        return tally
+    }
+}

@@ -1,0 +1,50 @@
+import ArgumentParser
+import Foundation
+import MusterKit
+
+extension Muster {
+    struct Merge: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Fold in a ledger collected on another machine.",
+            discussion: """
+                Verifies the other ledger's hash chain first and refuses a tampered one (exit 65,
+                naming the entry). Then appends its signatures in their original signed_at
+                order, validated against this campaign's manifest, keeping their time, source
+                and collector (--by fills in a collector where the other ledger has none).
+                An address that already signed here is a duplicate and this ledger keeps its
+                own signature. Signers forgotten in the other ledger cannot be matched by
+                address and are skipped (counted). Unsubscribed signers stay unsubscribed.
+                Merging the same ledger twice changes nothing.
+                """)
+
+        @Argument(help: "The other ledger.sqlite.")
+        var otherLedger: String
+
+        @Option(name: .customLong("by"), help: ArgumentHelp("Collector recorded for signatures that name none.", valueName: "VOLUNTEER"))
+        var collector: String?
+
+        @Flag(help: "Report what would happen; write nothing.")
+        var dryRun = false
+
+        @OptionGroup var campaignOptions: CampaignOptions
+        @OptionGroup var output: OutputOptions
+
+        func run() throws {
+            try reportingErrors {
+                let context = try RunContext.make(campaignOptions.workspaceOptions)
+                let campaign = try context.campaign(campaignOptions)
+                let manifest = try context.manifest(campaign)
+                let summary = try Merger.run(other: URL(fileURLWithPath: otherLedger), campaign: campaign, manifest: manifest,
+                                             collector: collector, dryRun: dryRun)
+                if output.json { return Console.json(summary) }
+                Console.line("verified \(otherLedger): \(Number.grouped(summary.otherCount)) signatures, head \(summary.otherHead)")
+                Console.line("\(dryRun ? "dry run: would add" : "added") \(Number.grouped(Int64(summary.added))), duplicates \(Number.grouped(Int64(summary.duplicates)))"
+                             + (summary.forgottenSkipped > 0 ? ", forgotten there (skipped) \(summary.forgottenSkipped)" : "")
+                             + (summary.rejected == 0 ? "" : ", refused by this manifest \(summary.rejected)"))
+                for line in summary.rejectedEntries.prefix(10) { Console.line("  \(line)") }
+                if summary.unsubscribed > 0 { Console.line("unsubscribed here too: \(summary.unsubscribed)") }
+                Console.line("\(Number.grouped(summary.count)) of \(Number.grouped(Int64(manifest.goal))) signatures\(dryRun ? " after a real merge" : "")")
+            }
+        }
+    }
+}

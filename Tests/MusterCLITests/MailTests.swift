@@ -155,6 +155,17 @@ struct MailTests {
         #expect(delivered.to == ["board@agencies.example"])
         #expect(delivered.raw.contains("Subject: Petition: 5 signatures"))
         #expect(try box.run(["verify"]).status == 0)
+
+        // The report counts mail per template, and who unsubscribed after receiving it.
+        #expect(try box.run(["unsubscribe", "bo@example.org"]).status == 0)
+        let report = try box.run(["report", "--json"]).json()
+        let mail = try #require(report["mail"] as? [[String: Any]])
+        let thanks = try #require(mail.first { $0["template"] as? String == "thanks" })
+        #expect(thanks["sent"] as? Int == 3)
+        #expect(thanks["unsubscribed"] as? Int == 1)
+        #expect(mail.map { $0["template"] as? String } == ["deliver", "news", "thanks"])
+        let text = try box.run(["report"])
+        #expect(text.stdout.contains("Mail\n  template      sent  deferred"), "\(text)")
     }
 
     @Test func relayFaultsAreRetriedFailedOrUnknownAndNobodyElseIsAffected() throws {

@@ -349,6 +349,28 @@ extension Ledger {
         }
     }
 
+    /// Per template: counts per state and how many of its recipients unsubscribed since.
+    public func mailStatus() throws -> [ProgressReport.MailStatus] {
+        do {
+            let statement = try database.prepare("""
+                SELECT o.template,
+                       sum(o.state IN ('queued', 'sending')), sum(o.state = 'sent'), sum(o.state = 'deferred'),
+                       sum(o.state = 'failed'), sum(o.state = 'unknown'),
+                       sum(EXISTS (SELECT 1 FROM entries x WHERE x.kind = 'optout' AND x.fingerprint = o.recipient))
+                FROM outbox o GROUP BY o.template ORDER BY o.template
+                """)
+            var rows: [ProgressReport.MailStatus] = []
+            while try statement.step() {
+                rows.append(.init(template: statement.text(0) ?? "", queued: Int(statement.int64(1)), sent: Int(statement.int64(2)),
+                                  deferred: Int(statement.int64(3)), failed: Int(statement.int64(4)), unknown: Int(statement.int64(5)),
+                                  unsubscribed: Int(statement.int64(6))))
+            }
+            return rows
+        } catch let error as SQLiteError {
+            throw MusterError.storage(error, path: url.path)
+        }
+    }
+
     private func outboxWrite<T>(_ body: () throws -> T) throws -> T {
         do {
             return try database.writeTransaction(body)

@@ -64,6 +64,14 @@ extension ProgressReport {
             out += "</tbody>\n</table>\n</div>\n"
         }
         out += "</section>\n"
+        if !mail.isEmpty {
+            out += "<section>\n<h2>Mail</h2>\n<table>\n<thead><tr><th>template</th><th class=\"n\">sent</th><th class=\"n\">deferred</th><th class=\"n\">failed</th><th class=\"n\">unknown</th><th class=\"n\">queued</th><th class=\"n\">unsubscribed</th></tr></thead>\n<tbody>\n"
+            for row in mail {
+                let cells = [row.sent, row.deferred, row.failed, row.unknown, row.queued, row.unsubscribed].map { "<td class=\"n\">\(Number.grouped(Int64($0)))</td>" }.joined()
+                out += "<tr><td>\(HTML.escape(row.template))</td>\(cells)</tr>\n"
+            }
+            out += "</tbody>\n</table>\n</section>\n"
+        }
         out += """
             <footer>
             <p>Ledger head <code data-key="head">\(head)</code></p>

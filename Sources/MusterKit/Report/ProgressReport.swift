@@ -42,6 +42,18 @@ public struct ProgressReport: Sendable, Codable, Equatable {
         public let met: Bool
     }
 
+    /// One email template's outbox, for the report's mail section.
+    public struct MailStatus: Sendable, Codable, Equatable {
+        public let template: String
+        public let queued: Int
+        public let sent: Int
+        public let deferred: Int
+        public let failed: Int
+        public let unknown: Int
+        /// Recipients of this template who have unsubscribed since.
+        public let unsubscribed: Int
+    }
+
     public let campaign: String
     public let title: String
     public let count: Int64
@@ -75,6 +87,8 @@ public struct ProgressReport: Sendable, Codable, Equatable {
     /// The field the quorums count (e.g. region), when the manifest has quorums.
     public let quorumField: String?
     public let quorums: [QuorumStatus]
+    /// Per email template: queued, sent, deferred, failed, unknown, unsubscribed (now, even with `--at`).
+    public let mail: [MailStatus]
 
     enum CodingKeys: String, CodingKey {
         case campaign, title, count, goal, percent, deadline
@@ -93,6 +107,7 @@ public struct ProgressReport: Sendable, Codable, Equatable {
         case byField = "by_field"
         case quorumField = "quorum_field"
         case quorums
+        case mail
     }
 
     /// Gathers the report for `campaign` from its ledger (an absent ledger counts as empty).
@@ -107,8 +122,10 @@ public struct ProgressReport: Sendable, Codable, Equatable {
         let dayList = (0..<days).reversed().map { day(-$0) }
 
         var tally = SignatureTally()
+        var mail: [MailStatus] = []
         if let ledger = try Ledger.open(campaign.ledgerURL, create: false) {
             tally = try ledger.tally(upTo: asOf.map(Timestamp.format))
+            mail = try ledger.mailStatus()
         }
         let count = tally.count
         let perDayTable = Dictionary(tally.daily.map { ($0.day, $0.count) }, uniquingKeysWith: +)
@@ -192,7 +209,8 @@ public struct ProgressReport: Sendable, Codable, Equatable {
             byCollector: shares(collectors),
             byField: publicFields.map { FieldBreakdown(field: $0, values: shares(fieldCounts[$0] ?? [:])) },
             quorumField: manifest.quorums?.field,
-            quorums: quorums)
+            quorums: quorums,
+            mail: mail)
     }
 }
 
@@ -288,6 +306,15 @@ extension ProgressReport {
             let met = quorums.filter(\.met).count
             out += "\n  quorums met: \(met) of \(quorums.count)\n"
         }
+        if !mail.isEmpty {
+            out += "\n" + style.bold("Mail") + "\n"
+            let width = max(8, mail.map(\.template.count).max() ?? 0)
+            out += "  " + "template".padding(toLength: width, withPad: " ", startingAt: 0) + "      sent  deferred    failed   unknown    queued  unsubscribed\n"
+            for row in mail {
+                let cells = [row.sent, row.deferred, row.failed, row.unknown, row.queued].map { String(format: "%10d", $0) }.joined()
+                out += "  " + row.template.padding(toLength: width, withPad: " ", startingAt: 0) + cells + String(format: "%14d", row.unsubscribed) + "\n"
+            }
+        }
         out += "\n" + style.dim("ledger head \(head)") + "\n"
         return out
     }
@@ -326,6 +353,12 @@ extension ProgressReport {
                     let status = quorum[row.value]
                     out += "| \(cell(Self.shown(row.value))) | \(Number.grouped(row.count)) | \(status.map { Number.grouped(Int64($0.minimum)) } ?? "") | \(status.map { $0.met ? "✓ met" : "✗ not met" } ?? "") |\n"
                 }
+            }
+        }
+        if !mail.isEmpty {
+            out += "\n## Mail\n\n| template | sent | deferred | failed | unknown | queued | unsubscribed |\n|---|---:|---:|---:|---:|---:|---:|\n"
+            for row in mail {
+                out += "| \(cell(row.template)) | \(row.sent) | \(row.deferred) | \(row.failed) | \(row.unknown) | \(row.queued) | \(row.unsubscribed) |\n"
             }
         }
         out += "\n---\nLedger head: `\(head)`\n"

@@ -552,14 +552,21 @@ public final class Ledger {
 
 /// The hashes that chain the ledger.
 public enum LedgerHash {
+    private static let entryPrefix = Array("muster-ledger-v1\0".utf8)
+
     /// SHA-256 over `muster-ledger-v1`, then each field NUL-separated (no field can hold NUL).
     public static func entry(seq: Int64, kind: String, at: String, fingerprint: String?, body: String,
                              personalHash: String?, prev: String) -> String {
-        var hasher = SHA256()
-        hasher.update(data: Array("muster-ledger-v1\0\(seq)\0\(kind)\0\(at)\0\(fingerprint ?? "")\0".utf8))
-        hasher.update(data: Array(body.utf8))
-        hasher.update(data: Array("\0\(personalHash ?? "")\0\(prev)".utf8))
-        return Hex.encode(hasher.finalize())
+        // The same bytes as "muster-ledger-v1\0\(seq)\0…", gathered in one buffer.
+        var buffer: [UInt8] = []
+        buffer.reserveCapacity(256 + body.utf8.count)
+        buffer.append(contentsOf: entryPrefix)
+        buffer.append(contentsOf: String(seq).utf8)
+        for part in [kind, at, fingerprint ?? "", body, personalHash ?? "", prev] {
+            buffer.append(0)
+            buffer.append(contentsOf: part.utf8)
+        }
+        return Hex.encode(SHA256.hash(data: buffer))
     }
 
     /// SHA-256 of the salt followed by the personal data's bytes.

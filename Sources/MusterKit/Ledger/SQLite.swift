@@ -23,7 +23,14 @@ final class SQLiteDatabase {
     let path: String
 
     /// Opens (and, when `create` is true, creates) the database at `path`.
+    /// Configured once, before the first connection opens.
+    private static let configured: Bool = {
+        _ = muster_sqlite_disable_memstatus()
+        return true
+    }()
+
     init(path: String, readOnly: Bool = false, create: Bool = true) throws {
+        _ = Self.configured
         self.path = path
         var flags = SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_EXRESCODE
         if readOnly {

@@ -81,8 +81,8 @@ import Testing
 
     @Test func helpTeachesEveryCommand() throws {
         let box = try Sandbox()
-        for command in ["init", "new", "list", "check", "sign", "forget", "unsubscribe", "verify", "report"] {
-            let result = try box.run([command, "--help"])
+        for command in ["init", "new", "list", "check", "sign", "import", "export", "merge", "forget", "unsubscribe", "verify", "report", "mail", "mail send", "mail preview", "mail status", "smtp", "smtp check"] {
+            let result = try box.run(command.split(separator: " ").map(String.init) + ["--help"])
             #expect(result.status == 0, "\(command): \(result)")
             #expect(result.stdout.contains("USAGE: muster \(command)"), "\(command)")
         }

@@ -222,6 +222,62 @@ struct MailTests {
         #expect(preview.stdout.contains("Message-ID: <"))
     }
 
+    @Test func ctrlCStopsCleanlyAndTheRerunFinishesWithoutDuplicates() throws {
+        let box = try Self.workspace(signers: [])
+        let fixture = MusterBinary.url.deletingLastPathComponent().appendingPathComponent("muster-fixture")
+        try #require(try Sandbox.run(fixture, [box.root.path, "fair-rates", "1500"], in: box.root).status == 0)
+        let relay = try TestRelay(in: box)
+        let blast = try box.start(["mail", "send", "thanks", "--yes"], environment: env(relay))
+        let deadline = Date().addingTimeInterval(20)
+        while try relay.received().count < 200 && Date() < deadline { Thread.sleep(forTimeInterval: 0.02) }
+        kill(blast.processIdentifier, SIGINT)
+        blast.waitUntilExit()
+        #expect(blast.terminationStatus == 130)
+        let status = try box.run(["mail", "status", "thanks", "--json"]).json()
+        #expect(status["unknown"] as? Int == 0, "in-flight messages were finished, not abandoned")
+        #expect(status["sent"] as? Int == (try relay.received().count))
+        let rerun = try box.run(["mail", "send", "thanks", "--yes", "--json"], environment: env(relay))
+        #expect(rerun.status == 0, "\(rerun)")
+        let copies = Dictionary(grouping: try relay.received(), by: { $0.to.first ?? "" }).mapValues(\.count)
+        #expect(copies.count == 1500)
+        #expect(copies.values.allSatisfy { $0 == 1 }, "nobody got a template twice")
+    }
+
+    @Test func onATerminalTheBlastAsksAndDrawsAProgressBar() throws {
+        let box = try Self.workspace(signers: [("Ana Lima", "ana@example.org", true), ("Bo", "bo@example.org", true)])
+        let relay = try TestRelay(in: box)
+        let driver = """
+            import os, pty, sys, time
+            pid, fd = pty.fork()
+            if pid == 0:
+                os.environ["MUSTER_SMTP_URL"] = sys.argv[2]
+                os.execv(sys.argv[1], [sys.argv[1], "mail", "send", "thanks"])
+            out = b""
+            end = time.time() + 20
+            answered = False
+            while time.time() < end:
+                try:
+                    chunk = os.read(fd, 4096)
+                except OSError:
+                    break
+                if not chunk:
+                    break
+                out += chunk
+                if not answered and b"[y/N]" in out:
+                    os.write(fd, b"y\\n")
+                    answered = True
+            _, status = os.waitpid(pid, 0)
+            sys.stdout.buffer.write(out)
+            sys.exit(os.WEXITSTATUS(status))
+            """
+        let result = try Sandbox.run(URL(fileURLWithPath: "/usr/bin/env"), ["python3", "-c", driver, MusterBinary.url.path, relay.url], in: box.root)
+        #expect(result.status == 0, "\(result)")
+        #expect(result.stdout.contains("Send 2 messages of 'thanks' to signers via 127.0.0.1:\(relay.port)? [y/N]"), "\(result)")
+        #expect(result.stdout.contains("\r\u{1B}[K"), "the bar is redrawn in place")
+        #expect(result.stdout.contains("2/2 · sent 2"), "\(result)")
+        #expect(try relay.received().count == 2)
+    }
+
     @Test func killedBlastResumesWithDuplicatesOnlyAmongUnknownRows() throws {
         let box = try Self.workspace(signers: [])
         let fixture = MusterBinary.url.deletingLastPathComponent().appendingPathComponent("muster-fixture")

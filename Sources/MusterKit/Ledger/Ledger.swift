@@ -504,44 +504,6 @@ public final class Ledger {
         }
     }
 
-    /// Signatures per UTC day from `firstDay` (inclusive) to `lastDay` (inclusive).
-    public func signaturesPerDay(from firstDay: String, through lastDay: String) throws -> [String: Int64] {
-        do {
-            let statement = try database.prepare("""
-                SELECT substr(at, 1, 10) AS day, count(*) FROM entries
-                WHERE kind = 'signature' AND at >= ? AND at < ?
-                GROUP BY day
-                """)
-            try statement.bind([.text(firstDay), .text(lastDay + "T99")])
-            var result: [String: Int64] = [:]
-            while try statement.step() {
-                result[statement.text(0) ?? ""] = statement.int64(1)
-            }
-            return result
-        } catch let error as SQLiteError {
-            throw MusterError.storage(error, path: url.path)
-        }
-    }
-
-    /// When the `n`th signature (in time order) was made, or nil if fewer exist.
-    public func timeOfSignature(number n: Int) throws -> String? {
-        guard n > 0 else { return nil }
-        do {
-            return try database.scalarText("SELECT at FROM entries WHERE kind = 'signature' ORDER BY at, seq LIMIT 1 OFFSET ?", .int(Int64(n - 1)))
-        } catch let error as SQLiteError {
-            throw MusterError.storage(error, path: url.path)
-        }
-    }
-
-    /// Signatures made up to and including `instant` (ISO 8601 text).
-    public func signatureCount(upTo instant: String) throws -> Int64 {
-        do {
-            return try database.scalarInt("SELECT count(*) FROM entries WHERE kind = 'signature' AND at <= ?", .text(instant)) ?? 0
-        } catch let error as SQLiteError {
-            throw MusterError.storage(error, path: url.path)
-        }
-    }
-
     /// Runs `body` on one consistent snapshot of the ledger.
     public func snapshot<T>(_ body: () throws -> T) throws -> T {
         do { return try database.readTransaction(body) } catch let error as SQLiteError {

@@ -224,7 +224,6 @@ public final class Blast: @unchecked Sendable {
     /// Retries waiting for their time (the next page of new work comes from `feed`).
     private var jobs: [Job] = []
     private var feed: Feed?
-    private var inFlight = 0
     private var progress = BlastProgress(total: 0)
     private var stopReason: MusterError?
     private var stopRequested = false
@@ -326,12 +325,10 @@ public final class Blast: @unchecked Sendable {
                 let now = Date().timeIntervalSince(started)
                 if let index = jobs.firstIndex(where: { $0.notBefore <= now }) {
                     next = jobs.remove(at: index)
-                    inFlight += 1
                     return false
                 }
                 if let job = feed?.next() {
                     next = job
-                    inFlight += 1
                     return false
                 }
                 if let error = feed?.failure, stopReason == nil { stopReason = error }
@@ -344,7 +341,6 @@ public final class Blast: @unchecked Sendable {
                 Thread.sleep(forTimeInterval: min(wait, 0.25))
                 continue
             }
-            defer { lock.withLock { inFlight -= 1 } }
             bucket?.take()
             let key = job.recipient.key
             let message: RenderedMessage

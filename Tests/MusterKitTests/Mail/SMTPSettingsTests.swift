@@ -73,20 +73,6 @@ struct SMTPSettingsTests {
     }
 }
 
-@Suite("Dry-run transport")
-struct EMLDirectoryTransportTests {
-    @Test("writes one .eml per message and validates the envelope")
-    func writes() throws {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("muster-eml-\(UUID().uuidString)")
-        defer { try? FileManager.default.removeItem(at: dir) }
-        let transport: any MailTransport = try EMLDirectoryTransport(directory: dir)
-        _ = try transport.send(from: "a@example.org", to: ["b@example.org"], message: Array("Subject: x\r\n\r\nbody\r\n".utf8))
-        #expect(throws: SMTPError.self) { _ = try transport.send(from: "a@example.org", to: ["b@example.org\r\nDATA"], message: []) }
-        let files = try FileManager.default.contentsOfDirectory(atPath: dir.path)
-        #expect(files == ["00001-b@example.org.eml"])
-    }
-}
-
 @Suite("Transport double")
 struct RecordingMailTransportTests {
     @Test("scripted outcomes reach the caller as classified errors")

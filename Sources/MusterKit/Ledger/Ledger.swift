@@ -252,8 +252,16 @@ public final class Ledger {
             insertEntry = try database.prepare("INSERT INTO entries (seq, kind, at, fingerprint, body, personal_hash, prev, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
         }
         do {
-            try insertEntry!.run(.int(seq), .text(kind.rawValue), .text(at), fingerprint.map { .text($0) } ?? .null,
-                                 .text(body), personalHash.map { .text($0) } ?? .null, .text(head.hash), .text(hash))
+            let insert = insertEntry!
+            try insert.bindInt(1, seq)
+            try insert.bindText(2, kind.rawValue)
+            try insert.bindText(3, at)
+            try insert.bindText(4, fingerprint)
+            try insert.bindText(5, body)
+            try insert.bindText(6, personalHash)
+            try insert.bindText(7, head.hash)
+            try insert.bindText(8, hash)
+            try insert.runBound()
         } catch let error as SQLiteError where error.code == Self.constraintUnique && kind == .signature {
             throw DuplicateSignature()
         }
@@ -261,7 +269,11 @@ public final class Ledger {
             if insertPersonal == nil {
                 insertPersonal = try database.prepare("INSERT INTO personal (seq, salt, data) VALUES (?, ?, ?)")
             }
-            try insertPersonal!.run(.int(seq), .blob(salt), .text(personal))
+            let insert = insertPersonal!
+            try insert.bindInt(1, seq)
+            try insert.bindBlob(2, salt)
+            try insert.bindText(3, personal)
+            try insert.runBound()
         }
         head.seq = seq
         head.hash = hash
@@ -521,13 +533,15 @@ public enum LedgerHash {
                              personalHash: String?, prev: String) -> String {
         // The same bytes as "muster-ledger-v1\0\(seq)\0…", gathered in one buffer.
         var buffer: [UInt8] = []
-        buffer.reserveCapacity(256 + body.utf8.count)
+        buffer.reserveCapacity(320 + body.utf8.count)
         buffer.append(contentsOf: entryPrefix)
         buffer.append(contentsOf: String(seq).utf8)
-        for part in [kind, at, fingerprint ?? "", body, personalHash ?? "", prev] {
-            buffer.append(0)
-            buffer.append(contentsOf: part.utf8)
-        }
+        buffer.append(0); buffer.append(contentsOf: kind.utf8)
+        buffer.append(0); buffer.append(contentsOf: at.utf8)
+        buffer.append(0); if let fingerprint { buffer.append(contentsOf: fingerprint.utf8) }
+        buffer.append(0); buffer.append(contentsOf: body.utf8)
+        buffer.append(0); if let personalHash { buffer.append(contentsOf: personalHash.utf8) }
+        buffer.append(0); buffer.append(contentsOf: prev.utf8)
         return Hex.encode(SHA256.hash(data: buffer))
     }
 
@@ -555,7 +569,15 @@ enum Hex {
     }
 
     static func encode(_ digest: SHA256.Digest) -> String {
-        digest.withUnsafeBytes { encode($0) }
+        digest.withUnsafeBytes { bytes in
+            String(unsafeUninitializedCapacity: bytes.count * 2) { out in
+                for index in 0..<bytes.count {
+                    out[index &* 2] = digits[Int(bytes[index] >> 4)]
+                    out[index &* 2 &+ 1] = digits[Int(bytes[index] & 0x0F)]
+                }
+                return bytes.count * 2
+            }
+        }
     }
 
     static func encode(_ code: HashedAuthenticationCode<SHA256>) -> String {

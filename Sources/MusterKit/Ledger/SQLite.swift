@@ -173,6 +173,46 @@ final class SQLiteStatement {
         }
     }
 
+    /// Binds one text parameter (copied by SQLite), without boxing it in a `SQLiteValue`.
+    func bindText(_ index: Int32, _ text: String?) throws {
+        let rc: Int32
+        if let text {
+            var copy = text
+            rc = copy.withUTF8 { bytes in
+                guard let base = bytes.baseAddress, bytes.count > 0 else {
+                    return sqlite3_bind_text(statement, index, "", 0, muster_sqlite_transient())
+                }
+                return sqlite3_bind_text(statement, index, UnsafeRawPointer(base).assumingMemoryBound(to: CChar.self),
+                                         Int32(bytes.count), muster_sqlite_transient())
+            }
+        } else {
+            rc = sqlite3_bind_null(statement, index)
+        }
+        guard rc == SQLITE_OK else { throw database.lastError(rc) }
+    }
+
+    /// Binds one blob parameter (copied by SQLite).
+    func bindBlob(_ index: Int32, _ bytes: [UInt8]) throws {
+        let rc = bytes.withUnsafeBytes { buffer in
+            // A nil pointer would bind NULL: an empty blob is bound as a zero-length one.
+            buffer.baseAddress == nil ? sqlite3_bind_zeroblob(statement, index, 0)
+                : sqlite3_bind_blob(statement, index, buffer.baseAddress, Int32(buffer.count), muster_sqlite_transient())
+        }
+        guard rc == SQLITE_OK else { throw database.lastError(rc) }
+    }
+
+    /// Binds one integer parameter.
+    func bindInt(_ index: Int32, _ value: Int64) throws {
+        let rc = sqlite3_bind_int64(statement, index, value)
+        guard rc == SQLITE_OK else { throw database.lastError(rc) }
+    }
+
+    /// Runs a statement bound with `bindText`/`bindInt` and clears it for the next use.
+    func runBound() throws {
+        defer { sqlite3_reset(statement) }
+        while try step() {}
+    }
+
     /// Binds and runs a statement that returns no rows.
     func run(_ values: SQLiteValue...) throws {
         reset()

@@ -134,8 +134,8 @@ def main():
 ## Import and reports
 
 Measured {datetime.date.today().isoformat()} by `make bench` (scripts/bench_import.py) on {os.cpu_count()} cores ({cpu}),
-release build, {platform.system()} {platform.release()}. Medians of {RUNS} interleaved rounds; the machine is shared
-(other builds ran on the same 2 cores), so read the ratios.
+release build, {platform.system()} {platform.release()}. Medians of {RUNS} interleaved rounds; the 2 cores are
+shared with whatever else runs, so read the ratios.
 
 The file: {ROWS:,} generated rows ({size:.0f} MiB; first_name, last_name, email, region, signed_at),
 about 5% repeating an earlier address in other letter case and 1% with an invalid address.

@@ -12,6 +12,8 @@ Wall times are medians of several runs on a shared machine: compare the ratios.
 import datetime, os, pathlib, platform, re, shutil, statistics, subprocess, sys, tempfile, time
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "scripts"))
+from benchlib import write_section  # noqa: E402
 MUSTER = ROOT / ".build/release/muster"
 FIXTURE = ROOT / ".build/release/muster-fixture"
 SIGN_RUNS = int(os.environ.get("BENCH_SIGN_RUNS", "60"))
@@ -116,14 +118,7 @@ Targets: under 2 s each. The ledger file is {size:.0f} MiB. Filling it with `mus
 (one transaction per 100,000 signatures, same validation and hashing as `sign`) took {grow:.1f} s
 ({BIG / grow:,.0f} signatures/s).
 <!-- /bench:foundation -->"""
-        path = ROOT / "BENCHMARKS.md"
-        text = path.read_text() if path.exists() else "# Benchmarks\n\nEvery figure here was written by `make bench`; rerun it to refresh them.\n\n"
-        if "<!-- bench:foundation -->" in text:
-            text = re.sub(r"<!-- bench:foundation -->.*?<!-- /bench:foundation -->", section, text, flags=re.S)
-        else:
-            text = text.rstrip() + "\n\n" + section + "\n"
-        path.write_text(text)
-        print(section)
+        write_section("foundation", section)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

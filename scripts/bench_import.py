@@ -17,6 +17,8 @@ Writes the figures into BENCHMARKS.md between <!-- bench:import --> markers.
 import datetime, os, pathlib, platform, random, re, shutil, subprocess, sys, tempfile, time
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "scripts"))
+from benchlib import write_section  # noqa: E402
 MUSTER = ROOT / ".build/release/muster"
 ROWS = int(os.environ.get("BENCH_IMPORT_ROWS", "1000000"))
 RUNS = int(os.environ.get("BENCH_IMPORT_RUNS", "3"))
@@ -157,14 +159,7 @@ Targets: under 10 s and under 150 MB.
 
 Target: under 1 s.
 <!-- /bench:import -->"""
-        path = ROOT / "BENCHMARKS.md"
-        text = path.read_text() if path.exists() else "# Benchmarks\n\n"
-        if "<!-- bench:import -->" in text:
-            text = re.sub(r"<!-- bench:import -->.*?<!-- /bench:import -->", lambda _: section, text, flags=re.S)
-        else:
-            text = text.rstrip() + "\n\n" + section + "\n"
-        path.write_text(text)
-        print(section)
+        write_section("import", section)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

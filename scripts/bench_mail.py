@@ -15,6 +15,8 @@ Needs: postfix (smtp-sink, smtp-source) and mailmerge==2.3.0; scripts/bench inst
 import csv, datetime, os, pathlib, re, shutil, socket, statistics, subprocess, sys, tempfile, time
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "scripts"))
+from benchlib import write_section  # noqa: E402
 MUSTER = ROOT / ".build/release/muster"
 FIXTURE = ROOT / ".build/release/muster-fixture"
 N = int(os.environ.get("BENCH_MAIL", "10000"))
@@ -149,14 +151,7 @@ muster sends **{rate(muster_t) / rate(mailmerge_t):.1f}× mailmerge's rate** (ta
 {muster_mem:.0f} MiB for {N:,} recipients; **{big_mem:.0f} MiB for {BIG:,} recipients** (target < 100 MB),
 which took {big_t:.1f} s ({BIG / big_t:,.0f} messages/s).
 <!-- /bench:mail -->"""
-        path = ROOT / "BENCHMARKS.md"
-        text = path.read_text()
-        if "<!-- bench:mail -->" in text:
-            text = re.sub(r"<!-- bench:mail -->.*?<!-- /bench:mail -->", section, text, flags=re.S)
-        else:
-            text = text.rstrip() + "\n\n" + section + "\n"
-        path.write_text(text)
-        print(section)
+        write_section("mail", section)
     finally:
         sink.terminate()
         shutil.rmtree(tmp, ignore_errors=True)

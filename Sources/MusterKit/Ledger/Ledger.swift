@@ -298,33 +298,11 @@ public final class Ledger {
     /// the ledger or of an earlier call). All or nothing: when `body` throws, or when
     /// `commit` is false (a dry run), the ledger is left as it was.
     public func appendBatch<T>(commit: Bool = true, _ body: (_ append: (ValidSignature, Date) throws -> Bool) throws -> T) throws -> T {
-        do {
-            // A larger page cache keeps the fingerprint index in memory for big batches.
-            try database.execute("PRAGMA cache_size = -65536")
-            defer { try? database.execute("PRAGMA cache_size = -2000") }
-            try database.execute("BEGIN IMMEDIATE")
-            do {
-                var head = try readHead()
-                let result = try body { signature, date in
-                    let fingerprint = try self.fingerprint(canonicalEmail: signature.canonicalEmail)
-                    if try self.firstSignature(fingerprint: fingerprint) != nil { return false }
-                    try self.appendEntry(kind: .signature, at: Timestamp.format(date), fingerprint: fingerprint,
-                                         body: Self.signatureBody(signature), personal: Self.personalData(signature), head: &head)
-                    return true
-                }
-                if commit {
-                    try writeHead(head)
-                    try database.execute("COMMIT")
-                } else {
-                    try database.execute("ROLLBACK")
-                }
-                return result
-            } catch {
-                try? database.execute("ROLLBACK")
-                throw error
+        let preparer = try signaturePreparer()
+        return try appendPreparedBatch(commit: commit) { appendPrepared in
+            try withoutActuallyEscaping(appendPrepared) { appendPrepared in
+                try body { signature, date in try appendPrepared(preparer.prepare(signature, at: date)) }
             }
-        } catch let error as SQLiteError {
-            throw MusterError.storage(error, path: url.path)
         }
     }
 
@@ -338,6 +316,7 @@ public final class Ledger {
     /// Like `appendBatch`, for signatures prepared by `signaturePreparer()` (of this ledger).
     public func appendPreparedBatch<T>(commit: Bool = true, _ body: (_ append: (PreparedSignature) throws -> Bool) throws -> T) throws -> T {
         do {
+            // A larger page cache keeps the fingerprint index in memory for big batches.
             try database.execute("PRAGMA cache_size = -65536")
             defer { try? database.execute("PRAGMA cache_size = -2000") }
             try database.execute("BEGIN IMMEDIATE")

@@ -35,9 +35,7 @@ extension Muster {
 
         func run() throws {
             try reportingErrors {
-                let context = try RunContext.make(campaignOptions.workspaceOptions)
-                let campaign = try context.campaign(campaignOptions)
-                let manifest = try context.manifest(campaign)
+                let (_, campaign, manifest) = try RunContext.loadCampaign(campaignOptions)
                 let request = ExportRequest(format: format,
                                             fields: fields.map { $0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } },
                                             publicOnly: publicOnly)

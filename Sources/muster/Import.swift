@@ -48,9 +48,7 @@ extension Muster {
 
         func run() throws {
             try reportingErrors {
-                let context = try RunContext.make(campaignOptions.workspaceOptions)
-                let campaign = try context.campaign(campaignOptions)
-                let manifest = try context.manifest(campaign)
+                let (context, campaign, manifest) = try RunContext.loadCampaign(campaignOptions)
                 let request = ImportRequest(file: URL(fileURLWithPath: file), maps: maps, source: source, collector: collector,
                                             dryRun: dryRun, rejects: rejects.map { URL(fileURLWithPath: $0) })
                 let progress = ProgressLine(enabled: Console.stderrIsTerminal)

@@ -26,9 +26,7 @@ struct MailContext {
     let ledger: Ledger
 
     init(_ options: CampaignOptions) throws {
-        run = try RunContext.make(options.workspaceOptions)
-        campaign = try run.campaign(options)
-        manifest = try run.manifest(campaign)
+        (run, campaign, manifest) = try RunContext.loadCampaign(options)
         settings = try WorkspaceSettings.loadOrThrow(run.workspace)
         guard let ledger = try Ledger.open(campaign.ledgerURL, create: true) else { throw MusterError.failure("cannot open the ledger") }
         self.ledger = ledger

@@ -31,11 +31,9 @@ extension Muster {
 
         func run() throws {
             try reportingErrors {
-                let context = try RunContext.make(campaignOptions.workspaceOptions)
-                let campaign = try context.campaign(campaignOptions)
-                let manifest = try context.manifest(campaign)
+                let (context, campaign, manifest) = try RunContext.loadCampaign(campaignOptions)
                 let summary = try Merger.run(other: URL(fileURLWithPath: otherLedger), campaign: campaign, manifest: manifest,
-                                             collector: collector, dryRun: dryRun)
+                                             collector: collector, dryRun: dryRun, clock: context.clock)
                 if output.json { return Console.json(summary) }
                 Console.line("verified \(otherLedger): \(Number.grouped(summary.otherCount)) signatures, head \(summary.otherHead)")
                 Console.line("\(dryRun ? "dry run: would add" : "added") \(Number.grouped(Int64(summary.added))), duplicates \(Number.grouped(Int64(summary.duplicates)))"

@@ -32,6 +32,13 @@ struct RunContext {
         return RunContext(workspace: try Workspace.locate(explicit: options.workspace, start: cwd), clock: try SystemClock())
     }
 
+    /// The run context, the chosen campaign and its manifest: what most campaign commands start with.
+    static func loadCampaign(_ options: CampaignOptions) throws -> (RunContext, Campaign, Manifest) {
+        let context = try make(options.workspaceOptions)
+        let campaign = try context.campaign(options)
+        return (context, campaign, try context.manifest(campaign))
+    }
+
     func campaign(_ options: CampaignOptions) throws -> Campaign {
         let cwd = URL(fileURLWithPath: FileManager.default.currentDirectoryPath, isDirectory: true)
         return try workspace.resolveCampaign(options.campaign, workingDirectory: cwd)

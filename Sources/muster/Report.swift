@@ -31,9 +31,7 @@ extension Muster {
 
         func run() throws {
             try reportingErrors {
-                let context = try RunContext.make(campaignOptions.workspaceOptions)
-                let campaign = try context.campaign(campaignOptions)
-                let manifest = try context.manifest(campaign)
+                let (context, campaign, manifest) = try RunContext.loadCampaign(campaignOptions)
                 var asOf: Date?
                 if let at {
                     guard let date = Timestamp.parse(at) else {

@@ -70,9 +70,7 @@ extension Muster {
 
         func run() throws {
             try reportingErrors {
-                let context = try RunContext.make(campaignOptions.workspaceOptions)
-                let campaign = try context.campaign(campaignOptions)
-                let manifest = try context.manifest(campaign)
+                let (context, campaign, manifest) = try RunContext.loadCampaign(campaignOptions)
                 if kiosk { return try runKiosk(context: context, campaign: campaign, manifest: manifest) }
 
                 var fieldValues: [String: String] = [:]

@@ -42,7 +42,8 @@ public struct MergeSummary: Sendable, Codable, Equatable {
 /// already signed here is a duplicate (the ledger is append-only: the signature here
 /// stays, even when the other one is earlier). Merging the same ledger twice changes nothing.
 public enum Merger {
-    public static func run(other url: URL, campaign: Campaign, manifest: Manifest, collector: String?, dryRun: Bool) throws -> MergeSummary {
+    public static func run(other url: URL, campaign: Campaign, manifest: Manifest, collector: String?, dryRun: Bool,
+                           clock: Clock) throws -> MergeSummary {
         let ours = campaign.ledgerURL.resolvingSymlinksInPath().standardizedFileURL
         if url.resolvingSymlinksInPath().standardizedFileURL == ours {
             throw MusterError.usage("\(url.path) is this campaign's own ledger; merge a ledger from another machine")
@@ -96,7 +97,7 @@ public enum Merger {
         }
         if !dryRun {
             for email in optOuts {
-                if case .unsubscribed = try ledger.unsubscribe(canonicalEmail: email, at: Date()) { summary.unsubscribed += 1 }
+                if case .unsubscribed = try ledger.unsubscribe(canonicalEmail: email, at: clock.now()) { summary.unsubscribed += 1 }
             }
         }
         summary.count = scratch == nil ? try ledger.signatureCount() : 0

@@ -53,6 +53,9 @@ enum YAMLFile {
     static let maximumBytes = 1 << 20
     /// Deepest flow nesting (`[[[…` / `{{{…`) accepted.
     static let maximumNesting = 64
+    /// Most nodes a document may expand to once aliases are followed (a manifest has
+    /// a few hundred; "billion laughs" documents expand to billions).
+    static let maximumNodes = 100_000
 
     /// Reads and composes the YAML at `url`; problems go to `diagnostics`, nil if unusable.
     static func load(_ url: URL, diagnostics: DiagnosticCollector) -> Node? {
@@ -89,7 +92,12 @@ enum YAMLFile {
             return nil
         }
         do {
-            return try Yams.compose(yaml: text)
+            guard let node = try Yams.compose(yaml: text) else { return nil }
+            if !withinNodeBudget(node) {
+                diagnostics.error("the YAML expands to more than \(maximumNodes) values (aliases such as `*name` repeat whole subtrees); write the values out instead", line: 1 + lineOffset, column: 1)
+                return nil
+            }
+            return node
         } catch let error as YamlError {
             switch error {
             case .scanner(_, let problem, let mark, _), .parser(_, let problem, let mark, _), .composer(_, let problem, let mark, _):
@@ -104,6 +112,27 @@ enum YAMLFile {
             diagnostics.error("YAML: \(error)", line: 1 + lineOffset, column: 1)
             return nil
         }
+    }
+
+    /// Whether `node`, with every alias expanded, has at most `maximumNodes` nodes.
+    /// Stops counting at the limit, so a billion-laughs document costs as much as a
+    /// 100,000-node one.
+    static func withinNodeBudget(_ node: Node) -> Bool {
+        var remaining = maximumNodes
+        func visit(_ node: Node) -> Bool {
+            remaining -= 1
+            if remaining < 0 { return false }
+            switch node {
+            case .scalar, .alias: return true
+            case .sequence(let items):
+                for item in items where !visit(item) { return false }
+                return true
+            case .mapping(let pairs):
+                for (key, value) in pairs where !visit(key) || !visit(value) { return false }
+                return true
+            }
+        }
+        return visit(node)
     }
 
     /// The position where flow brackets nest deeper than the limit (outside quotes and comments).

@@ -7,6 +7,7 @@ public enum EmailAddress {
     public enum Problem: Error, Equatable, CustomStringConvertible {
         case empty
         case controlCharacter
+        case invalidUTF8
         case noAt
         case localPart(String)
         case domain(String)
@@ -16,6 +17,7 @@ public enum EmailAddress {
             switch self {
             case .empty: return "is empty"
             case .controlCharacter: return "contains a line break or control character"
+            case .invalidUTF8: return "contains invalid UTF-8 (shown as U+FFFD)"
             case .noAt: return "has no @"
             case .localPart(let why): return "has an invalid part before the @ (\(why))"
             case .domain(let why): return "has an invalid domain (\(why))"
@@ -31,7 +33,7 @@ public enum EmailAddress {
     public static func canonical(_ raw: String) throws(Problem) -> String {
         if let plain = plainASCIICanonical(raw) { return plain }
         for scalar in raw.unicodeScalars where TextField.isForbidden(scalar) && scalar != "\t" {
-            throw .controlCharacter
+            throw scalar == "\u{FFFD}" ? .invalidUTF8 : .controlCharacter
         }
         let trimmed = TextField.trimmed(raw)
         guard !trimmed.isEmpty else { throw .empty }

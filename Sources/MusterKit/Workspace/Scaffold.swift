@@ -24,23 +24,23 @@ public enum Scaffold {
         }
         var created: [String] = []
         do {
-            try fm.createDirectory(at: root, withIntermediateDirectories: true)
+            try fm.createDirectory(at: root, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
             try fm.createDirectory(at: root.appendingPathComponent("campaigns"), withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
             created.append("campaigns/")
             for (path, text) in DefaultTemplates.files.sorted(by: { $0.key < $1.key }) where path.hasPrefix("campaign/") {
                 let destination = root.appendingPathComponent("templates").appendingPathComponent(path)
                 if fm.fileExists(atPath: destination.path) { continue }
-                try fm.createDirectory(at: destination.deletingLastPathComponent(), withIntermediateDirectories: true)
-                try FileWriter.writeAtomically(Data(text.utf8), to: destination)
+                try fm.createDirectory(at: destination.deletingLastPathComponent(), withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+                try FileWriter.writeAtomically(Data(text.utf8), to: destination, permissions: 0o600)
                 created.append("templates/" + path)
             }
             let gitignore = root.appendingPathComponent(".gitignore")
             if !fm.fileExists(atPath: gitignore.path) {
-                try FileWriter.writeAtomically(Data(DefaultTemplates.files["workspace/gitignore", default: ""].utf8), to: gitignore)
+                try FileWriter.writeAtomically(Data(DefaultTemplates.files["workspace/gitignore", default: ""].utf8), to: gitignore, permissions: 0o600)
                 created.append(".gitignore")
             }
             // muster.yaml last: a workspace exists only once everything else is in place.
-            try FileWriter.writeAtomically(Data(DefaultTemplates.files["workspace/muster.yaml", default: ""].utf8), to: settings)
+            try FileWriter.writeAtomically(Data(DefaultTemplates.files["workspace/muster.yaml", default: ""].utf8), to: settings, permissions: 0o600)
             created.insert("muster.yaml", at: 0)
         } catch let error as MusterError {
             throw error
@@ -122,8 +122,8 @@ public enum Scaffold {
                     output = template.render(context)
                 }
                 let destination = staging.appendingPathComponent(target)
-                try fm.createDirectory(at: destination.deletingLastPathComponent(), withIntermediateDirectories: true)
-                try FileWriter.writeAtomically(Data(output.utf8), to: destination)
+                try fm.createDirectory(at: destination.deletingLastPathComponent(), withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+                try FileWriter.writeAtomically(Data(output.utf8), to: destination, permissions: 0o600)
                 files.append(target)
             }
             // The scaffold must itself be a valid campaign.

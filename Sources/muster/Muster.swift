@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 import MusterKit
 
 @main
@@ -26,4 +27,12 @@ struct Muster: ParsableCommand {
             Mail.self, Smtp.self,
         ]
     )
+
+    static func main() {
+        // Under a file-size limit (`ulimit -f`) the kernel sends SIGXFSZ, which by default
+        // kills the process mid-write; ignored, the write fails with EFBIG and muster
+        // reports it and rolls back like any other full disk.
+        signal(SIGXFSZ, SIG_IGN)
+        main(nil)
+    }
 }

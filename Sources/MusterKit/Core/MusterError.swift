@@ -1,3 +1,5 @@
+import Foundation
+
 /// The exit statuses of SPEC.md, shared by every command.
 public enum ExitStatus: Int32, Sendable {
     /// The command did what was asked (a duplicate signature included).
@@ -51,7 +53,8 @@ extension MusterError {
         case 13: // SQLITE_FULL
             return MusterError(.temporary, "the disk is full while writing \(path); nothing was written, free some space and try again")
         case 10: // SQLITE_IOERR
-            return MusterError(.temporary, "input/output error on \(path) (\(error.message)); nothing was written")
+            let reason = writeFailureReason(error, path: path) ?? "input/output error"
+            return MusterError(.temporary, "\(reason) while writing \(path) (\(error.message)); nothing was written, fix that and run the command again")
         case 11, 26: // SQLITE_CORRUPT, SQLITE_NOTADB
             return MusterError(.failure, "\(path) is not a muster ledger or is corrupt (\(error.message))")
         case 8, 23: // SQLITE_READONLY, SQLITE_AUTH
@@ -61,5 +64,26 @@ extension MusterError {
         default:
             return MusterError(.failure, "ledger error on \(path): \(error.message)")
         }
+    }
+
+    /// Why a write failed, when the cause can be seen: a full disk or quota, or a
+    /// file-size limit. SQLite does not always keep the `errno`, so look at the disk too.
+    private static func writeFailureReason(_ error: SQLiteError, path: String) -> String? {
+        switch error.systemErrno {
+        case ENOSPC: return "the disk is full"
+        case EDQUOT: return "the disk quota is used up"
+        case EFBIG: return "the file-size limit (ulimit -f) was reached"
+        default: break
+        }
+        var limit = rlimit()
+        if getrlimit(Int32(RLIMIT_FSIZE.rawValue), &limit) == 0, limit.rlim_cur != rlim_t.max {
+            return "the file-size limit (ulimit -f, \(limit.rlim_cur) bytes) was reached or the disk is full"
+        }
+        var disk = statvfs()
+        let folder = (path as NSString).deletingLastPathComponent
+        if statvfs(folder.isEmpty ? "." : folder, &disk) == 0, UInt64(disk.f_bavail) * UInt64(disk.f_frsize) < 8 << 20 {
+            return "the disk is full"
+        }
+        return nil
     }
 }

@@ -7,6 +7,8 @@ public struct SQLiteError: Error, CustomStringConvertible {
     public let code: Int32
     /// SQLite's own message for the failure.
     public let message: String
+    /// The operating system's `errno` behind an I/O failure (0 when none).
+    public var systemErrno: Int32 = 0
 
     /// The primary result code (`SQLITE_BUSY`, `SQLITE_FULL`, …).
     public var primaryCode: Int32 { code & 0xFF }
@@ -65,7 +67,7 @@ final class SQLiteDatabase {
         if rc != SQLITE_OK {
             let message = errorMessage.map { String(cString: $0) } ?? String(cString: sqlite3_errmsg(handle))
             sqlite3_free(errorMessage)
-            throw SQLiteError(code: sqlite3_extended_errcode(handle), message: message)
+            throw SQLiteError(code: sqlite3_extended_errcode(handle), message: message, systemErrno: sqlite3_system_errno(handle))
         }
     }
 
@@ -120,7 +122,8 @@ final class SQLiteDatabase {
 
     func lastError(_ rc: Int32) -> SQLiteError {
         SQLiteError(code: sqlite3_extended_errcode(handle) != 0 ? sqlite3_extended_errcode(handle) : rc,
-                    message: String(cString: sqlite3_errmsg(handle)))
+                    message: String(cString: sqlite3_errmsg(handle)),
+                    systemErrno: sqlite3_system_errno(handle))
     }
 }
 

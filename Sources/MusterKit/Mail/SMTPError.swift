@@ -89,7 +89,15 @@ public enum SMTPError: Error, Sendable, Equatable, LocalizedError {
         case .outcomeUnknown(let f): return "connection lost after the message was sent; outcome unknown: \(f)"
         case .relayUnreachable(let f): return "SMTP relay unreachable: \(f)"
         case .authFailed(let f): return "SMTP authentication failed: \(f)"
-        case .tlsFailed(let f): return "TLS with the SMTP relay failed: \(f)"
+        case .tlsFailed(let f):
+            switch f.curlCode {
+            case 64: // CURLE_USE_SSL_FAILED
+                return "the relay does not offer STARTTLS and muster.yaml requires it (smtp.starttls: required); nothing was sent in clear. Use an smtps:// relay URL, or `starttls: optional` only on a network you trust (libcurl 64: \(f.detail))"
+            case 60: // CURLE_PEER_FAILED_VERIFICATION
+                return "the relay's TLS certificate is not trusted, so nothing was sent: \(f.detail). If the relay uses its own certificate authority, set smtp.ca_file in muster.yaml to that CA's PEM file"
+            default:
+                return "TLS with the SMTP relay failed: \(f)"
+            }
         case .invalidEnvelope(let why): return "invalid SMTP envelope: \(why)"
         case .setup(let why): return "cannot set up the SMTP client: \(why)"
         }

@@ -35,7 +35,8 @@ extension Muster {
 
         func run() throws {
             try reportingErrors {
-                let (_, campaign, manifest) = try RunContext.loadCampaign(campaignOptions)
+                let (context, campaign, manifest) = try RunContext.loadCampaign(campaignOptions)
+                if let out { try context.workspace.checkOutputTarget(out) }
                 let request = ExportRequest(format: format,
                                             fields: fields.map { $0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } },
                                             publicOnly: publicOnly)

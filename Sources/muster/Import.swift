@@ -49,6 +49,7 @@ extension Muster {
         func run() throws {
             try reportingErrors {
                 let (context, campaign, manifest) = try RunContext.loadCampaign(campaignOptions)
+                if let rejects { try context.workspace.checkOutputTarget(rejects, option: "--rejects") }
                 let request = ImportRequest(file: URL(fileURLWithPath: file), maps: maps, source: source, collector: collector,
                                             dryRun: dryRun, rejects: rejects.map { URL(fileURLWithPath: $0) })
                 let progress = ProgressLine(enabled: Console.stderrIsTerminal)

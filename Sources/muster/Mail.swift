@@ -243,6 +243,7 @@ extension Muster.Mail {
         }
 
         private func writeFiles(blast: Blast, context: MailContext) throws {
+            try context.run.workspace.checkOutputTarget(out!)
             let folder = URL(fileURLWithPath: out!, isDirectory: true)
             let fm = FileManager.default
             var isDirectory: ObjCBool = false

@@ -32,6 +32,7 @@ extension Muster {
         func run() throws {
             try reportingErrors {
                 let (context, campaign, manifest) = try RunContext.loadCampaign(campaignOptions)
+                if let out { try context.workspace.checkOutputTarget(out) }
                 var asOf: Date?
                 if let at {
                     guard let date = Timestamp.parse(at) else {

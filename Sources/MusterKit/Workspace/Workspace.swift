@@ -131,3 +131,36 @@ public enum Slug {
         return words.prefix(1).uppercased() + words.dropFirst()
     }
 }
+
+extension Workspace {
+    /// Checks an `--out` target before anything is written: it may be anywhere the user
+    /// chooses except muster's own files (`muster.yaml`, and everything in `campaigns/`
+    /// and `templates/`: ledgers, manifests, templates), so a mistyped `--out` can never
+    /// overwrite a ledger. Symbolic links in the folder part are followed first.
+    public func checkOutputTarget(_ path: String, option: String = "--out") throws {
+        guard !path.isEmpty else { throw MusterError.usage("\(option) needs a file or folder name") }
+        if let problem = TextField.forbiddenCharacter(in: path) {
+            throw MusterError.usage("\(option) contains \(problem)")
+        }
+        let target = Self.resolved(URL(fileURLWithPath: path))
+        let root = Self.resolved(self.root)
+        let protected = [root.appendingPathComponent("muster.yaml").path]
+        let protectedFolders = [root.appendingPathComponent("campaigns").path, root.appendingPathComponent("templates").path]
+        if protected.contains(target.path) || protectedFolders.contains(where: { target.path == $0 || target.path.hasPrefix($0 + "/") }) {
+            throw MusterError.usage("\(option) \(path) points into the workspace's own files (muster.yaml, campaigns/, templates/), which hold ledgers, manifests and templates; write it somewhere else, e.g. reports/")
+        }
+    }
+
+    /// `url` made absolute and standard, with symbolic links resolved in its existing folders.
+    static func resolved(_ url: URL) -> URL {
+        var existing = url.standardizedFileURL
+        var tail: [String] = []
+        while !FileManager.default.fileExists(atPath: existing.path), existing.path != "/" {
+            tail.insert(existing.lastPathComponent, at: 0)
+            existing = existing.deletingLastPathComponent()
+        }
+        var result = existing.resolvingSymlinksInPath()
+        for component in tail { result.appendPathComponent(component) }
+        return result.standardizedFileURL
+    }
+}

@@ -9,10 +9,12 @@ public struct WorkspaceSettings: Sendable, Equatable {
     public var smtpStartTLS: String?
     public var smtpUsername: String?
     public var smtpCAFile: String?
+    /// Seconds to wait for any one reply from the relay (`smtp.timeout`, default 60).
+    public var smtpTimeout: Int?
     public var unsubscribeURL: String?
 
     static let knownKeys: Set<String> = ["sender", "smtp", "unsubscribe_url"]
-    static let knownSMTPKeys: Set<String> = ["url", "starttls", "username", "ca_file"]
+    static let knownSMTPKeys: Set<String> = ["url", "starttls", "username", "ca_file", "timeout"]
 
     /// Reads `muster.yaml`, collecting every problem.
     public static func load(_ workspace: Workspace) -> (WorkspaceSettings?, [Diagnostic]) {
@@ -48,6 +50,7 @@ public struct WorkspaceSettings: Sendable, Equatable {
             }
             settings.smtpUsername = smtp.string("username", what: "'smtp'")
             settings.smtpCAFile = smtp.string("ca_file", what: "'smtp'")
+            settings.smtpTimeout = smtp.positiveInt("timeout", what: "'smtp'")
         }
         return (diagnostics.hasErrors ? nil : settings, diagnostics.diagnostics)
     }
@@ -63,7 +66,12 @@ extension WorkspaceSettings {
         let config = SMTPConfig(url: smtpURL, starttls: smtpStartTLS.flatMap(STARTTLSPolicy.init(rawValue:)),
                                 username: smtpUsername?.isEmpty == true ? nil : smtpUsername, caFile: caFile)
         do {
-            return try SMTPSettings.resolve(config: config, environment: environment)
+            var settings = try SMTPSettings.resolve(config: config, environment: environment)
+            if let smtpTimeout {
+                settings.responseTimeout = smtpTimeout
+                settings.connectTimeout = min(settings.connectTimeout, Double(smtpTimeout))
+            }
+            return settings
         } catch {
             throw MusterError.usage(error.localizedDescription)
         }

@@ -38,6 +38,12 @@ static inline CURLcode muster_curl_setopt_write_callback(CURL *handle, CURLoptio
     return curl_easy_setopt(handle, option, value);
 }
 
+typedef int (*muster_curl_debug_callback)(CURL *handle, curl_infotype type, char *data, size_t size, void *userdata);
+
+static inline CURLcode muster_curl_setopt_debug_callback(CURL *handle, muster_curl_debug_callback value) {
+    return curl_easy_setopt(handle, CURLOPT_DEBUGFUNCTION, value);
+}
+
 static inline CURLcode muster_curl_getinfo_long(CURL *handle, CURLINFO info, long *value) {
     return curl_easy_getinfo(handle, info, value);
 }

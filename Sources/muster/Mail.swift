@@ -37,8 +37,10 @@ struct MailContext {
     }
 
     /// SMTP settings from muster.yaml and the environment (which wins).
-    func smtpSettings() throws -> SMTPSettings {
-        try settings.smtpSettings(workspace: run.workspace)
+    func smtpSettings(verbose: Bool = false) throws -> SMTPSettings {
+        var smtp = try settings.smtpSettings(workspace: run.workspace)
+        if verbose { smtp.dialogue = SMTPDialogueLog { Console.error($0) } }
+        return smtp
     }
 
     /// The audience member with `email`, or a sample signer writing from that address.
@@ -133,6 +135,9 @@ extension Muster.Mail {
         @Flag(help: "Send without asking.")
         var yes = false
 
+        @Flag(help: "Show the SMTP dialogue on stderr (credentials hidden; best with --to or --limit).")
+        var verbose = false
+
         @OptionGroup var campaignOptions: CampaignOptions
         @OptionGroup var output: OutputOptions
 
@@ -179,7 +184,7 @@ extension Muster.Mail {
                     request.backoff = backoff
                 }
                 let plan = try blast.plan(request)
-                let settings = try context.smtpSettings()
+                let settings = try context.smtpSettings(verbose: verbose)
                 let describe = "\(plan.toSend) message\(plan.toSend == 1 ? "" : "s") of '\(plan.template)' to \(plan.audience) via \(settings.host):\(settings.port)"
                 Console.error("plan: \(plan.recipients) recipient\(plan.recipients == 1 ? "" : "s") (\(plan.audience)), \(plan.alreadySent) already sent, \(plan.toSend) to send" + (plan.unknown > 0 ? ", \(plan.unknown) unknown (resent only with --retry-unknown)" : "") + (plan.failed > 0 ? ", \(plan.failed) failed earlier" : ""))
                 if let subject = plan.firstSubject { Console.error("first subject: \(subject)") }
@@ -229,7 +234,7 @@ extension Muster.Mail {
             let recipient = try context.recipient(for: to, in: blast)
             var message = try blast.render(recipient)
             message.envelopeTo = try EmailAddress.canonical(to)
-            let settings = try context.smtpSettings()
+            let settings = try context.smtpSettings(verbose: verbose)
             do {
                 let transport = try CurlSMTPTransport(settings: settings)
                 let receipt = try transport.send(message)

@@ -18,6 +18,9 @@ extension Muster.Smtp {
         @OptionGroup var workspaceOptions: WorkspaceOptions
         @OptionGroup var output: OutputOptions
 
+        @Flag(help: "Show the SMTP dialogue on stderr (credentials hidden).")
+        var verbose = false
+
         struct Result: Encodable {
             let ok: Bool
             let relay: String
@@ -30,7 +33,8 @@ extension Muster.Smtp {
         func run() throws {
             try reportingErrors {
                 let context = try RunContext.make(workspaceOptions)
-                let smtp = try WorkspaceSettings.loadOrThrow(context.workspace).smtpSettings(workspace: context.workspace)
+                var smtp = try WorkspaceSettings.loadOrThrow(context.workspace).smtpSettings(workspace: context.workspace)
+                if verbose { smtp.dialogue = SMTPDialogueLog { Console.error($0) } }
                 do {
                     let report = try smtpCheck(settings: smtp)
                     if output.json {

@@ -24,6 +24,7 @@ Options:
   --exit-on-stdin-eof         stop when stdin reaches end of file (tests pass a pipe)
 """
 import argparse
+import socket
 import asyncio
 import datetime
 import ipaddress
@@ -151,6 +152,26 @@ class Handler:
         return "250 2.0.0 OK queued as %04d" % self.count
 
 
+class ResettingSMTP(SMTP):
+    """Resets the connection in the middle of DATA for recipients matching a pattern:
+    answers 354, stops reading, and aborts (TCP RST) a moment later. The listening socket
+    then has a tiny receive buffer, so a large message is still being sent at that point."""
+
+    def __init__(self, handler, reset_pattern, **kwargs):
+        super().__init__(handler, **kwargs)
+        self.reset_pattern = reset_pattern
+
+    async def smtp_DATA(self, arg):
+        rcpts = self.envelope.rcpt_tos if self.envelope else []
+        if self.reset_pattern and any(re.search(self.reset_pattern, a) for a in rcpts):
+            await self.push("354 End data with <CR><LF>.<CR><LF>")
+            self.transport.pause_reading()
+            await asyncio.sleep(0.3)
+            self.transport.abort()
+            return
+        await super().smtp_DATA(arg)
+
+
 class Greet421(asyncio.Protocol):
     def connection_made(self, transport):
         transport.write(b"421 4.3.2 Service not available, closing transmission channel\r\n")
@@ -177,6 +198,7 @@ def main():
     p.add_argument("--drop-after-dot")
     p.add_argument("--drop-at-rcpt")
     p.add_argument("--silent-after-dot")
+    p.add_argument("--reset-in-data")
     p.add_argument("--exit-on-stdin-eof", action="store_true")
     args = p.parse_args()
     os.makedirs(args.spool, exist_ok=True)
@@ -191,6 +213,10 @@ def main():
         user, _, password = args.auth.partition(":")
 
         def authenticator(server, session, envelope, mechanism, auth_data):
+            # Every AUTH attempt is logged, so tests can tell nothing was tried in clear.
+            with open(os.path.join(args.spool, "auth.log"), "a") as log:
+                tls = server.transport.get_extra_info("ssl_object") is not None
+                log.write("%s tls=%s\n" % (mechanism, tls))
             ok = auth_data.login == user.encode() and auth_data.password == password.encode()
             # handled=False makes aiosmtpd answer 535 (returning nothing hangs the client).
             return AuthResult(success=ok, handled=False)
@@ -200,8 +226,9 @@ def main():
             return Greet421()
         if args.mode == "silent":
             return Silent()
-        return SMTP(
+        return ResettingSMTP(
             handler,
+            args.reset_in_data,
             hostname="muster-test.localhost",
             tls_context=tls if args.mode == "starttls" else None,
             require_starttls=args.mode == "starttls",
@@ -210,8 +237,13 @@ def main():
             auth_require_tls=not args.auth_without_tls,
         )
 
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    if args.reset_in_data:
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(128)
     server = loop.run_until_complete(loop.create_server(
-        factory, host="127.0.0.1", port=0, ssl=tls if args.mode == "smtps" else None))
+        factory, sock=listener, ssl=tls if args.mode == "smtps" else None))
     port = server.sockets[0].getsockname()[1]
     print(port, flush=True)
 

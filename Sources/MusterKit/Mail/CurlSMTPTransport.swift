@@ -202,6 +202,60 @@ private let replyHeaderCallback: muster_curl_data_callback = { buffer, size, cou
     return n
 }
 
+/// Shows the SMTP dialogue of `--verbose`: commands (`>`), replies (`<`) and libcurl's
+/// notes (`*`). Message bodies are summarised, and every client line from `AUTH` until
+/// the relay's final answer is hidden, so credentials never reach the screen.
+public final class SMTPDialogueLog: @unchecked Sendable {
+    private let write: @Sendable (String) -> Void
+    private let lock = NSLock()
+    private var inAuthentication = false
+
+    /// `write` receives one line at a time, without a line break.
+    public init(_ write: @escaping @Sendable (String) -> Void) { self.write = write }
+
+    func record(_ type: curl_infotype, _ bytes: UnsafeRawBufferPointer) {
+        lock.lock(); defer { lock.unlock() }
+        switch type {
+        case CURLINFO_TEXT:
+            for line in Self.lines(bytes) { write("* \(line)") }
+        case CURLINFO_HEADER_IN:
+            for line in Self.lines(bytes) {
+                if !line.hasPrefix("334") { inAuthentication = false }
+                write("< \(line)")
+            }
+        case CURLINFO_HEADER_OUT:
+            for line in Self.lines(bytes) {
+                if line.uppercased().hasPrefix("AUTH ") {
+                    inAuthentication = true
+                    let words = line.split(separator: " ", maxSplits: 2)
+                    write("> \(words.prefix(2).joined(separator: " "))\(words.count > 2 ? " [credentials hidden]" : "")")
+                } else if inAuthentication {
+                    write("> [credentials hidden]")
+                } else {
+                    write("> \(line)")
+                }
+            }
+        case CURLINFO_DATA_OUT:
+            write("> [\(bytes.count) bytes of the message]")
+        default:
+            break
+        }
+    }
+
+    private static func lines(_ bytes: UnsafeRawBufferPointer) -> [String] {
+        String(decoding: bytes, as: UTF8.self).split(whereSeparator: { $0 == "\n" || $0 == "\r" || $0 == "\r\n" }).map { line in
+            String(line.unicodeScalars.map { $0.value < 0x20 || $0.value == 0x7F ? "?" : Character($0) })
+        }
+    }
+}
+
+private let dialogueCallback: muster_curl_debug_callback = { _, type, data, size, userdata in
+    guard let data, let userdata else { return 0 }
+    let log = Unmanaged<SMTPDialogueLog>.fromOpaque(userdata).takeUnretainedValue()
+    log.record(type, UnsafeRawBufferPointer(start: data, count: size))
+    return 0
+}
+
 private let discardWriteCallback: muster_curl_data_callback = { _, size, count, _ in size * count }
 
 enum Curl {
@@ -245,8 +299,13 @@ enum Curl {
         try check(muster_curl_setopt_write_callback(handle, CURLOPT_HEADERFUNCTION, replyHeaderCallback), "CURLOPT_HEADERFUNCTION")
         try check(muster_curl_setopt_pointer(handle, CURLOPT_HEADERDATA, Unmanaged.passUnretained(replies).toOpaque()), "CURLOPT_HEADERDATA")
         try check(muster_curl_setopt_write_callback(handle, CURLOPT_WRITEFUNCTION, discardWriteCallback), "CURLOPT_WRITEFUNCTION")
-        // No CURLOPT_VERBOSE: its log shows AUTH PLAIN credentials (base64). The server's
-        // replies are available instead (SMTPCheckReport.replies, SMTPFailure.replyText).
+        // CURLOPT_VERBOSE only through the debug callback, which hides what follows AUTH
+        // (libcurl's own log would print the base64 credentials).
+        if let dialogue = settings.dialogue {
+            try check(muster_curl_setopt_debug_callback(handle, dialogueCallback), "CURLOPT_DEBUGFUNCTION")
+            try check(muster_curl_setopt_pointer(handle, CURLOPT_DEBUGDATA, Unmanaged.passUnretained(dialogue).toOpaque()), "CURLOPT_DEBUGDATA")
+            try check(muster_curl_setopt_long(handle, CURLOPT_VERBOSE, 1), "CURLOPT_VERBOSE")
+        }
     }
 
     /// Refuses anything libcurl would pass through into the SMTP dialogue unchecked.

@@ -94,6 +94,8 @@ public struct SMTPSettings: Sendable, CustomStringConvertible, CustomDebugString
     public var transferTimeout: Double = 300
     /// The name sent with EHLO (defaults to this machine's host name).
     public var heloName: String
+    /// Where `--verbose` shows the SMTP dialogue, credentials hidden; nil shows nothing.
+    public var dialogue: SMTPDialogueLog?
 
     /// Whether a password is set (for reports; the password itself stays private).
     public var hasPassword: Bool { password != nil }

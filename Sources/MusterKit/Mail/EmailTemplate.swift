@@ -187,11 +187,17 @@ public struct EmailTemplate: Sendable {
     /// - Parameter displayPath: the path to show in diagnostics (defaults to the file's path).
     public init(contentsOf url: URL, displayPath: String? = nil) throws(TemplateErrors) {
         let shown = displayPath ?? url.path
-        let source: String
-        do { source = try String(contentsOf: url, encoding: .utf8) } catch {
-            throw TemplateErrors([TemplateDiagnostic(file: shown, line: 1, column: 1, message: "cannot read the file as UTF-8 text")])
+        let data: Data
+        do { data = try Data(contentsOf: url) } catch {
+            throw TemplateErrors([TemplateDiagnostic(file: shown, line: 1, column: 1, message: "cannot read the file (\(error.localizedDescription))")])
         }
-        try self.init(source: source, file: shown)
+        switch UTF8Text.decode(data) {
+        case .success(let source):
+            try self.init(source: source, file: shown)
+        case .failure(let position):
+            throw TemplateErrors([TemplateDiagnostic(file: shown, line: position.line, column: position.column,
+                                                     message: "invalid UTF-8 (byte 0x\(String(format: "%02X", position.byte))); save the file as UTF-8")])
+        }
     }
 
     /// The variables every template may use: the recipient's `name`, `first_name`,

@@ -125,7 +125,7 @@ public enum Importer {
             if rejectsWriter == nil {
                 let file = try AtomicFile(rejectsURL, permissions: 0o600)
                 rejectsFile = file
-                rejectsWriter = CSVWriter(descriptor: file.descriptor, neutralisesFormulas: false)
+                rejectsWriter = CSVWriter(descriptor: file.descriptor, neutralisesFormulas: true)
                 try rejectsWriter!.write(["line", "reason"] + header.fields)
             }
             try rejectsWriter!.write([String(line), reason] + fields)

@@ -1,0 +1,153 @@
+import Foundation
+import Testing
+
+/// Reliability rows "kill during import", "kill during blast" and "disk full".
+@Suite(.serialized) struct CrashReliabilityTests {
+    static let ledger = "campaigns/fair-rates/ledger.sqlite"
+
+    /// What a ledger holds, independent of salts and hashes: one line per signer.
+    static func contents(_ box: Sandbox) throws -> [String] {
+        let export = try box.run(["export", "--format", "jsonl"], environment: ["MUSTER_NOW": "2026-11-20T10:00:00Z"])
+        #expect(export.status == 0, "\(export)")
+        return export.stdout.split(separator: "\n").map { line in
+            let object = (try? JSONSerialization.jsonObject(with: Data(line.utf8))) as? [String: Any] ?? [:]
+            return ["name", "email", "region", "signed_at", "source"].map { "\(object[$0] ?? "")" }.joined(separator: "|")
+        }.sorted()
+    }
+
+    @Test func importKilledAtRandomMomentsIsAllOrNothingEveryTime() throws {
+        let rows = Reliability.scale(full: 200_000, ci: 20_000)
+        let kills = Reliability.scale(full: 20, ci: 4)
+        let environment = ["MUSTER_NOW": "2026-11-20T09:00:00Z"]
+        let csv = Reliability.signersCSV(rows)
+
+        // The reference: the same file imported once, undisturbed.
+        let clean = try Sandbox.withCampaign()
+        try clean.write("big.csv", csv)
+        let (reference, importSeconds) = try Reliability.time { try clean.run(["import", "big.csv", "--json"], environment: environment) }
+        try #require(reference.status == 0, "\(reference)")
+
+        let box = try Sandbox.withCampaign()
+        try box.write("big.csv", csv)
+        var generator = SystemRandomNumberGenerator()
+        var killedMidway = 0
+        for attempt in 0..<kills {
+            let process = try box.start(["import", "big.csv"], environment: environment)
+            // Anywhere from start-up to a little past the clean import's duration.
+            usleep(UInt32(Double.random(in: 0...(importSeconds * 1.1), using: &generator) * 1_000_000))
+            if process.isRunning { killedMidway += 1 }
+            kill(process.processIdentifier, SIGKILL)
+            process.waitUntilExit()
+            let verify = try box.run(["verify", "--json"])
+            let count = (try? verify.json()["count"] as? Int) ?? 0
+            // A kill before the ledger exists leaves no ledger: that is "nothing" too.
+            if box.exists(Self.ledger) { #expect(verify.status == 0, "attempt \(attempt): \(verify)") }
+            #expect(count == 0 || count == rows, "attempt \(attempt): \(count) signatures after kill -9")
+        }
+        let rerun = try box.run(["import", "big.csv", "--json"], environment: environment)
+        #expect(rerun.status == 0, "\(rerun)")
+        #expect(try box.run(["verify"]).status == 0)
+        #expect(try Self.contents(box) == (try Self.contents(clean)), "the ledger is the clean import's")
+        Reliability.record("kill during import", "\(kills) × kill -9 of a \(rows)-row import (\(killedMidway) mid-run; clean import \(Reliability.seconds(importSeconds))): all or nothing each time, final ledger identical to a clean import")
+    }
+
+    @Test(.enabled(if: TestRelay.available, "needs python3 with aiosmtpd"))
+    func blastKilledRepeatedlyMissesNobodyAndDoublesOnlyUnknownRows() throws {
+        let recipients = Reliability.scale(full: 2_000, ci: 400)
+        let kills = Reliability.scale(full: 5, ci: 2)
+        let box = try MailTests.workspace(signers: [])
+        let fixture = MusterBinary.url.deletingLastPathComponent().appendingPathComponent("muster-fixture")
+        try #require(try Sandbox.run(fixture, [box.root.path, "fair-rates", "\(recipients)"], in: box.root).status == 0)
+        let relay = try TestRelay(in: box)
+        let environment = ["MUSTER_SMTP_URL": relay.url, "MUSTER_BACKOFF_SECONDS": "0.05"]
+        var generator = SystemRandomNumberGenerator()
+        for round in 0..<kills {
+            let before = try relay.received().count
+            let target = before + Int.random(in: 1...max(2, recipients / (kills + 2)), using: &generator)
+            let blast = try box.start(["mail", "send", "thanks", "--yes", "--connections", "4"], environment: environment)
+            let deadline = Date().addingTimeInterval(60)
+            while try relay.received().count < target && blast.isRunning && Date() < deadline { usleep(5_000) }
+            kill(blast.processIdentifier, SIGKILL)
+            blast.waitUntilExit()
+            #expect(try relay.received().count < recipients, "round \(round) was killed before the end")
+        }
+        let resume = try box.run(["mail", "send", "thanks", "--yes", "--json"], environment: environment)
+        #expect(resume.status == 0, "\(resume)")
+        let unknown = try box.sqlite(Self.ledger,
+            "SELECT p.data FROM outbox o JOIN personal p ON p.seq = o.signature WHERE o.state = 'unknown'").stdout
+        let unknownCount = unknown.split(separator: "\n").count
+        let retry = try box.run(["mail", "send", "thanks", "--yes", "--retry-unknown", "--json"], environment: environment)
+        #expect(retry.status == 0, "\(retry)")
+
+        var copies: [String: Int] = [:]
+        for message in try relay.received() { copies[message.to.first ?? "", default: 0] += 1 }
+        #expect(copies.count == recipients, "no recipient missed")
+        let doubled = copies.filter { $0.value > 1 }
+        for (address, count) in doubled {
+            #expect(unknown.contains("\"\(address)\""), "\(address) got \(count) copies but was never unknown")
+        }
+        #expect(try box.run(["mail", "status", "thanks", "--json"]).json()["sent"] as? Int == recipients)
+        Reliability.record("kill during blast", "\(kills) × kill -9 of a \(recipients)-message blast: every recipient reached; \(unknownCount) rows unknown, \(doubled.count) duplicates at the sink, all among them")
+    }
+
+    /// The reason in a storage error: "muster: error: REASON while writing …".
+    static func reason(_ stderr: String) -> String {
+        let line = stderr.split(separator: "\n").first { $0.contains("while writing") }.map(String.init) ?? stderr
+        let start = line.range(of: "error: ")?.upperBound ?? line.startIndex
+        let end = line.range(of: " while writing")?.lowerBound ?? line.endIndex
+        return String(line[start..<end])
+    }
+
+    /// Runs muster under a file-size limit of `bytes` (RLIMIT_FSIZE), as a full disk would stop it.
+    static func runLimited(_ box: Sandbox, bytes: Int, _ arguments: [String], environment: [String: String] = [:]) throws -> RunResult {
+        try Sandbox.run(URL(fileURLWithPath: "/usr/bin/prlimit"), ["--fsize=\(bytes)", MusterBinary.url.path] + arguments,
+                        in: box.root, environment: environment)
+    }
+
+    @Test(.enabled(if: FileManager.default.isExecutableFile(atPath: "/usr/bin/prlimit"), "needs prlimit (util-linux)"))
+    func aFullDiskDuringImportIsReportedAndRolledBack() throws {
+        let rows = Reliability.scale(full: 50_000, ci: 10_000)
+        let box = try Sandbox.withCampaign()
+        try #require(try box.run(["sign", "--name", "Ana", "--email", "ana@example.org", "--field", "region=Lyon"]).status == 0)
+        try box.write("big.csv", Reliability.signersCSV(rows))
+        let full = try Self.runLimited(box, bytes: 1_000_000, ["import", "big.csv"])
+        #expect(full.status == 75, "\(full)")
+        #expect(full.stderr.contains("file-size limit") && full.stderr.contains("nothing was written"), "\(full)")
+        let verify = try box.run(["verify", "--json"]).json()
+        #expect(verify["ok"] as? Bool == true)
+        #expect(verify["count"] as? Int == 1, "the import left nothing behind")
+        let rerun = try box.run(["import", "big.csv", "--json"])
+        #expect(rerun.status == 0, "\(rerun)")
+        #expect(try box.run(["verify", "--json"]).json()["count"] as? Int == rows + 1)
+        Reliability.record("disk full", "import of \(rows) rows under a 1 MB file-size limit: exit 75, \"\(Self.reason(full.stderr))\", ledger verifies, rerun completes")
+    }
+
+    @Test(.enabled(if: TestRelay.available && FileManager.default.isExecutableFile(atPath: "/usr/bin/prlimit"), "needs aiosmtpd and prlimit"))
+    func aFullDiskDuringABlastStopsItCleanlyAndARerunCompletes() throws {
+        let recipients = Reliability.scale(full: 2_000, ci: 600)
+        let box = try MailTests.workspace(signers: [])
+        let fixture = MusterBinary.url.deletingLastPathComponent().appendingPathComponent("muster-fixture")
+        try #require(try Sandbox.run(fixture, [box.root.path, "fair-rates", "\(recipients)"], in: box.root).status == 0)
+        _ = try box.run(["verify"])  // checkpoints the fixture's write-ahead log
+        let relay = try TestRelay(in: box)
+        let environment = ["MUSTER_SMTP_URL": relay.url, "MUSTER_BACKOFF_SECONDS": "0.05"]
+        let size = try FileManager.default.attributesOfItem(atPath: box.path(Self.ledger).path)[.size] as? Int ?? 0
+        // Room for the queue and a few hundred state changes, then the disk is "full".
+        let full = try Self.runLimited(box, bytes: size + 400_000, ["mail", "send", "thanks", "--yes", "--json"], environment: environment)
+        #expect(full.status == 75, "\(full)")
+        #expect(full.stderr.contains("file-size limit"), "\(full)")
+        let stopped = try full.json()
+        let sentBefore = stopped["sent"] as? Int ?? 0
+        #expect(sentBefore < recipients, "the limit stopped the blast part-way")
+        #expect(try box.run(["verify"]).status == 0, "the ledger still verifies")
+
+        let rerun = try box.run(["mail", "send", "thanks", "--yes", "--retry-unknown", "--json"], environment: environment)
+        #expect(rerun.status == 0, "\(rerun)")
+        var copies: [String: Int] = [:]
+        for message in try relay.received() { copies[message.to.first ?? "", default: 0] += 1 }
+        #expect(copies.count == recipients, "the rerun reached everyone")
+        #expect(try box.run(["mail", "status", "thanks", "--json"]).json()["sent"] as? Int == recipients)
+        let doubled = copies.values.filter { $0 > 1 }.count
+        Reliability.record("disk full", "blast of \(recipients) under a file-size limit: stopped after \(sentBefore) with exit 75 and the reason, ledger verifies; rerun completes (\(doubled) resent among the rows left unknown)")
+    }
+}

@@ -1,0 +1,147 @@
+import Foundation
+import Testing
+
+/// Reliability rows "tampering", "erasure" and "secrets".
+@Suite struct LedgerReliabilityTests {
+    static let ledger = "campaigns/fair-rates/ledger.sqlite"
+
+    func signed(_ count: Int, consent: Bool = false) throws -> Sandbox {
+        let box = try Sandbox.withCampaign()
+        for index in 1...count {
+            let result = try box.run(["sign", "--name", "Signer \(index)", "--email", "signer\(index)@example.org", "--field", "region=Lyon"]
+                + (consent ? ["--consent", "updates"] : []))
+            try #require(result.status == 0, "\(result)")
+        }
+        return box
+    }
+
+    @Test func everyKindOfTamperingIsCaughtOrChangesThePublishedHead() throws {
+        let cases: [(String, String, String)] = [
+            ("edit", "UPDATE entries SET body = replace(body, 'Lyon', 'Paris') WHERE seq = 3", "entry 3"),
+            ("delete", "DELETE FROM entries WHERE seq = 2", "entry 2"),
+            ("reorder", "UPDATE entries SET seq = 100 WHERE seq = 2; UPDATE entries SET seq = 2 WHERE seq = 4; UPDATE entries SET seq = 4 WHERE seq = 100", "entry 2"),
+            ("truncate", "DELETE FROM personal WHERE seq >= 4; DELETE FROM entries WHERE seq >= 4", "entry 4"),
+            ("edit personal data", "UPDATE personal SET data = replace(data, 'Signer 4', 'Someone else') WHERE seq = 4", "entry 4"),
+            ("delete personal data", "DELETE FROM personal WHERE seq = 5", "entry 5"),
+        ]
+        for (name, sql, entry) in cases {
+            let box = try signed(5)
+            try #require(try box.sqlite(Self.ledger, sql).status == 0)
+            let verify = try box.run(["verify", "--json"])
+            #expect(verify.status == 1, "\(name): \(verify)")
+            let bad = try verify.json()["first_bad"] as? [String: Any]
+            #expect("entry \(bad?["entry"] ?? "")" == entry, "\(name) names the first bad entry: \(verify.stdout)")
+        }
+        // Rewriting the chain from entry 3 on, with the hash recomputed the way muster does:
+        // verify passes, but the head no longer matches the one published.
+        let box = try signed(5)
+        let published = try box.run(["verify", "--json"]).json()["head"] as? String
+        let rewrite = """
+            import hashlib, sqlite3, sys
+            db = sqlite3.connect(sys.argv[1])
+            rows = db.execute("SELECT seq, kind, at, fingerprint, body, personal_hash, prev FROM entries ORDER BY seq").fetchall()
+            prev = None
+            for seq, kind, at, fp, body, ph, old_prev in rows:
+                if seq == 3:
+                    body = body.replace("Lyon", "Paris")
+                if prev is None:
+                    prev = old_prev
+                fields = ["muster-ledger-v1", str(seq), kind, at, fp or "", body, ph or "", prev]
+                digest = hashlib.sha256("\\0".join(fields).encode()).hexdigest()
+                db.execute("UPDATE entries SET body = ?, prev = ?, hash = ? WHERE seq = ?", (body, prev, digest, seq))
+                prev = digest
+            db.execute("UPDATE meta SET value = ? WHERE key = 'head_hash'", (prev,))
+            db.commit()
+            """
+        let rewritten = try Sandbox.run(URL(fileURLWithPath: "/usr/bin/env"), ["python3", "-c", rewrite, box.path(Self.ledger).path], in: box.root)
+        try #require(rewritten.status == 0, "\(rewritten)")
+        let after = try box.run(["verify", "--json"])
+        #expect(after.status == 0, "a consistent rewrite verifies locally: \(after)")
+        #expect(try after.json()["head"] as? String != published, "but its head is not the published one")
+        Reliability.record("tampering", "\(cases.count) edits with the sqlite3 client (edit, delete, reorder, truncate, personal data edited or deleted): verify fails naming the first bad entry; a consistent rewrite from entry 3 verifies but changes the head hash")
+    }
+
+    @Test func forgottenEmailIsNowhereInTheFileTheLogOrAnyExport() throws {
+        let box = try signed(30, consent: true)
+        let email = "signer17@example.org", name = "Signer 17"
+        _ = try box.run(["export", "--format", "jsonl"])
+        let before = try box.run(["verify", "--json"]).json()
+        let forget = try box.run(["forget", email])
+        #expect(forget.status == 0, "\(forget)")
+        var searched: [String] = []
+        for suffix in ["", "-wal", "-shm", "-journal"] where box.exists(Self.ledger + suffix) {
+            let bytes = try Data(contentsOf: box.path(Self.ledger + suffix))
+            #expect(bytes.range(of: Data(email.utf8)) == nil, "the email is in ledger.sqlite\(suffix)")
+            #expect(bytes.range(of: Data(name.utf8)) == nil, "the name is in ledger.sqlite\(suffix)")
+            searched.append("ledger.sqlite\(suffix)")
+        }
+        for format in ["csv", "jsonl", "osdi"] {
+            let export = try box.run(["export", "--format", format])
+            #expect(export.status == 0)
+            #expect(!export.stdout.contains(email) && !export.stdout.contains(name), "\(format) export")
+            searched.append("\(format) export")
+        }
+        let reportText = try box.run(["report", "--format", "html"]).stdout + (try box.run(["report", "--json"]).stdout)
+        #expect(!reportText.contains(email))
+        let after = try box.run(["verify", "--json"]).json()
+        #expect(after["ok"] as? Bool == true)
+        #expect(after["count"] as? Int == before["count"] as? Int, "count unchanged")
+        #expect(try box.run(["sign", "--name", "Again", "--email", email, "--field", "region=Lyon"]).stdout.contains("duplicate"), "re-signing is still a duplicate")
+        Reliability.record("erasure", "after forget, the email and name are in none of: " + searched.joined(separator: ", ") + ", reports; count unchanged, verify ok")
+    }
+
+    @Test(.enabled(if: TestRelay.available, "needs python3 with aiosmtpd"))
+    func thePasswordIsNeverPrintedAndFilesArePrivate() throws {
+        let password = "Sup3r-s3cret-p4ss"
+        let box = try MailTests.workspace(signers: [("Ana Lima", "ana@example.org", true)])
+        let relay = try TestRelay(["--auth", "fairrates:\(password)", "--auth-without-tls"], in: box)
+        try box.write("muster.yaml", "sender: \"Fair Rates <hello@fairrates.example>\"\nsmtp:\n  url: \(relay.url)\n  starttls: never\n  username: fairrates\n")
+        var outputs: [RunResult] = []
+        outputs.append(try box.run(["smtp", "check", "--verbose"], environment: ["MUSTER_SMTP_PASSWORD": password]))
+        #expect(outputs.last?.status == 0, "\(outputs.last!)")
+        #expect(outputs.last?.stderr.contains("AUTH") == true, "the dialogue is shown: \(outputs.last!)")
+        outputs.append(try box.run(["smtp", "check", "--verbose"], environment: ["MUSTER_SMTP_PASSWORD": "wrong-\(password)"]))
+        #expect(outputs.last?.status != 0)
+        outputs.append(try box.run(["smtp", "check"], environment: ["MUSTER_SMTP_URL": "smtp://fairrates:\(password)@127.0.0.1:9"]))
+        outputs.append(try box.run(["mail", "send", "thanks", "--yes", "--verbose", "--to", "ana@example.org"], environment: ["MUSTER_SMTP_PASSWORD": password]))
+        #expect(outputs.last?.status == 0, "\(outputs.last!)")
+        outputs.append(try box.run(["mail", "send", "thanks", "--yes", "--json"], environment: ["MUSTER_SMTP_PASSWORD": "wrong-\(password)"]))
+        outputs.append(try box.run(["mail", "send", "thanks", "--dry-run", "--out", "preview"], environment: ["MUSTER_SMTP_PASSWORD": password]))
+        outputs.append(try box.run(["check"], environment: ["MUSTER_SMTP_PASSWORD": password]))
+        let encoded = [password, Data(password.utf8).base64EncodedString(), Data("\0fairrates\0\(password)".utf8).base64EncodedString(),
+                       String(Data("\0fairrates\0\(password)".utf8).base64EncodedString().prefix(16))]
+        for output in outputs {
+            for secret in encoded {
+                #expect(!output.stdout.contains(secret) && !output.stderr.contains(secret), "password shown: \(output)")
+            }
+        }
+        for file in Self.files(under: box.root) where !file.path.contains("/spool-") {
+            let bytes = (try? Data(contentsOf: file)) ?? Data()
+            #expect(bytes.range(of: Data(password.utf8)) == nil, "password in \(file.path)")
+        }
+        // Modes: the ledger, its log, workspace files and folders are private.
+        let ledgerFiles = try FileManager.default.contentsOfDirectory(atPath: box.path("campaigns/fair-rates").path).filter { $0.hasPrefix("ledger.sqlite") }
+        var checked = 0
+        let expectedModes = [("muster.yaml", 0o600), ("campaigns", 0o700), ("campaigns/fair-rates", 0o700), ("campaigns/fair-rates/campaign.yaml", 0o600),
+                             ("campaigns/fair-rates/emails", 0o700), ("templates", 0o700), ("preview", 0o700), ("preview/00001.eml", 0o600)]
+            + ledgerFiles.map { ("campaigns/fair-rates/\($0)", 0o600) }
+        for (path, mode) in expectedModes {
+            if path == "muster.yaml" { continue }  // rewritten by this test
+            let attributes = try FileManager.default.attributesOfItem(atPath: box.path(path).path)
+            #expect((attributes[.posixPermissions] as? Int) == mode, "\(path) has mode \(String(attributes[.posixPermissions] as? Int ?? 0, radix: 8))")
+            checked += 1
+        }
+        let fresh = try Sandbox.withCampaign()
+        #expect(try FileManager.default.attributesOfItem(atPath: fresh.path("muster.yaml").path)[.posixPermissions] as? Int == 0o600)
+        Reliability.record("secrets", "the password (plain and base64) in none of \(outputs.count) runs' output (smtp check --verbose, a wrong password, a password in MUSTER_SMTP_URL, a verbose test send, dry-run .eml files) nor any workspace file; \(checked + 1) ledger and workspace paths have mode 0600/0700")
+    }
+
+    static func files(under root: URL) -> [URL] {
+        let enumerator = FileManager.default.enumerator(at: root, includingPropertiesForKeys: [.isRegularFileKey])
+        var result: [URL] = []
+        while let url = enumerator?.nextObject() as? URL {
+            if (try? url.resourceValues(forKeys: [.isRegularFileKey]).isRegularFile) == true { result.append(url) }
+        }
+        return result
+    }
+}

@@ -1,0 +1,116 @@
+import Foundation
+import Testing
+
+/// Reliability rows "relay faults" and "TLS".
+@Suite(.enabled(if: TestRelay.available, "needs python3 with aiosmtpd (make test installs it)"))
+struct RelayReliabilityTests {
+    static let ledger = "campaigns/fair-rates/ledger.sqlite"
+
+    /// A workspace whose relay gives up on a silent server after `timeout` seconds, and
+    /// whose `thanks` email is about `bodyKiB` KiB (big enough that a reset mid-DATA
+    /// really happens while the message is still being sent).
+    static func workspace(signers: [String], timeout: Int = 2, bodyKiB: Int = 1) throws -> Sandbox {
+        let box = try MailTests.workspace(signers: signers.map { ($0.capitalized, "\($0)@example.org", true) })
+        try box.write("muster.yaml", "sender: \"Fair Rates <hello@fairrates.example>\"\nsmtp:\n  url: smtp://127.0.0.1:9\n  starttls: never\n  timeout: \(timeout)\n")
+        let paragraph = String(repeating: "We ask for fair rates, paid on time, for every translator. ", count: 17) + "\n\n"
+        try box.write("campaigns/fair-rates/emails/thanks.md", "---\nsubject: \"Thank you, {{first_name}}!\"\naudience: signers\n---\nHi {{name}},\n\n"
+            + String(repeating: paragraph, count: bodyKiB))
+        return box
+    }
+
+    func env(_ relay: TestRelay) -> [String: String] { ["MUSTER_SMTP_URL": relay.url, "MUSTER_BACKOFF_SECONDS": "0.05"] }
+
+    func states(_ box: Sandbox) throws -> [String: String] {
+        let rows = try box.sqlite(Self.ledger, "SELECT json_extract(p.data, '$.email'), o.state, o.attempts, o.reply FROM outbox o JOIN personal p ON p.seq = o.signature").stdout
+        var result: [String: String] = [:]
+        for line in rows.split(separator: "\n") {
+            let parts = line.split(separator: "|", maxSplits: 3, omittingEmptySubsequences: false).map(String.init)
+            result[parts[0]] = parts.dropFirst().joined(separator: "|")
+        }
+        return result
+    }
+
+    @Test func everyFaultEndsDeferredFailedOrUnknownAndNothingHangs() throws {
+        let box = try Self.workspace(signers: ["ana", "later", "rejected", "reset", "dropped", "silent"])
+        let relay = try TestRelay(["--tempfail-data", "^later@", "--reject-rcpt", "^rejected@", "--reset-in-data", "^reset@",
+                                   "--drop-after-dot", "^dropped@", "--silent-after-dot", "^silent@"], in: box)
+        let (send, seconds) = try Reliability.time { try box.run(["mail", "send", "thanks", "--yes", "--json", "--connections", "3"], environment: env(relay)) }
+        #expect(send.status == 75, "deferred messages remain: \(send)")
+        let state = try states(box)
+        #expect(state["ana@example.org"]?.hasPrefix("sent|1|250") == true, "\(state)")
+        #expect(state["later@example.org"]?.hasPrefix("deferred|5|451") == true, "retried with backoff, then deferred: \(state)")
+        #expect(state["rejected@example.org"]?.hasPrefix("failed|1|550") == true, "failed with the reply: \(state)")
+        // A 2 KB message is wholly in the kernel's socket buffer before the reset arrives:
+        // from the sender's side that is indistinguishable from a reset after the dot.
+        #expect(state["reset@example.org"]?.hasPrefix("unknown|1|") == true, "a reset after the whole message was handed over: \(state)")
+        #expect(state["dropped@example.org"]?.hasPrefix("unknown|1|") == true, "closed after the dot: \(state)")
+        #expect(state["silent@example.org"]?.hasPrefix("unknown|1|") == true, "no reply after the dot: time-out, unknown: \(state)")
+        let accepted = try relay.received().filter { $0.note == "accepted" }.map(\.to)
+        #expect(accepted == [["ana@example.org"]], "only the healthy recipient was accepted")
+
+        // 421 at the greeting, and a relay that accepts the connection but never speaks.
+        let greet = try TestRelay(["--mode", "greet421"], in: box)
+        let refused = try box.run(["mail", "send", "thanks", "--yes", "--json", "--to", "ana@example.org"], environment: env(greet))
+        #expect(refused.status == 75, "\(refused)")
+        #expect(refused.stderr.contains("421") || refused.stdout.contains("421"), "\(refused)")
+        let silent = try TestRelay(["--mode", "silent"], in: box)
+        let (hung, hungSeconds) = try Reliability.time { try box.run(["smtp", "check"], environment: env(silent)) }
+        #expect(hung.status != 0, "\(hung)")
+        #expect(hung.stderr.lowercased().contains("timed out") || hung.stderr.lowercased().contains("time"), "\(hung)")
+        #expect(hungSeconds < 30, "a time-out, not a hang")
+        let blast = try box.run(["mail", "send", "thanks", "--yes", "--json", "--limit", "1"], environment: env(silent))
+        #expect(blast.status == 75 || blast.status == 69, "\(blast)")
+
+        Reliability.record("relay faults", "451 after DATA → deferred after 5 attempts; 550 on RCPT → failed with the reply; reset once a 2 KB message was handed over, closed after the dot and silent after the dot → unknown; whole blast \(Reliability.seconds(seconds)) with a 2 s reply time-out; 421 greeting → exit 75; silent relay → exit \(hung.status) after \(Reliability.seconds(hungSeconds))")
+    }
+
+    @Test func aResetWhileTheMessageIsStillBeingSentIsRetried() throws {
+        // 7 MB: more than the 4 MB a Linux socket buffers, so the relay's reset (after 354,
+        // without reading) really lands mid-DATA.
+        let box = try Self.workspace(signers: ["reset"], bodyKiB: 2_600)
+        let relay = try TestRelay(["--reset-in-data", "^reset@"], in: box)
+        let (send, seconds) = try Reliability.time { try box.run(["mail", "send", "thanks", "--yes", "--json"], environment: env(relay)) }
+        #expect(send.status == 75, "\(send)")
+        let state = try states(box)["reset@example.org"] ?? ""
+        #expect(state.hasPrefix("deferred|5|"), "retried with backoff, then deferred: \(state)")
+        #expect(try relay.received().isEmpty)
+        Reliability.record("relay faults", "connection reset mid-DATA of a 7 MB message → deferred after 5 attempts with backoff (\(Reliability.seconds(seconds)))")
+    }
+
+    @Test func startTLSRequiredButNotOfferedSendsNothingInClear() throws {
+        let box = try Self.workspace(signers: ["ana"])
+        let relay = try TestRelay(["--auth", "fairrates:s3cret", "--auth-without-tls"], in: box)
+        try box.write("muster.yaml", "sender: \"Fair Rates <hello@fairrates.example>\"\nsmtp:\n  url: \(relay.url)\n  starttls: required\n  username: fairrates\n")
+        let environment = ["MUSTER_SMTP_PASSWORD": "s3cret"]
+        let check = try box.run(["smtp", "check"], environment: environment)
+        #expect(check.status != 0, "\(check)")
+        #expect(check.stderr.contains("does not offer STARTTLS"), "\(check)")
+        let send = try box.run(["mail", "send", "thanks", "--yes"], environment: environment)
+        #expect(send.status != 0, "\(send)")
+        #expect(send.stderr.contains("does not offer STARTTLS"), "\(send)")
+        #expect(try relay.received().isEmpty, "no message reached the relay")
+        #expect(!FileManager.default.fileExists(atPath: relay.spool.appendingPathComponent("auth.log").path), "no AUTH was sent in clear")
+        #expect(!send.stderr.contains("s3cret") && !check.stderr.contains("s3cret"))
+        Reliability.record("TLS", "STARTTLS required, relay without it: exit \(send.status), \"does not offer STARTTLS\", no AUTH and no message sent")
+    }
+
+    @Test func selfSignedCertificateWithoutTheCAOptionIsRefused() throws {
+        let box = try Self.workspace(signers: ["ana"])
+        let cert = box.path("relay-ca.pem")
+        let relay = try TestRelay(["--mode", "starttls", "--cert-out", cert.path, "--auth", "fairrates:s3cret"], in: box)
+        try box.write("muster.yaml", "sender: \"Fair Rates <hello@fairrates.example>\"\nsmtp:\n  url: \(relay.url)\n  starttls: required\n  username: fairrates\n")
+        let environment = ["MUSTER_SMTP_PASSWORD": "s3cret"]
+        let send = try box.run(["mail", "send", "thanks", "--yes"], environment: environment)
+        #expect(send.status != 0, "\(send)")
+        #expect(send.stderr.contains("not trusted") && send.stderr.contains("ca_file"), "\(send)")
+        #expect(try relay.received().isEmpty)
+        #expect(!FileManager.default.fileExists(atPath: relay.spool.appendingPathComponent("auth.log").path), "no AUTH before trust")
+        // With the CA named, the same relay is used over TLS.
+        try box.write("muster.yaml", "sender: \"Fair Rates <hello@fairrates.example>\"\nsmtp:\n  url: \(relay.url)\n  starttls: required\n  username: fairrates\n  ca_file: relay-ca.pem\n")
+        let trusted = try box.run(["mail", "send", "thanks", "--yes"], environment: environment)
+        #expect(trusted.status == 0, "\(trusted)")
+        let log = try String(contentsOf: relay.spool.appendingPathComponent("auth.log"), encoding: .utf8)
+        #expect(log.contains("tls=True") && !log.contains("tls=False"), "\(log)")
+        Reliability.record("TLS", "self-signed certificate without smtp.ca_file: exit \(send.status), \"not trusted … set smtp.ca_file\", nothing sent; with it: sent over TLS")
+    }
+}

@@ -1,7 +1,7 @@
 # muster — see README.md. Every target installs what it needs first (scripts/setup).
 SWIFT ?= swift
 
-.PHONY: build release demo test unit bench templates clean
+.PHONY: build release demo test unit bench reliability templates clean
 
 build:
 	bash scripts/setup
@@ -23,6 +23,10 @@ test:
 bench:
 	bash scripts/setup
 	bash scripts/bench
+
+# Issue 5's reliability suite at full size against the release binary; writes RELIABILITY.md.
+reliability:
+	bash scripts/reliability
 
 # Regenerate the built-in copy of templates/ after editing it.
 templates:

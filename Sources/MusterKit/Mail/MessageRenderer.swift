@@ -120,7 +120,8 @@ public struct RenderedContent: Sendable, Equatable {
 /// never interpreted as either, and they are HTML-escaped in the HTML part. CR, LF or
 /// NUL reaching a header or the envelope is refused with `MessageError.forbiddenCharacter`.
 public func renderMessage(template: EmailTemplate, recipient: MailRecipient, campaign: CampaignMailInfo,
-                          settings: MessageSettings, date: Date = Date()) throws(MessageError) -> RenderedMessage {
+                          settings: MessageSettings, date: Date = Date(),
+                          attachments: [MIMEAttachment] = []) throws(MessageError) -> RenderedMessage {
     let to = try MailAddress(displayName: recipient.name, address: recipient.email, header: "To")
     let envelopeFrom = settings.envelopeFrom ?? campaign.sender
     try refuseLineBreaks(envelopeFrom.address, header: "MAIL FROM")
@@ -132,7 +133,7 @@ public func renderMessage(template: EmailTemplate, recipient: MailRecipient, cam
                                                 recipient: to.address, domain: campaign.sender.domain)
     let message = MIMEMessage(from: campaign.sender, to: to, replyTo: template.replyTo ?? settings.replyTo,
                               subject: content.subject, date: date, messageID: messageID,
-                              listUnsubscribe: unsubscribe, text: content.text, html: content.html)
+                              listUnsubscribe: unsubscribe, text: content.text, html: content.html, attachments: attachments)
     return RenderedMessage(envelopeFrom: envelopeFrom.address, envelopeTo: to.address, bytes: try message.serialized(),
                            messageID: messageID, subject: content.subject)
 }

@@ -8,8 +8,9 @@ extension Muster {
             abstract: "Preview, send and follow mail blasts.",
             discussion: """
                 Templates are campaigns/<slug>/emails/<name>.md: YAML front matter (subject,
-                audience: signers|consenting|targets, optional reply_to and consent) and a
-                Mustache body written in Markdown. Every (template, recipient) is recorded in
+                audience: signers|consenting|targets, optional reply_to and consent; for
+                targets, attach_signatures: csv or [name, region] attaches the signers as a CSV)
+                and a Mustache body written in Markdown. Every (template, recipient) is recorded in
                 the ledger's outbox, so a recipient gets a template once however often you
                 run `mail send`.
                 """,

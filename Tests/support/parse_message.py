@@ -1,7 +1,10 @@
 #!/usr/bin/env python3
 """Parses a message (.eml) with Python's email package (policy.default) and prints JSON:
-decoded headers, defects, and each leaf part's content type and decoded text.
-Used by muster's tests to check messages the way a real mail client reads them."""
+decoded headers, defects, and each leaf part's content type, disposition, file name and
+decoded text. Used by muster's tests to check messages the way a real mail client reads them.
+
+A header block that is not ASCII but valid UTF-8 (RFC 6532, sent with SMTPUTF8) is
+parsed as text: the bytes parser would otherwise treat its UTF-8 as undecodable."""
 import email
 import email.policy
 import json
@@ -9,7 +12,15 @@ import sys
 
 with open(sys.argv[1], "rb") as f:
     raw = f.read()
-msg = email.message_from_bytes(raw, policy=email.policy.default)
+head = raw.split(b"\r\n\r\n", 1)[0]
+try:
+    utf8_headers = not head.isascii() and bool(head.decode("utf-8"))
+except UnicodeDecodeError:
+    utf8_headers = False
+if utf8_headers:
+    msg = email.message_from_string(raw.decode("utf-8"), policy=email.policy.default)
+else:
+    msg = email.message_from_bytes(raw, policy=email.policy.default)
 headers = {}
 for name, value in msg.items():
     headers.setdefault(name, []).append(str(value))
@@ -17,11 +28,14 @@ parts = []
 for part in msg.walk():
     if part.is_multipart():
         continue
+    content = part.get_content()
     parts.append({
         "content_type": part.get_content_type(),
         "charset": part.get_content_charset(),
         "cte": part.get("Content-Transfer-Encoding"),
-        "text": part.get_content(),
+        "disposition": part.get_content_disposition(),
+        "filename": part.get_filename(),
+        "text": content if isinstance(content, str) else content.decode("utf-8", "replace"),
     })
 defects = [type(d).__name__ for d in msg.defects]
 for part in msg.walk():
@@ -31,6 +45,8 @@ for name, value in msg.items():
 print(json.dumps({
     "headers": headers,
     "content_type": msg.get_content_type(),
+    "structure": [p.get_content_type() for p in msg.walk()],
+    "utf8_headers": utf8_headers,
     "parts": parts,
     "defects": defects,
 }))

@@ -21,6 +21,7 @@ Options:
   --drop-at-rcpt REGEX        drop the connection on RCPT TO for matching recipients
   --drop-after-dot REGEX      save the message, then drop the connection without a reply
   --silent-after-dot REGEX    save the message, then never reply
+  --smtputf8                  advertise SMTPUTF8 (RFC 6531) and accept UTF-8 addresses
   --exit-on-stdin-eof         stop when stdin reaches end of file (tests pass a pipe)
 """
 import argparse
@@ -127,6 +128,8 @@ class Handler:
             f.write(envelope.original_content or b"")
         meta = {
             "mail_from": envelope.mail_from,
+            "mail_options": envelope.mail_options,
+            "smtp_utf8": bool(envelope.smtp_utf8),
             "rcpt_tos": envelope.rcpt_tos,
             "peer": list(session.peer) if session.peer else None,
             "auth": session.authenticated,
@@ -199,6 +202,7 @@ def main():
     p.add_argument("--drop-at-rcpt")
     p.add_argument("--silent-after-dot")
     p.add_argument("--reset-in-data")
+    p.add_argument("--smtputf8", action="store_true")
     p.add_argument("--exit-on-stdin-eof", action="store_true")
     args = p.parse_args()
     os.makedirs(args.spool, exist_ok=True)
@@ -235,6 +239,7 @@ def main():
             authenticator=authenticator,
             auth_required=bool(args.auth),
             auth_require_tls=not args.auth_without_tls,
+            enable_SMTPUTF8=args.smtputf8,
         )
 
     listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)

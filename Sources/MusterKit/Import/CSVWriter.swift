@@ -6,7 +6,8 @@ import Foundation
 /// one starting with `=`, `+`, `-`, `@`, a tab or a carriage return — is prefixed
 /// with `'` (OWASP's advice for CSV injection) and then quoted.
 public final class CSVWriter {
-    private let descriptor: Int32
+    /// Where `flush` writes; nil for an in-memory writer (see `bytes`).
+    private let descriptor: Int32?
     private var buffer: [UInt8] = []
     private let neutralisesFormulas: Bool
     private let delimiter: UInt8
@@ -22,6 +23,16 @@ public final class CSVWriter {
         buffer.reserveCapacity(1 << 16)
     }
 
+    /// Writes into memory: the CSV is in `bytes` (e.g. for a mail attachment).
+    public init(neutralisesFormulas: Bool, delimiter: UInt8 = UInt8(ascii: ",")) {
+        self.descriptor = nil
+        self.neutralisesFormulas = neutralisesFormulas
+        self.delimiter = delimiter
+    }
+
+    /// Everything written so far, for an in-memory writer.
+    public var bytes: [UInt8] { buffer }
+
     /// Appends one record.
     public func write(_ fields: [String]) throws {
         for (index, field) in fields.enumerated() {
@@ -30,7 +41,7 @@ public final class CSVWriter {
         }
         buffer.append(13)
         buffer.append(10)
-        if buffer.count >= 1 << 16 { try flush() }
+        if descriptor != nil, buffer.count >= 1 << 16 { try flush() }
     }
 
     private func append(_ field: String) {
@@ -54,6 +65,7 @@ public final class CSVWriter {
 
     /// Writes out what is buffered.
     public func flush() throws {
+        guard let descriptor else { return }
         try FileOutput.writeAll(descriptor, buffer)
         buffer.removeAll(keepingCapacity: true)
     }

@@ -8,10 +8,12 @@ import Foundation
 /// Every libcurl result becomes an `SMTPError`; nothing here traps. Not thread-safe:
 /// give each sending thread its own transport.
 public final class CurlSMTPTransport: MailTransport {
-    private let settings: SMTPSettings
+    let settings: SMTPSettings
     private let handle: UnsafeMutableRawPointer
     private let errorBuffer: UnsafeMutablePointer<CChar>
-    private let replies = ReplyCollector()
+    let replies = ReplyCollector()
+    /// Whether the relay's EHLO offered SMTPUTF8; nil until a connection has said (see SMTPUTF8.swift).
+    var relayOffersSMTPUTF8: Bool?
 
     /// Creates a handle configured for `settings`; connects lazily on the first send.
     public init(settings: SMTPSettings) throws(SMTPError) {
@@ -38,11 +40,17 @@ public final class CurlSMTPTransport: MailTransport {
     }
 
     /// Sends one message on the handle's connection (opening it if needed). Addresses are
-    /// validated first: CR, LF, NUL or anything but an ASCII address never reaches libcurl.
+    /// validated first: CR, LF, NUL or an invalid address never reaches libcurl. A
+    /// recipient with a UTF-8 local part is sent only through a relay that offers
+    /// SMTPUTF8 (libcurl then adds `SMTPUTF8` to MAIL FROM); otherwise `.permanent`.
     public func send(from envelopeFrom: String, to recipients: [String], message: [UInt8]) throws(SMTPError) -> SMTPReceipt {
         try Curl.validateEnvelope(envelopeFrom, command: "MAIL FROM")
         guard !recipients.isEmpty else { throw .invalidEnvelope("no recipients") }
-        for recipient in recipients { try Curl.validateEnvelope(recipient, command: "RCPT TO") }
+        var internationalized = false
+        for recipient in recipients {
+            if try Curl.validateEnvelope(recipient, command: "RCPT TO", allowUTF8LocalPart: true) { internationalized = true }
+        }
+        if internationalized { try requireSMTPUTF8() }
 
         var list: UnsafeMutablePointer<curl_slist>?
         for recipient in recipients {
@@ -70,6 +78,7 @@ public final class CurlSMTPTransport: MailTransport {
         replies.reset()
         errorBuffer[0] = 0
         let result = curl_easy_perform(handle)
+        if relayOffersSMTPUTF8 == nil { relayOffersSMTPUTF8 = replies.offersSMTPUTF8 }
         if result == CURLE_OK {
             let code = Curl.responseCode(handle)
             let last = replies.last
@@ -309,12 +318,15 @@ enum Curl {
     }
 
     /// Refuses anything libcurl would pass through into the SMTP dialogue unchecked.
-    static func validateEnvelope(_ address: String, command: String) throws(SMTPError) {
+    /// Returns whether the address has a UTF-8 local part (only with `allowUTF8LocalPart`).
+    @discardableResult
+    static func validateEnvelope(_ address: String, command: String, allowUTF8LocalPart: Bool = false) throws(SMTPError) -> Bool {
         do {
-            let parsed = try MailAddress(address: address, header: command)
+            let parsed = try MailAddress(address: address, header: command, allowUTF8LocalPart: allowUTF8LocalPart)
             guard parsed.address == address else {
-                throw SMTPError.invalidEnvelope("\(command) address must be in ASCII form: \(MessageError.printable(address))")
+                throw SMTPError.invalidEnvelope("\(command) address must be in canonical form (domain as xn--…): \(MessageError.printable(address))")
             }
+            return parsed.isInternationalized
         } catch let error as MessageError {
             throw .invalidEnvelope(error.localizedDescription)
         } catch {

@@ -13,7 +13,7 @@ public enum EmailAudience: String, Sendable, CaseIterable {
 }
 
 /// An outreach email, `emails/<name>.md`: YAML front matter (`subject`, `audience`,
-/// optional `reply_to` and `consent`) and a Mustache body written in Markdown.
+/// optional `reply_to`, `consent` and `attach_signatures`) and a Mustache body written in Markdown.
 public struct EmailTemplate: Sendable {
     /// The template's name (file name without `.md`), used in the outbox and Message-ID.
     public let name: String
@@ -27,6 +27,8 @@ public struct EmailTemplate: Sendable {
     public let replyTo: MailAddress?
     /// For `consenting`: the consent key required (e.g. `updates`), when the template names one.
     public let consent: String?
+    /// For `targets`: attach the signers as a CSV file (`attach_signatures`), when set.
+    public let attachSignatures: SignatureSheetRequest?
     /// The body's Mustache + Markdown source.
     public let body: String
     /// Unknown front-matter keys and similar non-fatal findings.
@@ -44,7 +46,7 @@ public struct EmailTemplate: Sendable {
     let bodyFirstLine: Int
 
     /// Front-matter keys muster understands.
-    public static let frontMatterKeys: Set<String> = ["subject", "audience", "reply_to", "consent"]
+    public static let frontMatterKeys: Set<String> = ["subject", "audience", "reply_to", "consent", "attach_signatures"]
 
     /// Parses a template; throws every problem found (not only the first).
     /// - Parameters:
@@ -83,6 +85,7 @@ public struct EmailTemplate: Sendable {
         var audience: EmailAudience?
         var replyTo: MailAddress?
         var consent: String?
+        var attachSignatures: SignatureSheetRequest?
         var yamlFailed = false
         if bodyStart > 0 {
             do {
@@ -120,8 +123,36 @@ public struct EmailTemplate: Sendable {
                             if let raw = value.string, !raw.isEmpty { consent = raw } else {
                                 report(at.line, at.column, "consent must name a consent key from campaign.yaml")
                             }
+                        case "attach_signatures":
+                            let usage = "attach_signatures must be 'csv' (name and the manifest's non-personal fields) or a list of columns, e.g. [name, region]"
+                            if let scalar = value.scalar {
+                                if scalar.string == "csv" {
+                                    attachSignatures = SignatureSheetRequest(columns: nil, line: at.line, column: at.column)
+                                } else {
+                                    report(at.line, at.column, "\(usage), not '\(MessageError.printable(scalar.string).dropFirst().dropLast())'")
+                                }
+                            } else if let sequence = value.sequence, !sequence.isEmpty {
+                                var columns: [SignatureSheetRequest.Column] = []
+                                var valid = true
+                                for item in sequence {
+                                    let itemAt = (line: (item.mark?.line ?? 0) + 1, column: item.mark?.column ?? 1)
+                                    guard let name = item.scalar?.string, !name.isEmpty else {
+                                        report(itemAt.line, itemAt.column, "each column of attach_signatures must be a field name")
+                                        valid = false
+                                        continue
+                                    }
+                                    if columns.contains(where: { $0.name == name }) {
+                                        report(itemAt.line, itemAt.column, "attach_signatures lists '\(name)' twice")
+                                        valid = false
+                                    }
+                                    columns.append(.init(name: name, line: itemAt.line, column: itemAt.column))
+                                }
+                                if valid { attachSignatures = SignatureSheetRequest(columns: columns, line: at.line, column: at.column) }
+                            } else {
+                                report(at.line, at.column, usage)
+                            }
                         default:
-                            report(keyAt.line, keyAt.column, "unknown key '\(keyName)' (expected subject, audience, reply_to, consent)", .warning)
+                            report(keyAt.line, keyAt.column, "unknown key '\(keyName)' (expected subject, audience, reply_to, consent, attach_signatures)", .warning)
                         }
                     }
                 } else if node != nil {
@@ -147,6 +178,7 @@ public struct EmailTemplate: Sendable {
         self.audience = audience ?? .signers
         self.replyTo = replyTo
         self.consent = consent
+        self.attachSignatures = attachSignatures
 
         // Mustache syntax, and tags muster does not support.
         var subjectTemplate: MustacheTemplate?

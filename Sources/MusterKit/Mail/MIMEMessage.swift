@@ -21,7 +21,8 @@ public struct ListUnsubscribe: Sendable, Equatable {
 
 /// A complete outgoing message as muster writes it: RFC 5322 headers, a
 /// multipart/alternative body (text/plain first, text/html last), both parts
-/// quoted-printable UTF-8.
+/// quoted-printable UTF-8; with attachments, that body and then the attachments
+/// inside multipart/mixed.
 public struct MIMEMessage: Sendable {
     /// Author (`From`).
     public var from: MailAddress
@@ -41,11 +42,13 @@ public struct MIMEMessage: Sendable {
     public var text: String
     /// The text/html part; when `nil` the message is a single text/plain part.
     public var html: String?
+    /// Files attached after the text (and HTML); none for ordinary blasts.
+    public var attachments: [MIMEAttachment]
 
     /// Creates a message from its parts; nothing is validated until `serialized()`.
     public init(from: MailAddress, to: MailAddress, replyTo: MailAddress? = nil, subject: String,
                 date: Date, messageID: String, listUnsubscribe: ListUnsubscribe? = nil,
-                text: String, html: String? = nil) {
+                text: String, html: String? = nil, attachments: [MIMEAttachment] = []) {
         self.from = from
         self.to = to
         self.replyTo = replyTo
@@ -55,6 +58,7 @@ public struct MIMEMessage: Sendable {
         self.listUnsubscribe = listUnsubscribe
         self.text = text
         self.html = html
+        self.attachments = attachments
     }
 
     /// A Message-ID that is the same every time for the same (campaign, template,
@@ -100,13 +104,14 @@ public struct MIMEMessage: Sendable {
         // to the boundary, RFC 2046 §5.1.1).
         func terminated(_ s: String) -> String { s.isEmpty || s.utf8.last == 0x0A || s.utf8.last == 0x0D ? s : s + "\n" }
         let textBody = QuotedPrintable.encode(terminated(text))
+        var contentFields: [String] = []
         var body: String
         if let html {
             let htmlBody = QuotedPrintable.encode(terminated(html))
             let boundary = Self.boundary(for: messageID, avoiding: [textBody, htmlBody])
-            fields.append(try HeaderEncoding.fold(name: "Content-Type",
-                                                  tokens: ["multipart/alternative;", "boundary=\"\(boundary)\""]))
-            body = "This is a multi-part message in MIME format.\r\n"
+            contentFields.append(try HeaderEncoding.fold(name: "Content-Type",
+                                                         tokens: ["multipart/alternative;", "boundary=\"\(boundary)\""]))
+            body = attachments.isEmpty ? "This is a multi-part message in MIME format.\r\n" : ""
             body += "\r\n--\(boundary)\r\n"
             body += "Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n"
             body += textBody
@@ -115,9 +120,16 @@ public struct MIMEMessage: Sendable {
             body += htmlBody
             body += "\r\n--\(boundary)--\r\n"
         } else {
-            fields.append("Content-Type: text/plain; charset=utf-8")
-            fields.append("Content-Transfer-Encoding: quoted-printable")
+            contentFields.append("Content-Type: text/plain; charset=utf-8")
+            contentFields.append("Content-Transfer-Encoding: quoted-printable")
             body = textBody
+        }
+        if attachments.isEmpty {
+            fields += contentFields
+        } else {
+            let mixed = try Self.mixed(contentFields: contentFields, contentBody: body, attachments: attachments, messageID: messageID)
+            fields += mixed.fields
+            body = mixed.body
         }
         let message = fields.joined(separator: "\r\n") + "\r\n\r\n" + body
         return Array(message.utf8)

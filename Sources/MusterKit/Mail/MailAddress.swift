@@ -2,13 +2,14 @@ import Foundation
 
 /// One mailbox: an optional display name and an address, validated for SMTP.
 ///
-/// The local part must be ASCII (muster does not use SMTPUTF8); the domain may be
+/// The local part is ASCII, except for recipients, whose local part may be UTF-8
+/// (RFC 6531: such a message needs a relay that offers SMTPUTF8). The domain may be
 /// Unicode and is kept in its ASCII (`xn--`) form, which is what headers and the
 /// envelope carry.
 public struct MailAddress: Sendable, Hashable, CustomStringConvertible {
     /// The human name shown by mail clients, if any (any Unicode except CR, LF, NUL).
     public var displayName: String?
-    /// The part before `@`, ASCII dot-atom.
+    /// The part before `@`: a dot-atom, ASCII unless created with `allowUTF8LocalPart` (then NFC).
     public let localPart: String
     /// The domain in ASCII form (IDN labels as `xn--…`), lower-cased.
     public let domain: String
@@ -22,24 +23,40 @@ public struct MailAddress: Sendable, Hashable, CustomStringConvertible {
         return address
     }
 
+    /// Whether the local part holds non-ASCII characters, so the message must travel with
+    /// SMTPUTF8 (RFC 6531) and its headers carry raw UTF-8 (RFC 6532).
+    public var isInternationalized: Bool { localPart.utf8.contains { $0 >= 0x80 } }
+
     /// Validates `address` (Unicode domain allowed) and keeps `displayName` as given.
-    /// - Parameter header: the header or envelope command named in errors.
-    public init(displayName: String? = nil, address: String, header: String = "address") throws(MessageError) {
+    /// - Parameters:
+    ///   - header: the header or envelope command named in errors.
+    ///   - allowUTF8LocalPart: accept a UTF-8 local part (RFC 6531), normalised to NFC.
+    public init(displayName: String? = nil, address: String, header: String = "address",
+                allowUTF8LocalPart: Bool = false) throws(MessageError) {
         try refuseLineBreaks(address, header: header)
         if let displayName { try refuseLineBreaks(displayName, header: header) }
         let trimmed = TextField.trimmed(address)
         guard let at = trimmed.lastIndex(of: "@") else {
             throw .invalidAddress(header: header, address: address, reason: "missing @")
         }
-        let local = String(trimmed[..<at])
+        var local = String(trimmed[..<at])
+        let utf8Local = allowUTF8LocalPart && local.utf8.contains { $0 >= 0x80 }
+        if utf8Local {
+            guard TextField.forbiddenCharacter(in: local) == nil else {
+                throw .invalidAddress(header: header, address: address, reason: "local part holds a control or formatting character")
+            }
+            local = TextField.nfc(local)
+        }
         let domainPart = String(trimmed[trimmed.index(after: at)...])
         guard !local.isEmpty, local.utf8.count <= 64 else {
             throw .invalidAddress(header: header, address: address, reason: "local part must have 1 to 64 characters")
         }
-        guard local.unicodeScalars.allSatisfy(Self.isAtext(_:)),
+        guard local.unicodeScalars.allSatisfy({ Self.isAtext($0) || (utf8Local && $0.value > 0x7F) }),
               !local.hasPrefix("."), !local.hasSuffix("."), !local.contains("..") else {
             throw .invalidAddress(header: header, address: address,
-                                  reason: "local part may only use letters, digits and !#$%&'*+-/=?^_`{|}~ separated by single dots")
+                                  reason: !allowUTF8LocalPart && local.utf8.contains { $0 >= 0x80 }
+                                    ? "local part must be ASCII here (only recipients may have a UTF-8 local part)"
+                                    : "local part may only use letters, digits and !#$%&'*+-/=?^_`{|}~ separated by single dots")
         }
         guard let ascii = Punycode.asciiDomain(domainPart), ascii.contains(".") || ascii == "localhost" else {
             throw .invalidAddress(header: header, address: address, reason: "domain is not a valid host name")

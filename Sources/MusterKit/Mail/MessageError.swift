@@ -10,6 +10,8 @@ public enum MessageError: Error, Equatable, Sendable, LocalizedError {
     case lineTooLong(header: String)
     /// A URL for `List-Unsubscribe` is unusable.
     case invalidUnsubscribeURL(reason: String)
+    /// An attachment cannot be written (bad media type or file name).
+    case invalidAttachment(reason: String)
 
     /// A short, lower-case message for the user.
     public var errorDescription: String? {
@@ -22,6 +24,8 @@ public enum MessageError: Error, Equatable, Sendable, LocalizedError {
             return "the \(header) value is too long to fit a 998-octet line"
         case .invalidUnsubscribeURL(let reason):
             return "invalid unsubscribe URL: \(reason)"
+        case .invalidAttachment(let reason):
+            return "invalid attachment: \(reason)"
         }
     }
 

@@ -94,7 +94,7 @@ public struct MessageSettings: Sendable {
 public struct RenderedMessage: Sendable {
     /// MAIL FROM address (ASCII, validated).
     public var envelopeFrom: String
-    /// RCPT TO address (ASCII, validated, IDN domain as `xn--`).
+    /// RCPT TO address (validated, IDN domain as `xn--`; the local part may be UTF-8).
     public var envelopeTo: String
     /// The message, CRLF line endings, ready for DATA.
     public var bytes: [UInt8]
@@ -119,9 +119,12 @@ public struct RenderedContent: Sendable, Equatable {
 /// Values from signers are inserted after Mustache and Markdown have run, so they are
 /// never interpreted as either, and they are HTML-escaped in the HTML part. CR, LF or
 /// NUL reaching a header or the envelope is refused with `MessageError.forbiddenCharacter`.
+/// The recipient's local part may be UTF-8 (RFC 6531); such a message can only go
+/// through a relay that offers SMTPUTF8, which the transport checks.
 public func renderMessage(template: EmailTemplate, recipient: MailRecipient, campaign: CampaignMailInfo,
-                          settings: MessageSettings, date: Date = Date()) throws(MessageError) -> RenderedMessage {
-    let to = try MailAddress(displayName: recipient.name, address: recipient.email, header: "To")
+                          settings: MessageSettings, date: Date = Date(),
+                          attachments: [MIMEAttachment] = []) throws(MessageError) -> RenderedMessage {
+    let to = try MailAddress(displayName: recipient.name, address: recipient.email, header: "To", allowUTF8LocalPart: true)
     let envelopeFrom = settings.envelopeFrom ?? campaign.sender
     try refuseLineBreaks(envelopeFrom.address, header: "MAIL FROM")
     let unsubscribe = ListUnsubscribe(mailto: settings.unsubscribeMailbox, url: recipient.unsubscribeURL)
@@ -132,7 +135,7 @@ public func renderMessage(template: EmailTemplate, recipient: MailRecipient, cam
                                                 recipient: to.address, domain: campaign.sender.domain)
     let message = MIMEMessage(from: campaign.sender, to: to, replyTo: template.replyTo ?? settings.replyTo,
                               subject: content.subject, date: date, messageID: messageID,
-                              listUnsubscribe: unsubscribe, text: content.text, html: content.html)
+                              listUnsubscribe: unsubscribe, text: content.text, html: content.html, attachments: attachments)
     return RenderedMessage(envelopeFrom: envelopeFrom.address, envelopeTo: to.address, bytes: try message.serialized(),
                            messageID: messageID, subject: content.subject)
 }

@@ -98,6 +98,8 @@ public final class Blast: @unchecked Sendable {
     let info: CampaignMailInfo
     let messageSettings: MessageSettings
     let unsubscribeURL: String?
+    /// Files every message carries: the signature sheet, for `attach_signatures`.
+    let attachments: [MIMEAttachment]
     private let lock = NSLock()
 
     /// Loads the template and everything its messages need; throws (65) when the
@@ -124,6 +126,10 @@ public final class Blast: @unchecked Sendable {
                                 deadline: manifest.deadline, daysLeft: report.daysLeft, milestone: milestone, sender: sender)
         messageSettings = MessageSettings(unsubscribeMailbox: (try? sender.named(nil)) ?? sender)
         unsubscribeURL = settings.unsubscribeURL
+        // Read once, with the count above, so every target gets the same sheet.
+        attachments = try template.attachSignatures.map {
+            [try SignatureSheet.attachment($0, campaign: campaign, manifest: manifest, ledger: ledger)]
+        } ?? []
     }
 
     /// For a `consenting` template, the consent its recipients must have given.
@@ -182,7 +188,8 @@ public final class Blast: @unchecked Sendable {
         }
         let mailRecipient = MailRecipient(name: recipient.name, email: recipient.email, fields: recipient.fields, unsubscribeURL: url)
         do {
-            return try renderMessage(template: template, recipient: mailRecipient, campaign: info, settings: messageSettings, date: clock.now())
+            return try renderMessage(template: template, recipient: mailRecipient, campaign: info, settings: messageSettings,
+                                     date: clock.now(), attachments: attachments)
         } catch {
             throw MusterError.badInput(error.localizedDescription)
         }

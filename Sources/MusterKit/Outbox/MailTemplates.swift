@@ -44,6 +44,9 @@ public enum MailTemplates {
             if let consent = template.consent, !manifest.consents.contains(where: { $0.key == consent }) {
                 found.append(Diagnostic(file: display, line: 1, column: 1, message: "consent '\(consent)' is not declared in the manifest"))
             }
+            if let sheet = template.attachSignatures {
+                found += SignatureSheet.check(sheet, audience: template.audience, file: display, manifest: manifest)
+            }
             return found
         } catch {
             return error.diagnostics.map(\.asDiagnostic)

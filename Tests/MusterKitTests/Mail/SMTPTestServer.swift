@@ -39,6 +39,8 @@ final class SMTPTestServer {
         var note: String
         var raw: [UInt8]
         var file: URL
+        /// MAIL FROM parameters, e.g. `SIZE=1234`, `SMTPUTF8`.
+        var mailOptions: [String]
     }
 
     init(_ arguments: [String] = []) throws {
@@ -98,7 +100,8 @@ final class SMTPTestServer {
             return Received(mailFrom: object["mail_from"] as? String ?? "", recipients: object["rcpt_tos"] as? [String] ?? [],
                             peerPort: (object["peer"] as? [Any])?.last as? Int ?? 0, tls: object["tls"] as? Bool ?? false,
                             authenticated: object["auth"] as? Bool ?? false, note: object["note"] as? String ?? "",
-                            raw: [UInt8](try Data(contentsOf: eml)), file: eml)
+                            raw: [UInt8](try Data(contentsOf: eml)), file: eml,
+                            mailOptions: object["mail_options"] as? [String] ?? [])
         }
     }
 }
@@ -109,6 +112,8 @@ struct PythonParsedMessage: Decodable {
         var content_type: String
         var charset: String?
         var cte: String?
+        var disposition: String?
+        var filename: String?
         var text: String
     }
     var headers: [String: [String]]

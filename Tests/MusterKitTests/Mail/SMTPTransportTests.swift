@@ -228,7 +228,7 @@ struct SMTPTransportTests {
     }
 
     @Test("CR/LF in envelope addresses never reaches libcurl", arguments: [
-        "ada@example.org>\r\nRCPT TO:<evil@evil.test", "ada@example.org\nDATA", "ada@example.org\0", "ünïcode@example.org", "ada@bücher.example",
+        "ada@example.org>\r\nRCPT TO:<evil@evil.test", "ada@example.org\nDATA", "ada@example.org\0", "ada@bücher.example",
     ])
     func envelopeInjection(_ address: String) throws {
         let server = try SMTPTestServer()

@@ -63,7 +63,8 @@ def main():
         "",
         f"Last run {date.today().isoformat()} by `make reliability` (scripts/reliability: the release binary, "
         f"sizes as in the table) on {os.cpu_count()} cores, {platform.system()} {platform.release()}: "
-        f"**{'every row passed' if status == 0 else 'FAILED (exit %d), see .build/reliability.log' % status}** in {seconds // 60} min {seconds % 60} s. "
+        f"**{'every row passed' if status == 0 else 'FAILED (exit %d), see .build/reliability.log' % status}** in {seconds // 60} min {seconds % 60} s "
+        f"(load average at the end {os.getloadavg()[0]:.1f}: the machine is shared, so rates and latencies are indicative). "
         "`make test` runs the same tests at smaller sizes (see each test's `Reliability.scale`).",
         "",
         "| row | fault or input | expected | last measured | tests |",

@@ -69,7 +69,11 @@ import Testing
         let forget = try box.run(["forget", email])
         #expect(forget.status == 0, "\(forget)")
         var searched: [String] = []
-        for suffix in ["", "-wal", "-shm", "-journal"] where box.exists(Self.ledger + suffix) {
+        for suffix in ["", "-wal", "-shm", "-journal"] {
+            guard box.exists(Self.ledger + suffix) else {
+                if suffix == "-wal" { searched.append("ledger.sqlite-wal (absent: checkpointed and removed)") }
+                continue
+            }
             let bytes = try Data(contentsOf: box.path(Self.ledger + suffix))
             #expect(bytes.range(of: Data(email.utf8)) == nil, "the email is in ledger.sqlite\(suffix)")
             #expect(bytes.range(of: Data(name.utf8)) == nil, "the name is in ledger.sqlite\(suffix)")

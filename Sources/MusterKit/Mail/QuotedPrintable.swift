@@ -6,39 +6,38 @@ public enum QuotedPrintable {
     /// are escaped too, so no relay or mbox mangles them. The result never contains
     /// `=_` nor a bare `=` other than a soft line break.
     public static func encode(_ text: String) -> String {
-        var out: [UInt8] = []
-        out.reserveCapacity(text.utf8.count + text.utf8.count / 8)
-        let lines = splitLines(Array(text.utf8))
-        for (index, line) in lines.enumerated() {
-            if index > 0 { out += [0x0D, 0x0A] }
-            encodeLine(line, into: &out)
-        }
-        return String(decoding: out, as: UTF8.self)
-    }
-
-    private static let hex = Array("0123456789ABCDEF".utf8)
-
-    private static func splitLines(_ bytes: [UInt8]) -> [ArraySlice<UInt8>] {
-        var lines: [ArraySlice<UInt8>] = []
-        var start = 0
-        var i = 0
-        while i < bytes.count {
-            if bytes[i] == 0x0D || bytes[i] == 0x0A {
-                lines.append(bytes[start..<i])
-                if bytes[i] == 0x0D, i + 1 < bytes.count, bytes[i + 1] == 0x0A { i += 1 }
-                start = i + 1
+        var text = text
+        return text.withUTF8 { bytes in
+            var out: [UInt8] = []
+            out.reserveCapacity(bytes.count + bytes.count / 8 + 16)
+            var start = 0
+            var i = 0
+            while i < bytes.count {
+                let byte = bytes[i]
+                if byte == 0x0D || byte == 0x0A {
+                    encodeLine(UnsafeBufferPointer(rebasing: bytes[start..<i]), into: &out)
+                    out.append(0x0D)
+                    out.append(0x0A)
+                    if byte == 0x0D, i + 1 < bytes.count, bytes[i + 1] == 0x0A { i += 1 }
+                    start = i + 1
+                }
+                i += 1
             }
-            i += 1
+            encodeLine(UnsafeBufferPointer(rebasing: bytes[start..<bytes.count]), into: &out)
+            return String(decoding: out, as: UTF8.self)
         }
-        lines.append(bytes[start..<bytes.count])
-        return lines
     }
 
-    private static func encodeLine(_ line: ArraySlice<UInt8>, into out: inout [UInt8]) {
+    @inline(__always)
+    private static func hexDigit(_ nibble: UInt8) -> UInt8 { nibble < 10 ? 0x30 + nibble : 0x37 + nibble }
+
+    private static func encodeLine(_ line: UnsafeBufferPointer<UInt8>, into out: inout [UInt8]) {
         var length = 0
-        let startsWithFrom = line.starts(with: "From ".utf8)
-        for (offset, byte) in line.enumerated() {
-            let isLast = offset == line.count - 1
+        let startsWithFrom = line.count >= 5 && line[0] == 0x46 && line[1] == 0x72 && line[2] == 0x6F && line[3] == 0x6D && line[4] == 0x20
+        let count = line.count
+        for offset in 0..<count {
+            let byte = line[offset]
+            let isLast = offset == count - 1
             var literal: Bool
             switch byte {
             case 0x21...0x3C, 0x3E...0x7E: literal = true
@@ -51,7 +50,9 @@ public enum QuotedPrintable {
             // Keep room for the soft break "=" (76 = 75 + "="), except on the last
             // character of the line, which may use the 76th column.
             if length + width > (isLast ? 76 : 75) {
-                out += [UInt8(ascii: "="), 0x0D, 0x0A]
+                out.append(UInt8(ascii: "="))
+                out.append(0x0D)
+                out.append(0x0A)
                 length = 0
                 if byte == UInt8(ascii: ".") { literal = false }
             }
@@ -59,7 +60,9 @@ public enum QuotedPrintable {
                 out.append(byte)
                 length += 1
             } else {
-                out += [UInt8(ascii: "="), hex[Int(byte >> 4)], hex[Int(byte & 0x0F)]]
+                out.append(UInt8(ascii: "="))
+                out.append(hexDigit(byte >> 4))
+                out.append(hexDigit(byte & 0x0F))
                 length += 3
             }
         }

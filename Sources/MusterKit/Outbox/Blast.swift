@@ -573,10 +573,12 @@ final class OutboxWriter: @unchecked Sendable {
         condition.broadcast()
         while !finished { condition.wait() }
         defer { condition.unlock() }
+        updater.tune(checkpointEvery: nil, cacheKiB: nil)  // the writer thread is done with it
         return failure
     }
 
     private func loop() {
+        updater.tune(checkpointEvery: 10_000, cacheKiB: 8_192)
         condition.lock()
         while true {
             while pending.isEmpty && !closing { condition.wait() }

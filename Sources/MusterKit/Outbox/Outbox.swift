@@ -391,6 +391,14 @@ final class OutboxUpdater {
         self.template = template
     }
 
+    /// For the length of a blast: checkpoint the WAL every `pages` pages instead of every
+    /// 1,000 (each checkpoint copies every page changed since the last one back into the
+    /// database, and a blast changes the same outbox pages over and over), and keep up to
+    /// `cacheKiB` of pages in memory. `nil` restores SQLite's defaults.
+    func tune(checkpointEvery pages: Int?, cacheKiB: Int?) {
+        try? ledger.database.execute("PRAGMA wal_autocheckpoint=\(pages ?? 1000); PRAGMA cache_size=-\(cacheKiB ?? 2000)")
+    }
+
     func apply(_ updates: [Ledger.OutboxUpdate], at date: Date) throws {
         guard !updates.isEmpty else { return }
         try ledger.outboxWrite {

@@ -5,7 +5,7 @@ public struct BlastRequest: Sendable {
     public var template: String
     /// Send at most this many messages in this run.
     public var limit: Int?
-    /// Parallel SMTP connections, one per worker.
+    /// Parallel SMTP connections, each reused from message to message.
     public var connections: Int
     /// At most this many messages per second, across all connections.
     public var ratePerSecond: Double?
@@ -89,7 +89,7 @@ public struct BlastSummary: Sendable, Codable, Equatable {
 /// A blast: one template to its whole audience through the outbox, so that a
 /// recipient is sent a template once however often the command is run.
 public final class Blast: @unchecked Sendable {
-    // Shared between worker threads: every mutable access goes through `lock`.
+    // Shared between the event loops: the only mutable state (`stopRequested`) goes through `lock`.
     public let campaign: Campaign
     public let manifest: Manifest
     public let template: EmailTemplate

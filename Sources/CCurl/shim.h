@@ -60,4 +60,9 @@ static inline CURLcode muster_curl_getinfo_off_t(CURL *handle, CURLINFO info, cu
     return curl_easy_getinfo(handle, info, value);
 }
 
+/* curl_multi_setopt is variadic too. */
+static inline CURLMcode muster_curl_multi_setopt_long(CURLM *multi, CURLMoption option, long value) {
+    return curl_multi_setopt(multi, option, value);
+}
+
 #endif

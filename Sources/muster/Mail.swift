@@ -212,7 +212,7 @@ extension Muster.Mail {
                 defer { signals.cancel(); signal(SIGINT, SIG_DFL) }
                 let summary: BlastSummary
                 do {
-                    summary = try blast.run(request, makeTransport: { try CurlSMTPTransport(settings: settings) },
+                    summary = try blast.run(request, smtp: settings,
                                             onProgress: { display.show($0) })
                 } catch let stopped as BlastStopped {
                     display.finish()

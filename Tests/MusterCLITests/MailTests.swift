@@ -292,6 +292,9 @@ struct MailTests {
         blast.waitUntilExit()
         let before = try relay.received().count
         #expect(before < 2000, "killed half-way")
+        // Only the message in flight on each of the 4 connections can be ambiguous.
+        let ambiguous = try box.sqlite("campaigns/fair-rates/ledger.sqlite", "SELECT count(*) FROM outbox WHERE state = 'sending'").stdout
+        #expect((Int(ambiguous.trimmingCharacters(in: .whitespacesAndNewlines)) ?? 99) <= 4, "sending rows after the kill: \(ambiguous)")
 
         let resume = try box.run(["mail", "send", "thanks", "--yes", "--json"], environment: env(relay))
         #expect(resume.status == 0, "\(resume)")

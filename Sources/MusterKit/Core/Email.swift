@@ -1,3 +1,4 @@
+import Synchronization
 import Foundation
 
 /// Email addresses: syntax (an RFC 5321 mailbox, with UTF-8 allowed as RFC 6531 does)
@@ -203,10 +204,18 @@ public enum Punycode {
     /// A host name in ASCII: each non-ASCII label as `xn--…`, lower-cased; nil when it
     /// is not a valid host name (`localhost` is accepted, for test relays).
     public static func asciiDomain(_ domain: String) -> String? {
+        // A blast converts the same few domains over and over: remember recent answers.
+        if let known = recentDomains.withLock({ $0[domain] }) { return known }
         let prepared = TextField.nfc(domain).lowercased()
-        if prepared == "localhost" { return prepared }
-        return try? EmailAddress.canonicalDomain(prepared)
+        let ascii = prepared == "localhost" ? prepared : try? EmailAddress.canonicalDomain(prepared)
+        recentDomains.withLock { cache in
+            if cache.count >= 4096 { cache.removeAll(keepingCapacity: true) }
+            cache[domain] = .some(ascii)
+        }
+        return ascii
     }
+
+    private static let recentDomains = Mutex<[String: String?]>([:])
 
     /// Encodes a label (without the xn-- prefix); nil on overflow.
     public static func encode(_ input: String) -> String? {

@@ -8,19 +8,49 @@ import Foundation
 /// Every libcurl result becomes an `SMTPError`; nothing here traps. Not thread-safe:
 /// give each sending thread its own transport.
 public final class CurlSMTPTransport: MailTransport {
+    private let connection: CurlSMTPHandle
+
+    /// Whether the relay offers SMTPUTF8, as this transport's connection learnt it.
+    var relayOffersSMTPUTF8: Bool? {
+        get { connection.relayOffersSMTPUTF8 }
+        set { connection.relayOffersSMTPUTF8 = newValue }
+    }
+
+    /// Creates a handle configured for `settings`; connects lazily on the first send.
+    public init(settings: SMTPSettings) throws(SMTPError) {
+        connection = try CurlSMTPHandle(settings: settings)
+    }
+
+    /// Sends one message on the handle's connection (opening it if needed). Addresses are
+    /// validated first: CR, LF, NUL or anything but an ASCII address never reaches libcurl.
+    public func send(from envelopeFrom: String, to recipients: [String], message: [UInt8]) throws(SMTPError) -> SMTPReceipt {
+        try connection.prepare(from: envelopeFrom, to: recipients, message: message)
+        return try connection.finish(curl_easy_perform(connection.handle))
+    }
+}
+
+/// One libcurl easy handle set up for SMTP, and the state of the transfer it is doing:
+/// `prepare` a message, run the transfer (`curl_easy_perform`, or through a multi
+/// handle), then `finish` with libcurl's result. Not thread-safe.
+final class CurlSMTPHandle {
+    let handle: UnsafeMutableRawPointer
     let settings: SMTPSettings
-    private let handle: UnsafeMutableRawPointer
     private let errorBuffer: UnsafeMutablePointer<CChar>
     let replies = ReplyCollector()
     /// Whether the relay's EHLO offered SMTPUTF8; nil until a connection has said (see SMTPUTF8.swift).
     var relayOffersSMTPUTF8: Bool?
+    private var recipientList: UnsafeMutablePointer<curl_slist>?
+    private var body: Unmanaged<UploadBody>?
+    /// The last envelope sender that passed validation (a blast uses one for every message).
+    private var validatedFrom: String?
+    /// The next transfer opens a new connection instead of reusing one.
+    var freshConnection = false
 
-    /// Creates a handle configured for `settings`; connects lazily on the first send.
-    public init(settings: SMTPSettings) throws(SMTPError) {
+    init(settings: SMTPSettings) throws(SMTPError) {
         _ = Curl.globalInit
         guard let handle = curl_easy_init() else { throw .setup("curl_easy_init failed") }
-        self.settings = settings
         self.handle = handle
+        self.settings = settings
         self.errorBuffer = .allocate(capacity: Int(CURL_ERROR_SIZE) + 1)
         self.errorBuffer.initialize(repeating: 0, count: Int(CURL_ERROR_SIZE) + 1)
         do {
@@ -35,16 +65,18 @@ public final class CurlSMTPTransport: MailTransport {
     }
 
     deinit {
-        curl_easy_cleanup(handle)  // sends QUIT on the open connection, if any
+        releaseTransfer()
+        curl_easy_cleanup(handle)  // sends QUIT on a connection the handle still owns, if any
         errorBuffer.deallocate()
     }
 
-    /// Sends one message on the handle's connection (opening it if needed). Addresses are
-    /// validated first: CR, LF, NUL or an invalid address never reaches libcurl. A
-    /// recipient with a UTF-8 local part is sent only through a relay that offers
-    /// SMTPUTF8 (libcurl then adds `SMTPUTF8` to MAIL FROM); otherwise `.permanent`.
-    public func send(from envelopeFrom: String, to recipients: [String], message: [UInt8]) throws(SMTPError) -> SMTPReceipt {
-        try Curl.validateEnvelope(envelopeFrom, command: "MAIL FROM")
+    /// Validates the envelope and sets the handle up to send `message`. Nothing goes out yet.
+    func prepare(from envelopeFrom: String, to recipients: [String], message: [UInt8]) throws(SMTPError) {
+        releaseTransfer()
+        if envelopeFrom != validatedFrom {
+            try Curl.validateEnvelope(envelopeFrom, command: "MAIL FROM")
+            validatedFrom = envelopeFrom
+        }
         guard !recipients.isEmpty else { throw .invalidEnvelope("no recipients") }
         var internationalized = false
         for recipient in recipients {
@@ -52,32 +84,32 @@ public final class CurlSMTPTransport: MailTransport {
         }
         if internationalized { try requireSMTPUTF8() }
 
-        var list: UnsafeMutablePointer<curl_slist>?
         for recipient in recipients {
-            guard let appended = curl_slist_append(list, "<\(recipient)>") else {
-                curl_slist_free_all(list)
+            guard let appended = curl_slist_append(recipientList, "<\(recipient)>") else {
+                releaseTransfer()
                 throw .setup("curl_slist_append failed")
             }
-            list = appended
+            recipientList = appended
         }
-        defer {
-            _ = muster_curl_setopt_slist(handle, CURLOPT_MAIL_RCPT, nil)
-            curl_slist_free_all(list)
+        body = Unmanaged.passRetained(UploadBody(message))
+        do {
+            try Curl.check(muster_curl_setopt_string(handle, CURLOPT_MAIL_FROM, "<\(envelopeFrom)>"), "CURLOPT_MAIL_FROM")
+            try Curl.check(muster_curl_setopt_slist(handle, CURLOPT_MAIL_RCPT, recipientList), "CURLOPT_MAIL_RCPT")
+            try Curl.check(muster_curl_setopt_pointer(handle, CURLOPT_READDATA, body?.toOpaque()), "CURLOPT_READDATA")
+            try Curl.check(muster_curl_setopt_off_t(handle, CURLOPT_INFILESIZE_LARGE, curl_off_t(message.count)), "CURLOPT_INFILESIZE_LARGE")
+            try Curl.check(muster_curl_setopt_long(handle, CURLOPT_FRESH_CONNECT, freshConnection ? 1 : 0), "CURLOPT_FRESH_CONNECT")
+        } catch {
+            releaseTransfer()
+            throw error
         }
-        let body = UploadBody(message)
-        let bodyPointer = Unmanaged.passRetained(body)
-        defer {
-            _ = muster_curl_setopt_pointer(handle, CURLOPT_READDATA, nil)
-            bodyPointer.release()
-        }
-        try Curl.check(muster_curl_setopt_string(handle, CURLOPT_MAIL_FROM, "<\(envelopeFrom)>"), "CURLOPT_MAIL_FROM")
-        try Curl.check(muster_curl_setopt_slist(handle, CURLOPT_MAIL_RCPT, list), "CURLOPT_MAIL_RCPT")
-        try Curl.check(muster_curl_setopt_pointer(handle, CURLOPT_READDATA, bodyPointer.toOpaque()), "CURLOPT_READDATA")
-        try Curl.check(muster_curl_setopt_off_t(handle, CURLOPT_INFILESIZE_LARGE, curl_off_t(message.count)), "CURLOPT_INFILESIZE_LARGE")
-
+        freshConnection = false
         replies.reset()
         errorBuffer[0] = 0
-        let result = curl_easy_perform(handle)
+    }
+
+    /// The outcome of the transfer set up by `prepare`, from libcurl's result code.
+    func finish(_ result: CURLcode) throws(SMTPError) -> SMTPReceipt {
+        defer { releaseTransfer() }
         if relayOffersSMTPUTF8 == nil { relayOffersSMTPUTF8 = replies.offersSMTPUTF8 }
         if result == CURLE_OK {
             let code = Curl.responseCode(handle)
@@ -87,8 +119,116 @@ public final class CurlSMTPTransport: MailTransport {
         // libcurl stops reading once it has the announced size, so "every byte handed over"
         // is the sign that the message (and its final dot) went out; a failure after that
         // leaves the outcome unknown.
-        throw Curl.classify(result, handle: handle, errorBuffer: errorBuffer, replies: replies,
-                            bodyFullySent: body.finished || body.offset == body.bytes.count)
+        let sent = body.map { $0.takeUnretainedValue() }.map { $0.finished || $0.offset == $0.bytes.count } ?? false
+        throw Curl.classify(result, handle: handle, errorBuffer: errorBuffer, replies: replies, bodyFullySent: sent)
+    }
+
+    private func releaseTransfer() {
+        if recipientList != nil {
+            _ = muster_curl_setopt_slist(handle, CURLOPT_MAIL_RCPT, nil)
+            curl_slist_free_all(recipientList)
+            recipientList = nil
+        }
+        if let body {
+            _ = muster_curl_setopt_pointer(handle, CURLOPT_READDATA, nil)
+            body.release()
+            self.body = nil
+        }
+    }
+}
+
+/// Several SMTP connections driven from one thread through libcurl's multi interface:
+/// one `poll` serves every connection, instead of a blocked thread per connection.
+/// Each slot is one easy handle; connections are kept open between messages (in the
+/// multi handle's connection cache) and closed with QUIT when this object goes away.
+/// Used by one thread, except `wakeup`, which any thread may call.
+final class CurlSMTPMulti: @unchecked Sendable {
+    private let multi: UnsafeMutableRawPointer
+    private let slots: [CurlSMTPHandle]
+    private var active: Set<Int> = []
+    private let wakeLock = NSLock()
+    private var wantsWakeup = false
+
+    init(settings: SMTPSettings, connections: Int) throws(SMTPError) {
+        _ = Curl.globalInit
+        guard let multi = curl_multi_init() else { throw .setup("curl_multi_init failed") }
+        self.multi = multi
+        var slots: [CurlSMTPHandle] = []
+        do {
+            for _ in 0..<max(1, connections) { slots.append(try CurlSMTPHandle(settings: settings)) }
+        } catch {
+            curl_multi_cleanup(multi)
+            throw error
+        }
+        self.slots = slots
+        _ = muster_curl_multi_setopt_long(multi, CURLMOPT_MAXCONNECTS, slots.count)
+        _ = muster_curl_multi_setopt_long(multi, CURLMOPT_MAX_HOST_CONNECTIONS, slots.count)
+    }
+
+    deinit {
+        for index in active { curl_multi_remove_handle(multi, slots[index].handle) }
+        // Closes the cached connections, each with QUIT.
+        curl_multi_cleanup(multi)
+    }
+
+    var count: Int { slots.count }
+
+    /// Starts sending `message` on `slot` (which must be idle).
+    func start(slot: Int, from envelopeFrom: String, to recipients: [String], message: [UInt8]) throws(SMTPError) {
+        let connection = slots[slot]
+        try connection.prepare(from: envelopeFrom, to: recipients, message: message)
+        let code = curl_multi_add_handle(multi, connection.handle)
+        guard code == CURLM_OK else {
+            _ = try? connection.finish(CURLE_FAILED_INIT)
+            throw .setup("curl_multi_add_handle: \(String(cString: curl_multi_strerror(code)))")
+        }
+        active.insert(slot)
+    }
+
+    /// The next transfer on `slot` opens a new connection.
+    func useFreshConnection(slot: Int) { slots[slot].freshConnection = true }
+
+    /// Moves every transfer forward and returns those that ended, with their outcome.
+    func perform() -> [(slot: Int, outcome: Result<SMTPReceipt, SMTPError>)] {
+        var running: Int32 = 0
+        _ = curl_multi_perform(multi, &running)
+        var done: [(slot: Int, outcome: Result<SMTPReceipt, SMTPError>)] = []
+        var left: Int32 = 0
+        while let message = curl_multi_info_read(multi, &left) {
+            guard message.pointee.msg == CURLMSG_DONE, let easy = message.pointee.easy_handle,
+                  let slot = active.first(where: { slots[$0].handle == easy }) else { continue }
+            let result = message.pointee.data.result
+            curl_multi_remove_handle(multi, easy)
+            active.remove(slot)
+            done.append((slot, Result { () throws(SMTPError) -> SMTPReceipt in try slots[slot].finish(result) }))
+        }
+        return done
+    }
+
+    /// Waits for network activity, a `wakeup`, or `timeout` seconds, whichever comes
+    /// first. With `ready`, also asks `wakeup` to interrupt the wait, and does not wait
+    /// at all when `ready()` is already true once that request is in place.
+    func wait(timeout: Double, unless ready: (() -> Bool)? = nil) {
+        if let ready {
+            wakeLock.withLock { wantsWakeup = true }
+            if ready() {
+                wakeLock.withLock { wantsWakeup = false }
+                return
+            }
+        }
+        var count: Int32 = 0
+        _ = curl_multi_poll(multi, nil, 0, Int32(max(0, min(timeout, 1)) * 1000), &count)
+        if ready != nil { wakeLock.withLock { wantsWakeup = false } }
+    }
+
+    /// Interrupts a `wait` that asked for it (or makes the next such wait return at once).
+    /// Thread-safe; costs nothing when no wait asked.
+    func wakeup() {
+        let wanted = wakeLock.withLock {
+            defer { wantsWakeup = false }
+            return wantsWakeup
+        }
+        if wanted { _ = curl_multi_wakeup(multi) }
     }
 }
 
@@ -188,14 +328,20 @@ final class ReplyCollector {
         pending.removeAll()
     }
 
-    func receive(_ raw: String) {
-        // Note: "\r\n" is one Character in Swift, so trim scalars, not characters.
-        var scalars = Array(raw.unicodeScalars)
-        while let last = scalars.last, last == "\n" || last == "\r" { scalars.removeLast() }
-        guard scalars.count >= 3, let code = Int(String(String.UnicodeScalarView(scalars[0..<3]))) else { return }
-        let text = scalars.count > 4 ? String(String.UnicodeScalarView(scalars[4...])) : ""
+    /// One reply line as libcurl hands it over (`250-…` or `250 …`, with its line break).
+    func receive(_ bytes: UnsafeRawBufferPointer) {
+        var end = bytes.count
+        while end > 0, bytes[end - 1] == 0x0A || bytes[end - 1] == 0x0D { end -= 1 }
+        guard end >= 3 else { return }
+        var code = 0
+        for index in 0..<3 {
+            let digit = bytes[index]
+            guard digit >= 0x30, digit <= 0x39 else { return }
+            code = code * 10 + Int(digit - 0x30)
+        }
+        let text = end > 4 ? String(decoding: UnsafeRawBufferPointer(rebasing: bytes[4..<end]), as: UTF8.self) : ""
         pending.append(text)
-        if scalars.count == 3 || scalars[3] == " " {
+        if end == 3 || bytes[3] == UInt8(ascii: " ") {
             all.append(SMTPReply(code: code, lines: pending))
             pending.removeAll()
         }
@@ -207,7 +353,7 @@ private let replyHeaderCallback: muster_curl_data_callback = { buffer, size, cou
     guard let buffer, let userdata else { return n }
     let collector = Unmanaged<ReplyCollector>.fromOpaque(userdata).takeUnretainedValue()
     let bytes = UnsafeRawBufferPointer(start: buffer, count: n)
-    collector.receive(String(decoding: bytes, as: UTF8.self))
+    collector.receive(bytes)
     return n
 }
 

@@ -1,3 +1,4 @@
+import Synchronization
 import Foundation
 
 /// Writes header fields: RFC 2047 encoded words, RFC 5322 quoting and folding.
@@ -157,6 +158,17 @@ public enum HeaderEncoding {
 
     /// RFC 5322 date-time in UTC, e.g. `Thu, 26 Nov 2026 19:31:45 +0000`.
     public static func rfc5322Date(_ date: Date) -> String {
+        // A blast dates thousands of messages within the same second: format each second once.
+        let second = Int64(date.timeIntervalSince1970.rounded(.down))
+        if let cached = lastDate.withLock({ $0.second == second ? $0.text : nil }) { return cached }
+        let text = formatRFC5322Date(date)
+        lastDate.withLock { $0 = (second, text) }
+        return text
+    }
+
+    private static let lastDate = Mutex<(second: Int64, text: String)>((Int64.min, ""))
+
+    private static func formatRFC5322Date(_ date: Date) -> String {
         var calendar = Calendar(identifier: .gregorian)
         calendar.timeZone = .gmt
         let c = calendar.dateComponents([.year, .month, .day, .hour, .minute, .second, .weekday], from: date)

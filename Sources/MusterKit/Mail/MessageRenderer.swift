@@ -23,7 +23,9 @@ public struct MailRecipient: Sendable {
 
     /// The first word of the name (`{{first_name}}`), unless a field sets it.
     public var firstName: String {
-        fields["first_name"] ?? name.split(whereSeparator: { $0 == " " || $0 == "\t" }).first.map(String.init) ?? name
+        if let field = fields["first_name"] { return field }
+        let word = name.drop(while: { $0 == " " || $0 == "\t" }).prefix(while: { $0 != " " && $0 != "\t" })
+        return word.isEmpty ? name : String(word)
     }
 }
 

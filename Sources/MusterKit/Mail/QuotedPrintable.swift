@@ -6,39 +6,47 @@ public enum QuotedPrintable {
     /// are escaped too, so no relay or mbox mangles them. The result never contains
     /// `=_` nor a bare `=` other than a soft line break.
     public static func encode(_ text: String) -> String {
-        var out: [UInt8] = []
-        out.reserveCapacity(text.utf8.count + text.utf8.count / 8)
-        let lines = splitLines(Array(text.utf8))
-        for (index, line) in lines.enumerated() {
-            if index > 0 { out += [0x0D, 0x0A] }
-            encodeLine(line, into: &out)
-        }
-        return String(decoding: out, as: UTF8.self)
-    }
-
-    private static let hex = Array("0123456789ABCDEF".utf8)
-
-    private static func splitLines(_ bytes: [UInt8]) -> [ArraySlice<UInt8>] {
-        var lines: [ArraySlice<UInt8>] = []
-        var start = 0
-        var i = 0
-        while i < bytes.count {
-            if bytes[i] == 0x0D || bytes[i] == 0x0A {
-                lines.append(bytes[start..<i])
-                if bytes[i] == 0x0D, i + 1 < bytes.count, bytes[i + 1] == 0x0A { i += 1 }
-                start = i + 1
+        var text = text
+        return text.withUTF8 { bytes in
+            // Worst case: every byte escaped (3 octets), a soft break ("=\r\n") every 25
+            // escaped bytes, and CR/LF or LF becoming CRLF.
+            let capacity = bytes.count * 3 + bytes.count / 25 * 3 + bytes.count + 16
+            let out = [UInt8](unsafeUninitializedCapacity: capacity) { buffer, count in
+                guard let base = buffer.baseAddress else { count = 0; return }
+                var written = 0
+                var start = 0
+                var i = 0
+                while i < bytes.count {
+                    let byte = bytes[i]
+                    if byte == 0x0D || byte == 0x0A {
+                        written = encodeLine(UnsafeBufferPointer(rebasing: bytes[start..<i]), into: base, at: written)
+                        base[written] = 0x0D
+                        base[written + 1] = 0x0A
+                        written += 2
+                        if byte == 0x0D, i + 1 < bytes.count, bytes[i + 1] == 0x0A { i += 1 }
+                        start = i + 1
+                    }
+                    i += 1
+                }
+                written = encodeLine(UnsafeBufferPointer(rebasing: bytes[start..<bytes.count]), into: base, at: written)
+                count = written
             }
-            i += 1
+            return String(decoding: out, as: UTF8.self)
         }
-        lines.append(bytes[start..<bytes.count])
-        return lines
     }
 
-    private static func encodeLine(_ line: ArraySlice<UInt8>, into out: inout [UInt8]) {
+    @inline(__always)
+    private static func hexDigit(_ nibble: UInt8) -> UInt8 { nibble < 10 ? 0x30 + nibble : 0x37 + nibble }
+
+    /// Writes one encoded line at `out + start`; returns the offset after it.
+    private static func encodeLine(_ line: UnsafeBufferPointer<UInt8>, into out: UnsafeMutablePointer<UInt8>, at start: Int) -> Int {
+        var written = start
         var length = 0
-        let startsWithFrom = line.starts(with: "From ".utf8)
-        for (offset, byte) in line.enumerated() {
-            let isLast = offset == line.count - 1
+        let startsWithFrom = line.count >= 5 && line[0] == 0x46 && line[1] == 0x72 && line[2] == 0x6F && line[3] == 0x6D && line[4] == 0x20
+        let count = line.count
+        for offset in 0..<count {
+            let byte = line[offset]
+            let isLast = offset == count - 1
             var literal: Bool
             switch byte {
             case 0x21...0x3C, 0x3E...0x7E: literal = true
@@ -51,17 +59,25 @@ public enum QuotedPrintable {
             // Keep room for the soft break "=" (76 = 75 + "="), except on the last
             // character of the line, which may use the 76th column.
             if length + width > (isLast ? 76 : 75) {
-                out += [UInt8(ascii: "="), 0x0D, 0x0A]
+                out[written] = UInt8(ascii: "=")
+                out[written + 1] = 0x0D
+                out[written + 2] = 0x0A
+                written += 3
                 length = 0
                 if byte == UInt8(ascii: ".") { literal = false }
             }
             if literal {
-                out.append(byte)
+                out[written] = byte
+                written += 1
                 length += 1
             } else {
-                out += [UInt8(ascii: "="), hex[Int(byte >> 4)], hex[Int(byte & 0x0F)]]
+                out[written] = UInt8(ascii: "=")
+                out[written + 1] = hexDigit(byte >> 4)
+                out[written + 2] = hexDigit(byte & 0x0F)
+                written += 3
                 length += 3
             }
         }
+        return written
     }
 }

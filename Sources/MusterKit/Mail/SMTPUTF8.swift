@@ -9,7 +9,7 @@ import Foundation
 // knows the relay offers SMTPUTF8, from the EHLO reply of a connection it already made
 // or, before the first one, from a connect-only probe (`smtpCheck`).
 
-extension CurlSMTPTransport {
+extension CurlSMTPHandle {
     /// Throws `.permanent` unless the relay offers SMTPUTF8, probing it once if no
     /// connection has told yet.
     func requireSMTPUTF8() throws(SMTPError) {

@@ -32,9 +32,11 @@ struct SlotTable {
         names = sorted.map(\.key)
         values = sorted.map(\.value)
         var key = ""
+        key.reserveCapacity(sorted.reduce(0) { $0 + $1.key.utf8.count + 2 })
         for (name, value) in sorted {
             key += name
-            key += "\u{0}\(Self.valueClass(value))"
+            key.unicodeScalars.append("\u{0}")
+            key.unicodeScalars.append(Unicode.Scalar(UInt8(ascii: "0") + UInt8(Self.valueClass(value))))
         }
         shapeKey = key
     }
@@ -90,10 +92,20 @@ struct SlotTable {
     /// autolinks, whether the value is a URL or an address.
     static func valueClass(_ value: String) -> Int {
         if value.isEmpty { return 0 }
-        let lower = value.prefix(8).lowercased()
-        if lower.hasPrefix("https://") || lower.hasPrefix("http://") || lower.hasPrefix("mailto:") { return 1 }
+        if hasASCIIPrefix(value, "https://") || hasASCIIPrefix(value, "http://") || hasASCIIPrefix(value, "mailto:") { return 1 }
         if value.utf8.contains(UInt8(ascii: "@")), !value.utf8.contains(UInt8(ascii: " ")) { return 2 }
         return 3
+    }
+
+    /// Whether `value` starts with `prefix` (lower-case ASCII), ignoring ASCII case.
+    private static func hasASCIIPrefix(_ value: String, _ prefix: StaticString) -> Bool {
+        var bytes = value.utf8.makeIterator()
+        for index in 0..<prefix.utf8CodeUnitCount {
+            guard let byte = bytes.next() else { return false }
+            let lower = byte >= 0x41 && byte <= 0x5A ? byte | 0x20 : byte
+            if lower != prefix.utf8Start[index] { return false }
+        }
+        return true
     }
 
     /// Rewrites `<token>` (a Markdown autolink around a variable) into a real link when

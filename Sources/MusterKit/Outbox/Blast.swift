@@ -5,7 +5,7 @@ public struct BlastRequest: Sendable {
     public var template: String
     /// Send at most this many messages in this run.
     public var limit: Int?
-    /// Parallel SMTP connections, one per worker.
+    /// Parallel SMTP connections, each reused from message to message.
     public var connections: Int
     /// At most this many messages per second, across all connections.
     public var ratePerSecond: Double?
@@ -89,7 +89,7 @@ public struct BlastSummary: Sendable, Codable, Equatable {
 /// A blast: one template to its whole audience through the outbox, so that a
 /// recipient is sent a template once however often the command is run.
 public final class Blast: @unchecked Sendable {
-    // Shared between worker threads: every mutable access goes through `lock`.
+    // Shared between the event loops: the only mutable state (`stopRequested`) goes through `lock`.
     public let campaign: Campaign
     public let manifest: Manifest
     public let template: EmailTemplate
@@ -228,24 +228,19 @@ public final class Blast: @unchecked Sendable {
         var notBefore: Double
     }
 
-    /// Retries waiting for their time (the next page of new work comes from `feed`).
-    private var jobs: [Job] = []
-    private var feed: Feed?
-    private var progress = BlastProgress(total: 0)
-    private var stopReason: MusterError?
     private var stopRequested = false
-    private var writer: OutboxWriter?
 
-    /// Asks a running blast to finish the messages in flight and stop.
+    /// Asks a running blast to finish the messages in flight and stop. Thread-safe.
     public func requestStop() {
         lock.withLock { stopRequested = true }
     }
 
-    /// Sends every pending message of the template with `request.connections` workers,
-    /// each reusing one connection from `makeTransport`. Returns when all are done,
-    /// deferred past their last attempt, or the run had to stop.
-    public func run(_ request: BlastRequest, makeTransport: @escaping @Sendable () throws -> MailTransport,
-                    onProgress: @escaping @Sendable (BlastProgress) -> Void) throws -> BlastSummary {
+    /// Sends every pending message of the template over `request.connections` SMTP
+    /// connections to the relay `smtp`. Returns when all are done, deferred past their
+    /// last attempt, or the run had to stop. Calls `onProgress` on this thread about
+    /// five times a second.
+    public func run(_ request: BlastRequest, smtp: SMTPSettings,
+                    onProgress: (BlastProgress) -> Void) throws -> BlastSummary {
         let lockFile = try BlastLock(campaign.folder.appendingPathComponent(".mail.lock"))
         defer { lockFile.release() }
         let now = clock.now()
@@ -266,52 +261,56 @@ public final class Blast: @unchecked Sendable {
         let total = min(try ledger.outboxCount(template: template.name, states: states), request.limit ?? Int.max)
         // Pages of work are read on a connection of their own while the writer commits on the main one.
         guard let reader = try Ledger.open(ledger.url, create: false) else { throw MusterError.failure("the ledger disappeared") }
-        lock.withLock {
-            feed = Feed(reader: reader, template: template.name, states: states, targets: targets, remaining: total)
-        }
+        let feed = Feed(reader: reader, template: template.name, states: states, targets: targets, remaining: total)
+        let shared = BlastShared(request: request, total: total, feed: feed)
 
-        let started = Date()
-        lock.withLock {
-            jobs = []
-            progress = BlastProgress(total: total)
-        }
-        let bucket = request.ratePerSecond.map { TokenBucket(rate: $0) }
-        let writer = OutboxWriter(ledger: ledger, template: template.name, clock: clock)
-        lock.withLock { self.writer = writer }
-        let workers = max(1, min(request.connections, max(1, total)))
-        let group = DispatchGroup()
-        for _ in 0..<workers {
-            group.enter()
-            Thread.detachNewThread { [self] in
-                defer { group.leave() }
-                self.work(request: request, makeTransport: makeTransport, bucket: bucket, started: started, onProgress: onProgress)
+        // One event loop per processor (at most one per connection), each driving its share
+        // of the connections; all of them hand their state changes to one writer.
+        let connections = max(1, min(request.connections, max(1, total)))
+        let loops = max(1, min(connections, ProcessInfo.processInfo.activeProcessorCount, 4))
+        var senders: [CurlSMTPMulti] = []
+        do {
+            for index in 0..<loops {
+                senders.append(try CurlSMTPMulti(settings: smtp, connections: connections / loops + (index < connections % loops ? 1 : 0)))
             }
+        } catch {
+            // No connection could be set up: nothing was marked or sent.
+            shared.stop(MusterError(.failure, error.localizedDescription))
+            senders = []
         }
-        // Report progress while the workers run.
-        while group.wait(timeout: .now() + 0.2) == .timedOut {
-            let snapshot = lock.withLock { () -> BlastProgress in
-                progress.elapsed = Date().timeIntervalSince(started)
-                return progress
+        if !senders.isEmpty {
+            let wake = senders
+            let writer = OutboxWriter(ledger: ledger, template: template.name, clock: clock, onCommit: { for sender in wake { sender.wakeup() } })
+            let group = DispatchGroup()
+            for sender in senders {
+                group.enter()
+                Thread.detachNewThread { [self] in
+                    defer { group.leave() }
+                    loop(shared, sender: sender, writer: writer)
+                }
             }
-            onProgress(snapshot)
+            // Report progress while the loops run.
+            while group.wait(timeout: .now() + 0.2) == .timedOut {
+                onProgress(shared.snapshot())
+            }
+            if let failure = writer.close() {
+                shared.stop((failure as? MusterError) ?? MusterError(.failure, "\(failure)"))
+            }
+            senders = []  // closes the connections (QUIT)
         }
-        if let failure = writer.close() {
-            lock.withLock { if stopReason == nil { stopReason = (failure as? MusterError) ?? MusterError(.failure, "\(failure)") } }
-        }
-        let final = lock.withLock { () -> BlastProgress in
-            progress.elapsed = Date().timeIntervalSince(started)
-            return progress
-        }
+        let final = shared.snapshot()
         onProgress(final)
+
         var summary = BlastSummary(template: template.name)
         summary.sent = final.sent
         summary.failed = final.failed
         summary.unknown = final.unknown
-        summary.deferred = try ledger.outboxCounts(template: template.name)[template.name]?.deferred ?? 0
-        summary.queued = try ledger.outboxCounts(template: template.name)[template.name]?.queued ?? 0
+        let counts = try ledger.outboxCounts(template: template.name)[template.name]
+        summary.deferred = counts?.deferred ?? 0
+        summary.queued = counts?.queued ?? 0
         summary.seconds = final.elapsed
         summary.rate = final.rate
-        if let reason = lock.withLock({ stopReason }) {
+        if let reason = shared.stopReason {
             summary.stoppedBecause = reason.message
             throw BlastStopped(summary: summary, error: reason)
         }
@@ -319,110 +318,227 @@ public final class Blast: @unchecked Sendable {
         return summary
     }
 
-    /// One worker: takes the next due job, sends it over its own connection, records the outcome.
-    private func work(request: BlastRequest, makeTransport: () throws -> MailTransport, bucket: TokenBucket?,
-                      started: Date, onProgress: (BlastProgress) -> Void) {
-        var transport: MailTransport?
+    /// A message on one connection: waiting for its `sending` mark to be on disk, then in transfer.
+    private final class Transfer {
+        let job: Job
+        let message: RenderedMessage
+        /// The writer ticket of its `sending` mark.
+        var ticket: Int
+        var started = false
+
+        init(job: Job, message: RenderedMessage, ticket: Int) {
+            self.job = job
+            self.message = message
+            self.ticket = ticket
+        }
+    }
+
+    /// One event loop: renders, hands state changes to the group-committing writer, and
+    /// drives its connections through libcurl's multi interface, all on one thread. A
+    /// message is handed to libcurl only once its `sending` mark is durable, so after a
+    /// crash only the messages in flight (at most one per connection) can be `unknown`.
+    private func loop(_ shared: BlastShared, sender: CurlSMTPMulti, writer: OutboxWriter) {
+        var slots = [Transfer?](repeating: nil, count: sender.count)
+        var retries: [Job] = []
+        var updates: [Ledger.OutboxUpdate] = []
+        var filled: [Int] = []
+        var tally = BlastProgress(total: 0)
         while true {
-            // Take the next job whose time has come.
-            var next: Job?
-            var wait = 0.0
-            let finished: Bool = lock.withLock {
-                if stopReason != nil || stopRequested { return true }
-                let now = Date().timeIntervalSince(started)
-                if let index = jobs.firstIndex(where: { $0.notBefore <= now }) {
-                    next = jobs.remove(at: index)
-                    return false
-                }
-                if let job = feed?.next() {
-                    next = job
-                    return false
-                }
-                if let error = feed?.failure, stopReason == nil { stopReason = error }
-                if jobs.isEmpty { return true }
-                wait = max(0.01, (jobs.map(\.notBefore).min() ?? now) - now)
-                return false
+            // Outcomes of the transfers that ended.
+            for (slot, outcome) in sender.perform() {
+                guard let transfer = slots[slot] else { continue }
+                slots[slot] = nil
+                record(outcome, of: transfer.job, slot: slot, sender: sender, shared: shared, tally: &tally, retries: &retries, into: &updates)
             }
-            if finished { return }
-            guard var job = next else {
-                Thread.sleep(forTimeInterval: min(wait, 0.25))
-                continue
-            }
-            bucket?.take()
-            let key = job.recipient.key
-            let message: RenderedMessage
+            // Start the transfers whose `sending` mark is on disk.
+            let committed: Int
             do {
-                message = try render(job.recipient)
+                committed = try writer.committedTicket()
             } catch {
-                record(.init(recipient: key, state: .failed, reply: "not sent: \((error as? MusterError)?.message ?? "\(error)")")) { $0.failed += 1 }
-                continue
+                shared.stop((error as? MusterError) ?? MusterError(.failure, "\(error)"))
+                // Nothing more can be recorded: a message whose mark is not on disk is not sent.
+                for index in slots.indices where slots[index]?.started == false { slots[index] = nil }
+                committed = -1
             }
-            // Durable before a byte goes out: a crash from here on leaves `sending`, which becomes `unknown`.
-            guard record(.init(recipient: key, state: .sending), durable: true, { _ in }) else { return }
-            do {
-                if transport == nil { transport = try makeTransport() }
-                let receipt = try transport!.send(message)
-                record(.init(recipient: key, state: .sent, reply: "\(receipt.replyCode) \(receipt.replyText)", countsAttempt: true)) { $0.sent += 1 }
-            } catch let error as SMTPError {
-                job.attempts += 1
-                let reply = error.failure?.description ?? error.localizedDescription
-                switch error {
-                case .transient:
-                    transport = nil // a fresh connection for the next message
-                    let last = job.attempts >= request.maxAttempts
-                    record(.init(recipient: key, state: .deferred, reply: reply, countsAttempt: true)) { $0.deferred += last ? 1 : 0 }
-                    if !last {
-                        job.notBefore = Date().timeIntervalSince(started) + request.backoff * pow(2, Double(job.attempts - 1))
-                        lock.withLock { jobs.append(job) }
+            for index in slots.indices {
+                guard let transfer = slots[index], !transfer.started, transfer.ticket <= committed else { continue }
+                do {
+                    try sender.start(slot: index, from: transfer.message.envelopeFrom, to: [transfer.message.envelopeTo],
+                                     message: transfer.message.bytes)
+                    slots[index]?.started = true
+                } catch {
+                    slots[index] = nil
+                    record(.failure(error), of: transfer.job, slot: index, sender: sender, shared: shared, tally: &tally, retries: &retries, into: &updates)
+                }
+            }
+            // Fill idle connections with new work.
+            var wait = 0.2
+            let stopping = shared.stopReason != nil || lock.withLock({ stopRequested })
+            var feedEmpty = false
+            if !stopping {
+                for index in slots.indices where slots[index] == nil {
+                    if let bucket = shared.bucket {
+                        let delay = bucket.tryTake()
+                        if delay > 0 { wait = min(wait, delay); break }
                     }
-                case .permanent, .invalidEnvelope:
-                    record(.init(recipient: key, state: .failed, reply: reply, countsAttempt: true)) { $0.failed += 1 }
-                case .outcomeUnknown:
-                    transport = nil
-                    record(.init(recipient: key, state: .unknown, reply: reply, countsAttempt: true)) { $0.unknown += 1 }
-                case .relayUnreachable, .authFailed, .tlsFailed, .setup:
-                    // Nothing was handed over: the message waits for the next run.
-                    record(.init(recipient: key, state: .deferred, reply: reply, countsAttempt: true)) { _ in }
-                    let status: ExitStatus = { if case .relayUnreachable = error { return .relayUnreachable }; return .failure }()
-                    lock.withLock { if stopReason == nil { stopReason = MusterError(status, error.localizedDescription) } }
-                    return
+                    var placed = false
+                    while !placed {
+                        let job: Job
+                        let now = shared.elapsed
+                        if let due = retries.firstIndex(where: { $0.notBefore <= now }) {
+                            job = retries.remove(at: due)
+                        } else if let next = shared.nextJob() {
+                            job = next
+                        } else {
+                            feedEmpty = true
+                            break
+                        }
+                        let key = job.recipient.key
+                        do {
+                            let message = try render(job.recipient)
+                            updates.append(.init(recipient: key, state: .sending))
+                            slots[index] = Transfer(job: job, message: message, ticket: 0)
+                            filled.append(index)
+                            placed = true
+                        } catch {
+                            updates.append(.init(recipient: key, state: .failed, reply: "not sent: \((error as? MusterError)?.message ?? "\(error)")"))
+                            tally.failed += 1
+                        }
+                    }
+                    if !placed { break }
                 }
-            } catch {
-                record(.init(recipient: key, state: .deferred, reply: "\(error)", countsAttempt: true)) { _ in }
-                lock.withLock { if stopReason == nil { stopReason = MusterError(.failure, "\(error)") } }
-                return
+            }
+            if !updates.isEmpty {
+                // Outcomes and new `sending` marks share a transaction. A crash before it commits
+                // loses outcomes, whose rows are still `sending` and so become `unknown`.
+                let ticket = writer.submit(updates)
+                for index in filled { slots[index]?.ticket = ticket }
+                updates.removeAll(keepingCapacity: true)
+                filled.removeAll(keepingCapacity: true)
+            }
+            if tally.sent + tally.failed + tally.unknown + tally.deferred > 0 {
+                shared.add(tally)
+                tally = BlastProgress(total: 0)
+            }
+            if !slots.contains(where: { $0 != nil }) {
+                if stopping || (feedEmpty && retries.isEmpty) { return }
+                if let soonest = retries.map(\.notBefore).min() { wait = min(wait, max(0.001, soonest - shared.elapsed)) }
+            }
+            // Transfers waiting for their mark are started as soon as the writer reports it on disk.
+            if let awaited = slots.lazy.compactMap({ $0 }).filter({ !$0.started }).map(\.ticket).min() {
+                sender.wait(timeout: wait, unless: { ((try? writer.committedTicket()) ?? Int.max) >= awaited })
+            } else {
+                sender.wait(timeout: wait)
             }
         }
     }
 
-    /// Records a state change through the group-committing writer and updates the
-    /// counters. With `durable`, returns only once the change is on disk. False (and
-    /// the run stops) if the ledger fails.
-    @discardableResult
-    private func record(_ update: Ledger.OutboxUpdate, durable: Bool = false, _ count: (inout BlastProgress) -> Void = { _ in }) -> Bool {
-        guard let writer = lock.withLock({ self.writer }) else { return false }
-        do {
-            try writer.submit(update, waitUntilDurable: durable)
-            lock.withLock { count(&progress) }
-            return true
-        } catch {
-            lock.withLock {
-                if stopReason == nil { stopReason = (error as? MusterError) ?? MusterError(.failure, "\(error)") }
+    /// Turns the outcome of one transfer into its outbox update and counters.
+    private func record(_ outcome: Result<SMTPReceipt, SMTPError>, of job: Job, slot: Int, sender: CurlSMTPMulti, shared: BlastShared,
+                        tally: inout BlastProgress, retries: inout [Job], into updates: inout [Ledger.OutboxUpdate]) {
+        let key = job.recipient.key
+        let error: SMTPError
+        switch outcome {
+        case .success(let receipt):
+            updates.append(.init(recipient: key, state: .sent, reply: "\(receipt.replyCode) \(receipt.replyText)", countsAttempt: true))
+            tally.sent += 1
+            return
+        case .failure(let failure):
+            error = failure
+        }
+        var job = job
+        job.attempts += 1
+        let reply = error.failure?.description ?? error.localizedDescription
+        switch error {
+        case .transient:
+            sender.useFreshConnection(slot: slot)
+            let last = job.attempts >= shared.request.maxAttempts
+            updates.append(.init(recipient: key, state: .deferred, reply: reply, countsAttempt: true))
+            if last {
+                tally.deferred += 1
+            } else {
+                job.notBefore = shared.elapsed + shared.request.backoff * pow(2, Double(job.attempts - 1))
+                retries.append(job)
             }
-            return false
+        case .permanent, .invalidEnvelope:
+            updates.append(.init(recipient: key, state: .failed, reply: reply, countsAttempt: true))
+            tally.failed += 1
+        case .outcomeUnknown:
+            sender.useFreshConnection(slot: slot)
+            updates.append(.init(recipient: key, state: .unknown, reply: reply, countsAttempt: true))
+            tally.unknown += 1
+        case .relayUnreachable, .authFailed, .tlsFailed, .setup:
+            // Nothing was handed over: the message waits for the next run.
+            updates.append(.init(recipient: key, state: .deferred, reply: reply, countsAttempt: true))
+            let status: ExitStatus = { if case .relayUnreachable = error { return .relayUnreachable }; return .failure }()
+            shared.stop(MusterError(status, error.localizedDescription))
         }
     }
 }
 
-/// Writes outbox state changes from all workers in shared transactions (group commit):
-/// one fsync covers every change submitted meanwhile, and a worker that must not send
-/// before its `sending` mark is on disk waits for exactly that.
+/// What the event loops of one blast run share: the work feed, the rate limit, the
+/// counters and why the run stops. Every mutable field is guarded by `lock`.
+final class BlastShared: @unchecked Sendable {
+    let request: BlastRequest
+    let bucket: TokenBucket?
+    let started = Date()
+    private let lock = NSLock()
+    private let feed: Feed
+    private var progress: BlastProgress
+    private var reason: MusterError?
+
+    init(request: BlastRequest, total: Int, feed: Feed) {
+        self.request = request
+        self.feed = feed
+        self.bucket = request.ratePerSecond.map { TokenBucket(rate: $0) }
+        self.progress = BlastProgress(total: total)
+    }
+
+    var elapsed: Double { Date().timeIntervalSince(started) }
+
+    /// The next new job, or nil when the feed is used up (or failed: then the run stops).
+    func nextJob() -> Blast.Job? {
+        lock.withLock {
+            if let job = feed.next() { return job }
+            if let failure = feed.failure, reason == nil { reason = failure }
+            return nil
+        }
+    }
+
+    /// The first reason given wins.
+    func stop(_ error: MusterError) {
+        lock.withLock { if reason == nil { reason = error } }
+    }
+
+    var stopReason: MusterError? { lock.withLock { reason } }
+
+    func add(_ tally: BlastProgress) {
+        lock.withLock {
+            progress.sent += tally.sent
+            progress.failed += tally.failed
+            progress.unknown += tally.unknown
+            progress.deferred += tally.deferred
+        }
+    }
+
+    func snapshot() -> BlastProgress {
+        lock.withLock {
+            progress.elapsed = elapsed
+            return progress
+        }
+    }
+}
+
+/// Writes outbox state changes in shared transactions on a thread of its own (group
+/// commit): one fsync covers every change submitted meanwhile. `submit` returns a
+/// ticket at once; a change is on disk once `committedTicket()` reaches its ticket,
+/// and `onCommit` runs after every commit.
 final class OutboxWriter: @unchecked Sendable {
-    // All fields are guarded by `condition`; the ledger is used by the writer thread only.
+    // All fields are guarded by `condition`; the updater is used by the writer thread only.
     private let condition = NSCondition()
-    private let ledger: Ledger
-    private let template: String
+    private let updater: OutboxUpdater
     private let clock: Clock
+    private let onCommit: @Sendable () -> Void
     private var pending: [Ledger.OutboxUpdate] = []
     private var submitted = 0
     private var committed = 0
@@ -430,25 +546,31 @@ final class OutboxWriter: @unchecked Sendable {
     private var closing = false
     private var finished = false
 
-    init(ledger: Ledger, template: String, clock: Clock) {
-        self.ledger = ledger
-        self.template = template
+    init(ledger: Ledger, template: String, clock: Clock, onCommit: @escaping @Sendable () -> Void = {}) {
+        self.updater = OutboxUpdater(ledger: ledger, template: template)
         self.clock = clock
+        self.onCommit = onCommit
         Thread.detachNewThread { [self] in loop() }
     }
 
-    /// Queues `update`; with `waitUntilDurable`, returns once it is committed.
-    func submit(_ update: Ledger.OutboxUpdate, waitUntilDurable: Bool) throws {
+    /// Queues `updates` to be written together; returns their ticket.
+    @discardableResult
+    func submit(_ updates: [Ledger.OutboxUpdate]) -> Int {
+        condition.lock()
+        defer { condition.unlock() }
+        submitted += 1
+        guard failure == nil else { return submitted }
+        pending += updates
+        condition.broadcast()
+        return submitted
+    }
+
+    /// The highest ticket whose changes are on disk; throws once a write has failed.
+    func committedTicket() throws -> Int {
         condition.lock()
         defer { condition.unlock() }
         if let failure { throw failure }
-        pending.append(update)
-        submitted += 1
-        let ticket = submitted
-        condition.broadcast()
-        guard waitUntilDurable else { return }
-        while committed < ticket && failure == nil { condition.wait() }
-        if let failure { throw failure }
+        return committed
     }
 
     /// Writes what is left and stops; returns the first write failure, if any.
@@ -458,10 +580,12 @@ final class OutboxWriter: @unchecked Sendable {
         condition.broadcast()
         while !finished { condition.wait() }
         defer { condition.unlock() }
+        updater.tune(checkpointEvery: nil, cacheKiB: nil)  // the writer thread is done with it
         return failure
     }
 
     private func loop() {
+        updater.tune(checkpointEvery: 10_000, cacheKiB: 8_192)
         condition.lock()
         while true {
             while pending.isEmpty && !closing { condition.wait() }
@@ -472,15 +596,18 @@ final class OutboxWriter: @unchecked Sendable {
             condition.unlock()
             var error: Error?
             do {
-                try ledger.updateOutbox(template: template, batch, at: clock.now())
+                try updater.apply(batch, at: clock.now())
             } catch let thrown {
                 error = thrown
             }
             condition.lock()
             if let error, failure == nil { failure = error }
-            committed = ticket
+            if failure == nil { committed = ticket }
             condition.broadcast()
             if failure != nil { pending.removeAll() }
+            condition.unlock()
+            onCommit()
+            condition.lock()
         }
         finished = true
         condition.broadcast()
@@ -489,7 +616,7 @@ final class OutboxWriter: @unchecked Sendable {
 }
 
 /// Hands out a blast's work a page at a time, so memory stays flat however large the
-/// audience. Used under the blast's lock only.
+/// audience. Used under `BlastShared`'s lock only.
 final class Feed {
     private let reader: Ledger
     private let template: String
@@ -538,7 +665,7 @@ public struct BlastStopped: Error {
     public let error: MusterError
 }
 
-/// At most `rate` tokens a second, shared by all workers.
+/// At most `rate` tokens a second.
 final class TokenBucket: @unchecked Sendable {
     private let lock = NSLock()
     private let interval: Double
@@ -546,14 +673,16 @@ final class TokenBucket: @unchecked Sendable {
 
     init(rate: Double) { interval = 1 / max(rate, 0.001) }
 
-    func take() {
-        let delay: Double = lock.withLock {
+    /// Takes a token and returns 0 when one is due; otherwise takes nothing and returns
+    /// the seconds until the next one. A token not taken on time is not saved up
+    /// (at most one is made up for), so there is no burst after a pause.
+    func tryTake() -> Double {
+        lock.withLock {
             let now = Date().timeIntervalSince1970
-            let slot = max(now, next)
-            next = slot + interval
-            return slot - now
+            if next > now { return next - now }
+            next = max(next, now - interval) + interval
+            return 0
         }
-        if delay > 0 { Thread.sleep(forTimeInterval: delay) }
     }
 }
 

@@ -149,12 +149,18 @@ extension Ledger {
                   AND signature NOT IN (SELECT e.seq FROM entries e JOIN personal p ON p.seq = e.seq WHERE \(Self.mailableSignerCondition))
                 """).run(consent.map { .text($0) } ?? .null, .text(reply), .text(Timestamp.format(date)), .text(template))
             var changed = Int(sqlite3_changes(database.handle))
-            let rows = try outboxRows(template: template, states: [.queued, .deferred, .unknown]).filter { $0.signature == nil }
-            for row in rows {
-                let stillTargeted = targetKeys?.contains(row.recipient) ?? false
-                if stillTargeted, try !isOptedOut(fingerprint: row.recipient) { continue }
+            // Target rows (no signature); a signers' blast has none, so this reads nothing.
+            let targetRows = try database.prepare("""
+                SELECT recipient FROM outbox WHERE template = ? AND state IN ('queued', 'deferred', 'unknown') AND signature IS NULL
+                """)
+            try targetRows.bind([.text(template)])
+            var recipients: [String] = []
+            while try targetRows.step() { recipients.append(targetRows.text(0) ?? "") }
+            for recipient in recipients {
+                let stillTargeted = targetKeys?.contains(recipient) ?? false
+                if stillTargeted, try !isOptedOut(fingerprint: recipient) { continue }
                 try database.prepare("UPDATE outbox SET state = 'failed', reply = ?, updated_at = ? WHERE template = ? AND recipient = ?")
-                    .run(.text(reply), .text(Timestamp.format(date)), .text(template), .text(row.recipient))
+                    .run(.text(reply), .text(Timestamp.format(date)), .text(template), .text(recipient))
                 changed += 1
             }
             return changed
@@ -316,18 +322,7 @@ extension Ledger {
 
     /// Applies several state changes in one durable transaction (group commit).
     public func updateOutbox(template: String, _ updates: [OutboxUpdate], at date: Date) throws {
-        guard !updates.isEmpty else { return }
-        try outboxWrite {
-            let statement = try database.prepare("""
-                UPDATE outbox SET state = ?, reply = coalesce(?, reply), attempts = attempts + ?, updated_at = ?
-                WHERE template = ? AND recipient = ?
-                """)
-            let now = Timestamp.format(date)
-            for update in updates {
-                try statement.run(.text(update.state.rawValue), update.reply.map { .text($0) } ?? .null,
-                                  .int(update.countsAttempt ? 1 : 0), .text(now), .text(template), .text(update.recipient))
-            }
-        }
+        try OutboxUpdater(ledger: self, template: template).apply(updates, at: date)
     }
 
     /// Counts per state for each template (or one).
@@ -371,7 +366,7 @@ extension Ledger {
         }
     }
 
-    private func outboxWrite<T>(_ body: () throws -> T) throws -> T {
+    fileprivate func outboxWrite<T>(_ body: () throws -> T) throws -> T {
         do {
             return try database.writeTransaction(body)
         } catch let error as SQLiteError {
@@ -381,5 +376,47 @@ extension Ledger {
 
     static func jsonObject(_ text: String) -> [String: Any] {
         (try? JSONSerialization.jsonObject(with: Data(text.utf8))) as? [String: Any] ?? [:]
+    }
+}
+
+/// Applies batches of outbox state changes for one template, each batch in one durable
+/// transaction, with the statement prepared once (a blast's writer commits thousands).
+final class OutboxUpdater {
+    private let ledger: Ledger
+    private let template: String
+    private var statement: SQLiteStatement?
+
+    init(ledger: Ledger, template: String) {
+        self.ledger = ledger
+        self.template = template
+    }
+
+    /// For the length of a blast: checkpoint the WAL every `pages` pages instead of every
+    /// 1,000 (each checkpoint copies every page changed since the last one back into the
+    /// database, and a blast changes the same outbox pages over and over), and keep up to
+    /// `cacheKiB` of pages in memory. `nil` restores SQLite's defaults.
+    func tune(checkpointEvery pages: Int?, cacheKiB: Int?) {
+        try? ledger.database.execute("PRAGMA wal_autocheckpoint=\(pages ?? 1000); PRAGMA cache_size=-\(cacheKiB ?? 2000)")
+    }
+
+    func apply(_ updates: [Ledger.OutboxUpdate], at date: Date) throws {
+        guard !updates.isEmpty else { return }
+        try ledger.outboxWrite {
+            let statement = try self.statement ?? ledger.database.prepare("""
+                UPDATE outbox SET state = ?1, reply = coalesce(?2, reply), attempts = attempts + ?3, updated_at = ?4
+                WHERE template = ?5 AND recipient = ?6
+                """)
+            self.statement = statement
+            let now = Timestamp.format(date)
+            for update in updates {
+                try statement.bindText(1, update.state.rawValue)
+                try statement.bindText(2, update.reply)
+                try statement.bindInt(3, update.countsAttempt ? 1 : 0)
+                try statement.bindText(4, now)
+                try statement.bindText(5, template)
+                try statement.bindText(6, update.recipient)
+                try statement.runBound()
+            }
+        }
     }
 }

@@ -1,15 +1,16 @@
 /// Signature fingerprints (hex of 32-byte HMACs) held in memory, for a bulk append
 /// that checks duplicates itself while the unique fingerprint index is rebuilt.
 ///
-/// Exact: the full 32 bytes of every key are kept and compared. About 40 bytes per
-/// key (the keys, packed, plus a table of 32-bit slots at most half full); the
+/// Exact: the full 32 bytes of every key are kept and compared. About 40–64 bytes per
+/// key (the keys, packed, plus a table of 64-bit slots at most half full); the
 /// fingerprints are keyed HMACs, so their first word is already an even hash.
 final class FingerprintSet {
     /// Four words per key, in insertion order; room for `keyCapacity` keys.
     private var keys: UnsafeMutablePointer<UInt64>
     private var keyCapacity: Int
-    /// 0 for an empty slot, otherwise the key's index plus one.
-    private var slots: UnsafeMutablePointer<UInt32>
+    /// 0 for an empty slot, otherwise the key's index plus one in the low 32 bits and
+    /// 32 bits of the key in the high ones (so most probes need not read the key).
+    private var slots: UnsafeMutablePointer<UInt64>
     private var mask: Int
     private(set) var count = 0
 
@@ -50,12 +51,15 @@ final class FingerprintSet {
     private func insert(_ key: (UInt64, UInt64, UInt64, UInt64)) -> Bool {
         let slots = self.slots, keys = self.keys, mask = self.mask
         var slot = Int(truncatingIfNeeded: key.0) & mask
+        let tag = key.1 & 0xFFFF_FFFF_0000_0000
         while true {
             let entry = slots[slot]
             if entry == 0 { break }
-            let stored = keys + Int(entry - 1) &* 4
-            if stored[0] == key.0 && stored[1] == key.1 && stored[2] == key.2 && stored[3] == key.3 {
-                return false
+            if entry & 0xFFFF_FFFF_0000_0000 == tag {
+                let stored = keys + (Int(truncatingIfNeeded: entry & 0xFFFF_FFFF) &- 1) &* 4
+                if stored[0] == key.0 && stored[1] == key.1 && stored[2] == key.2 && stored[3] == key.3 {
+                    return false
+                }
             }
             slot = (slot &+ 1) & mask
         }
@@ -73,20 +77,22 @@ final class FingerprintSet {
         (stored + 2).initialize(to: key.2)
         (stored + 3).initialize(to: key.3)
         count = index + 1
-        slots[slot] = UInt32(truncatingIfNeeded: index + 1)
+        slots[slot] = tag | UInt64(index + 1)
         if (index + 1) * 2 > mask + 1 { grow() }
         return true
     }
 
     private func grow() {
         let size = (mask + 1) * 2
-        let fresh = UnsafeMutablePointer<UInt32>.allocate(capacity: size)
+        let fresh = UnsafeMutablePointer<UInt64>.allocate(capacity: size)
         fresh.initialize(repeating: 0, count: size)
         let newMask = size - 1
-        for index in 0..<count {
-            var slot = Int(truncatingIfNeeded: keys[index &* 4]) & newMask
-            while fresh[slot] != 0 { slot = (slot &+ 1) & newMask }
-            fresh[slot] = UInt32(truncatingIfNeeded: index + 1)
+        for slot in 0...mask where slots[slot] != 0 {
+            let entry = slots[slot]
+            let index = Int(truncatingIfNeeded: entry & 0xFFFF_FFFF) - 1
+            var target = Int(truncatingIfNeeded: keys[index &* 4]) & newMask
+            while fresh[target] != 0 { target = (target &+ 1) & newMask }
+            fresh[target] = entry
         }
         slots.deallocate()
         slots = fresh

@@ -312,6 +312,8 @@ public final class Ledger {
     /// as the ledger already holds, checks duplicates in memory and rebuilds the unique
     /// fingerprint index at the end (see `appendPreparedBatch`).
     static let bulkMinimum = 20_000
+    /// …and as long as the fingerprints held in memory stay under about 200 MB.
+    static let bulkMaximum = 4_000_000
 
     /// Like `appendBatch`, for signatures prepared by `signaturePreparer()` (of this ledger).
     public func appendPreparedBatch<T>(commit: Bool = true, expectedCount: Int = 0,
@@ -346,6 +348,7 @@ public final class Ledger {
                 batch = open
                 var indexSQL: String?
                 if expectedCount >= bulkMinimum && Int64(expectedCount) >= 2 * open.head.signatures,
+                   Int64(expectedCount) + open.head.signatures <= Self.bulkMaximum,
                    let bulk = try startBulkAppend(capacity: Int(open.head.signatures) + expectedCount) {
                     open.fingerprints = bulk.fingerprints
                     indexSQL = bulk.indexSQL

@@ -413,8 +413,15 @@ public final class Ledger {
         var scratch: [UInt8] = []
         scratch.reserveCapacity(1024)
         var added = 0, duplicates = 0
+        // With the fingerprints in memory, the whole batch is checked first: the lookups
+        // (a cache miss each) then overlap instead of waiting one by one between inserts.
+        var isNew: [Bool] = []
+        if let fingerprints {
+            isNew.reserveCapacity(batch.rows.count)
+            for row in batch.rows { isNew.append(fingerprints.insert(row.key)) }
+        }
         try batch.bytes.withUnsafeBytes { bytes in
-            for row in batch.rows {
+            for (index, row) in batch.rows.enumerated() {
                 let fingerprint = UnsafeRawBufferPointer(rebasing: bytes[row.start..<(row.start + 64)])
                 let personalHash = UnsafeRawBufferPointer(rebasing: bytes[(row.start + 64)..<(row.start + 128)])
                 let salt = UnsafeRawBufferPointer(rebasing: bytes[(row.start + 128)..<(row.start + 144)])
@@ -423,7 +430,7 @@ public final class Ledger {
                 let at = UnsafeRawBufferPointer(rebasing: bytes[(row.start + 144)..<atEnd])
                 let body = UnsafeRawBufferPointer(rebasing: bytes[atEnd..<bodyEnd])
                 let data = UnsafeRawBufferPointer(rebasing: bytes[bodyEnd..<(bodyEnd + row.personalCount)])
-                if let fingerprints, !fingerprints.insert(row.key) {
+                if !isNew.isEmpty && !isNew[index] {
                     duplicates += 1
                     continue
                 }
@@ -899,7 +906,7 @@ public final class LedgerBatch {
     /// In a bulk append, the fingerprint of every signature so far (the unique index is
     /// dropped until the end); nil otherwise.
     var fingerprints: FingerprintSet?
-    /// False once the transaction is over.
+    /// False once the transaction is over (or can only be rolled back).
     var isOpen = true
 
     init(ledger: Ledger, head: Ledger.Head) {
@@ -931,6 +938,9 @@ public final class LedgerBatch {
             return true
         } catch is DuplicateSignature {
             return false
+        } catch {
+            if fingerprints != nil { isOpen = false } // as in append(_: PreparedBatch)
+            throw error
         }
     }
 
@@ -938,7 +948,14 @@ public final class LedgerBatch {
     /// duplicates (of the ledger, of this transaction or of each other).
     public func append(_ batch: PreparedBatch) throws -> (added: Int, duplicates: Int) {
         try checkOpen()
-        return try ledger.appendPacked(batch, head: &head, fingerprints: fingerprints)
+        do {
+            return try ledger.appendPacked(batch, head: &head, fingerprints: fingerprints)
+        } catch {
+            // The in-memory fingerprints may now hold signatures that were not written:
+            // the transaction can only be rolled back.
+            isOpen = false
+            throw error
+        }
     }
 }
 

@@ -448,9 +448,7 @@ public final class Ledger {
                 try entry.bindText(6, borrowing: personalHash)
                 try entry.bindText(7, borrowing: UnsafeRawBufferPointer(previous))
                 try entry.bindText(8, borrowing: UnsafeRawBufferPointer(current))
-                do {
-                    try entry.runBound()
-                } catch let error as SQLiteError where error.code == Self.constraintUnique {
+                guard try entry.runBound(refusedWith: Self.constraintUnique) else {
                     duplicates += 1
                     continue
                 }

@@ -233,6 +233,20 @@ final class SQLiteStatement {
         while try step() {}
     }
 
+    /// `runBound`, answering false instead of throwing when the statement fails with the
+    /// extended result code `expected` (such as a unique-index conflict), so that an
+    /// expected refusal costs no error value.
+    func runBound(refusedWith expected: Int32) throws -> Bool {
+        defer { sqlite3_reset(statement) }
+        while true {
+            let rc = sqlite3_step(statement)
+            if rc == SQLITE_ROW { continue }
+            if rc == SQLITE_DONE { return true }
+            if rc == expected || sqlite3_extended_errcode(database.handle) == expected { return false }
+            throw database.lastError(rc)
+        }
+    }
+
     /// Binds and runs a statement that returns no rows.
     func run(_ values: SQLiteValue...) throws {
         reset()

@@ -142,7 +142,7 @@ public enum Importer {
         defer { channel.cancel(); channel.waitUntilProducerExits() }
 
         // The first chunk gives an estimate of the rows in the file, which lets a big
-        // import into a small ledger take the bulk path (see appendPreparedBatch).
+        // import into a small ledger take the bulk path (see Ledger.appendBatches).
         var pending = try channel.take()
         var expected = 0
         if let first = pending, first.bytesRead > 0, fileSize > first.bytesRead {

@@ -310,7 +310,7 @@ public final class Ledger {
 
     /// A batch expected to add at least this many signatures, and at least twice as many
     /// as the ledger already holds, checks duplicates in memory and rebuilds the unique
-    /// fingerprint index at the end (see `appendPreparedBatch`).
+    /// fingerprint index at the end (see `appendBatches`).
     static let bulkMinimum = 20_000
     /// …and as long as the fingerprints held in memory stay under about 200 MB.
     static let bulkMaximum = 4_000_000
@@ -413,6 +413,8 @@ public final class Ledger {
         var scratch: [UInt8] = []
         scratch.reserveCapacity(1024)
         var added = 0, duplicates = 0
+        // The head's hash follows its sequence number, also when an insert fails part-way.
+        defer { if added > 0 { head.hash = String(decoding: UnsafeRawBufferPointer(previous), as: UTF8.self) } }
         // With the fingerprints in memory, the whole batch is checked first: the lookups
         // (a cache miss each) then overlap instead of waiting one by one between inserts.
         var isNew: [Bool] = []
@@ -462,7 +464,6 @@ public final class Ledger {
                 added += 1
             }
         }
-        if added > 0 { head.hash = String(decoding: UnsafeRawBufferPointer(previous), as: UTF8.self) }
         return (added, duplicates)
     }
 

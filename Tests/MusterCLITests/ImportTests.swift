@@ -291,6 +291,11 @@ import Testing
         let killedMidway = process.isRunning
         kill(process.processIdentifier, SIGKILL)
         process.waitUntilExit()
+        // A big import into an empty ledger rebuilds the one-signature-per-signer index
+        // inside its transaction: killed, it leaves the index as it was.
+        let index = "SELECT sql FROM sqlite_schema WHERE name = 'entries_one_signature_per_signer'"
+        let indexSQL = "CREATE UNIQUE INDEX entries_one_signature_per_signer ON entries(fingerprint) WHERE kind = 'signature'"
+        #expect(try box.sqlite(Self.ledger, index).stdout.trimmingCharacters(in: .whitespacesAndNewlines) == indexSQL)
         let verify = try box.run(["verify", "--json"]).json()
         #expect(verify["ok"] as? Bool == true)
         let count = verify["count"] as? Int ?? -1
@@ -303,5 +308,11 @@ import Testing
         let after = try box.run(["verify", "--json"]).json()
         #expect(after["ok"] as? Bool == true)
         #expect(after["count"] as? Int == 200_000)
+        #expect(try box.sqlite(Self.ledger, index).stdout.trimmingCharacters(in: .whitespacesAndNewlines) == indexSQL)
+        // The rebuilt index is in use: signing again with a known address is a duplicate.
+        let again = try box.run(["sign", "--name", "Again", "--email", "SIGNER7@bench.example", "--field", "region=Lyon", "--json"])
+        #expect(try again.json()["status"] as? String == "duplicate", "\(again)")
+        #expect(try box.run(["verify", "--json"]).json()["count"] as? Int == 200_000)
+        #expect(try box.sqlite(Self.ledger, "PRAGMA integrity_check").stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "ok")
     }
 }

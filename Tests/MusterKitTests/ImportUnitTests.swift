@@ -55,6 +55,18 @@ import Testing
         #expect(try records("a,b\nit\"s,ok\n") == [["a", "b"], ["it\"s", "ok"]])
     }
 
+    @Test func recordsAcrossBufferRefills() throws {
+        // Over 1 MiB, so records straddle the reader's buffer refills.
+        var text = "a,b,c\r\n"
+        var expected: [[String]] = [["a", "b", "c"]]
+        for index in 0..<40_000 {
+            let row = ["plain \(index)", "it\"s \(index)\"", String(repeating: "y", count: index % 50) + (index % 7 == 0 ? ",\"\n" : "")]
+            text += "\(row[0]),\(row[1]),\"\(row[2].replacingOccurrences(of: "\"", with: "\"\""))\"" + (index % 3 == 0 ? "\n" : "\r\n")
+            expected.append(row)
+        }
+        #expect(try records(text) == expected)
+    }
+
     @Test func datesAsExportsWriteThem() {
         let expected = Timestamp.parse("2026-11-02T14:03:22Z")
         #expect(ImportDate.parse("2026-11-02T14:03:22Z") == expected)

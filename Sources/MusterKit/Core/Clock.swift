@@ -37,27 +37,38 @@ public struct FixedClock: Clock {
 public enum Timestamp {
     /// Formats `date` in UTC with millisecond precision.
     public static func format(_ date: Date) -> String {
+        var out: [UInt8] = []
+        out.reserveCapacity(24)
+        append(date, to: &out)
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    /// Appends the 24 bytes of `format(date)` to `out`.
+    static func append(_ date: Date, to out: inout [UInt8]) {
         let milliseconds = Int64((date.timeIntervalSince1970 * 1000).rounded(.down))
         var seconds = time_t(milliseconds / 1000)
         var parts = tm()
         gmtime_r(&seconds, &parts)
         // Written digit by digit: this runs for every imported signature.
-        var out = [UInt8](repeating: 0, count: 24)
-        func put(_ value: Int, _ digits: Int, at offset: Int) {
-            var rest = value
-            for index in stride(from: offset + digits - 1, through: offset, by: -1) {
-                out[index] = UInt8(48 + rest % 10)
-                rest /= 10
+        let start = out.count
+        out.append(contentsOf: repeatElement(0, count: 24))
+        out.withUnsafeMutableBufferPointer { buffer in
+            let field = UnsafeMutableBufferPointer(rebasing: buffer[start..<(start + 24)])
+            func put(_ value: Int, _ digits: Int, at offset: Int) {
+                var rest = value
+                for index in stride(from: offset + digits - 1, through: offset, by: -1) {
+                    field[index] = UInt8(48 + rest % 10)
+                    rest /= 10
+                }
             }
+            put(Int(parts.tm_year) + 1900, 4, at: 0); field[4] = 45
+            put(Int(parts.tm_mon) + 1, 2, at: 5); field[7] = 45
+            put(Int(parts.tm_mday), 2, at: 8); field[10] = 84
+            put(Int(parts.tm_hour), 2, at: 11); field[13] = 58
+            put(Int(parts.tm_min), 2, at: 14); field[16] = 58
+            put(Int(parts.tm_sec), 2, at: 17); field[19] = 46
+            put(Int(((milliseconds % 1000) + 1000) % 1000), 3, at: 20); field[23] = 90
         }
-        put(Int(parts.tm_year) + 1900, 4, at: 0); out[4] = 45
-        put(Int(parts.tm_mon) + 1, 2, at: 5); out[7] = 45
-        put(Int(parts.tm_mday), 2, at: 8); out[10] = 84
-        put(Int(parts.tm_hour), 2, at: 11); out[13] = 58
-        put(Int(parts.tm_min), 2, at: 14); out[16] = 58
-        put(Int(parts.tm_sec), 2, at: 17); out[19] = 46
-        put(Int(((milliseconds % 1000) + 1000) % 1000), 3, at: 20); out[23] = 90
-        return String(decoding: out, as: UTF8.self)
     }
 
     /// The UTC calendar day of `date`, `YYYY-MM-DD`.

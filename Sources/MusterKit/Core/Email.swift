@@ -273,6 +273,7 @@ public enum TextField {
 
     /// A description of the first forbidden character in `value`, if any.
     public static func forbiddenCharacter(in value: String) -> String? {
+        if allBytes(of: value, in: 0x20..<0x7F) { return nil }
         for (offset, scalar) in value.unicodeScalars.enumerated() where isForbidden(scalar) {
             let name: String
             switch scalar.value {
@@ -306,6 +307,14 @@ public enum TextField {
 
     /// Unicode normalisation form C; ASCII text is already in it.
     static func nfc(_ value: String) -> String {
-        value.utf8.allSatisfy { $0 < 0x80 } ? value : value.precomposedStringWithCanonicalMapping
+        allBytes(of: value, in: 0..<0x80) ? value : value.precomposedStringWithCanonicalMapping
+    }
+
+    /// Whether every UTF-8 byte of `value` is in `range` (checked on its contiguous storage).
+    static func allBytes(of value: String, in range: Range<UInt8>) -> Bool {
+        value.utf8.withContiguousStorageIfAvailable { bytes in
+            for byte in bytes where !range.contains(byte) { return false }
+            return true
+        } ?? value.utf8.allSatisfy { range.contains($0) }
     }
 }

@@ -146,7 +146,22 @@ public final class CSVReader {
     private struct Ended { var quotedEmpty: Bool }
 
     /// Scans one record into `record`/`fieldEnds`. Returns nil at end of input.
+    ///
+    /// The scan works on local copies of the reader's state, written back on the way
+    /// out, so the per-byte loop touches no class property (no exclusivity checks).
     private func scanRecord() throws -> (Int, Ended)? {
+        var record: [UInt8] = []
+        var fieldEnds: [Int] = []
+        swap(&record, &self.record)
+        swap(&fieldEnds, &self.fieldEnds)
+        var line = self.line
+        var skipLineFeed = self.skipLineFeed
+        defer {
+            swap(&record, &self.record)
+            swap(&fieldEnds, &self.fieldEnds)
+            self.line = line
+            self.skipLineFeed = skipLineFeed
+        }
         record.removeAll(keepingCapacity: true)
         fieldEnds.removeAll(keepingCapacity: true)
         var state = State.fieldStart
@@ -182,8 +197,9 @@ public final class CSVReader {
             // Scan the buffered bytes in one tight loop.
             var finished = false
             var failure: CSVFileError?
+            let scanStart = chunkStart
             let consumed: Int = chunk.withUnsafeBufferPointer { buffer in
-                var index = chunkStart
+                var index = scanStart
                 let end = chunkEnd
                 while index < end {
                     let byte = buffer[index]
@@ -194,25 +210,12 @@ public final class CSVReader {
                     }
                     if !begun { begun = true; recordLine = line }
                     switch state {
-                    case .fieldStart:
-                        if byte == quote {
+                    case .fieldStart, .unquoted:
+                        if byte == quote && state == .fieldStart {
                             state = .quoted
                             sawQuote = true
                             quoteLine = line
                         } else if byte == delimiter {
-                            do { try endField() } catch { failure = error as? CSVFileError; return index }
-                        } else if byte == 10 || byte == 13 {
-                            line += 1
-                            if byte == 13 { skipLineFeed = true }
-                            do { try endField() } catch { failure = error as? CSVFileError; return index }
-                            finished = true
-                            return index
-                        } else {
-                            record.append(byte)
-                            state = .unquoted
-                        }
-                    case .unquoted:
-                        if byte == delimiter {
                             state = .fieldStart
                             do { try endField() } catch { failure = error as? CSVFileError; return index }
                         } else if byte == 10 || byte == 13 {
@@ -222,7 +225,16 @@ public final class CSVReader {
                             finished = true
                             return index
                         } else {
-                            record.append(byte)
+                            // Plain text up to the next delimiter or line break, copied at once
+                            // (a quote inside an unquoted field is text).
+                            let runStart = index - 1
+                            while index < end {
+                                let next = buffer[index]
+                                if next == delimiter || next == 10 || next == 13 { break }
+                                index += 1
+                            }
+                            record.append(contentsOf: UnsafeBufferPointer(rebasing: buffer[runStart..<index]))
+                            state = .unquoted
                         }
                     case .quoted:
                         if byte == quote {

@@ -141,17 +141,32 @@ public enum Importer {
         thread.start()
         defer { channel.cancel(); channel.waitUntilProducerExits() }
 
-        try ledger.appendPreparedBatch(commit: !request.dryRun) { append in
-            while let chunk = try channel.take() {
+        // The first chunk gives an estimate of the rows in the file, which lets a big
+        // import into a small ledger take the bulk path (see Ledger.appendBatches).
+        var pending = try channel.take()
+        var expected = 0
+        if let first = pending, first.bytesRead > 0, fileSize > first.bytesRead {
+            expected = Int(Double(first.rows) * Double(fileSize) / Double(first.bytesRead))
+        } else if let first = pending {
+            expected = first.rows
+        }
+        func nextChunk() throws -> ImportChunk? {
+            if let first = pending {
+                pending = nil
+                return first
+            }
+            return try channel.take()
+        }
+
+        try ledger.appendBatches(commit: !request.dryRun, expectedCount: expected) { batch in
+            while let chunk = try nextChunk() {
                 if let error = chunk.failure { throw fileError(error) }
-                for item in chunk.items {
-                    summary.rows += 1
-                    switch item {
-                    case .signature(let prepared):
-                        if try append(prepared) { summary.added += 1 } else { summary.duplicates += 1 }
-                    case .rejected(let line, let fields, let reason):
-                        try reject(line: line, fields: fields, reason)
-                    }
+                summary.rows += chunk.rows
+                let (added, duplicates) = try batch.append(chunk.signatures)
+                summary.added += added
+                summary.duplicates += duplicates
+                for row in chunk.rejected {
+                    try reject(line: row.line, fields: row.fields, row.reason)
                 }
                 progress?(summary.rows, chunk.bytesRead)
             }
@@ -197,15 +212,20 @@ public enum Importer {
     }
 }
 
-/// One row, ready for the ledger or set aside.
-enum ImportItem: Sendable {
-    case signature(PreparedSignature)
-    case rejected(line: Int, fields: [String], reason: String)
+/// A row set aside, with why.
+struct RejectedRow: Sendable {
+    var line: Int
+    var fields: [String]
+    var reason: String
 }
 
-/// Rows handed from the reading thread to the writing one.
+/// Rows handed from the reading thread to the writing one: the valid ones prepared and
+/// packed in file order, the rejected ones on the side.
 struct ImportChunk: Sendable {
-    var items: [ImportItem] = []
+    var signatures = PreparedBatch()
+    var rejected: [RejectedRow] = []
+    /// Rows read (valid and rejected).
+    var rows = 0
     var bytesRead = 0
     /// A file-level error: the import stops and nothing is written.
     var failure: CSVFileError?
@@ -280,31 +300,30 @@ final class ImportProducer: @unchecked Sendable {
 
     func run() {
         defer { channel.finish() }
-        var chunk = ImportChunk()
-        chunk.items.reserveCapacity(Self.chunkSize)
+        var chunk = ImportChunk(signatures: PreparedBatch(capacity: Self.chunkSize))
         do {
             while let record = try reader.next() {
+                chunk.rows += 1
                 do {
                     let (signature, date) = try builder.signature(from: record.fields, headerCount: headerCount)
-                    chunk.items.append(.signature(preparer.prepare(signature, at: date)))
+                    preparer.prepare(signature, at: date, into: &chunk.signatures)
                 } catch let error as MusterError {
-                    chunk.items.append(.rejected(line: record.line, fields: record.fields, reason: error.message))
+                    chunk.rejected.append(RejectedRow(line: record.line, fields: record.fields, reason: error.message))
                 } catch {
-                    chunk.items.append(.rejected(line: record.line, fields: record.fields, reason: "\(error)"))
+                    chunk.rejected.append(RejectedRow(line: record.line, fields: record.fields, reason: "\(error)"))
                 }
-                if chunk.items.count >= Self.chunkSize {
+                if chunk.rows >= Self.chunkSize {
                     chunk.bytesRead = reader.bytesRead
                     guard channel.put(chunk) else { return }
-                    chunk = ImportChunk()
-                    chunk.items.reserveCapacity(Self.chunkSize)
+                    chunk = ImportChunk(signatures: PreparedBatch(capacity: Self.chunkSize))
                 }
             }
             chunk.bytesRead = reader.bytesRead
             _ = channel.put(chunk)
         } catch let error as CSVFileError {
-            _ = channel.put(ImportChunk(items: [], bytesRead: reader.bytesRead, failure: error))
+            _ = channel.put(ImportChunk(bytesRead: reader.bytesRead, failure: error))
         } catch {
-            _ = channel.put(ImportChunk(items: [], bytesRead: reader.bytesRead, failure: CSVFileError(line: 0, message: "\(error)")))
+            _ = channel.put(ImportChunk(bytesRead: reader.bytesRead, failure: CSVFileError(line: 0, message: "\(error)")))
         }
     }
 }

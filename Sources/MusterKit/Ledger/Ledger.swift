@@ -248,11 +248,9 @@ public final class Ledger {
         let seq = head.seq + 1
         let hash = LedgerHash.entry(seq: seq, kind: kind.rawValue, at: at, fingerprint: fingerprint,
                                     body: body, personalHash: personalHash, prev: head.hash)
-        if insertEntry == nil {
-            insertEntry = try database.prepare("INSERT INTO entries (seq, kind, at, fingerprint, body, personal_hash, prev, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
-        }
+        let (insertEntry, insertPersonal) = try entryStatements()
         do {
-            let insert = insertEntry!
+            let insert = insertEntry
             try insert.bindInt(1, seq)
             try insert.bindText(2, kind.rawValue)
             try insert.bindText(3, at)
@@ -266,10 +264,7 @@ public final class Ledger {
             throw DuplicateSignature()
         }
         if let personal {
-            if insertPersonal == nil {
-                insertPersonal = try database.prepare("INSERT INTO personal (seq, salt, data) VALUES (?, ?, ?)")
-            }
-            let insert = insertPersonal!
+            let insert = insertPersonal
             try insert.bindInt(1, seq)
             try insert.bindBlob(2, salt)
             try insert.bindText(3, personal)
@@ -313,29 +308,65 @@ public final class Ledger {
         return SignaturePreparer(hmac: fingerprintHMAC!)
     }
 
+    /// A batch expected to add at least this many signatures, and at least twice as many
+    /// as the ledger already holds, checks duplicates in memory and rebuilds the unique
+    /// fingerprint index at the end (see `appendBatches`).
+    static let bulkMinimum = 20_000
+    /// …and as long as the fingerprints held in memory stay under about 200 MB.
+    static let bulkMaximum = 4_000_000
+
     /// Like `appendBatch`, for signatures prepared by `signaturePreparer()` (of this ledger).
-    public func appendPreparedBatch<T>(commit: Bool = true, _ body: (_ append: (PreparedSignature) throws -> Bool) throws -> T) throws -> T {
+    public func appendPreparedBatch<T>(commit: Bool = true, expectedCount: Int = 0,
+                                       _ body: (_ append: (PreparedSignature) throws -> Bool) throws -> T) throws -> T {
+        try appendBatches(commit: commit, expectedCount: expectedCount) { batch in
+            try body { prepared in try batch.append(prepared) }
+        }
+    }
+
+    /// Runs `body` in one write transaction (all or nothing, as `appendBatch`), giving it a
+    /// `LedgerBatch` to append prepared signatures one at a time or packed in batches.
+    ///
+    /// `expectedCount` is how many signatures the caller expects to append (an estimate;
+    /// 0 when unknown). A large batch into a small ledger — an import into a new campaign —
+    /// checks duplicates against an in-memory set of fingerprints instead of the unique
+    /// index, which it drops at the start of the transaction and recreates, with the same
+    /// definition, before committing: one sort instead of a random index insert per row.
+    /// It is all one transaction, so no other connection ever sees the ledger without its
+    /// index, and a rollback (a dry run, an error, a killed process) restores it as it was.
+    public func appendBatches<T>(commit: Bool = true, expectedCount: Int = 0, _ body: (LedgerBatch) throws -> T) throws -> T {
+        try appendBatches(commit: commit, expectedCount: expectedCount, bulkMinimum: Self.bulkMinimum, body)
+    }
+
+    func appendBatches<T>(commit: Bool, expectedCount: Int, bulkMinimum: Int, _ body: (LedgerBatch) throws -> T) throws -> T {
         do {
-            // A larger page cache keeps the fingerprint index in memory for big batches.
-            try database.execute("PRAGMA cache_size = -65536")
             defer { try? database.execute("PRAGMA cache_size = -2000") }
             try database.execute("BEGIN IMMEDIATE")
+            var batch: LedgerBatch?
+            defer { batch?.isOpen = false }
             do {
-                var head = try readHead()
-                let result = try body { prepared in
-                    // The unique index on signature fingerprints is the duplicate check: one
-                    // index descent instead of a lookup followed by an insert. A refused insert
-                    // leaves the head where it was.
-                    do {
-                        try self.appendEntry(kind: .signature, at: prepared.at, fingerprint: prepared.fingerprint, body: prepared.body,
-                                             personal: prepared.personal, salt: prepared.salt, personalHash: prepared.personalHash, head: &head)
-                        return true
-                    } catch is DuplicateSignature {
-                        return false
-                    }
+                let open = LedgerBatch(ledger: self, head: try readHead())
+                batch = open
+                var indexSQL: String?
+                if expectedCount >= bulkMinimum && Int64(expectedCount) >= 2 * open.head.signatures,
+                   Int64(expectedCount) + open.head.signatures <= Self.bulkMaximum,
+                   let bulk = try startBulkAppend(capacity: Int(open.head.signatures) + expectedCount) {
+                    open.fingerprints = bulk.fingerprints
+                    indexSQL = bulk.indexSQL
+                    // The tables and the remaining indexes are appended to in order: a small
+                    // cache is enough, and it leaves room for the fingerprints.
+                    try database.execute("PRAGMA cache_size = -16384")
+                } else {
+                    // A larger page cache keeps the fingerprint index in memory for big batches.
+                    try database.execute("PRAGMA cache_size = -65536")
                 }
+                let result = try body(open)
+                open.isOpen = false
                 if commit {
-                    try writeHead(head)
+                    if let indexSQL {
+                        open.fingerprints = nil
+                        try database.execute(indexSQL)
+                    }
+                    try writeHead(open.head)
                     try database.execute("COMMIT")
                 } else {
                     try database.execute("ROLLBACK")
@@ -348,6 +379,113 @@ public final class Ledger {
         } catch let error as SQLiteError {
             throw MusterError.storage(error, path: url.path)
         }
+    }
+
+    private func entryStatements() throws -> (entry: SQLiteStatement, personal: SQLiteStatement) {
+        if insertEntry == nil {
+            insertEntry = try database.prepare("INSERT INTO entries (seq, kind, at, fingerprint, body, personal_hash, prev, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
+        }
+        if insertPersonal == nil {
+            insertPersonal = try database.prepare("INSERT INTO personal (seq, salt, data) VALUES (?, ?, ?)")
+        }
+        return (insertEntry!, insertPersonal!)
+    }
+
+    /// Appends the signatures packed in `batch` after `head`, in order, skipping those
+    /// whose signer already signed (checked in `fingerprints` when given, otherwise by the
+    /// unique index). The same entries as `appendEntry` would write, bound straight from
+    /// the batch's buffer.
+    func appendPacked(_ batch: PreparedBatch, head: inout Head, fingerprints: FingerprintSet?) throws -> (added: Int, duplicates: Int) {
+        let (entry, personal) = try entryStatements()
+        defer {
+            entry.clearBindings()
+            personal.clearBindings()
+        }
+        // The previous entry's hash and this one's, in hex, swapped after each entry.
+        var previous = UnsafeMutableRawBufferPointer.allocate(byteCount: 64, alignment: 8)
+        var current = UnsafeMutableRawBufferPointer.allocate(byteCount: 64, alignment: 8)
+        defer {
+            previous.deallocate()
+            current.deallocate()
+        }
+        guard head.hash.utf8.count == 64 else { throw MusterError.failure("\(url.path) has a malformed head hash; run `muster verify`") }
+        previous.copyBytes(from: head.hash.utf8)
+        var scratch: [UInt8] = []
+        scratch.reserveCapacity(1024)
+        var added = 0, duplicates = 0
+        // The head's hash follows its sequence number, also when an insert fails part-way.
+        defer { if added > 0 { head.hash = String(decoding: UnsafeRawBufferPointer(previous), as: UTF8.self) } }
+        // With the fingerprints in memory, the whole batch is checked first: the lookups
+        // (a cache miss each) then overlap instead of waiting one by one between inserts.
+        var isNew: [Bool] = []
+        if let fingerprints {
+            isNew.reserveCapacity(batch.rows.count)
+            for row in batch.rows { isNew.append(fingerprints.insert(row.key)) }
+        }
+        try batch.bytes.withUnsafeBytes { bytes in
+            for (index, row) in batch.rows.enumerated() {
+                let fingerprint = UnsafeRawBufferPointer(rebasing: bytes[row.start..<(row.start + 64)])
+                let personalHash = UnsafeRawBufferPointer(rebasing: bytes[(row.start + 64)..<(row.start + 128)])
+                let salt = UnsafeRawBufferPointer(rebasing: bytes[(row.start + 128)..<(row.start + 144)])
+                let atEnd = row.start + 144 + row.atCount
+                let bodyEnd = atEnd + row.bodyCount
+                let at = UnsafeRawBufferPointer(rebasing: bytes[(row.start + 144)..<atEnd])
+                let body = UnsafeRawBufferPointer(rebasing: bytes[atEnd..<bodyEnd])
+                let data = UnsafeRawBufferPointer(rebasing: bytes[bodyEnd..<(bodyEnd + row.personalCount)])
+                if !isNew.isEmpty && !isNew[index] {
+                    duplicates += 1
+                    continue
+                }
+                let seq = head.seq + 1
+                // The hash: the same bytes as LedgerHash.entry gathers.
+                scratch.removeAll(keepingCapacity: true)
+                LedgerHash.appendEntryFields(seq: seq, kind: EntryKind.signature.rawValue, at: at, fingerprint: fingerprint, body: body,
+                                             personalHash: personalHash, prev: UnsafeRawBufferPointer(previous), to: &scratch)
+                scratch.withUnsafeBytes { SHA256.hash(data: $0) }.withUnsafeBytes { Hex.write($0, to: current.baseAddress!) }
+                try entry.bindInt(1, seq)
+                try entry.bindText(2, EntryKind.signature.rawValue)
+                try entry.bindText(3, borrowing: at)
+                try entry.bindText(4, borrowing: fingerprint)
+                try entry.bindText(5, borrowing: body)
+                try entry.bindText(6, borrowing: personalHash)
+                try entry.bindText(7, borrowing: UnsafeRawBufferPointer(previous))
+                try entry.bindText(8, borrowing: UnsafeRawBufferPointer(current))
+                guard try entry.runBound(refusedWith: Self.constraintUnique) else {
+                    duplicates += 1
+                    continue
+                }
+                try personal.bindInt(1, seq)
+                try personal.bindBlob(2, borrowing: salt)
+                try personal.bindText(3, borrowing: data)
+                try personal.runBound()
+                head.seq = seq
+                head.signatures += 1
+                swap(&previous, &current)
+                added += 1
+            }
+        }
+        return (added, duplicates)
+    }
+
+    /// Inside a write transaction: the fingerprints of every signature in the ledger, read
+    /// into memory, and the unique index on them dropped; returns the index's definition to
+    /// recreate it. Nil (and nothing changed) when the index is not there as expected.
+    private func startBulkAppend(capacity: Int) throws -> (fingerprints: FingerprintSet, indexSQL: String)? {
+        guard let sql = try database.scalarText("SELECT sql FROM sqlite_schema WHERE type = 'index' AND name = 'entries_one_signature_per_signer'") else {
+            return nil
+        }
+        let fingerprints = FingerprintSet(capacity: capacity)
+        do {
+            let statement = try database.prepare("SELECT fingerprint FROM entries WHERE kind = 'signature'")
+            defer { statement.reset() }
+            while try statement.step() {
+                // Every stored fingerprint is 64 lower-case hex digits and unique; anything
+                // else keeps the index in place.
+                guard statement.withBytes(0, { fingerprints.insert(hexBytes: $0) }) == true else { return nil }
+            }
+        }
+        try database.execute("DROP INDEX entries_one_signature_per_signer")
+        return (fingerprints, sql)
     }
 
     /// 16 random bytes from the system's generator (two draws, not sixteen).
@@ -386,21 +524,43 @@ public final class Ledger {
     /// `CanonicalJSON.encode` of the equivalent dictionary, without the casts).
     static func signatureBody(_ signature: ValidSignature) -> String {
         var writer = CanonicalObjectWriter()
+        writeBody(signature, to: &writer)
+        return writer.finish()
+    }
+
+    /// Appends `signatureBody(signature)`'s bytes to `buffer`.
+    static func appendSignatureBody(_ signature: ValidSignature, to buffer: inout [UInt8]) {
+        var writer = CanonicalObjectWriter(appendingTo: &buffer)
+        writeBody(signature, to: &writer)
+        writer.finish(into: &buffer)
+    }
+
+    private static func writeBody(_ signature: ValidSignature, to writer: inout CanonicalObjectWriter) {
         if let collector = signature.collector { writer.string("collector", collector) }
         if !signature.consents.isEmpty { writer.strings("consent", signature.consents) }
         if !signature.publicFields.isEmpty { writer.object("fields", signature.publicFields) }
         writer.string("source", signature.source)
-        return writer.finish()
     }
 
     /// The canonical JSON of a signature's personal data.
     static func personalData(_ signature: ValidSignature) -> String {
         var writer = CanonicalObjectWriter()
+        writePersonal(signature, to: &writer)
+        return writer.finish()
+    }
+
+    /// Appends `personalData(signature)`'s bytes to `buffer`.
+    static func appendPersonalData(_ signature: ValidSignature, to buffer: inout [UInt8]) {
+        var writer = CanonicalObjectWriter(appendingTo: &buffer)
+        writePersonal(signature, to: &writer)
+        writer.finish(into: &buffer)
+    }
+
+    private static func writePersonal(_ signature: ValidSignature, to writer: inout CanonicalObjectWriter) {
         if let comment = signature.comment { writer.string("comment", comment) }
         writer.string("email", signature.email)
         if !signature.personalFields.isEmpty { writer.object("fields", signature.personalFields) }
         writer.string("name", signature.name)
-        return writer.finish()
     }
 
     // MARK: - Forget and unsubscribe
@@ -507,6 +667,20 @@ public final class Ledger {
 public enum LedgerHash {
     private static let entryPrefix = Array("muster-ledger-v1\0".utf8)
 
+    /// Appends the bytes `entry` hashes for these fields (given as their UTF-8 bytes).
+    static func appendEntryFields(seq: Int64, kind: String, at: UnsafeRawBufferPointer, fingerprint: UnsafeRawBufferPointer,
+                                  body: UnsafeRawBufferPointer, personalHash: UnsafeRawBufferPointer, prev: UnsafeRawBufferPointer,
+                                  to buffer: inout [UInt8]) {
+        buffer.append(contentsOf: entryPrefix)
+        buffer.append(contentsOf: String(seq).utf8)
+        buffer.append(0); buffer.append(contentsOf: kind.utf8)
+        buffer.append(0); buffer.append(contentsOf: at)
+        buffer.append(0); buffer.append(contentsOf: fingerprint)
+        buffer.append(0); buffer.append(contentsOf: body)
+        buffer.append(0); buffer.append(contentsOf: personalHash)
+        buffer.append(0); buffer.append(contentsOf: prev)
+    }
+
     /// SHA-256 over `muster-ledger-v1`, then each field NUL-separated (no field can hold NUL).
     public static func entry(seq: Int64, kind: String, at: String, fingerprint: String?, body: String,
                              personalHash: String?, prev: String) -> String {
@@ -565,6 +739,15 @@ enum Hex {
     static func encode(_ code: HashedAuthenticationCode<SHA256>) -> String {
         code.withUnsafeBytes(encodeRaw)
     }
+
+    /// Writes the hex of `bytes` (2 × its count) at `out`.
+    static func write(_ bytes: UnsafeRawBufferPointer, to out: UnsafeMutableRawPointer) {
+        @inline(__always) func digit(_ nibble: UInt8) -> UInt8 { nibble < 10 ? nibble &+ 48 : nibble &+ 87 }
+        for index in 0..<bytes.count {
+            out.storeBytes(of: digit(bytes[index] >> 4), toByteOffset: index &* 2, as: UInt8.self)
+            out.storeBytes(of: digit(bytes[index] & 0x0F), toByteOffset: index &* 2 &+ 1, as: UInt8.self)
+        }
+    }
 }
 
 /// JSON with sorted keys and no escaped slashes: one text for one value.
@@ -619,6 +802,17 @@ enum CanonicalJSON {
 
     static func writeString(_ text: String, to out: inout [UInt8]) {
         out.append(UInt8(ascii: "\""))
+        // The common case, nothing to escape, is copied in one go.
+        var copy = text
+        let plain = copy.withUTF8 { bytes in
+            for byte in bytes where byte < 0x20 || byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") { return false }
+            out.append(contentsOf: bytes)
+            return true
+        }
+        if plain {
+            out.append(UInt8(ascii: "\""))
+            return
+        }
         for byte in text.utf8 {
             switch byte {
             case UInt8(ascii: "\""): out.append(contentsOf: [92, 34])
@@ -639,12 +833,28 @@ enum CanonicalJSON {
 
 /// Writes one canonical JSON object whose keys the caller gives in sorted order.
 struct CanonicalObjectWriter {
-    private var out: [UInt8] = [UInt8(ascii: "{")]
+    private var out: [UInt8]
+    /// Where this object's `{` is in `out`.
+    private let opening: Int
 
-    init() { out.reserveCapacity(160) }
+    init() {
+        out = [UInt8(ascii: "{")]
+        out.reserveCapacity(160)
+        opening = 0
+    }
+
+    /// Writes the object at the end of `buffer`, whose storage the writer takes until
+    /// `finish(into:)` gives it back (so nothing is copied).
+    init(appendingTo buffer: inout [UInt8]) {
+        var taken: [UInt8] = []
+        swap(&taken, &buffer)
+        opening = taken.count
+        taken.append(UInt8(ascii: "{"))
+        out = taken
+    }
 
     private mutating func key(_ key: String) {
-        if out.count > 1 { out.append(UInt8(ascii: ",")) }
+        if out.count > opening + 1 { out.append(UInt8(ascii: ",")) }
         CanonicalJSON.writeString(key, to: &out)
         out.append(UInt8(ascii: ":"))
     }
@@ -680,6 +890,72 @@ struct CanonicalObjectWriter {
         out.append(UInt8(ascii: "}"))
         return String(decoding: out, as: UTF8.self)
     }
+
+    /// Closes the object and hands the buffer back (see `init(appendingTo:)`).
+    mutating func finish(into buffer: inout [UInt8]) {
+        out.append(UInt8(ascii: "}"))
+        swap(&out, &buffer)
+    }
+}
+
+/// The signatures appended inside one `Ledger.appendBatches` transaction.
+public final class LedgerBatch {
+    let ledger: Ledger
+    var head: Ledger.Head
+    /// In a bulk append, the fingerprint of every signature so far (the unique index is
+    /// dropped until the end); nil otherwise.
+    var fingerprints: FingerprintSet?
+    /// False once the transaction is over (or can only be rolled back).
+    var isOpen = true
+
+    init(ledger: Ledger, head: Ledger.Head) {
+        self.ledger = ledger
+        self.head = head
+    }
+
+    private func checkOpen() throws {
+        guard isOpen else { throw MusterError.failure("a ledger batch was used after its transaction ended") }
+    }
+
+    /// Appends one signature; false when its signer already signed (in the ledger or
+    /// earlier in this batch) and nothing was written.
+    public func append(_ prepared: PreparedSignature) throws -> Bool {
+        try checkOpen()
+        if let fingerprints {
+            switch fingerprints.insert(hex: prepared.fingerprint) {
+            case true?: break
+            case false?: return false
+            case nil: throw MusterError.failure("a prepared signature has a malformed fingerprint")
+            }
+        }
+        // Otherwise the unique index on signature fingerprints is the duplicate check: one
+        // index descent instead of a lookup followed by an insert. A refused insert leaves
+        // the head where it was.
+        do {
+            try ledger.appendEntry(kind: .signature, at: prepared.at, fingerprint: prepared.fingerprint, body: prepared.body,
+                                   personal: prepared.personal, salt: prepared.salt, personalHash: prepared.personalHash, head: &head)
+            return true
+        } catch is DuplicateSignature {
+            return false
+        } catch {
+            if fingerprints != nil { isOpen = false } // as in append(_: PreparedBatch)
+            throw error
+        }
+    }
+
+    /// Appends the signatures of `batch` in order; how many were added and how many were
+    /// duplicates (of the ledger, of this transaction or of each other).
+    public func append(_ batch: PreparedBatch) throws -> (added: Int, duplicates: Int) {
+        try checkOpen()
+        do {
+            return try ledger.appendPacked(batch, head: &head, fingerprints: fingerprints)
+        } catch {
+            // The in-memory fingerprints may now hold signatures that were not written:
+            // the transaction can only be rolled back.
+            isOpen = false
+            throw error
+        }
+    }
 }
 
 /// The entry insert hit the one-signature-per-signer index: nothing was written.
@@ -693,6 +969,34 @@ public struct PreparedSignature: Sendable {
     let personal: String
     let salt: [UInt8]
     let personalHash: String
+}
+
+/// Prepared signatures packed in one buffer, with no object per row: what the import's
+/// reading thread hands to the writing one.
+public struct PreparedBatch: Sendable {
+    /// Per row: its fingerprint (64 hex digits), personal-data hash (64 hex digits) and
+    /// salt (16 bytes), then its time, body and personal data; rows back to back.
+    var bytes: [UInt8] = []
+    var rows: [Row] = []
+
+    struct Row: Sendable {
+        var start: Int
+        var atCount: Int
+        var bodyCount: Int
+        var personalCount: Int
+        /// The fingerprint's raw bytes, for a bulk append's duplicate check.
+        var key: FingerprintKey
+    }
+
+    public init() {}
+
+    /// Room for `rows` rows of about `bytesPerRow` bytes.
+    public init(capacity rows: Int, bytesPerRow: Int = 320) {
+        self.rows.reserveCapacity(rows)
+        bytes.reserveCapacity(rows * bytesPerRow)
+    }
+
+    public var count: Int { rows.count }
 }
 
 /// Prepares signatures for one ledger (it holds that ledger's fingerprint key).
@@ -717,6 +1021,36 @@ public struct SignaturePreparer: @unchecked Sendable {
         return PreparedSignature(fingerprint: Hex.encode(code.finalize()), at: Timestamp.format(date), body: Ledger.signatureBody(signature),
                                  personal: personal, salt: salt, personalHash: Hex.encode(hasher.finalize()))
     }
+
+    /// The same as `prepare(_:at:)`, appended to `batch` without allocating per row.
+    public func prepare(_ signature: ValidSignature, at date: Date, into batch: inout PreparedBatch) {
+        var code = hmac
+        var email = signature.canonicalEmail
+        email.withUTF8 { code.update(data: UnsafeRawBufferPointer($0)) }
+        let mac = code.finalize()
+        let start = batch.bytes.count
+        // Fingerprint and (until it is known) personal-data hash.
+        batch.bytes.append(contentsOf: repeatElement(0, count: 128))
+        let key = mac.withUnsafeBytes { raw in
+            batch.bytes.withUnsafeMutableBytes { Hex.write(raw, to: $0.baseAddress! + start) }
+            return FingerprintKey(raw)
+        }
+        salts.next(appendingTo: &batch.bytes)
+        Timestamp.append(date, to: &batch.bytes)
+        let bodyStart = batch.bytes.count
+        Ledger.appendSignatureBody(signature, to: &batch.bytes)
+        let personalStart = batch.bytes.count
+        Ledger.appendPersonalData(signature, to: &batch.bytes)
+        let end = batch.bytes.count
+        batch.bytes.withUnsafeMutableBytes { bytes in
+            var hasher = SHA256()
+            hasher.update(bufferPointer: UnsafeRawBufferPointer(rebasing: bytes[(start + 128)..<(start + 144)]))
+            hasher.update(bufferPointer: UnsafeRawBufferPointer(rebasing: bytes[personalStart..<end]))
+            hasher.finalize().withUnsafeBytes { Hex.write($0, to: bytes.baseAddress! + start + 64) }
+        }
+        batch.rows.append(PreparedBatch.Row(start: start, atCount: bodyStart - start - 144, bodyCount: personalStart - bodyStart,
+                                            personalCount: end - personalStart, key: key))
+    }
 }
 
 /// 16-byte salts cut from a buffer refilled from /dev/urandom 4 KiB at a time
@@ -729,25 +1063,34 @@ final class SaltSource {
     deinit { if urandom >= 0 { close(urandom) } }
 
     func next() -> [UInt8] {
-        if offset == buffer.count {
-            buffer.withUnsafeMutableBytes { bytes in
-                var filled = 0
-                if urandom >= 0 {
-                    while filled < bytes.count {
-                        let got = read(urandom, bytes.baseAddress! + filled, bytes.count - filled)
-                        if got > 0 { filled += got } else if got < 0 && errno == EINTR { continue } else { break }
-                    }
-                }
-                // Should /dev/urandom be unreadable, the system generator fills the rest.
-                var generator = SystemRandomNumberGenerator()
-                while filled < bytes.count {
-                    bytes.storeBytes(of: generator.next() as UInt64, toByteOffset: filled, as: UInt64.self)
-                    filled += 8
-                }
-            }
-            offset = 0
-        }
+        if offset == buffer.count { refill() }
         defer { offset += 16 }
         return Array(buffer[offset..<(offset + 16)])
+    }
+
+    /// Appends the next salt to `out`.
+    func next(appendingTo out: inout [UInt8]) {
+        if offset == buffer.count { refill() }
+        out.append(contentsOf: buffer[offset..<(offset + 16)])
+        offset += 16
+    }
+
+    private func refill() {
+        buffer.withUnsafeMutableBytes { bytes in
+            var filled = 0
+            if urandom >= 0 {
+                while filled < bytes.count {
+                    let got = read(urandom, bytes.baseAddress! + filled, bytes.count - filled)
+                    if got > 0 { filled += got } else if got < 0 && errno == EINTR { continue } else { break }
+                }
+            }
+            // Should /dev/urandom be unreadable, the system generator fills the rest.
+            var generator = SystemRandomNumberGenerator()
+            while filled < bytes.count {
+                bytes.storeBytes(of: generator.next() as UInt64, toByteOffset: filled, as: UInt64.self)
+                filled += 8
+            }
+        }
+        offset = 0
     }
 }

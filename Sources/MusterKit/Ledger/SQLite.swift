@@ -204,6 +204,26 @@ final class SQLiteStatement {
         guard rc == SQLITE_OK else { throw database.lastError(rc) }
     }
 
+    /// Binds text the caller keeps alive, unchanged, until the statement has run and been
+    /// reset and the parameter is bound again or cleared (SQLite does not copy it).
+    func bindText(_ index: Int32, borrowing bytes: UnsafeRawBufferPointer) throws {
+        let rc = bytes.count == 0 ? sqlite3_bind_text(statement, index, "", 0, muster_sqlite_transient())
+            : sqlite3_bind_text(statement, index, bytes.baseAddress!.assumingMemoryBound(to: CChar.self), Int32(bytes.count), nil)
+        guard rc == SQLITE_OK else { throw database.lastError(rc) }
+    }
+
+    /// Binds a blob the caller keeps alive, as `bindText(_:borrowing:)`.
+    func bindBlob(_ index: Int32, borrowing bytes: UnsafeRawBufferPointer) throws {
+        let rc = bytes.count == 0 ? sqlite3_bind_zeroblob(statement, index, 0)
+            : sqlite3_bind_blob(statement, index, bytes.baseAddress!, Int32(bytes.count), nil)
+        guard rc == SQLITE_OK else { throw database.lastError(rc) }
+    }
+
+    /// Unbinds every parameter (to NULL), so none points at memory the caller will free.
+    func clearBindings() {
+        sqlite3_clear_bindings(statement)
+    }
+
     /// Binds one integer parameter.
     func bindInt(_ index: Int32, _ value: Int64) throws {
         let rc = sqlite3_bind_int64(statement, index, value)
@@ -214,6 +234,20 @@ final class SQLiteStatement {
     func runBound() throws {
         defer { sqlite3_reset(statement) }
         while try step() {}
+    }
+
+    /// `runBound`, answering false instead of throwing when the statement fails with the
+    /// extended result code `expected` (such as a unique-index conflict), so that an
+    /// expected refusal costs no error value.
+    func runBound(refusedWith expected: Int32) throws -> Bool {
+        defer { sqlite3_reset(statement) }
+        while true {
+            let rc = sqlite3_step(statement)
+            if rc == SQLITE_ROW { continue }
+            if rc == SQLITE_DONE { return true }
+            if rc == expected || sqlite3_extended_errcode(database.handle) == expected { return false }
+            throw database.lastError(rc)
+        }
     }
 
     /// Binds and runs a statement that returns no rows.

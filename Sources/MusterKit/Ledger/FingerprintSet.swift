@@ -1,0 +1,139 @@
+/// Signature fingerprints (hex of 32-byte HMACs) held in memory, for a bulk append
+/// that checks duplicates itself while the unique fingerprint index is rebuilt.
+///
+/// Exact: the full 32 bytes of every key are kept and compared. About 40–64 bytes per
+/// key (the keys, packed, plus a table of 64-bit slots at most half full); the
+/// fingerprints are keyed HMACs, so their first word is already an even hash.
+final class FingerprintSet {
+    /// Four words per key, in insertion order; room for `keyCapacity` keys.
+    private var keys: UnsafeMutablePointer<UInt64>
+    private var keyCapacity: Int
+    /// 0 for an empty slot, otherwise the key's index plus one in the low 32 bits and
+    /// 32 bits of the key in the high ones (so most probes need not read the key).
+    private var slots: UnsafeMutablePointer<UInt64>
+    private var mask: Int
+    private(set) var count = 0
+
+    init(capacity: Int) {
+        var size = 1024
+        while size < capacity * 2 { size <<= 1 }
+        slots = .allocate(capacity: size)
+        slots.initialize(repeating: 0, count: size)
+        mask = size - 1
+        keyCapacity = max(capacity, 16)
+        keys = .allocate(capacity: keyCapacity * 4)
+    }
+
+    deinit {
+        slots.deallocate()
+        keys.deallocate()
+    }
+
+    /// Adds the fingerprint written as 64 lower-case hex digits (as stored): true when it
+    /// was new, false when already present, nil when `hex` is not such a fingerprint.
+    func insert(hex: String) -> Bool? {
+        var text = hex
+        guard let key = text.withUTF8({ Self.decode($0) }) else { return nil }
+        return insert(key)
+    }
+
+    /// Adds the fingerprint given as its 32 raw bytes (the HMAC itself): true when new.
+    func insert(_ key: FingerprintKey) -> Bool {
+        insert((key.words.0, key.words.1, key.words.2, key.words.3))
+    }
+
+    /// Adds the fingerprint given as its raw hex bytes (see `insert(hex:)`).
+    func insert(hexBytes: UnsafeRawBufferPointer) -> Bool? {
+        guard let key = Self.decode(UnsafeBufferPointer(start: hexBytes.baseAddress?.assumingMemoryBound(to: UInt8.self), count: hexBytes.count)) else { return nil }
+        return insert(key)
+    }
+
+    private func insert(_ key: (UInt64, UInt64, UInt64, UInt64)) -> Bool {
+        let slots = self.slots, keys = self.keys, mask = self.mask
+        var slot = Int(truncatingIfNeeded: key.0) & mask
+        let tag = key.1 & 0xFFFF_FFFF_0000_0000
+        while true {
+            let entry = slots[slot]
+            if entry == 0 { break }
+            if entry & 0xFFFF_FFFF_0000_0000 == tag {
+                let stored = keys + (Int(truncatingIfNeeded: entry & 0xFFFF_FFFF) &- 1) &* 4
+                if stored[0] == key.0 && stored[1] == key.1 && stored[2] == key.2 && stored[3] == key.3 {
+                    return false
+                }
+            }
+            slot = (slot &+ 1) & mask
+        }
+        let index = count
+        if index == keyCapacity {
+            let larger = UnsafeMutablePointer<UInt64>.allocate(capacity: keyCapacity * 8)
+            larger.moveInitialize(from: keys, count: index * 4)
+            keys.deallocate()
+            self.keys = larger
+            keyCapacity *= 2
+        }
+        let stored = self.keys + index &* 4
+        stored.initialize(to: key.0)
+        (stored + 1).initialize(to: key.1)
+        (stored + 2).initialize(to: key.2)
+        (stored + 3).initialize(to: key.3)
+        count = index + 1
+        slots[slot] = tag | UInt64(index + 1)
+        if (index + 1) * 2 > mask + 1 { grow() }
+        return true
+    }
+
+    private func grow() {
+        let size = (mask + 1) * 2
+        let fresh = UnsafeMutablePointer<UInt64>.allocate(capacity: size)
+        fresh.initialize(repeating: 0, count: size)
+        let newMask = size - 1
+        for slot in 0...mask where slots[slot] != 0 {
+            let entry = slots[slot]
+            let index = Int(truncatingIfNeeded: entry & 0xFFFF_FFFF) - 1
+            var target = Int(truncatingIfNeeded: keys[index &* 4]) & newMask
+            while fresh[target] != 0 { target = (target &+ 1) & newMask }
+            fresh[target] = entry
+        }
+        slots.deallocate()
+        slots = fresh
+        mask = newMask
+    }
+
+    private static func decode(_ bytes: UnsafeBufferPointer<UInt8>) -> (UInt64, UInt64, UInt64, UInt64)? {
+        guard bytes.count == 64 else { return nil }
+        var words: (UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0)
+        for word in 0..<4 {
+            var value: UInt64 = 0
+            for index in (word &* 16)..<(word &* 16 &+ 16) {
+                let byte = bytes[index]
+                let digit: UInt8
+                switch byte {
+                case 0x30...0x39: digit = byte &- 0x30
+                case 0x61...0x66: digit = byte &- 0x61 &+ 10
+                default: return nil
+                }
+                value = value << 4 | UInt64(digit)
+            }
+            switch word {
+            case 0: words.0 = value
+            case 1: words.1 = value
+            case 2: words.2 = value
+            default: words.3 = value
+            }
+        }
+        return words
+    }
+}
+
+/// A fingerprint's 32 bytes as four big-endian words (the order its hex is written in).
+struct FingerprintKey: Sendable {
+    var words: (UInt64, UInt64, UInt64, UInt64)
+
+    init(_ bytes: UnsafeRawBufferPointer) {
+        precondition(bytes.count == 32)
+        words = (UInt64(bigEndian: bytes.loadUnaligned(fromByteOffset: 0, as: UInt64.self)),
+                 UInt64(bigEndian: bytes.loadUnaligned(fromByteOffset: 8, as: UInt64.self)),
+                 UInt64(bigEndian: bytes.loadUnaligned(fromByteOffset: 16, as: UInt64.self)),
+                 UInt64(bigEndian: bytes.loadUnaligned(fromByteOffset: 24, as: UInt64.self)))
+    }
+}

@@ -147,6 +147,10 @@ struct MappingReader {
     let node: Node
     let diagnostics: DiagnosticCollector
     private(set) var pairs: [(key: String, keyMark: Mark?, value: Node)] = []
+    /// Position in `pairs` of each key's first occurrence, so that looking keys up stays
+    /// linear in the size of the mapping (a `consent:` table of a few thousand keys took
+    /// seconds, quadratic in the number of keys; found while fuzzing the manifest loader).
+    private var positions: [String: Int] = [:]
 
     /// Wraps `node`, or reports that a mapping was expected and returns nil.
     init?(_ node: Node, diagnostics: DiagnosticCollector, what: String) {
@@ -161,16 +165,17 @@ struct MappingReader {
                 diagnostics.error("keys must be plain words", at: key.mark)
                 continue
             }
+            if positions[name] == nil { positions[name] = pairs.count }
             pairs.append((name, key.mark, value))
         }
     }
 
     subscript(_ key: String) -> Node? {
-        pairs.first { $0.key == key }?.value
+        positions[key].map { pairs[$0].value }
     }
 
     func mark(of key: String) -> Mark? {
-        pairs.first { $0.key == key }?.keyMark
+        positions[key].flatMap { pairs[$0].keyMark }
     }
 
     /// Warns about every key not in `known`.

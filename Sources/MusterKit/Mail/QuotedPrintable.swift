@@ -36,7 +36,6 @@ public enum QuotedPrintable {
 
     private static func encodeLine(_ line: ArraySlice<UInt8>, into out: inout [UInt8]) {
         var length = 0
-        let startsWithFrom = line.starts(with: "From ".utf8)
         for (offset, byte) in line.enumerated() {
             let isLast = offset == line.count - 1
             var literal: Bool
@@ -45,15 +44,18 @@ public enum QuotedPrintable {
             case 0x20, 0x09: literal = !isLast
             default: literal = false
             }
-            if byte == UInt8(ascii: "."), length == 0 { literal = false }
-            if offset == 0, startsWithFrom { literal = false }
             let width = literal ? 1 : 3
             // Keep room for the soft break "=" (76 = 75 + "="), except on the last
             // character of the line, which may use the 76th column.
             if length + width > (isLast ? 76 : 75) {
                 out += [UInt8(ascii: "="), 0x0D, 0x0A]
                 length = 0
-                if byte == UInt8(ascii: ".") { literal = false }
+            }
+            // At the start of an encoded line — the text's own or one after a soft break —
+            // escape a "." and the "F" of "From " (found by fuzzing: a soft break could
+            // leave "From " at the start of a line).
+            if length == 0, byte == UInt8(ascii: ".") || (byte == UInt8(ascii: "F") && line.dropFirst(offset).starts(with: "From ".utf8)) {
+                literal = false
             }
             if literal {
                 out.append(byte)

@@ -181,7 +181,11 @@ struct MappingReader {
     /// Warns about every key not in `known`.
     func warnUnknown(_ known: Set<String>, in what: String) {
         for pair in pairs where !known.contains(pair.key) {
-            let suggestion = known.first { $0.levenshtein(pair.key) <= 2 }.map { " (did you mean '\($0)'?)" } ?? ""
+            // Lengths differing by more than 2 cannot be within distance 2: skip the
+            // quadratic distance for long keys.
+            let length = pair.key.count
+            let suggestion = known.first { abs($0.count - length) <= 2 && $0.levenshtein(pair.key) <= 2 }
+                .map { " (did you mean '\($0)'?)" } ?? ""
             diagnostics.warning("unknown key '\(pair.key)' in \(what)\(suggestion); it is ignored", at: pair.keyMark)
         }
     }

@@ -1,7 +1,7 @@
 # muster — see README.md. Every target installs what it needs first (scripts/setup).
 SWIFT ?= swift
 
-.PHONY: build release demo test unit bench templates clean
+.PHONY: build release demo test unit bench fuzz templates clean
 
 build:
 	bash scripts/setup
@@ -23,6 +23,12 @@ test:
 bench:
 	bash scripts/setup
 	bash scripts/bench
+
+# libFuzzer targets (Fuzz/), FUZZ_SECONDS each (default 60); results into RELIABILITY.md.
+FUZZ_SECONDS ?= 60
+fuzz:
+	bash scripts/setup
+	FUZZ_SECONDS=$(FUZZ_SECONDS) python3 scripts/fuzz
 
 # Regenerate the built-in copy of templates/ after editing it.
 templates:

@@ -1,7 +1,7 @@
 # muster — see README.md. Every target installs what it needs first (scripts/setup).
 SWIFT ?= swift
 
-.PHONY: build release demo test unit bench reliability templates clean
+.PHONY: build release demo test unit bench reliability fuzz templates clean
 
 build:
 	bash scripts/setup
@@ -27,6 +27,12 @@ bench:
 # Issue 5's reliability suite at full size against the release binary; writes RELIABILITY.md.
 reliability:
 	bash scripts/reliability
+
+# libFuzzer targets (Fuzz/), FUZZ_SECONDS each (default 60); results into RELIABILITY.md.
+FUZZ_SECONDS ?= 60
+fuzz:
+	bash scripts/setup
+	FUZZ_SECONDS=$(FUZZ_SECONDS) python3 scripts/fuzz
 
 # Regenerate the built-in copy of templates/ after editing it.
 templates:

@@ -42,7 +42,6 @@ public enum QuotedPrintable {
     private static func encodeLine(_ line: UnsafeBufferPointer<UInt8>, into out: UnsafeMutablePointer<UInt8>, at start: Int) -> Int {
         var written = start
         var length = 0
-        let startsWithFrom = line.count >= 5 && line[0] == 0x46 && line[1] == 0x72 && line[2] == 0x6F && line[3] == 0x6D && line[4] == 0x20
         let count = line.count
         for offset in 0..<count {
             let byte = line[offset]
@@ -53,8 +52,6 @@ public enum QuotedPrintable {
             case 0x20, 0x09: literal = !isLast
             default: literal = false
             }
-            if byte == UInt8(ascii: "."), length == 0 { literal = false }
-            if offset == 0, startsWithFrom { literal = false }
             let width = literal ? 1 : 3
             // Keep room for the soft break "=" (76 = 75 + "="), except on the last
             // character of the line, which may use the 76th column.
@@ -64,7 +61,12 @@ public enum QuotedPrintable {
                 out[written + 2] = 0x0A
                 written += 3
                 length = 0
-                if byte == UInt8(ascii: ".") { literal = false }
+            }
+            // At the start of an encoded line — the text's own or one after a soft break —
+            // escape a "." and the "F" of "From " (found by fuzzing: a soft break could
+            // leave "From " at the start of a line).
+            if length == 0, byte == UInt8(ascii: ".") || (byte == UInt8(ascii: "F") && line.dropFirst(offset).starts(with: "From ".utf8)) {
+                literal = false
             }
             if literal {
                 out[written] = byte

@@ -176,6 +176,10 @@ struct MappingReader {
     let node: Node
     let diagnostics: DiagnosticCollector
     private(set) var pairs: [(key: String, keyMark: Mark?, value: Node)] = []
+    /// Position in `pairs` of each key's first occurrence, so that looking keys up stays
+    /// linear in the size of the mapping (a `consent:` table of a few thousand keys took
+    /// seconds, quadratic in the number of keys; found while fuzzing the manifest loader).
+    private var positions: [String: Int] = [:]
 
     /// Wraps `node`, or reports that a mapping was expected and returns nil.
     init?(_ node: Node, diagnostics: DiagnosticCollector, what: String) {
@@ -190,22 +194,27 @@ struct MappingReader {
                 diagnostics.error("keys must be plain words", at: key.mark)
                 continue
             }
+            if positions[name] == nil { positions[name] = pairs.count }
             pairs.append((name, key.mark, value))
         }
     }
 
     subscript(_ key: String) -> Node? {
-        pairs.first { $0.key == key }?.value
+        positions[key].map { pairs[$0].value }
     }
 
     func mark(of key: String) -> Mark? {
-        pairs.first { $0.key == key }?.keyMark
+        positions[key].flatMap { pairs[$0].keyMark }
     }
 
     /// Warns about every key not in `known`.
     func warnUnknown(_ known: Set<String>, in what: String) {
         for pair in pairs where !known.contains(pair.key) {
-            let suggestion = known.first { $0.levenshtein(pair.key) <= 2 }.map { " (did you mean '\($0)'?)" } ?? ""
+            // Lengths differing by more than 2 cannot be within distance 2: skip the
+            // quadratic distance for long keys.
+            let length = pair.key.count
+            let suggestion = known.first { abs($0.count - length) <= 2 && $0.levenshtein(pair.key) <= 2 }
+                .map { " (did you mean '\($0)'?)" } ?? ""
             diagnostics.warning("unknown key '\(pair.key)' in \(what)\(suggestion); it is ignored", at: pair.keyMark)
         }
     }

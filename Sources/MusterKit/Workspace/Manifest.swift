@@ -69,7 +69,19 @@ extension Manifest {
     /// Returns the manifest (nil if any error) and all diagnostics, warnings included.
     public static func load(_ url: URL, displayPath: String) -> (Manifest?, [Diagnostic]) {
         let diagnostics = DiagnosticCollector(file: displayPath)
-        guard let root = YAMLFile.load(url, diagnostics: diagnostics) else {
+        return finish(YAMLFile.load(url, diagnostics: diagnostics), diagnostics: diagnostics)
+    }
+
+    /// Validates a manifest given as the bytes of its file, exactly as `load(_:displayPath:)`
+    /// does after reading the file (size, UTF-8, nesting and YAML limits included).
+    /// Used by the fuzz target (`Fuzz/`) and by callers that already hold the bytes.
+    public static func load(data: Data, displayPath: String) -> (Manifest?, [Diagnostic]) {
+        let diagnostics = DiagnosticCollector(file: displayPath)
+        return finish(YAMLFile.compose(data, diagnostics: diagnostics), diagnostics: diagnostics)
+    }
+
+    private static func finish(_ root: Node?, diagnostics: DiagnosticCollector) -> (Manifest?, [Diagnostic]) {
+        guard let root else {
             if !diagnostics.hasErrors { diagnostics.error("the manifest is empty", line: 1, column: 1) }
             return (nil, diagnostics.diagnostics)
         }
@@ -98,7 +110,10 @@ extension Manifest {
             }
         }
 
+        // Lists are checked for repeats with sets: a 1 MiB manifest holds tens of
+        // thousands of entries, and a quadratic check would hang `muster check`.
         var milestones: [Milestone] = []
+        var milestoneValues = Set<Int>()
         if let node = map["milestones"] {
             if case .sequence(let items) = node {
                 for item in items {
@@ -108,7 +123,7 @@ extension Manifest {
                     if let goal, at > goal {
                         diagnostics.warning("milestone at \(at) is beyond the goal of \(goal)", at: item.mark)
                     }
-                    if milestones.contains(where: { $0.at == at }) {
+                    if !milestoneValues.insert(at).inserted {
                         diagnostics.error("two milestones at \(at)", at: item.mark)
                     }
                     milestones.append(Milestone(at: at, label: entry.string("label", what: "a milestone")))
@@ -120,6 +135,7 @@ extension Manifest {
         }
 
         var fields: [Field] = []
+        var fieldNames = Set<String>()
         var quorumFieldName: String?
         if let node = map["quorums"], let entry = MappingReader(node, diagnostics: diagnostics, what: "'quorums'") {
             quorumFieldName = entry.string("field", required: true, what: "'quorums'")
@@ -138,7 +154,7 @@ extension Manifest {
                         diagnostics.error("'\(name)' is built into every signature; choose another field name", at: entry["name"]?.mark)
                         continue
                     }
-                    if fields.contains(where: { $0.name == name }) {
+                    if !fieldNames.insert(name).inserted {
                         diagnostics.error("field '\(name)' is declared twice", at: entry["name"]?.mark)
                         continue
                     }
@@ -146,12 +162,13 @@ extension Manifest {
                     if let optionsNode = entry["options"] {
                         if case .sequence(let values) = optionsNode, !values.isEmpty {
                             options = []
+                            var seen = Set<String>()
                             for value in values {
                                 guard let text = value.scalar?.string, !text.isEmpty, TextField.forbiddenCharacter(in: text) == nil else {
                                     diagnostics.error("each option of '\(name)' must be a single line of text", at: value.mark)
                                     continue
                                 }
-                                if options!.contains(text) {
+                                if !seen.insert(text).inserted {
                                     diagnostics.error("option '\(text)' of '\(name)' is listed twice", at: value.mark)
                                 }
                                 options!.append(text)
@@ -186,9 +203,10 @@ extension Manifest {
                 }
                 var minimums: [(key: String, minimum: Int)] = []
                 if let minimumsNode = entry["minimums"], let table = MappingReader(minimumsNode, diagnostics: diagnostics, what: "'minimums'") {
+                    let allowed = fields.first(where: { $0.name == fieldName })?.options.map(Set.init)
                     for pair in table.pairs {
                         if let minimum = MappingReader.positiveInt(pair.value, name: pair.key, diagnostics: diagnostics) {
-                            if let options = fields.first(where: { $0.name == fieldName })?.options, !options.contains(pair.key) {
+                            if let allowed, !allowed.contains(pair.key) {
                                 diagnostics.error("'\(pair.key)' is not one of the options of '\(fieldName)'", at: pair.keyMark)
                             }
                             minimums.append((pair.key, minimum))

@@ -53,9 +53,11 @@ enum YAMLFile {
     static let maximumBytes = 1 << 20
     /// Deepest flow nesting (`[[[…` / `{{{…`) accepted.
     static let maximumNesting = 64
-    /// Most nodes a document may expand to once aliases are followed (a manifest has
-    /// a few hundred; "billion laughs" documents expand to billions).
-    static let maximumNodes = 100_000
+    /// Most nodes a document of `bytes` bytes may expand to once aliases are followed.
+    /// Without aliases every node takes at least one byte of the text, so this only
+    /// refuses documents whose aliases multiply them ("billion laughs": billions of
+    /// nodes from a few hundred bytes).
+    static func maximumNodes(bytes: Int) -> Int { 2 * bytes + 10_000 }
 
     /// Reads and composes the YAML at `url`; problems go to `diagnostics`, nil if unusable.
     static func load(_ url: URL, diagnostics: DiagnosticCollector) -> Node? {
@@ -93,8 +95,9 @@ enum YAMLFile {
         }
         do {
             guard let node = try Yams.compose(yaml: text) else { return nil }
-            if !withinNodeBudget(node) {
-                diagnostics.error("the YAML expands to more than \(maximumNodes) values (aliases such as `*name` repeat whole subtrees); write the values out instead", line: 1 + lineOffset, column: 1)
+            let budget = maximumNodes(bytes: text.utf8.count)
+            if !withinNodeBudget(node, limit: budget) {
+                diagnostics.error("the YAML expands to more than \(budget) values through aliases (`*name` repeats a whole subtree); write the values out instead", line: 1 + lineOffset, column: 1)
                 return nil
             }
             return node
@@ -114,11 +117,10 @@ enum YAMLFile {
         }
     }
 
-    /// Whether `node`, with every alias expanded, has at most `maximumNodes` nodes.
-    /// Stops counting at the limit, so a billion-laughs document costs as much as a
-    /// 100,000-node one.
-    static func withinNodeBudget(_ node: Node) -> Bool {
-        var remaining = maximumNodes
+    /// Whether `node`, with every alias expanded, has at most `limit` nodes. Stops
+    /// counting at the limit, so a billion-laughs document costs no more than that.
+    static func withinNodeBudget(_ node: Node, limit: Int) -> Bool {
+        var remaining = limit
         func visit(_ node: Node) -> Bool {
             remaining -= 1
             if remaining < 0 { return false }

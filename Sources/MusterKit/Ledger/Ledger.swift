@@ -587,6 +587,9 @@ public final class Ledger {
                     return .alreadyForgotten(seq: signature.seq)
                 }
                 try database.prepare("DELETE FROM personal WHERE seq = ?").run(.int(signature.seq))
+                // Relays quote the address in their replies ("550 <ana@…>: unknown user").
+                try database.prepare("UPDATE outbox SET reply = '(erased with the signer''s personal data)' WHERE signature = ? AND reply IS NOT NULL")
+                    .run(.int(signature.seq))
                 let redaction = try appendEntry(kind: .redaction, at: Timestamp.format(date), fingerprint: nil,
                                                 body: CanonicalJSON.encode(["redacts": signature.seq]), personal: nil)
                 return .forgotten(seq: signature.seq, redaction: redaction)

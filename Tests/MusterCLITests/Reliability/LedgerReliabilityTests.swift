@@ -65,6 +65,16 @@ import Testing
         let box = try signed(30, consent: true)
         let email = "signer17@example.org", name = "Signer 17"
         _ = try box.run(["export", "--format", "jsonl"])
+        var relay: TestRelay?
+        if TestRelay.available {
+            // The relay refuses this signer and quotes the address in its reply, which the
+            // outbox keeps: forget must erase it there too.
+            relay = try TestRelay(["--reject-rcpt", "^signer17@"], in: box)
+            try box.write("muster.yaml", "sender: \"Fair Rates <hello@fairrates.example>\"\nsmtp:\n  url: smtp://127.0.0.1:9\n  starttls: never\n")
+            let send = try box.run(["mail", "send", "thank-you", "--yes"], environment: ["MUSTER_SMTP_URL": relay!.url])
+            #expect(send.status == 0, "\(send)")
+            #expect(try box.sqlite(Self.ledger, "SELECT reply FROM outbox WHERE state = 'failed'").stdout.contains(email), "the relay's reply quotes the address")
+        }
         let before = try box.run(["verify", "--json"]).json()
         let forget = try box.run(["forget", email])
         #expect(forget.status == 0, "\(forget)")
@@ -91,6 +101,7 @@ import Testing
         #expect(after["ok"] as? Bool == true)
         #expect(after["count"] as? Int == before["count"] as? Int, "count unchanged")
         #expect(try box.run(["sign", "--name", "Again", "--email", email, "--field", "region=Lyon"]).stdout.contains("duplicate"), "re-signing is still a duplicate")
+        if relay != nil { searched.append("the outbox (the relay's 550 reply had quoted the address)") }
         Reliability.record("erasure", "after forget, the email and name are in none of: " + searched.joined(separator: ", ") + ", reports; count unchanged, verify ok")
     }
 

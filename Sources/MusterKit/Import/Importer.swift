@@ -89,17 +89,8 @@ public enum Importer {
                                     collector: request.collector, now: clock.now())
 
         // The ledger: the campaign's own, or for a dry run without one, a scratch copy.
-        var scratch: URL?
+        let (ledger, scratch) = try Ledger.openForRun(campaign.ledgerURL, dryRun: request.dryRun)
         defer { if let scratch { try? FileManager.default.removeItem(at: scratch) } }
-        let ledger: Ledger
-        if request.dryRun, !FileManager.default.fileExists(atPath: campaign.ledgerURL.path) {
-            let folder = FileManager.default.temporaryDirectory.appendingPathComponent("muster-dry-run-\(UUID().uuidString)")
-            try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
-            scratch = folder
-            ledger = try Ledger.open(folder.appendingPathComponent("ledger.sqlite"), create: true)!
-        } else {
-            ledger = try Ledger.open(campaign.ledgerURL, create: true)!
-        }
 
         let rejectsURL = request.rejectsURL
         var rejectsFile: AtomicFile?

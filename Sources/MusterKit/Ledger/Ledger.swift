@@ -36,6 +36,18 @@ public final class Ledger {
         self.url = url
     }
 
+    /// The ledger at `url`, created if needed — except for a dry run when none exists
+    /// yet: then a throwaway ledger in a temporary folder, so that a dry run creates
+    /// nothing. `scratch` is that folder; the caller removes it when done.
+    static func openForRun(_ url: URL, dryRun: Bool) throws -> (ledger: Ledger, scratch: URL?) {
+        guard dryRun, !FileManager.default.fileExists(atPath: url.path) else {
+            return (try open(url, create: true)!, nil)
+        }
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("muster-dry-run-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        return (try open(folder.appendingPathComponent("ledger.sqlite"), create: true)!, folder)
+    }
+
     /// Opens the ledger at `url`, creating it (mode 0600) when `create` is true.
     /// Returns nil when it does not exist and `create` is false.
     public static func open(_ url: URL, create: Bool) throws -> Ledger? {

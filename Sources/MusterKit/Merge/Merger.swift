@@ -54,17 +54,8 @@ public enum Merger {
             throw MusterError.badInput("\(url.path) does not verify: entry \(bad.entry): \(bad.reason); nothing was merged")
         }
 
-        var scratch: URL?
+        let (ledger, scratch) = try Ledger.openForRun(campaign.ledgerURL, dryRun: dryRun)
         defer { if let scratch { try? FileManager.default.removeItem(at: scratch) } }
-        let ledger: Ledger
-        if dryRun, !FileManager.default.fileExists(atPath: campaign.ledgerURL.path) {
-            let folder = FileManager.default.temporaryDirectory.appendingPathComponent("muster-dry-run-\(UUID().uuidString)")
-            try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
-            scratch = folder
-            ledger = try Ledger.open(folder.appendingPathComponent("ledger.sqlite"), create: true)!
-        } else {
-            ledger = try Ledger.open(campaign.ledgerURL, create: true)!
-        }
 
         var summary = MergeSummary(otherCount: report.count, otherHead: report.head, added: 0, duplicates: 0, forgottenSkipped: 0,
                                    rejected: 0, rejectedEntries: [], unsubscribed: 0, count: 0, dryRun: dryRun)

@@ -210,7 +210,12 @@ public final class CSVReader {
                     }
                     if !begun { begun = true; recordLine = line }
                     switch state {
-                    case .fieldStart, .unquoted:
+                    case .quoteInQuoted where byte == quote:
+                        record.append(quote)
+                        state = .quoted
+                    case .fieldStart, .unquoted, .quoteInQuoted:
+                        // After a closing quote, a delimiter or line break ends the field as
+                        // in an unquoted one, and anything else continues it as plain text.
                         if byte == quote && state == .fieldStart {
                             state = .quoted
                             sawQuote = true
@@ -242,23 +247,6 @@ public final class CSVReader {
                         } else {
                             if byte == 10 { line += 1 }
                             record.append(byte)
-                        }
-                    case .quoteInQuoted:
-                        if byte == quote {
-                            record.append(quote)
-                            state = .quoted
-                        } else if byte == delimiter {
-                            state = .fieldStart
-                            do { try endField() } catch { failure = error as? CSVFileError; return index }
-                        } else if byte == 10 || byte == 13 {
-                            line += 1
-                            if byte == 13 { skipLineFeed = true }
-                            do { try endField() } catch { failure = error as? CSVFileError; return index }
-                            finished = true
-                            return index
-                        } else {
-                            record.append(byte)
-                            state = .unquoted
                         }
                     }
                     if record.count - fieldStartOffset > Self.maximumFieldBytes {

@@ -278,6 +278,40 @@ struct MailTests {
         #expect(try relay.received().count == 2)
     }
 
+    @Test func afterARebootEveryRowTheKilledRunClaimedIsUnknown() throws {
+        let box = try Self.workspace(signers: [])
+        let fixture = MusterBinary.url.deletingLastPathComponent().appendingPathComponent("muster-fixture")
+        try #require(try Sandbox.run(fixture, [box.root.path, "fair-rates", "1000"], in: box.root).status == 0)
+        let relay = try TestRelay(in: box)
+        let blast = try box.start(["mail", "send", "thanks", "--yes", "--connections", "2"], environment: env(relay))
+        let deadline = Date().addingTimeInterval(20)
+        while try relay.received().count < 100 && Date() < deadline { Thread.sleep(forTimeInterval: 0.02) }
+        kill(blast.processIdentifier, SIGKILL)
+        blast.waitUntilExit()
+        let ledger = "campaigns/fair-rates/ledger.sqlite"
+        let claimed = Int(try box.sqlite(ledger, "SELECT count(*) FROM outbox WHERE state = 'sending'").stdout
+            .trimmingCharacters(in: .whitespacesAndNewlines)) ?? -1
+        #expect(claimed > 0)
+        // As if the machine had restarted: the journals name another boot, so none of their
+        // unsynced lines can be trusted.
+        let folder = box.path("campaigns/fair-rates")
+        for name in try FileManager.default.contentsOfDirectory(atPath: folder.path) where name.hasPrefix(".mail.journal.") {
+            let file = folder.appendingPathComponent(name)
+            let text = try String(contentsOf: file, encoding: .utf8)
+            try text.replacingOccurrences(of: "\nboot ", with: "\nboot before-the-reboot-").write(to: file, atomically: true, encoding: .utf8)
+        }
+        let resume = try box.run(["mail", "send", "thanks", "--yes", "--json"], environment: env(relay))
+        #expect(resume.status == 0, "\(resume)")
+        let unknown = Int(try box.sqlite(ledger, "SELECT count(*) FROM outbox WHERE state = 'unknown'").stdout
+            .trimmingCharacters(in: .whitespacesAndNewlines)) ?? -1
+        #expect(unknown == claimed, "every claimed row is unknown after a reboot")
+        // In flight, claimed ahead (six per connection) and replies not yet written: a few dozen at most.
+        #expect(claimed < 100, "rows claimed by the killed run: \(claimed)")
+        let copies = Dictionary(grouping: try relay.received(), by: { $0.to.first ?? "" }).mapValues(\.count)
+        #expect(copies.values.allSatisfy { $0 == 1 }, "nothing was resent")
+        #expect(copies.count >= 1000 - unknown, "everyone else received it")
+    }
+
     @Test func killedBlastResumesWithDuplicatesOnlyAmongUnknownRows() throws {
         let box = try Self.workspace(signers: [])
         let fixture = MusterBinary.url.deletingLastPathComponent().appendingPathComponent("muster-fixture")
@@ -292,14 +326,21 @@ struct MailTests {
         blast.waitUntilExit()
         let before = try relay.received().count
         #expect(before < 2000, "killed half-way")
-        // Only the message in flight on each of the 4 connections can be ambiguous.
-        let ambiguous = try box.sqlite("campaigns/fair-rates/ledger.sqlite", "SELECT count(*) FROM outbox WHERE state = 'sending'").stdout
-        #expect((Int(ambiguous.trimmingCharacters(in: .whitespacesAndNewlines)) ?? 99) <= 4, "sending rows after the kill: \(ambiguous)")
+        // Rows claimed ahead are `sending`; the journals say which of them went out.
+        let claimed = try box.sqlite("campaigns/fair-rates/ledger.sqlite", "SELECT count(*) FROM outbox WHERE state = 'sending'").stdout
+        #expect((Int(claimed.trimmingCharacters(in: .whitespacesAndNewlines)) ?? 0) > 0, "rows in flight or claimed: \(claimed)")
+        let journals = try FileManager.default.contentsOfDirectory(atPath: box.path("campaigns/fair-rates").path).filter { $0.hasPrefix(".mail.journal.") }
+        #expect(!journals.isEmpty, "the killed run left its journals")
 
         let resume = try box.run(["mail", "send", "thanks", "--yes", "--json"], environment: env(relay))
         #expect(resume.status == 0, "\(resume)")
         let unknownAfterCrash = try box.sqlite("campaigns/fair-rates/ledger.sqlite",
             "SELECT p.data FROM outbox o JOIN personal p ON p.seq = o.signature WHERE o.state = 'unknown'").stdout
+        // Only the message in flight on each of the 4 connections can be ambiguous.
+        let unknownCount = unknownAfterCrash.split(separator: "\n").count
+        #expect(unknownCount <= 4, "unknown rows after the kill: \(unknownCount)")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: box.path("campaigns/fair-rates").path).filter { $0.hasPrefix(".mail.journal.") }.isEmpty,
+                "a finished run removes its journals")
         _ = try box.run(["mail", "send", "thanks", "--yes", "--retry-unknown"], environment: env(relay))
 
         var copies: [String: Int] = [:]

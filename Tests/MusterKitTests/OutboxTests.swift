@@ -41,7 +41,7 @@ import Testing
             .init(recipient: signers[1].key, state: .sending),
             .init(recipient: signers[2].key, state: .failed, reply: "550 no such user", countsAttempt: true),
         ], at: clock.now())
-        #expect(try ledger.markInterrupted(template: "thanks", at: clock.now()) == 1)
+        #expect(try ledger.markInterrupted(at: clock.now()) == 1)
         let counts = try #require(try ledger.outboxCounts()["thanks"])
         #expect(counts.sent == 1 && counts.unknown == 1 && counts.failed == 1 && counts.queued == 1 && counts.total == 4)
         let failed = try ledger.outboxRows(template: "thanks", states: [.failed])
@@ -51,5 +51,92 @@ import Testing
         let database = try SQLiteDatabase(path: folder.url.appendingPathComponent("ledger.sqlite").path)
         #expect(try database.scalarInt("SELECT count(*) FROM outbox WHERE recipient LIKE '%@%'") == 0)
         #expect(try ledger.verify().ok)
+    }
+
+    /// Rows `sending` after a crash, and journals that say what became of them.
+    func interruptedRun(_ folder: TemporaryFolder) throws -> (Ledger, [Recipient]) {
+        let ledger = try ledger(folder)
+        let signers = try ledger.mailableSigners()
+        try ledger.enqueue(template: "thanks", recipients: signers, at: clock.now())
+        try ledger.updateOutbox(template: "thanks", signers.map { .init(recipient: $0.key, state: .sending) }, at: clock.now())
+        return (ledger, signers)
+    }
+
+    func states(_ ledger: Ledger, _ signers: [Recipient]) throws -> [OutboxState] {
+        let rows = try ledger.outboxRows(template: "thanks", states: Set(OutboxState.allCases))
+        let byKey = Dictionary(uniqueKeysWithValues: rows.map { ($0.recipient, $0.state) })
+        return signers.map { byKey[$0.key] ?? .queued }
+    }
+
+    @Test func aJournalFromThisBootTellsSentUnknownAndNeverHandedOverApart() throws {
+        let folder = try TemporaryFolder()
+        let (ledger, signers) = try interruptedRun(folder)
+        // Two loops' journals: s1 accepted, s2 handed over with no reply, s3 and s4 only claimed.
+        let first = try HandoverJournal(url: folder.url.appendingPathComponent(".mail.journal.0"), template: "thanks")
+        first.handed(signers[0].key)
+        first.accepted(signers[0].key)
+        try first.flush()
+        let second = try HandoverJournal(url: folder.url.appendingPathComponent(".mail.journal.1"), template: "thanks")
+        second.handed(signers[1].key)
+        try second.flush()
+        let files = HandoverJournal.files(in: folder.url)
+        #expect(files.map(\.lastPathComponent) == [".mail.journal.0", ".mail.journal.1"])
+        let recovery = HandoverJournal.recover(files)
+        #expect(recovery.covers("thanks") == (HandoverJournal.bootID != nil))
+        try #require(HandoverJournal.bootID != nil, "this test needs Linux's boot_id")
+        #expect(try ledger.markInterrupted(journal: recovery, at: clock.now()) == 1)
+        #expect(try states(ledger, signers) == [.sent, .unknown, .queued, .queued])
+        let sent = try ledger.outboxRows(template: "thanks", states: [.sent])
+        #expect(sent.map(\.attempts) == [1])
+        #expect(sent.first?.reply?.hasPrefix("250 ") == true)
+    }
+
+    @Test func aJournalFromAnotherBootOrTemplateOrDamagedTrustsNothing() throws {
+        let folder = try TemporaryFolder()
+        let (ledger, signers) = try interruptedRun(folder)
+        let journal = try HandoverJournal(url: folder.url.appendingPathComponent(".mail.journal.0"), template: "thanks")
+        journal.handed(signers[0].key)
+        try journal.flush()
+        let files = HandoverJournal.files(in: folder.url)
+        // Written before a reboot: unsynced lines may be lost, so nothing is trusted.
+        #expect(HandoverJournal.recover(files, bootID: "another-boot").covers("thanks") == false)
+        #expect(HandoverJournal.recover(files, bootID: nil).covers("thanks") == false)
+        #expect(HandoverJournal.recover([], bootID: "b").covers("thanks") == false)
+        // The journal of another template says nothing about these rows.
+        #expect(HandoverJournal.recover(files).covers("welcome") == false)
+        // A line that is not an event: nothing is trusted.
+        let handle = try FileHandle(forWritingTo: files[0])
+        handle.seekToEndOfFile()
+        handle.write(Data("X garbage\n".utf8))
+        try handle.close()
+        let damaged = HandoverJournal.recover(files)
+        #expect(damaged.covers("thanks") == false)
+        #expect(try ledger.markInterrupted(journal: damaged, at: clock.now()) == 4)
+        #expect(try states(ledger, signers) == [.unknown, .unknown, .unknown, .unknown])
+    }
+
+    @Test func aLastLineCutShortIsIgnoredAndARewriteKeepsOnlyWhatIsUnresolved() throws {
+        let folder = try TemporaryFolder()
+        let (_, signers) = try interruptedRun(folder)
+        try #require(HandoverJournal.bootID != nil, "this test needs Linux's boot_id")
+        let url = folder.url.appendingPathComponent(".mail.journal.0")
+        let journal = try HandoverJournal(url: url, template: "thanks")
+        for signer in signers { journal.handed(signer.key) }
+        journal.accepted(signers[0].key)
+        try journal.flush()
+        // A write cut short announces a hand-over that had not happened yet.
+        let handle = try FileHandle(forWritingTo: url)
+        handle.seekToEndOfFile()
+        handle.write(Data("S \(signers[1].key.prefix(10))".utf8))
+        try handle.close()
+        var recovery = HandoverJournal.recover([url])
+        #expect(recovery.handed == Set(signers.map(\.key)))
+        #expect(recovery.accepted == [signers[0].key])
+        try journal.rewrite(handed: [signers[2].key], accepted: [])
+        recovery = HandoverJournal.recover([url])
+        #expect(recovery.handed == [signers[2].key] && recovery.accepted.isEmpty && recovery.covers("thanks"))
+        #expect(journal.size == (try Data(contentsOf: url)).count)
+        journal.remove()
+        #expect(HandoverJournal.files(in: folder.url).isEmpty)
     }
 }

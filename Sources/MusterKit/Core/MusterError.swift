@@ -69,12 +69,7 @@ extension MusterError {
     /// Why a write failed, when the cause can be seen: a full disk or quota, or a
     /// file-size limit. SQLite does not always keep the `errno`, so look at the disk too.
     private static func writeFailureReason(_ error: SQLiteError, path: String) -> String? {
-        switch error.systemErrno {
-        case ENOSPC: return "the disk is full"
-        case EDQUOT: return "the disk quota is used up"
-        case EFBIG: return "the file-size limit (ulimit -f) was reached"
-        default: break
-        }
+        if let reason = writeFailureReason(errno: error.systemErrno) { return reason }
         var limit = rlimit()
         if getrlimit(Int32(RLIMIT_FSIZE.rawValue), &limit) == 0, limit.rlim_cur != rlim_t.max {
             return "the file-size limit (ulimit -f, \(limit.rlim_cur) bytes) was reached or the disk is full"
@@ -85,5 +80,15 @@ extension MusterError {
             return "the disk is full"
         }
         return nil
+    }
+
+    /// Why a `write` failed with `errno`, when it is one of the "no room" causes.
+    static func writeFailureReason(errno code: Int32) -> String? {
+        switch code {
+        case ENOSPC: return "the disk is full"
+        case EDQUOT: return "the disk quota is used up"
+        case EFBIG: return "the file-size limit (ulimit -f) was reached"
+        default: return nil
+        }
     }
 }

@@ -139,7 +139,6 @@ public final class Ledger {
                     updated_at TEXT NOT NULL,
                     PRIMARY KEY (template, recipient)
                 ) WITHOUT ROWID;
-                CREATE INDEX IF NOT EXISTS outbox_by_state ON outbox(template, state);
                 CREATE INDEX IF NOT EXISTS outbox_in_order ON outbox(template, coalesce(signature, 0), recipient);
                 """)
             let insert = try database.prepare("INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)")

@@ -245,7 +245,11 @@ public final class Blast: @unchecked Sendable {
         defer { lockFile.release() }
         let now = clock.now()
         let consent = try requiredConsent()
-        try ledger.markInterrupted(template: template.name, at: now)
+        // Rows an earlier run left `sending` (it crashed): its journals tell which went out.
+        try ledger.dropOutboxStateIndex()
+        let leftover = HandoverJournal.files(in: campaign.folder)
+        try ledger.markInterrupted(journal: HandoverJournal.recover(leftover), at: now)
+        for file in leftover { unlink(file.path) }
         var targets: [String: Recipient] = [:]
         if template.audience == .targets {
             let people = try ledger.mailableTargets(manifest.targets)
@@ -269,24 +273,28 @@ public final class Blast: @unchecked Sendable {
         let connections = max(1, min(request.connections, max(1, total)))
         let loops = max(1, min(connections, ProcessInfo.processInfo.activeProcessorCount, 4))
         var senders: [CurlSMTPMulti] = []
+        var journals: [HandoverJournal] = []
         do {
             for index in 0..<loops {
                 senders.append(try CurlSMTPMulti(settings: smtp, connections: connections / loops + (index < connections % loops ? 1 : 0)))
+                journals.append(try HandoverJournal(url: campaign.folder.appendingPathComponent(".mail.journal.\(index)"), template: template.name))
             }
         } catch {
-            // No connection could be set up: nothing was marked or sent.
-            shared.stop(MusterError(.failure, error.localizedDescription))
+            // No connection or journal could be set up: nothing was marked or sent.
+            shared.stop((error as? MusterError) ?? MusterError(.failure, error.localizedDescription))
             senders = []
+            for journal in journals { journal.remove() }
+            journals = []
         }
         if !senders.isEmpty {
             let wake = senders
             let writer = OutboxWriter(ledger: ledger, template: template.name, clock: clock, onCommit: { for sender in wake { sender.wakeup() } })
             let group = DispatchGroup()
-            for sender in senders {
+            for (sender, journal) in zip(senders, journals) {
                 group.enter()
                 Thread.detachNewThread { [self] in
                     defer { group.leave() }
-                    loop(shared, sender: sender, writer: writer)
+                    loop(shared, sender: sender, writer: writer, journal: journal)
                 }
             }
             // Report progress while the loops run.
@@ -295,6 +303,9 @@ public final class Blast: @unchecked Sendable {
             }
             if let failure = writer.close() {
                 shared.stop((failure as? MusterError) ?? MusterError(.failure, "\(failure)"))
+            } else {
+                // Every outcome is in the ledger: the journals have nothing left to tell.
+                for journal in journals { journal.remove() }
             }
             senders = []  // closes the connections (QUIT)
         }
@@ -318,13 +329,12 @@ public final class Blast: @unchecked Sendable {
         return summary
     }
 
-    /// A message on one connection: waiting for its `sending` mark to be on disk, then in transfer.
+    /// A claimed message: waiting for its `sending` mark to be on disk, then in transfer.
     private final class Transfer {
         let job: Job
         let message: RenderedMessage
         /// The writer ticket of its `sending` mark.
         var ticket: Int
-        var started = false
 
         init(job: Job, message: RenderedMessage, ticket: Int) {
             self.job = job
@@ -333,99 +343,180 @@ public final class Blast: @unchecked Sendable {
         }
     }
 
-    /// One event loop: renders, hands state changes to the group-committing writer, and
-    /// drives its connections through libcurl's multi interface, all on one thread. A
-    /// message is handed to libcurl only once its `sending` mark is durable, so after a
-    /// crash only the messages in flight (at most one per connection) can be `unknown`.
-    private func loop(_ shared: BlastShared, sender: CurlSMTPMulti, writer: OutboxWriter) {
-        var slots = [Transfer?](repeating: nil, count: sender.count)
+    /// An outcome whose outbox update may not be on disk yet (`ticket` nil: not submitted).
+    private struct Unresolved {
+        let key: String
+        let accepted: Bool
+        var ticket: Int?
+    }
+
+    /// Claims are made when fewer than `claimLow` × connections claimed messages wait, up to
+    /// `claimHigh` × connections: each claim is one durable transaction for several rows,
+    /// made while earlier messages are still going out.
+    static let claimLow = 2, claimHigh = 6
+    /// Outcomes are written with the next claim, or after this many seconds.
+    static let outcomeDelay = 0.1
+    /// A journal is rewritten with only what is unresolved once it grows past this.
+    static let journalLimit = 1 << 20
+
+    /// One event loop: claims rows ahead (rendering their messages), hands state changes to
+    /// the group-committing writer, and drives its connections through libcurl's multi
+    /// interface, all on one thread. A message is handed to libcurl only once its
+    /// `sending` mark is durable and its hand-over is in the journal, so after a crash of
+    /// the process only the messages in flight (at most one per connection) are `unknown`.
+    private func loop(_ shared: BlastShared, sender: CurlSMTPMulti, writer: OutboxWriter, journal: HandoverJournal) {
+        let connections = sender.count
+        // Under --rate, claim no more than about half a second's worth ahead.
+        let claimHigh = min(Self.claimHigh * connections, shared.request.ratePerSecond.map { max(1, Int($0 / 2)) } ?? Int.max)
+        let claimLow = min(Self.claimLow * connections, claimHigh)
+        var slots = [Transfer?](repeating: nil, count: connections)
+        var ready: [Transfer] = []       // claimed, in order; the first ones may still wait for their mark
+        var claimed = 0                  // how many at the end of `ready` are not yet submitted
         var retries: [Job] = []
         var updates: [Ledger.OutboxUpdate] = []
-        var filled: [Int] = []
+        var unresolved: [Unresolved] = []
+        var outcomesPending = false
+        var lastSubmit = shared.elapsed
+        var feedEmpty = false
         var tally = BlastProgress(total: 0)
         while true {
             // Outcomes of the transfers that ended.
             for (slot, outcome) in sender.perform() {
                 guard let transfer = slots[slot] else { continue }
                 slots[slot] = nil
-                record(outcome, of: transfer.job, slot: slot, sender: sender, shared: shared, tally: &tally, retries: &retries, into: &updates)
+                let accepted = record(outcome, of: transfer.job, slot: slot, sender: sender, shared: shared, tally: &tally, retries: &retries, into: &updates)
+                if accepted { journal.accepted(transfer.job.recipient.key) }
+                unresolved.append(Unresolved(key: transfer.job.recipient.key, accepted: accepted, ticket: nil))
+                outcomesPending = true
             }
-            // Start the transfers whose `sending` mark is on disk.
-            let committed: Int
+            var committed: Int
             do {
                 committed = try writer.committedTicket()
             } catch {
                 shared.stop((error as? MusterError) ?? MusterError(.failure, "\(error)"))
-                // Nothing more can be recorded: a message whose mark is not on disk is not sent.
-                for index in slots.indices where slots[index]?.started == false { slots[index] = nil }
                 committed = -1
             }
-            for index in slots.indices {
-                guard let transfer = slots[index], !transfer.started, transfer.ticket <= committed else { continue }
-                do {
-                    try sender.start(slot: index, from: transfer.message.envelopeFrom, to: [transfer.message.envelopeTo],
-                                     message: transfer.message.bytes)
-                    slots[index]?.started = true
-                } catch {
-                    slots[index] = nil
-                    record(.failure(error), of: transfer.job, slot: index, sender: sender, shared: shared, tally: &tally, retries: &retries, into: &updates)
-                }
-            }
-            // Fill idle connections with new work.
-            var wait = 0.2
             let stopping = shared.stopReason != nil || lock.withLock({ stopRequested })
-            var feedEmpty = false
-            if !stopping {
-                for index in slots.indices where slots[index] == nil {
-                    if let bucket = shared.bucket {
-                        let delay = bucket.tryTake()
-                        if delay > 0 { wait = min(wait, delay); break }
+
+            // Claim the next rows while fewer than `claimLow` per connection wait.
+            if !stopping && !feedEmpty && ready.count < claimLow {
+                let now = shared.elapsed
+                while ready.count < claimHigh {
+                    let job: Job
+                    if let due = retries.firstIndex(where: { $0.notBefore <= now }) {
+                        job = retries.remove(at: due)
+                    } else if let next = shared.nextJob() {
+                        job = next
+                    } else {
+                        feedEmpty = true
+                        break
                     }
-                    var placed = false
-                    while !placed {
-                        let job: Job
-                        let now = shared.elapsed
-                        if let due = retries.firstIndex(where: { $0.notBefore <= now }) {
-                            job = retries.remove(at: due)
-                        } else if let next = shared.nextJob() {
-                            job = next
-                        } else {
-                            feedEmpty = true
-                            break
-                        }
-                        let key = job.recipient.key
-                        do {
-                            let message = try render(job.recipient)
-                            updates.append(.init(recipient: key, state: .sending))
-                            slots[index] = Transfer(job: job, message: message, ticket: 0)
-                            filled.append(index)
-                            placed = true
-                        } catch {
-                            updates.append(.init(recipient: key, state: .failed, reply: "not sent: \((error as? MusterError)?.message ?? "\(error)")"))
-                            tally.failed += 1
-                        }
+                    do {
+                        let message = try render(job.recipient)
+                        updates.append(.init(recipient: job.recipient.key, state: .sending))
+                        ready.append(Transfer(job: job, message: message, ticket: Int.max))
+                        claimed += 1
+                    } catch {
+                        updates.append(.init(recipient: job.recipient.key, state: .failed, reply: "not sent: \((error as? MusterError)?.message ?? "\(error)")"))
+                        tally.failed += 1
                     }
-                    if !placed { break }
                 }
             }
-            if !updates.isEmpty {
-                // Outcomes and new `sending` marks share a transaction. A crash before it commits
-                // loses outcomes, whose rows are still `sending` and so become `unknown`.
+            // A retry that comes due later is claimed then.
+            if feedEmpty, !stopping, ready.count < claimLow,
+               let due = retries.firstIndex(where: { $0.notBefore <= shared.elapsed }) {
+                let job = retries.remove(at: due)
+                do {
+                    let message = try render(job.recipient)
+                    updates.append(.init(recipient: job.recipient.key, state: .sending))
+                    ready.append(Transfer(job: job, message: message, ticket: Int.max))
+                    claimed += 1
+                } catch {
+                    updates.append(.init(recipient: job.recipient.key, state: .failed, reply: "not sent: \((error as? MusterError)?.message ?? "\(error)")"))
+                    tally.failed += 1
+                }
+            }
+            let idle = !slots.contains(where: { $0 != nil })
+            if stopping {
+                // Claimed rows that never went out go back to the queue.
+                for transfer in ready { updates.append(.init(recipient: transfer.job.recipient.key, state: .queued)) }
+                ready.removeAll()
+                claimed = 0
+            }
+            let finishing = idle && ready.isEmpty && (stopping || (feedEmpty && retries.isEmpty))
+
+            // Claims go to the writer at once; outcomes with them, or once they are a little old.
+            if claimed > 0 || (!updates.isEmpty && (finishing || shared.elapsed - lastSubmit >= Self.outcomeDelay || !outcomesPending)) {
                 let ticket = writer.submit(updates)
-                for index in filled { slots[index]?.ticket = ticket }
+                for index in (ready.count - claimed)..<ready.count { ready[index].ticket = ticket }
+                for index in unresolved.indices where unresolved[index].ticket == nil { unresolved[index].ticket = ticket }
                 updates.removeAll(keepingCapacity: true)
-                filled.removeAll(keepingCapacity: true)
+                claimed = 0
+                outcomesPending = false
+                lastSubmit = shared.elapsed
             }
             if tally.sent + tally.failed + tally.unknown + tally.deferred > 0 {
                 shared.add(tally)
                 tally = BlastProgress(total: 0)
             }
-            if !slots.contains(where: { $0 != nil }) {
-                if stopping || (feedEmpty && retries.isEmpty) { return }
-                if let soonest = retries.map(\.notBefore).min() { wait = min(wait, max(0.001, soonest - shared.elapsed)) }
+
+            // Hand the claimed messages whose mark is on disk to idle connections: first
+            // into the journal (with the outcomes just read), then to libcurl.
+            var starting: [(slot: Int, transfer: Transfer)] = []
+            if !stopping {
+                for index in slots.indices where slots[index] == nil {
+                    guard let next = ready.first, next.ticket <= committed else { break }
+                    if let bucket = shared.bucket, bucket.tryTake() > 0 { break }
+                    ready.removeFirst()
+                    journal.handed(next.job.recipient.key)
+                    starting.append((index, next))
+                }
             }
-            // Transfers waiting for their mark are started as soon as the writer reports it on disk.
-            if let awaited = slots.lazy.compactMap({ $0 }).filter({ !$0.started }).map(\.ticket).min() {
+            do {
+                try journal.flush()
+            } catch {
+                shared.stop((error as? MusterError) ?? MusterError(.failure, "\(error)"))
+                // Not in the journal: not handed over. They go back to the queue next time round.
+                ready.insert(contentsOf: starting.map(\.transfer), at: 0)
+                starting = []
+            }
+            for (index, transfer) in starting {
+                do {
+                    try sender.start(slot: index, from: transfer.message.envelopeFrom, to: [transfer.message.envelopeTo],
+                                     message: transfer.message.bytes)
+                    slots[index] = transfer
+                } catch {
+                    let accepted = record(.failure(error), of: transfer.job, slot: index, sender: sender, shared: shared, tally: &tally, retries: &retries, into: &updates)
+                    unresolved.append(Unresolved(key: transfer.job.recipient.key, accepted: accepted, ticket: nil))
+                    outcomesPending = true
+                }
+            }
+
+            if finishing && updates.isEmpty { return }
+
+            // Keep the journal small: rewrite it with the messages in flight and the
+            // outcomes not yet on disk.
+            if journal.size > Self.journalLimit, committed >= 0 {
+                unresolved.removeAll { $0.ticket.map { $0 <= committed } ?? false }
+                let handed = slots.compactMap { $0?.job.recipient.key } + unresolved.map(\.key)
+                do {
+                    try journal.rewrite(handed: handed, accepted: unresolved.filter(\.accepted).map(\.key))
+                } catch {
+                    shared.stop((error as? MusterError) ?? MusterError(.failure, "\(error)"))
+                }
+            } else if unresolved.count > 4 * claimHigh, committed >= 0 {
+                unresolved.removeAll { $0.ticket.map { $0 <= committed } ?? false }
+            }
+
+            var wait = 0.2
+            if outcomesPending { wait = Self.outcomeDelay }
+            if let bucket = shared.bucket, slots.contains(where: { $0 == nil }), !ready.isEmpty { wait = min(wait, max(0.001, bucket.delay())) }
+            if idle, ready.isEmpty, !stopping, let soonest = retries.map(\.notBefore).min() {
+                wait = min(wait, max(0.001, soonest - shared.elapsed))
+            }
+            if finishing { wait = 0.001 }
+            // A claimed message waiting for its mark starts as soon as the writer reports it on disk.
+            if slots.contains(where: { $0 == nil }), let awaited = ready.first?.ticket, awaited > committed, committed >= 0 {
                 sender.wait(timeout: wait, unless: { ((try? writer.committedTicket()) ?? Int.max) >= awaited })
             } else {
                 sender.wait(timeout: wait)
@@ -434,15 +525,16 @@ public final class Blast: @unchecked Sendable {
     }
 
     /// Turns the outcome of one transfer into its outbox update and counters.
+    /// Returns whether the relay accepted the message.
     private func record(_ outcome: Result<SMTPReceipt, SMTPError>, of job: Job, slot: Int, sender: CurlSMTPMulti, shared: BlastShared,
-                        tally: inout BlastProgress, retries: inout [Job], into updates: inout [Ledger.OutboxUpdate]) {
+                        tally: inout BlastProgress, retries: inout [Job], into updates: inout [Ledger.OutboxUpdate]) -> Bool {
         let key = job.recipient.key
         let error: SMTPError
         switch outcome {
         case .success(let receipt):
             updates.append(.init(recipient: key, state: .sent, reply: "\(receipt.replyCode) \(receipt.replyText)", countsAttempt: true))
             tally.sent += 1
-            return
+            return true
         case .failure(let failure):
             error = failure
         }
@@ -473,6 +565,7 @@ public final class Blast: @unchecked Sendable {
             let status: ExitStatus = { if case .relayUnreachable = error { return .relayUnreachable }; return .failure }()
             shared.stop(MusterError(status, error.localizedDescription))
         }
+        return false
     }
 }
 
@@ -672,6 +765,11 @@ final class TokenBucket: @unchecked Sendable {
     private var next = Date().timeIntervalSince1970
 
     init(rate: Double) { interval = 1 / max(rate, 0.001) }
+
+    /// Seconds until the next token (0 when one is due); takes nothing.
+    func delay() -> Double {
+        lock.withLock { max(0, next - Date().timeIntervalSince1970) }
+    }
 
     /// Takes a token and returns 0 when one is due; otherwise takes nothing and returns
     /// the seconds until the next one. A token not taken on time is not saved up

@@ -123,6 +123,14 @@ extension Ledger {
                          fields: fields, consents: body["consent"] as? [String] ?? [])
     }
 
+    /// Drops the `(template, state)` index that ledgers made before 2026-11-27 have: every
+    /// state change of a blast moved a row within it (two more random pages written per
+    /// change), and what it served (counts per state, rows in a state) reads the outbox in
+    /// order just as well.
+    func dropOutboxStateIndex() throws {
+        try outboxWrite { try database.execute("DROP INDEX IF EXISTS outbox_by_state") }
+    }
+
     /// Queues every mailable signer without a row for `template`, in the database
     /// (no list in memory, however large the campaign); returns how many were new.
     @discardableResult
@@ -273,13 +281,36 @@ extension Ledger {
         }
     }
 
-    /// Rows left in `sending` by an interrupted blast become `unknown`; returns how many.
+    /// Rows left in `sending` by an interrupted blast (of any template: a blast holds the
+    /// campaign's lock, so none is running). Where `journal` covers the row's template, a
+    /// row it shows was never handed over goes back to `queued` and a row the relay
+    /// accepted becomes `sent`; every other row becomes `unknown`. Returns how many became `unknown`.
     @discardableResult
-    public func markInterrupted(template: String, at date: Date) throws -> Int {
+    func markInterrupted(journal: HandoverJournal.Recovery = .init(), at date: Date) throws -> Int {
         try outboxWrite {
-            try database.prepare("UPDATE outbox SET state = 'unknown', reply = coalesce(reply, 'interrupted while sending: the relay may or may not have accepted it'), updated_at = ? WHERE template = ? AND state = 'sending'")
-                .run(.text(Timestamp.format(date)), .text(template))
-            return Int(sqlite3_changes(database.handle))
+            let rows = try database.prepare("SELECT template, recipient FROM outbox WHERE state = 'sending'")
+            var found: [(template: String, recipient: String)] = []
+            while try rows.step() { found.append((rows.text(0) ?? "", rows.text(1) ?? "")) }
+            let now = Timestamp.format(date)
+            let update = try database.prepare("""
+                UPDATE outbox SET state = ?1, reply = coalesce(?2, reply), attempts = attempts + ?3, updated_at = ?4
+                WHERE template = ?5 AND recipient = ?6 AND state = 'sending'
+                """)
+            var unknown = 0
+            for row in found {
+                let covered = journal.covers(row.template)
+                if covered && journal.accepted.contains(row.recipient) {
+                    try update.run(.text(OutboxState.sent.rawValue), .text("250 accepted by the relay (recorded after the run was interrupted)"),
+                                   .int(1), .text(now), .text(row.template), .text(row.recipient))
+                } else if covered && !journal.handed.contains(row.recipient) {
+                    try update.run(.text(OutboxState.queued.rawValue), .null, .int(0), .text(now), .text(row.template), .text(row.recipient))
+                } else {
+                    try update.run(.text(OutboxState.unknown.rawValue), .text("interrupted while sending: the relay may or may not have accepted it"),
+                                   .int(0), .text(now), .text(row.template), .text(row.recipient))
+                    unknown += 1
+                }
+            }
+            return unknown
         }
     }
 

@@ -67,6 +67,8 @@ campaigns/*/ledger.sqlite
 campaigns/*/ledger.sqlite-*
 *.sqlite-wal
 *.sqlite-shm
+# a blast's lock and journals (recipient fingerprints, removed when it ends)
+campaigns/*/.mail.*
 # mail previews and exports may hold personal data too
 *.eml
 exports/

@@ -77,6 +77,26 @@ public enum HeaderEncoding {
         return try phraseTokens(name, header: header) + ["<\(mailbox.address)>"]
     }
 
+    /// The whole `name: mailbox` field, folded; the last few are kept, since a blast
+    /// writes the same From (and Reply-To) into every message.
+    static func mailboxField(name: String, _ mailbox: MailAddress) throws(MessageError) -> String {
+        let key = MailboxFieldKey(name: name, mailbox: mailbox)
+        if let cached = mailboxFields.withLock({ $0[key] }) { return cached }
+        let field = try fold(name: name, tokens: mailboxTokens(mailbox, header: name))
+        mailboxFields.withLock { cache in
+            if cache.count >= 16 { cache.removeAll() }
+            cache[key] = field
+        }
+        return field
+    }
+
+    private struct MailboxFieldKey: Hashable {
+        let name: String
+        let mailbox: MailAddress
+    }
+
+    private static let mailboxFields = Mutex<[MailboxFieldKey: String]>([:])
+
     /// Splits `text` into RFC 2047 UTF-8 encoded words of at most 66 characters each,
     /// choosing Q for mostly-ASCII text and B otherwise. A word never ends inside a
     /// UTF-8 sequence, and, where possible, never inside a grapheme cluster.

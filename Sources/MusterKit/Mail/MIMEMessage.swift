@@ -73,20 +73,26 @@ public struct MIMEMessage: Sendable {
     /// The message as CRLF-terminated octets ready for SMTP DATA.
     /// - Throws: `MessageError` when a value would inject a header or break a limit.
     public func serialized() throws(MessageError) -> [UInt8] {
-        var fields: [String] = []
-        fields.append(try HeaderEncoding.fold(name: "Date", tokens: [HeaderEncoding.rfc5322Date(date)]))
-        fields.append(try HeaderEncoding.fold(name: "From", tokens: HeaderEncoding.mailboxTokens(from, header: "From")))
-        fields.append(try HeaderEncoding.fold(name: "To", tokens: HeaderEncoding.mailboxTokens(to, header: "To")))
-        if let replyTo {
-            fields.append(try HeaderEncoding.fold(name: "Reply-To", tokens: HeaderEncoding.mailboxTokens(replyTo, header: "Reply-To")))
+        let textBody = QuotedPrintable.encodeBytes(Self.terminated(text))
+        let htmlBody = html.map { QuotedPrintable.encodeBytes(Self.terminated($0)) }
+        var out: [UInt8] = []
+        out.reserveCapacity(textBody.count + (htmlBody?.count ?? 0) + 1_536)
+        func field(_ text: String) {
+            if !out.isEmpty { out += [0x0D, 0x0A] }
+            out += text.utf8
         }
-        fields.append(try HeaderEncoding.fold(name: "Subject", tokens: HeaderEncoding.unstructuredTokens(subject, header: "Subject")))
+        field(try HeaderEncoding.fold(name: "Date", tokens: [HeaderEncoding.rfc5322Date(date)]))
+        // A blast's From (and Reply-To) is the same in every message: folded once.
+        field(try HeaderEncoding.mailboxField(name: "From", from))
+        field(try HeaderEncoding.fold(name: "To", tokens: HeaderEncoding.mailboxTokens(to, header: "To")))
+        if let replyTo { field(try HeaderEncoding.mailboxField(name: "Reply-To", replyTo)) }
+        field(try HeaderEncoding.fold(name: "Subject", tokens: HeaderEncoding.unstructuredTokens(subject, header: "Subject")))
         try refuseLineBreaks(messageID, header: "Message-ID")
         guard messageID.unicodeScalars.allSatisfy({ $0.value > 0x20 && $0.value < 0x7F && $0 != "<" && $0 != ">" }),
-              messageID.contains("@") else {
+              messageID.utf8.contains(UInt8(ascii: "@")) else {
             throw .invalidAddress(header: "Message-ID", address: messageID, reason: "not an id-left@id-right value")
         }
-        fields.append(try HeaderEncoding.fold(name: "Message-ID", tokens: ["<\(messageID)>"]))
+        field(try HeaderEncoding.fold(name: "Message-ID", tokens: ["<\(messageID)>"]))
         if let listUnsubscribe {
             var targets = ["<\(listUnsubscribe.mailtoURI)>"]
             if let url = listUnsubscribe.url {
@@ -95,53 +101,60 @@ public struct MIMEMessage: Sendable {
                 targets[0] += ","
                 targets.append("<\(url)>")
             }
-            fields.append(try HeaderEncoding.fold(name: "List-Unsubscribe", tokens: targets))
-            fields.append("List-Unsubscribe-Post: List-Unsubscribe=One-Click")
+            field(try HeaderEncoding.fold(name: "List-Unsubscribe", tokens: targets))
+            field("List-Unsubscribe-Post: List-Unsubscribe=One-Click")
         }
-        fields.append("MIME-Version: 1.0")
+        field("MIME-Version: 1.0")
 
         // Each part ends with a line break of its own (the CRLF before a boundary belongs
         // to the boundary, RFC 2046 §5.1.1).
-        func terminated(_ s: String) -> String { s.isEmpty || s.utf8.last == 0x0A || s.utf8.last == 0x0D ? s : s + "\n" }
-        let textBody = QuotedPrintable.encode(terminated(text))
         var contentFields: [String] = []
-        var body: String
-        if let html {
-            let htmlBody = QuotedPrintable.encode(terminated(html))
+        var body: [UInt8] = []
+        if let htmlBody {
             let boundary = Self.boundary(for: messageID, avoiding: [textBody, htmlBody])
             contentFields.append(try HeaderEncoding.fold(name: "Content-Type",
                                                          tokens: ["multipart/alternative;", "boundary=\"\(boundary)\""]))
-            body = attachments.isEmpty ? "This is a multi-part message in MIME format.\r\n" : ""
-            body += "\r\n--\(boundary)\r\n"
-            body += "Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n"
+            body.reserveCapacity(textBody.count + htmlBody.count + 512)
+            if attachments.isEmpty { body += "This is a multi-part message in MIME format.\r\n".utf8 }
+            body += "\r\n--\(boundary)\r\n".utf8
+            body += "Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n".utf8
             body += textBody
-            body += "\r\n--\(boundary)\r\n"
-            body += "Content-Type: text/html; charset=utf-8\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n"
+            body += "\r\n--\(boundary)\r\n".utf8
+            body += "Content-Type: text/html; charset=utf-8\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n".utf8
             body += htmlBody
-            body += "\r\n--\(boundary)--\r\n"
+            body += "\r\n--\(boundary)--\r\n".utf8
         } else {
             contentFields.append("Content-Type: text/plain; charset=utf-8")
             contentFields.append("Content-Transfer-Encoding: quoted-printable")
             body = textBody
         }
         if attachments.isEmpty {
-            fields += contentFields
+            for content in contentFields { field(content) }
         } else {
-            let mixed = try Self.mixed(contentFields: contentFields, contentBody: body, attachments: attachments, messageID: messageID)
-            fields += mixed.fields
-            body = mixed.body
+            let mixed = try Self.mixed(contentFields: contentFields, contentBody: String(decoding: body, as: UTF8.self),
+                                       attachments: attachments, messageID: messageID)
+            for content in mixed.fields { field(content) }
+            body = Array(mixed.body.utf8)
         }
-        let message = fields.joined(separator: "\r\n") + "\r\n\r\n" + body
-        return Array(message.utf8)
+        out += [0x0D, 0x0A, 0x0D, 0x0A]
+        out += body
+        return out
+    }
+
+    private static func terminated(_ s: String) -> String {
+        s.isEmpty || s.utf8.last == 0x0A || s.utf8.last == 0x0D ? s : s + "\n"
     }
 
     /// A boundary containing `=_`, which quoted-printable output can never contain;
     /// checked against the encoded parts anyway.
-    static func boundary(for messageID: String, avoiding parts: [String]) -> String {
+    static func boundary(for messageID: String, avoiding parts: [[UInt8]]) -> String {
         let digest = Hex.encode(SHA256.hash(data: Data(messageID.utf8)).prefix(12))
         var boundary = "=_muster_\(digest)"
         var salt = 0
-        while parts.contains(where: { $0.containsBytes(boundary) }) {
+        while parts.contains(where: { part in
+            var needle = boundary
+            return needle.withUTF8 { n in part.withUnsafeBufferPointer { firstOffset(of: n, in: $0, from: 0) != nil } }
+        }) {
             salt += 1
             boundary = "=_muster_\(digest)_\(salt)"
         }

@@ -52,13 +52,13 @@ public struct MailAddress: Sendable, Hashable, CustomStringConvertible {
             throw .invalidAddress(header: header, address: address, reason: "local part must have 1 to 64 characters")
         }
         guard local.unicodeScalars.allSatisfy({ Self.isAtext($0) || (utf8Local && $0.value > 0x7F) }),
-              !local.hasPrefix("."), !local.hasSuffix("."), !local.contains("..") else {
+              !local.hasPrefix("."), !local.hasSuffix("."), !local.containsBytes("..") else {
             throw .invalidAddress(header: header, address: address,
                                   reason: !allowUTF8LocalPart && local.utf8.contains { $0 >= 0x80 }
                                     ? "local part must be ASCII here (only recipients may have a UTF-8 local part)"
                                     : "local part may only use letters, digits and !#$%&'*+-/=?^_`{|}~ separated by single dots")
         }
-        guard let ascii = Punycode.asciiDomain(domainPart), ascii.contains(".") || ascii == "localhost" else {
+        guard let ascii = Punycode.asciiDomain(domainPart), ascii.utf8.contains(UInt8(ascii: ".")) || ascii == "localhost" else {
             throw .invalidAddress(header: header, address: address, reason: "domain is not a valid host name")
         }
         guard local.utf8.count + 1 + ascii.utf8.count <= 254 else {

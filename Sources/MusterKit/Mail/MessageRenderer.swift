@@ -146,6 +146,7 @@ public func renderMessage(template: EmailTemplate, recipient: MailRecipient, cam
 public func renderContent(template: EmailTemplate, recipient: MailRecipient, campaign: CampaignMailInfo,
                           unsubscribe: ListUnsubscribe, layout: Bool = true) -> RenderedContent {
     var values: [String: String] = recipient.fields
+    values.reserveCapacity(recipient.fields.count + 12)
     values["name"] = recipient.name
     values["first_name"] = recipient.firstName
     values["email"] = recipient.email

@@ -6,6 +6,11 @@ public enum QuotedPrintable {
     /// are escaped too, so no relay or mbox mangles them. The result never contains
     /// `=_` nor a bare `=` other than a soft line break.
     public static func encode(_ text: String) -> String {
+        String(decoding: encodeBytes(text), as: UTF8.self)
+    }
+
+    /// `encode`, as the octets a message carries.
+    public static func encodeBytes(_ text: String) -> [UInt8] {
         var text = text
         return text.withUTF8 { bytes in
             // Worst case: every byte escaped (3 octets), a soft break ("=\r\n") every 25
@@ -31,7 +36,7 @@ public enum QuotedPrintable {
                 written = encodeLine(UnsafeBufferPointer(rebasing: bytes[start..<bytes.count]), into: base, at: written)
                 count = written
             }
-            return String(decoding: out, as: UTF8.self)
+            return out
         }
     }
 

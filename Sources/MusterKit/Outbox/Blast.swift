@@ -184,7 +184,7 @@ public final class Blast: @unchecked Sendable {
     public func render(_ recipient: Recipient) throws -> RenderedMessage {
         var url: String?
         if let base = unsubscribeURL {
-            url = base + (base.contains("?") ? "&" : "?") + "c=\(campaign.slug)&r=\(recipient.key.prefix(32))"
+            url = base + (base.utf8.contains(UInt8(ascii: "?")) ? "&" : "?") + "c=\(campaign.slug)&r=\(recipient.key.prefix(32))"
         }
         let mailRecipient = MailRecipient(name: recipient.name, email: recipient.email, fields: recipient.fields, unsubscribeURL: url)
         do {

@@ -165,12 +165,13 @@ public func renderContent(template: EmailTemplate, recipient: MailRecipient, cam
     // values are empty: compute it once per such shape.
     let skeleton = template.skeletons.entry(for: slots.shapeKey) {
         let body = template.bodyTemplate.render(slots.context)
-        return SkeletonCache.Entry(subject: template.subjectTemplate.render(slots.context), text: body,
-                                   html: markdownToHTML(slots.prepareForMarkdown(body)))
+        return SkeletonCache.Entry(subject: slots.compile(template.subjectTemplate.render(slots.context), escape: .none),
+                                   text: slots.compile(body, escape: .none),
+                                   html: slots.compile(markdownToHTML(slots.prepareForMarkdown(body)), escape: .html))
     }
-    let subject = slots.substitute(skeleton.subject, escape: .none)
-    let text = slots.substitute(skeleton.text, escape: .none)
-    let fragment = slots.substitute(skeleton.html, escape: .html)
+    let subject = slots.fill(skeleton.subject)
+    let text = slots.fill(skeleton.text)
+    let fragment = slots.fill(skeleton.html)
     let html = layout
         ? HTMLLayout.wrap(fragment, subject: subject, campaignTitle: campaign.title, sender: campaign.sender,
                           unsubscribeHref: recipient.unsubscribeURL ?? unsubscribe.mailtoURI)

@@ -132,49 +132,72 @@ struct SlotTable {
         return String(decoding: out, as: UTF8.self)
     }
 
-    /// Puts the values back. For `.html`, each value is escaped for where it lands: text,
-    /// a quoted attribute (URL attributes refuse `javascript:` and other schemes), or an
-    /// unquoted spot inside a tag (the value is quoted so it cannot add attributes).
-    func substitute(_ text: String, escape: Escape) -> String {
+    /// Where each token of `text` is and how its value must be escaped there; the same
+    /// for every context of the same shape, so a blast works it out once per skeleton.
+    /// For `.html`, each value is escaped for where it lands: text, a quoted attribute
+    /// (URL attributes refuse `javascript:` and other schemes), or an unquoted spot inside
+    /// a tag (the value is quoted so it cannot add attributes).
+    func compile(_ text: String, escape: Escape) -> CompiledSkeleton {
         var text = text
         return text.withUTF8 { b in
-            let found = tokens(in: b)
-            guard !found.isEmpty else { return String(decoding: b, as: UTF8.self) }
-            var out: [UInt8] = []
-            out.reserveCapacity(b.count + 256)
-            var last = 0
+            var pieces: [CompiledSkeleton.Piece] = []
             var scanner = HTMLPositionScanner()
-            for (start, end, index) in found {
-                out += b[last..<start]
-                let value = values[index]
+            for (start, end, index) in tokens(in: b) {
+                let placement: CompiledSkeleton.Placement
                 switch escape {
                 case .none:
-                    out += value.utf8
+                    placement = .plain
                 case .html:
                     switch scanner.state(at: start, in: b) {
                     case .text:
-                        appendHTMLEscaped(value, to: &out)
+                        placement = .text
                     case .insideTag(let attribute):
-                        out.append(UInt8(ascii: "\""))
-                        if let attribute, Self.urlAttributes.contains(attribute), !Self.isSafeURL(value) {
-                            out.append(UInt8(ascii: "#"))
-                        } else {
-                            appendHTMLEscaped(value, to: &out)
-                        }
-                        out.append(UInt8(ascii: "\""))
+                        placement = .insideTag(url: attribute.map { Self.urlAttributes.contains($0) } ?? false)
                     case .attributeValue(let name, let atStart):
-                        if atStart, Self.urlAttributes.contains(name), !Self.isSafeURL(value) {
-                            out.append(UInt8(ascii: "#"))
-                        } else {
-                            appendHTMLEscaped(value, to: &out)
-                        }
+                        placement = .attributeValue(url: atStart && Self.urlAttributes.contains(name))
                     }
                 }
-                last = end
+                pieces.append(.init(start: start, end: end, index: index, placement: placement))
+            }
+            return CompiledSkeleton(bytes: Array(b), pieces: pieces)
+        }
+    }
+
+    /// The skeleton with this table's values in place.
+    func fill(_ skeleton: CompiledSkeleton) -> String {
+        guard !skeleton.pieces.isEmpty else { return String(decoding: skeleton.bytes, as: UTF8.self) }
+        var out: [UInt8] = []
+        out.reserveCapacity(skeleton.bytes.count + 256)
+        var last = 0
+        skeleton.bytes.withUnsafeBufferPointer { b in
+            for piece in skeleton.pieces {
+                out += b[last..<piece.start]
+                let value = values[piece.index]
+                switch piece.placement {
+                case .plain:
+                    out += value.utf8
+                case .text:
+                    appendHTMLEscaped(value, to: &out)
+                case .insideTag(let url):
+                    out.append(UInt8(ascii: "\""))
+                    if url, !Self.isSafeURL(value) {
+                        out.append(UInt8(ascii: "#"))
+                    } else {
+                        appendHTMLEscaped(value, to: &out)
+                    }
+                    out.append(UInt8(ascii: "\""))
+                case .attributeValue(let url):
+                    if url, !Self.isSafeURL(value) {
+                        out.append(UInt8(ascii: "#"))
+                    } else {
+                        appendHTMLEscaped(value, to: &out)
+                    }
+                }
+                last = piece.end
             }
             out += b[last...]
-            return String(decoding: out, as: UTF8.self)
         }
+        return String(decoding: out, as: UTF8.self)
     }
 
     static let urlAttributes: Set<String> = ["href", "src", "action", "formaction", "background", "xlink:href", "poster", "cite"]
@@ -199,13 +222,39 @@ struct SlotTable {
     }
 }
 
+/// A skeleton (Mustache or cmark output holding tokens) with its tokens found: the
+/// literal bytes, and for each token its range, its value and how to escape it there.
+struct CompiledSkeleton: Sendable {
+    enum Placement: Sendable {
+        /// Plain text output: the value as it is.
+        case plain
+        /// HTML text: escaped.
+        case text
+        /// Inside a tag, not in quotes: quoted and escaped (`url`: in a URL attribute).
+        case insideTag(url: Bool)
+        /// In a quoted attribute value (`url`: at the start of a URL attribute's value).
+        case attributeValue(url: Bool)
+    }
+
+    struct Piece: Sendable {
+        let start: Int
+        let end: Int
+        let index: Int
+        let placement: Placement
+    }
+
+    let bytes: [UInt8]
+    let pieces: [Piece]
+}
+
 /// Skeletons (Mustache output with tokens, and its cmark HTML) per context shape, so a
-/// blast runs Mustache and cmark once per shape instead of once per recipient.
+/// blast runs Mustache and cmark — and finds the tokens — once per shape instead of once
+/// per recipient.
 final class SkeletonCache: @unchecked Sendable {
     struct Entry {
-        var subject: String
-        var text: String
-        var html: String
+        var subject: CompiledSkeleton
+        var text: CompiledSkeleton
+        var html: CompiledSkeleton
     }
 
     private let lock = NSLock()

@@ -304,6 +304,8 @@ extension Muster.Mail {
             try reportingErrors {
                 let context = try MailContext(campaignOptions)
                 if let template { _ = try MailTemplates.load(template, campaign: context.campaign, manifest: context.manifest) }
+                // Rows a killed blast left `sending` are sorted out first (while a blast runs, they are in flight).
+                _ = try Blast.recoverIfIdle(campaign: context.campaign, ledger: context.ledger, at: context.run.clock.now())
                 let counts = try context.ledger.outboxCounts(template: template)
                 var total = OutboxCounts()
                 for value in counts.values {

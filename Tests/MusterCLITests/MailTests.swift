@@ -331,6 +331,13 @@ struct MailTests {
         #expect((Int(claimed.trimmingCharacters(in: .whitespacesAndNewlines)) ?? 0) > 0, "rows in flight or claimed: \(claimed)")
         let journals = try FileManager.default.contentsOfDirectory(atPath: box.path("campaigns/fair-rates").path).filter { $0.hasPrefix(".mail.journal.") }
         #expect(!journals.isEmpty, "the killed run left its journals")
+        // `mail status` sorts them out at once: only the messages in flight are unknown.
+        let afterKill = try box.run(["mail", "status", "thanks", "--json"]).json()
+        let counted = ["sent", "queued", "unknown"].map { afterKill[$0] as? Int ?? -1 }
+        #expect(counted[2] <= 4, "\(afterKill)")
+        #expect(counted.reduce(0, +) == 2000, "\(afterKill)")
+        let received = try relay.received().count
+        #expect(counted[0] <= received && received <= counted[0] + counted[2], "sent \(counted[0]), unknown \(counted[2]), received \(received)")
 
         let resume = try box.run(["mail", "send", "thanks", "--yes", "--json"], environment: env(relay))
         #expect(resume.status == 0, "\(resume)")

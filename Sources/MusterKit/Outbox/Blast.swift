@@ -245,11 +245,8 @@ public final class Blast: @unchecked Sendable {
         defer { lockFile.release() }
         let now = clock.now()
         let consent = try requiredConsent()
-        // Rows an earlier run left `sending` (it crashed): its journals tell which went out.
         try ledger.dropOutboxStateIndex()
-        let leftover = HandoverJournal.files(in: campaign.folder)
-        try ledger.markInterrupted(journal: HandoverJournal.recover(leftover), at: now)
-        for file in leftover { unlink(file.path) }
+        try Self.recoverInterrupted(campaign: campaign, ledger: ledger, at: now)
         var targets: [String: Recipient] = [:]
         if template.audience == .targets {
             let people = try ledger.mailableTargets(manifest.targets)
@@ -327,6 +324,25 @@ public final class Blast: @unchecked Sendable {
         }
         if lock.withLock({ stopRequested }) { summary.stoppedBecause = "interrupted" }
         return summary
+    }
+
+    /// Sorts out the rows a killed run left `sending`: its journals tell which went out
+    /// (see `HandoverJournal`). Only with the campaign's blast lock held.
+    static func recoverInterrupted(campaign: Campaign, ledger: Ledger, at date: Date) throws {
+        let leftover = HandoverJournal.files(in: campaign.folder)
+        try ledger.markInterrupted(journal: HandoverJournal.recover(leftover), at: date)
+        for file in leftover { unlink(file.path) }
+    }
+
+    /// For `mail status`: when rows are `sending` but no blast is running (it was killed),
+    /// sorts them out as the next `mail send` would, so the counts are right. Returns
+    /// whether anything was done; does nothing while a blast runs.
+    public static func recoverIfIdle(campaign: Campaign, ledger: Ledger, at date: Date) throws -> Bool {
+        guard (try ledger.outboxCounts().values.contains { $0.sending > 0 }),
+              let lock = try? BlastLock(campaign.folder.appendingPathComponent(".mail.lock")) else { return false }
+        defer { lock.release() }
+        try recoverInterrupted(campaign: campaign, ledger: ledger, at: date)
+        return true
     }
 
     /// A claimed message: waiting for its `sending` mark to be on disk, then in transfer.

@@ -184,6 +184,8 @@ extension Muster.Mail {
                 if let backoff = ProcessInfo.processInfo.environment["MUSTER_BACKOFF_SECONDS"].flatMap(Double.init) {
                     request.backoff = backoff
                 }
+                // A killed run's rows are sorted out before the plan counts them.
+                _ = try Blast.recoverIfIdle(campaign: context.campaign, ledger: context.ledger, at: context.run.clock.now())
                 let plan = try blast.plan(request)
                 let settings = try context.smtpSettings(verbose: verbose)
                 let describe = "\(plan.toSend) message\(plan.toSend == 1 ? "" : "s") of '\(plan.template)' to \(plan.audience) via \(settings.host):\(settings.port)"

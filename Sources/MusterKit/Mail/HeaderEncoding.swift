@@ -77,12 +77,48 @@ public enum HeaderEncoding {
         return try phraseTokens(name, header: header) + ["<\(mailbox.address)>"]
     }
 
+    /// The whole `name: value` field for an unstructured value: `fold` of
+    /// `unstructuredTokens`, without splitting a short plain value into words first.
+    static func unstructuredField(name: String, _ value: String) throws(MessageError) -> String {
+        // Plain words that fit on the first line come out as they are (see unstructuredTokens).
+        if value.utf8.count <= foldWidth - name.utf8.count - 3, isPlainText(value, allowed: { $0 >= 0x21 && $0 <= 0x7E }) {
+            return name + ": " + value
+        }
+        return try fold(name: name, tokens: unstructuredTokens(value, header: name))
+    }
+
+    /// The whole `name: mailbox` field: `fold` of `mailboxTokens`, without splitting a short
+    /// display name made of atoms into words first.
+    static func mailboxField(name: String, uncached mailbox: MailAddress) throws(MessageError) -> String {
+        try refuseLineBreaks(mailbox.address, header: name)
+        if let display = mailbox.displayName, !display.isEmpty,
+           display.utf8.count <= 60, name.utf8.count + display.utf8.count + mailbox.address.utf8.count + 5 <= foldWidth,
+           isPlainText(display, allowed: { $0 < 0x80 && $0 != UInt8(ascii: ".") && MailAddress.isAtext(Unicode.Scalar($0)) }) {
+            return name + ": " + display + " <" + mailbox.address + ">"
+        }
+        return try fold(name: name, tokens: mailboxTokens(mailbox, header: name))
+    }
+
+    /// Words of `allowed` bytes separated by single spaces, no space at either end, no `=?`.
+    private static func isPlainText(_ value: String, allowed: (UInt8) -> Bool) -> Bool {
+        var previous: UInt8 = 0x20
+        for byte in value.utf8 {
+            if byte == 0x20 {
+                if previous == 0x20 { return false }
+            } else if !allowed(byte) || (byte == UInt8(ascii: "?") && previous == UInt8(ascii: "=")) {
+                return false
+            }
+            previous = byte
+        }
+        return previous != 0x20
+    }
+
     /// The whole `name: mailbox` field, folded; the last few are kept, since a blast
     /// writes the same From (and Reply-To) into every message.
     static func mailboxField(name: String, _ mailbox: MailAddress) throws(MessageError) -> String {
         let key = MailboxFieldKey(name: name, mailbox: mailbox)
         if let cached = mailboxFields.withLock({ $0[key] }) { return cached }
-        let field = try fold(name: name, tokens: mailboxTokens(mailbox, header: name))
+        let field = try mailboxField(name: name, uncached: mailbox)
         mailboxFields.withLock { cache in
             if cache.count >= 16 { cache.removeAll() }
             cache[key] = field

@@ -16,7 +16,7 @@ public struct ListUnsubscribe: Sendable, Equatable {
     }
 
     /// The `mailto:` URI written into the header and offered to templates.
-    public var mailtoURI: String { "mailto:\(mailto.address)?subject=unsubscribe" }
+    public var mailtoURI: String { "mailto:" + mailto.address + "?subject=unsubscribe" }
 }
 
 /// A complete outgoing message as muster writes it: RFC 5322 headers, a
@@ -84,9 +84,9 @@ public struct MIMEMessage: Sendable {
         field(try HeaderEncoding.fold(name: "Date", tokens: [HeaderEncoding.rfc5322Date(date)]))
         // A blast's From (and Reply-To) is the same in every message: folded once.
         field(try HeaderEncoding.mailboxField(name: "From", from))
-        field(try HeaderEncoding.fold(name: "To", tokens: HeaderEncoding.mailboxTokens(to, header: "To")))
+        field(try HeaderEncoding.mailboxField(name: "To", uncached: to))
         if let replyTo { field(try HeaderEncoding.mailboxField(name: "Reply-To", replyTo)) }
-        field(try HeaderEncoding.fold(name: "Subject", tokens: HeaderEncoding.unstructuredTokens(subject, header: "Subject")))
+        field(try HeaderEncoding.unstructuredField(name: "Subject", subject))
         try refuseLineBreaks(messageID, header: "Message-ID")
         guard messageID.unicodeScalars.allSatisfy({ $0.value > 0x20 && $0.value < 0x7F && $0 != "<" && $0 != ">" }),
               messageID.utf8.contains(UInt8(ascii: "@")) else {

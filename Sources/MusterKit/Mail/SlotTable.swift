@@ -31,14 +31,14 @@ struct SlotTable {
         let sorted = named.sorted { $0.key < $1.key }
         names = sorted.map(\.key)
         values = sorted.map(\.value)
-        var key = ""
+        var key: [UInt8] = []
         key.reserveCapacity(sorted.reduce(0) { $0 + $1.key.utf8.count + 2 })
         for (name, value) in sorted {
-            key += name
-            key.unicodeScalars.append("\u{0}")
-            key.unicodeScalars.append(Unicode.Scalar(UInt8(ascii: "0") + UInt8(Self.valueClass(value))))
+            key += name.utf8
+            key.append(0)
+            key.append(UInt8(ascii: "0") + UInt8(Self.valueClass(value)))
         }
-        shapeKey = key
+        shapeKey = String(decoding: key, as: UTF8.self)
     }
 
     /// The Mustache context: every name (dotted names nested) bound to its token.

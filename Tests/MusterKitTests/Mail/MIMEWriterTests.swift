@@ -16,6 +16,24 @@ struct HeaderEncodingTests {
         #expect(unfolded == "Subject: " + subject)
     }
 
+    /// Subject and To take a shortcut for short plain values; it must write what folding
+    /// the tokens writes.
+    @Test("the short plain-value shortcut writes what folding the tokens writes")
+    func shortcutsMatchFolding() throws {
+        var values = ["Hello", "", " ", "a  b", " lead", "trail ", "x=?y", "x=y?z", "Thank you, Ada: we are 420", "Zoë", "tab\there",
+                      "a.b c", "O'Brien & Sons", "\"quoted\"", "Eve <eve@x>", "a,b", "(comment)", "~!#$%&'*+-/=?^_`{|}"]
+        for length in 50...80 { values.append(String(repeating: "w", count: length)) }
+        for length in 50...80 { values.append("Ana " + String(repeating: "b", count: length - 4)) }
+        for value in values {
+            let folded = try? HeaderEncoding.fold(name: "Subject", tokens: HeaderEncoding.unstructuredTokens(value, header: "Subject"))
+            #expect((try? HeaderEncoding.unstructuredField(name: "Subject", value)) == folded, "subject \(value.debugDescription)")
+            let display = value.isEmpty ? nil : value
+            guard let mailbox = try? MailAddress(displayName: display, address: "someone.with.a.long.address@example.org", header: "To") else { continue }
+            let mailboxFolded = try? HeaderEncoding.fold(name: "To", tokens: HeaderEncoding.mailboxTokens(mailbox, header: "To"))
+            #expect((try? HeaderEncoding.mailboxField(name: "To", uncached: mailbox)) == mailboxFolded, "to \(value.debugDescription)")
+        }
+    }
+
     @Test("non-ASCII and odd values become encoded words that decode back exactly", arguments: [
         "Merci, Zoë !",
         "Спасибо за подпись, дорогой друг, нас уже тысяча человек по всей стране",

@@ -50,6 +50,14 @@ public enum QuotedPrintable {
         let count = line.count
         for offset in 0..<count {
             let byte = line[offset]
+            // The common case, taken first: a printable character other than `=`, inside a
+            // line and with room before the soft-break column (what the rules below give).
+            if length != 0, length < 75, offset < count - 1, byte >= 0x21, byte <= 0x7E, byte != 0x3D {
+                out[written] = byte
+                written += 1
+                length += 1
+                continue
+            }
             let isLast = offset == count - 1
             var literal: Bool
             switch byte {

@@ -142,25 +142,41 @@ public func renderMessage(template: EmailTemplate, recipient: MailRecipient, cam
                            messageID: messageID, subject: content.subject)
 }
 
+/// The names every template can use besides the recipient's fields.
+private let builtInNames: Set<String> = ["campaign.count", "campaign.days_left", "campaign.deadline", "campaign.goal", "campaign.milestone",
+                                         "campaign.percent", "campaign.title", "email", "first_name", "name", "unsubscribe_mailto", "unsubscribe_url"]
+
 /// Renders subject, text and HTML for one recipient (no MIME, no validation of headers).
 public func renderContent(template: EmailTemplate, recipient: MailRecipient, campaign: CampaignMailInfo,
                           unsubscribe: ListUnsubscribe, layout: Bool = true) -> RenderedContent {
-    var values: [String: String] = recipient.fields
-    values.reserveCapacity(recipient.fields.count + 12)
-    values["name"] = recipient.name
-    values["first_name"] = recipient.firstName
-    values["email"] = recipient.email
-    values["unsubscribe_url"] = recipient.unsubscribeURL ?? ""
-    values["unsubscribe_mailto"] = unsubscribe.mailtoURI
-    values["campaign.title"] = campaign.title
-    values["campaign.count"] = String(campaign.count)
-    values["campaign.goal"] = campaign.goal.map(String.init) ?? ""
-    values["campaign.percent"] = String(campaign.percent)
-    values["campaign.deadline"] = campaign.deadline ?? ""
-    values["campaign.days_left"] = campaign.daysLeft.map(String.init) ?? ""
-    values["campaign.milestone"] = campaign.milestone ?? ""
-
-    let slots = SlotTable(values: values, prefix: template.slotPrefix)
+    // The built-in names win over fields of the same name; both lists in name order.
+    let builtIn: [(String, String)] = [
+        ("campaign.count", String(campaign.count)),
+        ("campaign.days_left", campaign.daysLeft.map(String.init) ?? ""),
+        ("campaign.deadline", campaign.deadline ?? ""),
+        ("campaign.goal", campaign.goal.map(String.init) ?? ""),
+        ("campaign.milestone", campaign.milestone ?? ""),
+        ("campaign.percent", String(campaign.percent)),
+        ("campaign.title", campaign.title),
+        ("email", recipient.email),
+        ("first_name", recipient.firstName),
+        ("name", recipient.name),
+        ("unsubscribe_mailto", unsubscribe.mailtoURI),
+        ("unsubscribe_url", recipient.unsubscribeURL ?? ""),
+    ]
+    let fields = recipient.fields.filter { !builtInNames.contains($0.key) }.sorted { $0.key < $1.key }
+    var names: [String] = [], values: [String] = []
+    names.reserveCapacity(builtIn.count + fields.count)
+    values.reserveCapacity(builtIn.count + fields.count)
+    var b = 0, f = 0
+    while b < builtIn.count || f < fields.count {
+        if f == fields.count || (b < builtIn.count && builtIn[b].0 < fields[f].key) {
+            names.append(builtIn[b].0); values.append(builtIn[b].1); b += 1
+        } else {
+            names.append(fields[f].key); values.append(fields[f].value); f += 1
+        }
+    }
+    let slots = SlotTable(sortedNames: names, values: values, prefix: template.slotPrefix)
     // Mustache and cmark see only tokens, so their output depends on nothing but which
     // values are empty: compute it once per such shape.
     let skeleton = template.skeletons.entry(for: slots.shapeKey) {

@@ -26,14 +26,14 @@ struct SlotTable {
         return "mstv\(nonce)n"
     }
 
-    init(values named: [String: String], prefix: String) {
+    /// `names` must be in ascending order, without duplicates.
+    init(sortedNames names: [String], values: [String], prefix: String) {
         self.prefix = prefix
-        let sorted = named.sorted { $0.key < $1.key }
-        names = sorted.map(\.key)
-        values = sorted.map(\.value)
+        self.names = names
+        self.values = values
         var key: [UInt8] = []
-        key.reserveCapacity(sorted.reduce(0) { $0 + $1.key.utf8.count + 2 })
-        for (name, value) in sorted {
+        key.reserveCapacity(names.reduce(0) { $0 + $1.utf8.count + 2 })
+        for (name, value) in zip(names, values) {
             key += name.utf8
             key.append(0)
             key.append(UInt8(ascii: "0") + UInt8(Self.valueClass(value)))

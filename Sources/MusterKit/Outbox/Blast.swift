@@ -207,10 +207,10 @@ public final class Blast: @unchecked Sendable {
     public func plan(_ request: BlastRequest) throws -> BlastPlan {
         let consent = try requiredConsent()
         let targets = template.audience == .targets ? try ledger.mailableTargets(manifest.targets) : []
-        let recipients = template.audience == .targets ? targets.count : try ledger.mailableSignerCount(consent: consent)
         let counts = try ledger.outboxCounts(template: template.name)[template.name] ?? OutboxCounts()
         // Rows of people who left the audience are not counted as work; new audience members are.
         let queued = try ledger.mailablePendingCount(template: template.name, consent: consent, targets: template.audience == .targets ? targets : nil)
+        let recipients = queued.audience
         let unknown = counts.unknown + counts.sending
         var pending = queued.pending
         if request.retryUnknown { pending += queued.unknown }
@@ -248,15 +248,17 @@ public final class Blast: @unchecked Sendable {
         try ledger.dropOutboxStateIndex()
         try Self.recoverInterrupted(campaign: campaign, ledger: ledger, at: now)
         var targets: [String: Recipient] = [:]
+        let people = template.audience == .targets ? try ledger.mailableTargets(manifest.targets) : []
+        if template.audience == .targets { targets = Dictionary(people.map { ($0.key, $0) }, uniquingKeysWith: { a, _ in a }) }
+        // Rows queued earlier for people who left the audience since are failed first; the
+        // rows queued next are the audience itself (so a first run checks no row twice).
+        try ledger.failUnmailable(template: template.name, consent: consent,
+                                  targetKeys: template.audience == .targets ? Set(targets.keys) : nil, at: now)
         if template.audience == .targets {
-            let people = try ledger.mailableTargets(manifest.targets)
             try ledger.enqueue(template: template.name, recipients: people, at: now)
-            targets = Dictionary(people.map { ($0.key, $0) }, uniquingKeysWith: { a, _ in a })
         } else {
             try ledger.enqueueSigners(template: template.name, consent: consent, at: now)
         }
-        try ledger.failUnmailable(template: template.name, consent: consent,
-                                  targetKeys: template.audience == .targets ? Set(targets.keys) : nil, at: now)
         var states: Set<OutboxState> = [.queued, .deferred]
         if request.retryUnknown { states.insert(.unknown) }
         let total = min(try ledger.outboxCount(template: template.name, states: states), request.limit ?? Int.max)

@@ -103,17 +103,6 @@ extension Ledger {
         }
     }
 
-    /// How many signers can be mailed (see `mailableSigners`).
-    public func mailableSignerCount(consent: String? = nil) throws -> Int {
-        do {
-            return Int(try database.scalarInt("""
-                SELECT count(*) FROM entries e JOIN personal p ON p.seq = e.seq WHERE \(Self.mailableSignerCondition)
-                """, consent.map { .text($0) } ?? .null) ?? 0)
-        } catch let error as SQLiteError {
-            throw MusterError.storage(error, path: url.path)
-        }
-    }
-
     static func recipient(seq: Int64, key: String, body: String, data: String) -> Recipient {
         let body = jsonObject(body)
         let data = jsonObject(data)
@@ -206,9 +195,9 @@ extension Ledger {
         }
     }
 
-    /// Among the template's current audience: how many wait to be sent (no row yet,
-    /// queued or deferred) and how many have a lost outcome (unknown).
-    public func mailablePendingCount(template: String, consent: String?, targets: [Recipient]?) throws -> (pending: Int, unknown: Int) {
+    /// The template's current audience: how many it holds, how many of them wait to be sent
+    /// (no row yet, queued or deferred) and how many have a lost outcome (unknown).
+    public func mailablePendingCount(template: String, consent: String?, targets: [Recipient]?) throws -> (audience: Int, pending: Int, unknown: Int) {
         do {
             if let targets {
                 var pending = 0, unknown = 0
@@ -221,18 +210,18 @@ extension Ledger {
                     default: break
                     }
                 }
-                return (pending, unknown)
+                return (targets.count, pending, unknown)
             }
             let statement = try database.prepare("""
-                SELECT coalesce(sum(o.state IS NULL OR o.state IN ('queued', 'deferred')), 0),
+                SELECT count(*), coalesce(sum(o.state IS NULL OR o.state IN ('queued', 'deferred')), 0),
                        coalesce(sum(o.state IN ('unknown', 'sending')), 0)
                 FROM entries e JOIN personal p ON p.seq = e.seq
                 LEFT JOIN outbox o ON o.template = ?2 AND o.recipient = e.fingerprint
                 WHERE \(Self.mailableSignerCondition)
                 """)
             try statement.bind([consent.map { .text($0) } ?? .null, .text(template)])
-            guard try statement.step() else { return (0, 0) }
-            return (Int(statement.int64(0)), Int(statement.int64(1)))
+            guard try statement.step() else { return (0, 0, 0) }
+            return (Int(statement.int64(0)), Int(statement.int64(1)), Int(statement.int64(2)))
         } catch let error as SQLiteError {
             throw MusterError.storage(error, path: url.path)
         }

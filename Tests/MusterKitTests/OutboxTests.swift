@@ -139,4 +139,33 @@ import Testing
         journal.remove()
         #expect(HandoverJournal.files(in: folder.url).isEmpty)
     }
+
+    @Test func recipientsReadBackWithoutFoundationMatchFoundationsReading() throws {
+        let values = ["Ana Lima", "", "quote \" and backslash \\", "tab\tline\nbreak\rcr", "\u{01}\u{1F}ctl", "Zoë 日本語 👩🏽‍💻", "{\"not\": [json]}"]
+        for value in values {
+            var body = CanonicalObjectWriter()
+            body.strings("consent", ["updates", value])
+            body.object("fields", ["region": value, "zone": "Lyon"])
+            body.string("source", "kiosk")
+            var data = CanonicalObjectWriter()
+            data.string("email", "ana@example.org")
+            data.object("fields", ["phone": value])
+            data.string("name", value)
+            let bodyText = body.finish(), dataText = data.finish()
+            #expect(CanonicalJSONReader.object(bodyText) != nil, "\(bodyText)")
+            let fast = Ledger.recipient(seq: 7, key: "k", body: bodyText, data: dataText)
+            // What Foundation's parser reads from the same text.
+            let parsedBody = Ledger.jsonObject(bodyText), parsedData = Ledger.jsonObject(dataText)
+            var fields = parsedBody["fields"] as? [String: String] ?? [:]
+            fields.merge(parsedData["fields"] as? [String: String] ?? [:]) { a, _ in a }
+            #expect(fast.name == parsedData["name"] as? String && fast.email == "ana@example.org")
+            #expect(fast.fields == fields && fast.consents == parsedBody["consent"] as? [String])
+        }
+        // Anything the writer does not write is read by Foundation's parser instead.
+        #expect(CanonicalJSONReader.object(#"{"n":5}"#) == nil)
+        #expect(CanonicalJSONReader.object(#"{"a":"\u00e9"}"#) == nil)
+        #expect(CanonicalJSONReader.object(#"{"a":"x"} "#) == nil)
+        let fallback = Ledger.recipient(seq: 1, key: "k", body: #"{"fields":{"region":"Lyon"},"n":5}"#, data: #"{"email":"a@b.example","name":"\u00c9va"}"#)
+        #expect(fallback.name == "Éva" && fallback.fields == ["region": "Lyon"])
+    }
 }

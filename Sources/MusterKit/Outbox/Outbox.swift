@@ -104,6 +104,15 @@ extension Ledger {
     }
 
     static func recipient(seq: Int64, key: String, body: String, data: String) -> Recipient {
+        // Entries written by muster read back without Foundation's parser.
+        if let body = CanonicalJSONReader.object(body), let data = CanonicalJSONReader.object(data) {
+            func text(_ value: CanonicalJSONReader.Value?) -> String { if case .string(let s)? = value { return s }; return "" }
+            func object(_ value: CanonicalJSONReader.Value?) -> [String: String] { if case .object(let o)? = value { return o }; return [:] }
+            var fields = object(body["fields"])
+            fields.merge(object(data["fields"])) { a, _ in a }
+            let consents: [String] = { if case .strings(let list)? = body["consent"] { return list }; return [] }()
+            return Recipient(key: key, signature: seq, name: text(data["name"]), email: text(data["email"]), fields: fields, consents: consents)
+        }
         let body = jsonObject(body)
         let data = jsonObject(data)
         var fields = body["fields"] as? [String: String] ?? [:]

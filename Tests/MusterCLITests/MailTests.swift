@@ -305,7 +305,7 @@ struct MailTests {
         let unknown = Int(try box.sqlite(ledger, "SELECT count(*) FROM outbox WHERE state = 'unknown'").stdout
             .trimmingCharacters(in: .whitespacesAndNewlines)) ?? -1
         #expect(unknown == claimed, "every claimed row is unknown after a reboot")
-        // In flight, claimed ahead (twelve per connection) and replies not yet written: a few dozen at most.
+        // In flight, claimed ahead (sixteen per connection) and replies not yet written: a few dozen at most.
         #expect(claimed < 100, "rows claimed by the killed run: \(claimed)")
         let copies = Dictionary(grouping: try relay.received(), by: { $0.to.first ?? "" }).mapValues(\.count)
         #expect(copies.values.allSatisfy { $0 == 1 }, "nothing was resent")

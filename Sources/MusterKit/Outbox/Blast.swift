@@ -371,7 +371,7 @@ public final class Blast: @unchecked Sendable {
     /// Claims are made when fewer than `claimLow` × connections claimed messages wait, up to
     /// `claimHigh` × connections: each claim is one durable transaction for several rows,
     /// made while earlier messages are still going out.
-    static let claimLow = 4, claimHigh = 12
+    static let claimLow = 6, claimHigh = 16
     /// Outcomes are written with the next claim, or after this many seconds.
     static let outcomeDelay = 0.1
     /// A journal is rewritten with only what is unresolved once it grows past this.

@@ -416,14 +416,14 @@ public final class Blast: @unchecked Sendable {
             }
             let stopping = shared.stopReason != nil || lock.withLock({ stopRequested })
 
-            // Claim the next rows while fewer than `claimLow` per connection wait.
-            if !stopping && !feedEmpty && ready.count < claimLow {
+            // Claim the next rows (retries that are due first) while fewer than `claimLow` wait.
+            if !stopping && ready.count < claimLow {
                 let now = shared.elapsed
                 while ready.count < claimHigh {
                     let job: Job
                     if let due = retries.firstIndex(where: { $0.notBefore <= now }) {
                         job = retries.remove(at: due)
-                    } else if let next = shared.nextJob() {
+                    } else if !feedEmpty, let next = shared.nextJob() {
                         job = next
                     } else {
                         feedEmpty = true
@@ -438,20 +438,6 @@ public final class Blast: @unchecked Sendable {
                         updates.append(.init(recipient: job.recipient.key, state: .failed, reply: "not sent: \((error as? MusterError)?.message ?? "\(error)")"))
                         tally.failed += 1
                     }
-                }
-            }
-            // A retry that comes due later is claimed then.
-            if feedEmpty, !stopping, ready.count < claimLow,
-               let due = retries.firstIndex(where: { $0.notBefore <= shared.elapsed }) {
-                let job = retries.remove(at: due)
-                do {
-                    let message = try render(job.recipient)
-                    updates.append(.init(recipient: job.recipient.key, state: .sending))
-                    ready.append(Transfer(job: job, message: message, ticket: Int.max))
-                    claimed += 1
-                } catch {
-                    updates.append(.init(recipient: job.recipient.key, state: .failed, reply: "not sent: \((error as? MusterError)?.message ?? "\(error)")"))
-                    tally.failed += 1
                 }
             }
             let idle = !slots.contains(where: { $0 != nil })

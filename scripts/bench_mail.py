@@ -159,7 +159,7 @@ of about {size:,} bytes (multipart text + HTML, quoted-printable).
 | `smtp-source -d -s 8 -m {N} -l {size}` (no rendering, no bookkeeping: the ceiling) | {source_t:.2f} s | {spread(source_runs)} | {rate(source_t):,.0f} | {rate(source_t) / rate(muster_t):.2f}× |
 
 muster sends **{rate(muster_t) / rate(mailmerge_t):.1f}× mailmerge's rate** (target ≥ 10×) and reaches
-**{100 * rate(muster_t) / rate(source_t):.0f}% of smtp-source's** (target ≥ 40%). Peak memory:
+**{100 * rate(muster_t) / rate(source_t):.1f}% of smtp-source's** (target ≥ 40%). Peak memory:
 {muster_mem:.0f} MiB for {N:,} recipients; **{big_mem:.0f} MiB for {BIG:,} recipients** (target < 100 MB),
 which took {big_t:.1f} s ({BIG / big_t:,.0f} messages/s).
 <!-- /bench:mail -->"""

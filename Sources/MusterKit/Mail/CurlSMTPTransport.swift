@@ -43,6 +43,8 @@ final class CurlSMTPHandle {
     private var body: Unmanaged<UploadBody>?
     /// The last envelope sender that passed validation (a blast uses one for every message).
     private var validatedFrom: String?
+    /// The envelope sender the handle's `CURLOPT_MAIL_FROM` holds (it stays set between transfers).
+    private var mailFromSet: String?
     /// The next transfer opens a new connection instead of reusing one.
     var freshConnection = false
 
@@ -93,7 +95,10 @@ final class CurlSMTPHandle {
         }
         body = Unmanaged.passRetained(UploadBody(message))
         do {
-            try Curl.check(muster_curl_setopt_string(handle, CURLOPT_MAIL_FROM, "<\(envelopeFrom)>"), "CURLOPT_MAIL_FROM")
+            if mailFromSet != envelopeFrom {
+                try Curl.check(muster_curl_setopt_string(handle, CURLOPT_MAIL_FROM, "<\(envelopeFrom)>"), "CURLOPT_MAIL_FROM")
+                mailFromSet = envelopeFrom
+            }
             try Curl.check(muster_curl_setopt_slist(handle, CURLOPT_MAIL_RCPT, recipientList), "CURLOPT_MAIL_RCPT")
             try Curl.check(muster_curl_setopt_pointer(handle, CURLOPT_READDATA, body?.toOpaque()), "CURLOPT_READDATA")
             try Curl.check(muster_curl_setopt_off_t(handle, CURLOPT_INFILESIZE_LARGE, curl_off_t(message.count)), "CURLOPT_INFILESIZE_LARGE")

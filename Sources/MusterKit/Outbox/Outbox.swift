@@ -436,13 +436,13 @@ final class OutboxUpdater {
                 WHERE template = ?5 AND recipient = ?6
                 """)
             self.statement = statement
-            let now = Timestamp.format(date)
+            // Bindings stay between runs of the statement: the time and template once per batch.
+            try statement.bindText(4, Timestamp.format(date))
+            try statement.bindText(5, template)
             for update in updates {
                 try statement.bindText(1, update.state.rawValue)
                 try statement.bindText(2, update.reply)
                 try statement.bindInt(3, update.countsAttempt ? 1 : 0)
-                try statement.bindText(4, now)
-                try statement.bindText(5, template)
                 try statement.bindText(6, update.recipient)
                 try statement.runBound()
             }

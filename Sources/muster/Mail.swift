@@ -93,19 +93,15 @@ extension Muster.Mail {
         static let configuration = CommandConfiguration(
             abstract: "Send a template to its whole audience, through the outbox.",
             discussion: """
-                Prints the plan (audience, recipients, already sent, to send, first subject) and
-                asks for confirmation on a terminal; --yes skips it (and is required when not on
-                a terminal). Rerunning sends only what is left. A message whose outcome was lost
-                (crash or dropped connection after the data was sent) is marked unknown and is
-                resent only with --retry-unknown. 4xx replies and dropped connections are retried
-                with exponential backoff; 5xx replies are permanent failures.
+                Prints the plan (audience, recipients, already sent, to send, first subject) and asks for confirmation on a terminal; --yes skips it (and is required when not on a terminal). Rerunning sends only what is left.
 
-                Exit codes: 0 done; 75 some messages are still deferred (run again later);
-                69 the relay cannot be reached; 64 no --yes without a terminal.
+                A message whose outcome was lost (the run was killed, or the connection dropped after the data was sent) is marked unknown and is resent only with --retry-unknown; after a killed run that is at most the message in flight on each connection (see README, "Blasts and the outbox"). 4xx replies and dropped connections are retried with exponential backoff; 5xx replies are permanent failures.
+
+                Exit codes: 0 done; 75 some messages are still deferred (run again later); 69 the relay cannot be reached; 64 no --yes without a terminal.
 
                 Examples:
-                  muster mail send thank-you --to me@example.org      # one test message to yourself
-                  muster mail send thank-you --dry-run --out preview/  # .eml files, no network
+                  muster mail send thank-you --to me@example.org   # a test to yourself
+                  muster mail send thank-you --dry-run --out preview/
                   muster mail send thank-you --limit 100 --rate 10/s --yes
                 """)
 
@@ -286,7 +282,11 @@ extension Muster.Mail {
     }
 
     struct Status: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Per-template counts: queued, sent, deferred, failed, unknown.")
+        static let configuration = CommandConfiguration(
+            abstract: "Per-template counts: queued, sent, deferred, failed, unknown.",
+            discussion: """
+                When no blast is running, rows that a killed one left half-done are sorted out first, as the next `mail send` would: those never handed to the relay are queued again, those the relay accepted are sent, and the messages that were in flight are unknown.
+                """)
 
         @Argument(help: "One template (default: all).")
         var template: String?

@@ -86,6 +86,7 @@ import Testing
         try #require(HandoverJournal.bootID != nil, "this test needs Linux's boot_id")
         #expect(try ledger.markInterrupted(journal: recovery, at: clock.now()) == 1)
         #expect(try states(ledger, signers) == [.sent, .unknown, .queued, .queued])
+        #expect(try ledger.outboxRows(template: "thanks", states: [.unknown]).map(\.attempts) == [1], "the hand-over was an attempt")
         let sent = try ledger.outboxRows(template: "thanks", states: [.sent])
         #expect(sent.map(\.attempts) == [1])
         #expect(sent.first?.reply?.hasPrefix("250 ") == true)

@@ -303,8 +303,9 @@ extension Ledger {
                 } else if covered && !journal.handed.contains(row.recipient) {
                     try update.run(.text(OutboxState.queued.rawValue), .null, .int(0), .text(now), .text(row.template), .text(row.recipient))
                 } else {
+                    // A hand-over the journal shows is an attempt; without one, it cannot be told.
                     try update.run(.text(OutboxState.unknown.rawValue), .text("interrupted while sending: the relay may or may not have accepted it"),
-                                   .int(0), .text(now), .text(row.template), .text(row.recipient))
+                                   .int(covered ? 1 : 0), .text(now), .text(row.template), .text(row.recipient))
                     unknown += 1
                 }
             }

@@ -180,6 +180,9 @@ extension Muster.Mail {
                 if let backoff = ProcessInfo.processInfo.environment["MUSTER_BACKOFF_SECONDS"].flatMap(Double.init) {
                     request.backoff = backoff
                 }
+                if let limit = ProcessInfo.processInfo.environment["MUSTER_JOURNAL_LIMIT"].flatMap(Int.init), limit > 0 {
+                    request.journalLimit = limit
+                }
                 // A killed run's rows are sorted out before the plan counts them.
                 _ = try Blast.recoverIfIdle(campaign: context.campaign, ledger: context.ledger, at: context.run.clock.now())
                 let plan = try blast.plan(request)

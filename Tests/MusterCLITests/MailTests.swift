@@ -313,12 +313,24 @@ struct MailTests {
     }
 
     @Test func killedBlastResumesWithDuplicatesOnlyAmongUnknownRows() throws {
+        try killAndResume(journalLimit: nil)
+    }
+
+    /// The same with journals rewritten every few dozen messages (they are, past 1 MiB, in
+    /// long blasts): a rewrite keeps what is still unresolved, so the kill is sorted out alike.
+    @Test func killedBlastWithRewrittenJournalsResumesAlike() throws {
+        try killAndResume(journalLimit: 2_048)
+    }
+
+    func killAndResume(journalLimit: Int?) throws {
         let box = try Self.workspace(signers: [])
         let fixture = MusterBinary.url.deletingLastPathComponent().appendingPathComponent("muster-fixture")
         let filled = try Sandbox.run(fixture, [box.root.path, "fair-rates", "2000"], in: box.root)
         try #require(filled.status == 0, "\(filled)")
         let relay = try TestRelay(in: box)
-        let blast = try box.start(["mail", "send", "thanks", "--yes", "--connections", "4"], environment: env(relay))
+        var environment = env(relay)
+        if let journalLimit { environment["MUSTER_JOURNAL_LIMIT"] = String(journalLimit) }
+        let blast = try box.start(["mail", "send", "thanks", "--yes", "--connections", "4"], environment: environment)
         // Let it get part of the way, then pull the plug.
         let deadline = Date().addingTimeInterval(20)
         while try relay.received().count < 300 && Date() < deadline { Thread.sleep(forTimeInterval: 0.02) }
@@ -331,6 +343,12 @@ struct MailTests {
         #expect((Int(claimed.trimmingCharacters(in: .whitespacesAndNewlines)) ?? 0) > 0, "rows in flight or claimed: \(claimed)")
         let journals = try FileManager.default.contentsOfDirectory(atPath: box.path("campaigns/fair-rates").path).filter { $0.hasPrefix(".mail.journal.") }
         #expect(!journals.isEmpty, "the killed run left its journals")
+        if let journalLimit {
+            for name in journals {
+                let size = (try FileManager.default.attributesOfItem(atPath: box.path("campaigns/fair-rates/\(name)").path)[.size] as? Int) ?? 0
+                #expect(size <= 2 * journalLimit, "\(name) was rewritten as it grew: \(size) bytes")
+            }
+        }
         // `mail status` sorts them out at once: only the messages in flight are unknown.
         let afterKill = try box.run(["mail", "status", "thanks", "--json"]).json()
         let counted = ["sent", "queued", "unknown"].map { afterKill[$0] as? Int ?? -1 }

@@ -15,6 +15,9 @@ public struct BlastRequest: Sendable {
     public var maxAttempts: Int
     /// The first retry waits this long; each next one twice as long.
     public var backoff: Double
+    /// A hand-over journal is rewritten with only what is unresolved once it grows past
+    /// this many bytes (see `HandoverJournal`).
+    public var journalLimit = 1 << 20
 
     public init(template: String, limit: Int? = nil, connections: Int = 4, ratePerSecond: Double? = nil,
                 retryUnknown: Bool = false, maxAttempts: Int = 5, backoff: Double = 1) {
@@ -333,7 +336,7 @@ public final class Blast: @unchecked Sendable {
     static func recoverInterrupted(campaign: Campaign, ledger: Ledger, at date: Date) throws {
         let leftover = HandoverJournal.files(in: campaign.folder)
         try ledger.markInterrupted(journal: HandoverJournal.recover(leftover), at: date)
-        for file in leftover { unlink(file.path) }
+        for file in leftover + HandoverJournal.leftoverRewrites(in: campaign.folder) { unlink(file.path) }
     }
 
     /// For `mail status`: when rows are `sending` but no blast is running (it was killed),
@@ -374,8 +377,6 @@ public final class Blast: @unchecked Sendable {
     static let claimLow = 6, claimHigh = 16
     /// Outcomes are written with the next claim, or after this many seconds.
     static let outcomeDelay = 0.1
-    /// A journal is rewritten with only what is unresolved once it grows past this.
-    static let journalLimit = 1 << 20
 
     /// One event loop: claims rows ahead (rendering their messages), hands state changes to
     /// the group-committing writer, and drives its connections through libcurl's multi
@@ -500,7 +501,7 @@ public final class Blast: @unchecked Sendable {
 
             // Keep the journal small: rewrite it with the messages in flight and the
             // outcomes not yet on disk.
-            if journal.size > Self.journalLimit, committed >= 0 {
+            if journal.size > shared.request.journalLimit, committed >= 0 {
                 unresolved.removeAll { $0.ticket.map { $0 <= committed } ?? false }
                 let handed = slots.compactMap { $0?.job.recipient.key } + unresolved.map(\.key)
                 do {

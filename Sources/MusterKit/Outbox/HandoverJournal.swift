@@ -36,6 +36,12 @@ final class HandoverJournal: @unchecked Sendable {
             .map { folder.appendingPathComponent($0) }
     }
 
+    /// Half-written rewrites a crash left behind (never read: the file they were to replace is whole).
+    static func leftoverRewrites(in folder: URL) -> [URL] {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: folder.path)) ?? []
+        return names.filter { $0.hasPrefix(".mail.journal.") && $0.hasSuffix(".tmp") }.map { folder.appendingPathComponent($0) }
+    }
+
     /// This boot of the machine, or nil where the kernel does not say (then no journal is trusted).
     static let bootID: String? = {
         guard let text = try? String(contentsOfFile: "/proc/sys/kernel/random/boot_id", encoding: .utf8) else { return nil }

@@ -310,7 +310,13 @@ extension Muster.Mail {
                 let context = try MailContext(campaignOptions)
                 if let template { _ = try MailTemplates.load(template, campaign: context.campaign, manifest: context.manifest) }
                 // Rows a killed blast left `sending` are sorted out first (while a blast runs, they are in flight).
-                _ = try Blast.recoverIfIdle(campaign: context.campaign, ledger: context.ledger, at: context.run.clock.now())
+                // A ledger this user cannot write still gets its counts, with those rows as queued.
+                do {
+                    _ = try Blast.recoverIfIdle(campaign: context.campaign, ledger: context.ledger, at: context.run.clock.now())
+                } catch {
+                    let reason = (error as? MusterError)?.message ?? "\(error)"
+                    Console.error("muster: warning: rows a killed blast left were not sorted out (\(reason)); they count as queued until the next mail send")
+                }
                 let counts = try context.ledger.outboxCounts(template: template)
                 var total = OutboxCounts()
                 for value in counts.values {

@@ -4,8 +4,9 @@ import Foundation
 /// Where one (template, recipient) pair stands in a blast.
 ///
 /// `queued → sending → sent | deferred | failed | unknown`. A row is `sent` only once the
-/// relay answered 250 to the end of DATA; a row found in `sending` when a blast starts
-/// was interrupted by a crash and becomes `unknown`: it is resent only on request.
+/// relay answered 250 to the end of DATA. A row found in `sending` when a blast starts
+/// was claimed by a run that crashed: its journal tells whether it went out (see
+/// `HandoverJournal`); one that may have is `unknown`, and is resent only on request.
 public enum OutboxState: String, Sendable, Codable, CaseIterable {
     case queued, sending, sent, deferred, failed, unknown
 }

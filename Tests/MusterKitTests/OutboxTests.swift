@@ -79,7 +79,7 @@ import Testing
         let second = try HandoverJournal(url: folder.url.appendingPathComponent(".mail.journal.1"), template: "thanks")
         second.handed(signers[1].key)
         try second.flush()
-        let files = HandoverJournal.files(in: folder.url)
+        let files = HandoverJournal.files(in: folder.url).journals
         #expect(files.map(\.lastPathComponent) == [".mail.journal.0", ".mail.journal.1"])
         let recovery = HandoverJournal.recover(files)
         #expect(recovery.covers("thanks") == (HandoverJournal.bootID != nil))
@@ -98,7 +98,7 @@ import Testing
         let journal = try HandoverJournal(url: folder.url.appendingPathComponent(".mail.journal.0"), template: "thanks")
         journal.handed(signers[0].key)
         try journal.flush()
-        let files = HandoverJournal.files(in: folder.url)
+        let files = HandoverJournal.files(in: folder.url).journals
         // Written before a reboot: unsynced lines may be lost, so nothing is trusted.
         #expect(HandoverJournal.recover(files, bootID: "another-boot").covers("thanks") == false)
         #expect(HandoverJournal.recover(files, bootID: nil).covers("thanks") == false)
@@ -138,7 +138,7 @@ import Testing
         #expect(recovery.handed == [signers[2].key] && recovery.accepted.isEmpty && recovery.covers("thanks"))
         #expect(journal.size == (try Data(contentsOf: url)).count)
         journal.remove()
-        #expect(HandoverJournal.files(in: folder.url).isEmpty)
+        #expect(HandoverJournal.files(in: folder.url).journals.isEmpty)
     }
 
     @Test func recipientsReadBackWithoutFoundationMatchFoundationsReading() throws {

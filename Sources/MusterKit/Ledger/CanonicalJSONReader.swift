@@ -77,9 +77,9 @@ enum CanonicalJSONReader {
                     case UInt8(ascii: "r"): out.append(0x0D)
                     case UInt8(ascii: "t"): out.append(0x09)
                     case UInt8(ascii: "u"):
-                        // Only control characters are written as \u00XX.
+                        // Only control characters are written, as \u00xx.
                         guard offset + 4 <= bytes.count, bytes[offset] == UInt8(ascii: "0"), bytes[offset + 1] == UInt8(ascii: "0"),
-                              let high = Self.hex(bytes[offset + 2]), let low = Self.hex(bytes[offset + 3]), high < 2 else { return nil }
+                              let high = Hex.value(ofDigit: bytes[offset + 2]), let low = Hex.value(ofDigit: bytes[offset + 3]), high < 2 else { return nil }
                         out.append(high << 4 | low)
                         offset += 4
                     default:
@@ -112,15 +112,6 @@ enum CanonicalJSONReader {
                 members[key] = value
             } while take(UInt8(ascii: ","))
             return take(UInt8(ascii: "}")) ? members : nil
-        }
-
-        private static func hex(_ byte: UInt8) -> UInt8? {
-            switch byte {
-            case UInt8(ascii: "0")...UInt8(ascii: "9"): return byte - UInt8(ascii: "0")
-            case UInt8(ascii: "A")...UInt8(ascii: "F"): return byte - UInt8(ascii: "A") + 10
-            case UInt8(ascii: "a")...UInt8(ascii: "f"): return byte - UInt8(ascii: "a") + 10
-            default: return nil
-            }
         }
     }
 }

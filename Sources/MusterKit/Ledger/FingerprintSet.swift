@@ -105,13 +105,7 @@ final class FingerprintSet {
         for word in 0..<4 {
             var value: UInt64 = 0
             for index in (word &* 16)..<(word &* 16 &+ 16) {
-                let byte = bytes[index]
-                let digit: UInt8
-                switch byte {
-                case 0x30...0x39: digit = byte &- 0x30
-                case 0x61...0x66: digit = byte &- 0x61 &+ 10
-                default: return nil
-                }
+                guard let digit = Hex.value(ofDigit: bytes[index]) else { return nil }
                 value = value << 4 | UInt64(digit)
             }
             switch word {

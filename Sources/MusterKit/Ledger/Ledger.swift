@@ -534,16 +534,12 @@ public final class Ledger {
     /// The canonical JSON of a signature's non-personal part (same bytes as
     /// `CanonicalJSON.encode` of the equivalent dictionary, without the casts).
     static func signatureBody(_ signature: ValidSignature) -> String {
-        var writer = CanonicalObjectWriter()
-        writeBody(signature, to: &writer)
-        return writer.finish()
+        CanonicalObjectWriter.object { writeBody(signature, to: &$0) }
     }
 
     /// Appends `signatureBody(signature)`'s bytes to `buffer`.
     static func appendSignatureBody(_ signature: ValidSignature, to buffer: inout [UInt8]) {
-        var writer = CanonicalObjectWriter(appendingTo: &buffer)
-        writeBody(signature, to: &writer)
-        writer.finish(into: &buffer)
+        CanonicalObjectWriter.append(to: &buffer) { writeBody(signature, to: &$0) }
     }
 
     private static func writeBody(_ signature: ValidSignature, to writer: inout CanonicalObjectWriter) {
@@ -555,16 +551,12 @@ public final class Ledger {
 
     /// The canonical JSON of a signature's personal data.
     static func personalData(_ signature: ValidSignature) -> String {
-        var writer = CanonicalObjectWriter()
-        writePersonal(signature, to: &writer)
-        return writer.finish()
+        CanonicalObjectWriter.object { writePersonal(signature, to: &$0) }
     }
 
     /// Appends `personalData(signature)`'s bytes to `buffer`.
     static func appendPersonalData(_ signature: ValidSignature, to buffer: inout [UInt8]) {
-        var writer = CanonicalObjectWriter(appendingTo: &buffer)
-        writePersonal(signature, to: &writer)
-        writer.finish(into: &buffer)
+        CanonicalObjectWriter.append(to: &buffer) { writePersonal(signature, to: &$0) }
     }
 
     private static func writePersonal(_ signature: ValidSignature, to writer: inout CanonicalObjectWriter) {
@@ -724,6 +716,16 @@ public enum LedgerHash {
 /// Lower-case hexadecimal.
 enum Hex {
     private static let digits: [UInt8] = Array("0123456789abcdef".utf8)
+
+    /// The value of one lower-case hex digit (as `encode` writes them), or nil.
+    @inline(__always)
+    static func value(ofDigit byte: UInt8) -> UInt8? {
+        switch byte {
+        case 0x30...0x39: return byte &- 0x30
+        case 0x61...0x66: return byte &- 0x61 &+ 10
+        default: return nil
+        }
+    }
 
     static func encode<D: Sequence>(_ bytes: D) -> String where D.Element == UInt8 {
         var out: [UInt8] = []
@@ -909,6 +911,20 @@ struct CanonicalObjectWriter {
     mutating func finish(into buffer: inout [UInt8]) {
         out.append(UInt8(ascii: "}"))
         swap(&out, &buffer)
+    }
+
+    /// The object `write` writes, as text.
+    static func object(_ write: (inout CanonicalObjectWriter) -> Void) -> String {
+        var writer = CanonicalObjectWriter()
+        write(&writer)
+        return writer.finish()
+    }
+
+    /// Appends the object `write` writes to `buffer`.
+    static func append(to buffer: inout [UInt8], _ write: (inout CanonicalObjectWriter) -> Void) {
+        var writer = CanonicalObjectWriter(appendingTo: &buffer)
+        write(&writer)
+        writer.finish(into: &buffer)
     }
 }
 

@@ -335,15 +335,15 @@ public final class Blast: @unchecked Sendable {
     /// (see `HandoverJournal`). Only with the campaign's blast lock held.
     static func recoverInterrupted(campaign: Campaign, ledger: Ledger, at date: Date) throws {
         let leftover = HandoverJournal.files(in: campaign.folder)
-        try ledger.markInterrupted(journal: HandoverJournal.recover(leftover), at: date)
-        for file in leftover + HandoverJournal.leftoverRewrites(in: campaign.folder) { unlink(file.path) }
+        try ledger.markInterrupted(journal: HandoverJournal.recover(leftover.journals), at: date)
+        for file in leftover.journals + leftover.rewrites { unlink(file.path) }
     }
 
     /// For `mail status`: when rows are `sending` but no blast is running (it was killed),
     /// sorts them out as the next `mail send` would, so the counts are right. Returns
     /// whether anything was done; does nothing while a blast runs.
     public static func recoverIfIdle(campaign: Campaign, ledger: Ledger, at date: Date) throws -> Bool {
-        guard (try ledger.outboxCounts().values.contains { $0.sending > 0 }),
+        guard try ledger.hasSendingRows(),
               let lock = try? BlastLock(campaign.folder.appendingPathComponent(".mail.lock")) else { return false }
         defer { lock.release() }
         try recoverInterrupted(campaign: campaign, ledger: ledger, at: date)

@@ -29,17 +29,13 @@ final class HandoverJournal: @unchecked Sendable {
     private(set) var size = 0
     private var buffer: [UInt8] = []
 
-    /// The journal files of the campaign folder `folder` (one per event loop).
-    static func files(in folder: URL) -> [URL] {
-        let names = (try? FileManager.default.contentsOfDirectory(atPath: folder.path)) ?? []
-        return names.filter { $0.hasPrefix(".mail.journal.") && !$0.hasSuffix(".tmp") }.sorted()
-            .map { folder.appendingPathComponent($0) }
-    }
-
-    /// Half-written rewrites a crash left behind (never read: the file they were to replace is whole).
-    static func leftoverRewrites(in folder: URL) -> [URL] {
-        let names = (try? FileManager.default.contentsOfDirectory(atPath: folder.path)) ?? []
-        return names.filter { $0.hasPrefix(".mail.journal.") && $0.hasSuffix(".tmp") }.map { folder.appendingPathComponent($0) }
+    /// The journal files of the campaign folder `folder` (one per event loop), and the
+    /// half-written rewrites a crash left beside them (never read: the file each was to
+    /// replace is whole).
+    static func files(in folder: URL) -> (journals: [URL], rewrites: [URL]) {
+        let names = ((try? FileManager.default.contentsOfDirectory(atPath: folder.path)) ?? []).filter { $0.hasPrefix(".mail.journal.") }.sorted()
+        let urls = { (names: [String]) in names.map { folder.appendingPathComponent($0) } }
+        return (urls(names.filter { !$0.hasSuffix(".tmp") }), urls(names.filter { $0.hasSuffix(".tmp") }))
     }
 
     /// This boot of the machine, or nil where the kernel does not say (then no journal is trusted).

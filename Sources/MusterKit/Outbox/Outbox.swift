@@ -280,6 +280,15 @@ extension Ledger {
         }
     }
 
+    /// Whether any row of any template is `sending` (in flight, or left by a killed blast).
+    func hasSendingRows() throws -> Bool {
+        do {
+            return try database.scalarInt("SELECT EXISTS (SELECT 1 FROM outbox WHERE state = 'sending')") == 1
+        } catch let error as SQLiteError {
+            throw MusterError.storage(error, path: url.path)
+        }
+    }
+
     /// Rows left in `sending` by an interrupted blast (of any template: a blast holds the
     /// campaign's lock, so none is running). Where `journal` covers the row's template, a
     /// row it shows was never handed over goes back to `queued` and a row the relay

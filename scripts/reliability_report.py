@@ -37,6 +37,8 @@ ROWS = [
      "one canonical signer; invalid UTF-8 refused with its position", "InputReliabilityTests"),
     ("tampering", "edit, delete, reorder, truncate rows with sqlite3; rewrite the chain from a point",
      "`verify` fails naming the first bad entry; a published head hash no longer matches", "LedgerReliabilityTests"),
+    ("tampering beside the chain", "rows copied beside the chain (seq ≤ 0) in `entries` and `personal`; a volunteer's ledger so forged, merged; all but the last 10 entries of a 50,000+ ledger deleted with the count fixed up (the two-half verify); a forged seq of 400,000,000",
+     "never counted, listed, exported, mailed or merged; `verify` exits 1 naming the row; `merge` refuses (65); bounded memory", "LedgerReliabilityTests"),
     ("erasure", "`forget`, then search the database file, its WAL and every export for the email's bytes",
      "not found; count unchanged; `verify` passes", "LedgerReliabilityTests"),
     ("secrets", "the SMTP password through `--verbose`, error messages, `.eml` output",

@@ -32,7 +32,7 @@ extension Muster {
                     Console.line("ok: \(Number.grouped(report.count)) signatures\(redacted), \(Number.grouped(report.entries)) entries")
                     Console.line("head \(report.head)")
                 } else if let bad = report.firstBad {
-                    Console.line("FAILED: entry \(bad.entry): \(bad.reason)")
+                    Console.line("FAILED: \(bad.entry.map { "entry \($0): " } ?? "")\(bad.reason)")
                     if report.problems > 1 { Console.line("\(report.problems - 1) more problem\(report.problems == 2 ? "" : "s") after it") }
                 }
                 if !report.ok { throw ExitCode.failure }

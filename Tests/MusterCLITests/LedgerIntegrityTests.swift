@@ -94,6 +94,77 @@ import Testing
         #expect(!body.stdout.contains("signer1"), "the opt-out holds a fingerprint, not the address")
     }
 
+    /// Issue 10, item 1, from outside: every entry and its personal data copied beside the
+    /// chain (seq −1…−3, new fingerprints) with the sqlite3 client.
+    static let copyBesideTheChain = """
+        INSERT INTO entries SELECT -seq, kind, at, lower(hex(randomblob(32))), body, personal_hash, prev, hash FROM entries;
+        INSERT INTO personal SELECT -seq, salt, replace(data, 'signer', 'forged') FROM personal;
+        """
+
+    @Test func rowsBesideTheChainAreNeverCountedAndFailVerify() throws {
+        let box = try signed(3)
+        let published = try box.run(["verify", "--json"]).json()["head"] as? String
+        try #require(try box.sqlite(Self.ledger, Self.copyBesideTheChain).status == 0)
+
+        let verify = try box.run(["verify"])
+        #expect(verify.status == 1, "\(verify)")
+        #expect(verify.stdout == "FAILED: entry -3: entry -3 is outside the hash chain (entries 1–3): a row was added beside the chain\n5 more problems after it\n")
+        let json = try box.run(["verify", "--json"])
+        #expect(json.status == 1)
+        let object = try json.json()
+        #expect(object["ok"] as? Bool == false && object["count"] as? Int == 3 && object["head"] as? String == published)
+        #expect(object["problems"] as? Int == 6)
+
+        // Every figure is the chain's: 3, with the head that was published.
+        let report = try box.run(["report", "--json"])
+        #expect(report.status == 0, "\(report)")
+        #expect(try report.json()["count"] as? Int == 3)
+        #expect(try report.json()["head"] as? String == published)
+        for format in ["text", "markdown", "html"] {
+            let text = try box.run(["report", "--format", format]).stdout
+            #expect(text.contains("3 of 10") || text.contains("3</") || text.contains("**3**"), "\(format): \(text)")
+            #expect(!text.contains("6 of 10"), "\(format)")
+        }
+        let listed = try box.run(["list", "--json"]).json()["campaigns"] as? [[String: Any]]
+        #expect(listed?.first?["count"] as? Int == 3)
+        let csv = try box.run(["export", "--format", "csv"])
+        #expect(csv.status == 0)
+        #expect(csv.stdout.utf8.filter { $0 == 10 }.count == 4, "header and 3 rows: \(csv)")
+        #expect(!csv.stdout.contains("forged"))
+        let jsonl = try box.run(["export", "--format", "jsonl"]).stdout
+        #expect(jsonl.utf8.filter { $0 == 10 }.count == 3 && !jsonl.contains("forged"))
+        let publicExport = try box.run(["export", "--public"])
+        #expect(publicExport.status == 0)
+        #expect(publicExport.stdout.contains("total,,3\r\n") || publicExport.stdout.contains("total,,3\n"), "\(publicExport)")
+        #expect(!publicExport.stdout.contains(",6"), "\(publicExport)")
+
+        // Nothing is written to such a ledger (exit 1): no real signer is turned away as a
+        // duplicate of a forged row, and no forged row is drawn into the chain.
+        let sign = try box.run(["sign", "--name", "New Signer", "--email", "new@example.org", "--field", "region=Lyon"])
+        #expect(sign.status == 1, "\(sign)")
+        #expect(sign.stderr.hasPrefix("muster: error: ") && sign.stderr.contains("holds an entry numbered -3, outside its hash chain (entries 1–3): the ledger was altered outside muster; nothing was written — run `muster verify`"), "\(sign)")
+        try box.write("more.csv", "name,email,region\nNew Signer,new@example.org,Lyon\n")
+        let imported = try box.run(["import", "more.csv"])
+        #expect(imported.status == 1, "\(imported)")
+        #expect(try box.run(["forget", "signer1@example.org"]).status == 1)
+        #expect(try box.run(["unsubscribe", "signer1@example.org"]).status == 1)
+        #expect(try box.sqlite(Self.ledger, "SELECT count(*), max(seq) FROM entries").stdout == "6|3\n")
+    }
+
+    @Test func aForgedSignerBesideTheChainIsNeverMailed() throws {
+        let box = try MailTests.workspace(signers: [("Ana Lima", "ana@example.org", true), ("Bo", "bo@example.org", true)])
+        try #require(try box.sqlite(Self.ledger, Self.copyBesideTheChain + """
+            UPDATE personal SET data = replace(data, 'example.org', 'forged.example') WHERE seq < 0;
+            """).status == 0)
+        let preview = try box.run(["mail", "send", "thanks", "--dry-run", "--out", "preview"])
+        #expect(preview.status == 0, "\(preview)")
+        let files = try FileManager.default.contentsOfDirectory(atPath: box.path("preview").path).filter { $0.hasSuffix(".eml") }
+        #expect(files.count == 2, "\(files)")
+        for file in files {
+            #expect(!(try String(contentsOf: box.path("preview/\(file)"), encoding: .utf8)).contains("forged.example"))
+        }
+    }
+
     @Test func eightVolunteersSigningAtOnceLoseAndDoubleNothing() throws {
         let box = try Sandbox.withCampaign()
         // 8 processes × 100 signatures: each signs its own 50 addresses and the next

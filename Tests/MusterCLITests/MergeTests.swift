@@ -52,6 +52,31 @@ import Testing
         #expect(try home.run(["verify", "--json"]).json()["head"] as? String == head)
     }
 
+    /// Issue 10, item 1: forged rows beside the chain of a volunteer's ledger (entries and
+    /// personal data, other people) must not be laundered into this ledger's chain.
+    @Test func aLedgerWithRowsBesideItsChainIsRefused() throws {
+        let home = try Sandbox.withCampaign()
+        try sign(home, "Ana Lima", "ana@example.org", at: "2026-10-01T09:00:00Z")
+        let laptop = try Sandbox.withCampaign()
+        for index in 1...3 { try sign(laptop, "Signer \(index)", "signer\(index)@example.org", at: "2026-10-0\(index)T09:00:00Z") }
+        try #require(try laptop.sqlite(Self.ledger, LedgerIntegrityTests.copyBesideTheChain).status == 0)
+        let other = laptop.path(Self.ledger).path
+        let head = try home.run(["verify", "--json"]).json()["head"] as? String
+        for arguments in [["merge", other], ["merge", other, "--dry-run"], ["merge", other, "--json"]] {
+            let merged = try home.run(arguments)
+            #expect(merged.status == 65, "\(merged)")
+            #expect(merged.stdout == "")
+            #expect(merged.stderr == "muster: error: \(other) does not verify: entry -3: entry -3 is outside the hash chain (entries 1–3): a row was added beside the chain; nothing was merged\n", "\(merged)")
+        }
+        let after = try home.run(["verify", "--json"]).json()
+        #expect(after["count"] as? Int == 1 && after["head"] as? String == head)
+        // Without the forged rows, the same ledger merges.
+        try #require(try laptop.sqlite(Self.ledger, "DELETE FROM entries WHERE seq < 1; DELETE FROM personal WHERE seq < 1").status == 0)
+        let clean = try home.run(["merge", other, "--json"])
+        #expect(clean.status == 0, "\(clean)")
+        #expect(try clean.json()["added"] as? Int == 3)
+    }
+
     @Test func signaturesThisManifestRefusesAreListedNotMerged() throws {
         let home = try Sandbox.withCampaign(manifest: "title: T\ngoal: 10\nfields:\n  - name: region\n    required: true\n    options: [Lyon]\n")
         let laptop = try Sandbox.withCampaign()

@@ -183,6 +183,7 @@ public final class Ledger {
         let fingerprint = try fingerprint(canonicalEmail: signature.canonicalEmail)
         do {
             return try database.writeTransaction {
+                try ensureNothingBesideChain()
                 if let first = try firstSignature(fingerprint: fingerprint) {
                     return .duplicate(firstSignedAt: first.at, count: try metaInt("signature_count"))
                 }
@@ -199,7 +200,7 @@ public final class Ledger {
 
     func firstSignature(fingerprint: String) throws -> (seq: Int64, at: String)? {
         if selectSignature == nil {
-            selectSignature = try database.prepare("SELECT seq, at FROM entries WHERE kind = 'signature' AND fingerprint = ?")
+            selectSignature = try database.prepare("SELECT e.seq, e.at FROM entries e WHERE e.kind = 'signature' AND e.fingerprint = ? AND \(Self.chained("e"))")
         }
         let statement = selectSignature!
         statement.reset()
@@ -355,6 +356,7 @@ public final class Ledger {
             var batch: LedgerBatch?
             defer { batch?.isOpen = false }
             do {
+                try ensureNothingBesideChain()
                 let open = LedgerBatch(ledger: self, head: try readHead())
                 batch = open
                 var indexSQL: String?
@@ -487,7 +489,7 @@ public final class Ledger {
         }
         let fingerprints = FingerprintSet(capacity: capacity)
         do {
-            let statement = try database.prepare("SELECT fingerprint FROM entries WHERE kind = 'signature'")
+            let statement = try database.prepare("SELECT e.fingerprint FROM entries e WHERE e.kind = 'signature' AND \(Self.chained("e"))")
             defer { statement.reset() }
             while try statement.step() {
                 // Every stored fingerprint is 64 lower-case hex digits and unique; anything
@@ -585,6 +587,7 @@ public final class Ledger {
         let outcome: ForgetOutcome
         do {
             outcome = try database.writeTransaction {
+                try ensureNothingBesideChain()
                 guard let signature = try firstSignature(fingerprint: fingerprint) else { return .notFound }
                 guard try database.scalarInt("SELECT count(*) FROM personal WHERE seq = ?", .int(signature.seq)) == 1 else {
                     return .alreadyForgotten(seq: signature.seq)
@@ -627,6 +630,7 @@ public final class Ledger {
         let fingerprint = try fingerprint(canonicalEmail: canonicalEmail)
         do {
             return try database.writeTransaction {
+                try ensureNothingBesideChain()
                 if try isOptedOut(fingerprint: fingerprint) { return .alreadyUnsubscribed }
                 let seq = try appendEntry(kind: .optout, at: Timestamp.format(date), fingerprint: fingerprint, body: "{}", personal: nil)
                 return .unsubscribed(seq: seq)
@@ -637,7 +641,7 @@ public final class Ledger {
     }
 
     func isOptedOut(fingerprint: String) throws -> Bool {
-        try database.scalarInt("SELECT count(*) FROM entries WHERE fingerprint = ? AND kind = 'optout'", .text(fingerprint)) ?? 0 > 0
+        try database.scalarInt("SELECT count(*) FROM entries e WHERE e.fingerprint = ? AND e.kind = 'optout' AND \(Self.chained("e"))", .text(fingerprint)) ?? 0 > 0
     }
 
     /// Whether `canonicalEmail` has opted out of mail.

@@ -31,11 +31,11 @@ extension Ledger {
         try snapshot {
             do {
                 var optedOut = Set<String>()
-                let optouts = try database.prepare("SELECT fingerprint FROM entries WHERE kind = 'optout'")
+                let optouts = try database.prepare("SELECT e.fingerprint FROM entries e WHERE e.kind = 'optout' AND \(Self.chained("e"))")
                 while try optouts.step() { if let text = optouts.text(0) { optedOut.insert(text) } }
                 let statement = try database.prepare("""
                     SELECT e.seq, e.at, e.fingerprint, e.body, p.data FROM entries e LEFT JOIN personal p ON p.seq = e.seq
-                    WHERE e.kind = 'signature' ORDER BY \(byTime ? "e.at, e.seq" : "e.seq")
+                    WHERE e.kind = 'signature' AND \(Self.chained("e")) ORDER BY \(byTime ? "e.at, e.seq" : "e.seq")
                     """)
                 while try statement.step() {
                     let fields = Self.jsonObject(statement.text(3))

@@ -17,7 +17,7 @@ extension Ledger {
         var tally = SignatureTally()
         try snapshot {
             do {
-                let statement = try database.prepare("SELECT at, body FROM entries WHERE kind = 'signature'\(instant == nil ? "" : " AND at <= ?") ORDER BY at")
+                let statement = try database.prepare("SELECT e.at, e.body FROM entries e WHERE e.kind = 'signature' AND \(Self.chained("e"))\(instant == nil ? "" : " AND e.at <= ?") ORDER BY e.at")
                 if let instant { try statement.bind([.text(instant)]) }
                 var currentDay: [UInt8] = []
                 var currentCount: Int64 = 0
@@ -35,7 +35,7 @@ extension Ledger {
                 }
                 if currentCount > 0 { tally.daily.append((String(decoding: currentDay, as: UTF8.self), currentCount)) }
                 if let instant {
-                    tally.head = try database.scalarText("SELECT hash FROM entries WHERE at <= ? ORDER BY seq DESC LIMIT 1", .text(instant)) ?? Ledger.genesis
+                    tally.head = try database.scalarText("SELECT e.hash FROM entries e WHERE e.at <= ? AND \(Self.chained("e")) ORDER BY e.seq DESC LIMIT 1", .text(instant)) ?? Ledger.genesis
                 } else {
                     tally.head = try metaText("head_hash")
                 }

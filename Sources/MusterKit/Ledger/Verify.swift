@@ -5,8 +5,9 @@ import Foundation
 public struct VerifyReport: Sendable, Codable, Equatable {
     /// One problem, located at an entry.
     public struct Problem: Sendable, Codable, Equatable {
-        /// The entry's sequence number (1 is the first entry).
-        public let entry: Int64
+        /// The entry's sequence number (1 is the first entry); nil when the problem is
+        /// not at an entry (a table, index or trigger muster did not create, say).
+        public let entry: Int64?
         public let reason: String
     }
 
@@ -36,8 +37,10 @@ public struct VerifyReport: Sendable, Codable, Equatable {
 }
 
 extension Ledger {
-    /// Recomputes the whole chain and every personal-data hash, and cross-checks the
-    /// ledger's own records of its head and count.
+    /// Recomputes the whole chain and every personal-data hash, cross-checks the
+    /// ledger's own records of its head and count, and looks for anything the chain
+    /// does not account for (rows outside entries 1…head, stray personal data or outbox
+    /// rows, tables, indexes, views or triggers muster did not create).
     ///
     /// Large ledgers are checked in two halves on two connections that share one
     /// snapshot (both read transactions start while writers are held off), one per core.
@@ -46,12 +49,16 @@ extension Ledger {
     }
 
     /// `verify`, checking in two halves once the ledger has `parallelFrom` entries.
+    ///
+    /// Only entries 1…head (the head `meta` records) are scanned, so the work and the
+    /// memory follow the chain, never the size of a forged sequence number.
     func verify(parallelFrom threshold: Int64) throws -> VerifyReport {
         do {
-            let maxSeq = try database.scalarInt("SELECT max(seq) FROM entries") ?? 0
-            guard maxSeq >= threshold && maxSeq >= 2 && ProcessInfo.processInfo.activeProcessorCount > 1 else {
+            let head = try metaInt("head_seq")
+            guard head >= threshold && head >= 2 && ProcessInfo.processInfo.activeProcessorCount > 1 else {
                 return try snapshot {
-                    try finish([try ChainSegment.scan(database, from: 1, through: Int64.max, first: true)])
+                    let recorded = try recordedHead()
+                    return try finish([try ChainSegment.scan(database, from: 1, through: recorded.seq)], recorded: recorded, on: database)
                 }
             }
             let readers = try (0..<2).map { _ -> SQLiteDatabase in
@@ -61,69 +68,76 @@ extension Ledger {
             }
             // Hold writers off only while both readers open their snapshots, so the
             // two halves see the same ledger; the scan itself blocks no one.
-            let recorded: (Int64, String, Int64)
+            let recorded: Head
             try database.execute("BEGIN IMMEDIATE")
             do {
                 for reader in readers {
                     try reader.execute("BEGIN DEFERRED")
                     _ = try reader.scalarInt("SELECT count(*) FROM entries WHERE seq = 1")
                 }
-                recorded = (try metaInt("head_seq"), try metaText("head_hash"), try metaInt("signature_count"))
+                recorded = try recordedHead()
                 try database.execute("ROLLBACK")
             } catch {
                 try? database.execute("ROLLBACK")
                 throw error
             }
             defer { for reader in readers { try? reader.execute("COMMIT") } }
-            let middle = maxSeq / 2
-            let jobs = [SegmentJob(database: readers[0], from: 1, through: middle, first: true),
-                        SegmentJob(database: readers[1], from: middle + 1, through: Int64.max, first: false)]
+            let middle = recorded.seq / 2
+            let jobs = [SegmentJob(database: readers[0], from: 1, through: middle),
+                        SegmentJob(database: readers[1], from: middle + 1, through: recorded.seq)]
             DispatchQueue.concurrentPerform(iterations: jobs.count) { index in jobs[index].run() }
             let segments = try jobs.map { job -> ChainSegment in
                 if let error = job.error { throw error }
                 return job.segment!
             }
-            return try finish(segments, recorded: recorded)
+            return try finish(segments, recorded: recorded, on: readers[0])
         } catch let error as SQLiteError {
             throw MusterError.storage(error, path: url.path)
         }
     }
 
-    /// Joins scanned segments and runs the checks that span the whole ledger.
-    private func finish(_ segments: [ChainSegment], recorded: (Int64, String, Int64)? = nil) throws -> VerifyReport {
-        var problems: [VerifyReport.Problem] = []
-        func problem(_ entry: Int64, _ reason: String) { problems.append(.init(entry: entry, reason: reason)) }
+    private func recordedHead() throws -> Head {
+        Head(seq: try metaInt("head_seq"), hash: try metaText("head_hash"), signatures: try metaInt("signature_count"))
+    }
 
-        var isSignature: [Bool] = [false]
+    /// Joins scanned segments (consecutive ranges of 1…head, in order) and runs the checks
+    /// that span the whole ledger, reading on `reader` (inside the segments' snapshot).
+    private func finish(_ segments: [ChainSegment], recorded: Head, on reader: SQLiteDatabase) throws -> VerifyReport {
+        var problems: [VerifyReport.Problem] = []
+        func problem(_ entry: Int64?, _ reason: String) { problems.append(.init(entry: entry, reason: reason)) }
+
+        var isSignature = SeqFlags()
         var withoutPersonal = Set<Int64>()
         var redactions: [(seq: Int64, target: Int64)] = []
         var signatures: Int64 = 0, entries: Int64 = 0
-        var previous: ChainSegment?
+        // Where the chain stands before each segment: every segment's first entry must
+        // follow it, whatever the segments before it held (the first follows the genesis).
+        var lastSeq: Int64 = 0
+        var lastHash = Array(Ledger.genesis.utf8)
         for segment in segments {
             problems += segment.problems
-            if let previous, let firstSeq = segment.firstSeq {
-                let lastSeq = previous.lastSeq ?? 0
+            if let firstSeq = segment.firstSeq, let segmentLast = segment.lastSeq {
                 if firstSeq != lastSeq + 1 {
                     problem(lastSeq + 1, firstSeq == lastSeq + 2
                         ? "entry \(lastSeq + 1) is missing (deleted?); entry \(firstSeq) follows entry \(lastSeq)"
                         : "entries \(lastSeq + 1)–\(firstSeq - 1) are missing (deleted?); entry \(firstSeq) follows entry \(lastSeq)")
-                } else if segment.firstPrev != previous.lastHash {
+                } else if segment.firstPrev != lastHash {
                     problem(firstSeq, "entry \(firstSeq) does not follow entry \(firstSeq - 1): its previous-hash does not match (an entry was changed, removed or reordered)")
                 }
+                lastSeq = segmentLast
+                lastHash = segment.lastHash
             }
-            isSignature += segment.isSignature
+            isSignature.append(contentsOf: segment.isSignature)
             withoutPersonal.formUnion(segment.withoutPersonal)
             redactions += segment.redactions
             signatures += segment.signatures
             entries += segment.entries
-            if segment.entries > 0 { previous = segment }
         }
-        let lastSeq = previous?.lastSeq ?? 0
-        let lastHash = previous.map { String(decoding: $0.lastHash, as: UTF8.self) } ?? Ledger.genesis
+        let headHash = String(decoding: lastHash, as: UTF8.self)
 
         var redacted = Set<Int64>()
         for (seq, target) in redactions {
-            if target <= 0 || target >= seq || target >= Int64(isSignature.count) || !isSignature[Int(target)] {
+            if target <= 0 || target >= seq || !isSignature[target] {
                 problem(seq, "entry \(seq) redacts entry \(target), which is not an earlier signature")
             } else if !withoutPersonal.contains(target) {
                 problem(seq, "entry \(seq) redacts entry \(target), but that signature's personal data is present again")
@@ -134,26 +148,101 @@ extension Ledger {
             problem(seq, "the personal data of entry \(seq) is gone, but no redaction entry records its erasure")
         }
 
-        let (recordedHead, recordedHash, recordedCount) = try recorded ?? (metaInt("head_seq"), metaText("head_hash"), metaInt("signature_count"))
-        if recordedHead != lastSeq || recordedHash != lastHash {
-            if recordedHead > lastSeq {
-                problem(lastSeq + 1, "the ledger ends at entry \(lastSeq), but it recorded entry \(recordedHead) as its newest: entries at the end were removed")
+        if recorded.seq != lastSeq || recorded.hash != headHash {
+            if recorded.seq > lastSeq {
+                problem(lastSeq + 1, "the ledger ends at entry \(lastSeq), but it recorded entry \(recorded.seq) as its newest: entries at the end were removed")
             } else {
-                problem(max(lastSeq, 1), "the ledger's record of its newest entry (entry \(recordedHead)) does not match its last entry (\(lastSeq))")
+                problem(max(lastSeq, 1), "the ledger's record of its newest entry (entry \(recorded.seq)) does not match its last entry (\(lastSeq))")
             }
-        } else if recordedCount != signatures {
-            problem(max(lastSeq, 1), "the ledger recorded \(recordedCount) signatures but holds \(signatures)")
+        } else if recorded.signatures != signatures {
+            problem(max(lastSeq, 1), "the ledger recorded \(recorded.signatures) signatures but holds \(signatures)")
         }
 
-        let orphans = try database.prepare("SELECT seq FROM personal WHERE seq NOT IN (SELECT seq FROM entries WHERE kind = 'signature') ORDER BY seq LIMIT 100")
+        problems += try besideTheChain(head: recorded.seq, on: reader)
+
+        let first = problems.min { ($0.entry ?? .max) < ($1.entry ?? .max) }
+        return VerifyReport(ok: problems.isEmpty, count: signatures, entries: entries, redacted: Int64(redacted.count),
+                            head: headHash, firstBad: first, problems: problems.count)
+    }
+
+    /// Everything in the file that the chain 1…`head` does not account for.
+    private func besideTheChain(head: Int64, on reader: SQLiteDatabase) throws -> [VerifyReport.Problem] {
+        var problems: [VerifyReport.Problem] = []
+        func problem(_ entry: Int64?, _ reason: String) { problems.append(.init(entry: entry, reason: reason)) }
+        let limit = 100
+
+        // The database objects: anything muster did not create could hide rows or change
+        // them behind its back (a trigger, a view), and `seq` must stay the rowid (never NULL).
+        let objects = try reader.prepare("SELECT type, name FROM sqlite_schema ORDER BY type, name")
+        while try objects.step() {
+            let type = objects.text(0) ?? "", name = objects.text(1) ?? ""
+            if !Self.schemaObjects.contains("\(type) \(name)") {
+                problem(nil, "the ledger holds \(type == "index" ? "an" : "a") \(type) '\(name)' that muster did not create")
+            }
+        }
+        for table in ["entries", "personal"] {
+            let key = try reader.prepare("SELECT type, pk, (SELECT count(*) FROM pragma_table_info(?1) WHERE pk > 0) FROM pragma_table_info(?1) WHERE name = 'seq'")
+            try key.bind([.text(table)])
+            guard try key.step(), key.text(0)?.uppercased() == "INTEGER", key.int64(1) == 1, key.int64(2) == 1 else {
+                problem(nil, "the table '\(table)' was redefined: its seq is no longer the row's integer key")
+                continue
+            }
+        }
+
+        // Rows outside 1…head (two range probes of the rowid b-tree each).
+        let outside = try reader.prepare("""
+            SELECT seq FROM (SELECT seq FROM entries WHERE seq < 1 UNION ALL SELECT seq FROM entries WHERE seq > ?1) ORDER BY seq LIMIT \(limit)
+            """)
+        try outside.bind([.int(head)])
+        while try outside.step() {
+            let seq = outside.int64(0)
+            problem(seq, "entry \(seq) is outside the hash chain (entries 1–\(head)): a row was added beside the chain")
+        }
+        let outsideCount = try reader.scalarInt("SELECT (SELECT count(*) FROM entries WHERE seq < 1) + (SELECT count(*) FROM entries WHERE seq > ?)", .int(head)) ?? 0
+        if outsideCount > Int64(limit) { problem(nil, "\(outsideCount - Int64(limit)) more entries are outside the hash chain") }
+
+        // Personal data that no chained signature accounts for.
+        let orphans = try reader.prepare("""
+            SELECT p.seq FROM personal p
+            WHERE NOT EXISTS (SELECT 1 FROM entries e WHERE e.seq = p.seq AND e.kind = 'signature' AND \(Self.chained("e")))
+            ORDER BY p.seq LIMIT \(limit)
+            """)
         while try orphans.step() {
             let seq = orphans.int64(0)
-            problem(seq, "personal data is stored for entry \(seq), which is not a signature")
+            problem(seq, seq < 1 || seq > head
+                ? "personal data is stored for entry \(seq), which is outside the hash chain (entries 1–\(head))"
+                : "personal data is stored for entry \(seq), which is not a signature")
         }
 
-        let first = problems.min { $0.entry < $1.entry }
-        return VerifyReport(ok: problems.isEmpty, count: signatures, entries: entries, redacted: Int64(redacted.count),
-                            head: lastHash, firstBad: first, problems: problems.count)
+        // Outbox rows: a signer's row must name a chained signature and that signer's
+        // fingerprint; a target's row (no signature) can only be checked for its shape.
+        let mail = try reader.prepare("""
+            SELECT o.template, o.signature, typeof(o.signature) FROM outbox o
+            WHERE (o.signature IS NOT NULL AND NOT EXISTS (SELECT 1 FROM entries e WHERE e.seq = o.signature AND e.kind = 'signature'
+                                                            AND e.fingerprint = o.recipient AND \(Self.chained("e"))))
+               OR (o.signature IS NULL AND (length(o.recipient) <> 64 OR o.recipient GLOB '*[^0-9a-f]*'))
+            LIMIT \(limit)
+            """)
+        while try mail.step() {
+            let template = mail.text(0) ?? ""
+            switch mail.text(2) {
+            case "null":
+                problem(nil, "the outbox of template '\(template)' has a row for a recipient key that muster cannot have written")
+            case "integer":
+                let seq = mail.int64(1)
+                problem(seq, "the outbox of template '\(template)' has a row for entry \(seq), which is not that signer's signature in the hash chain")
+            default:
+                problem(nil, "the outbox of template '\(template)' has a row whose signature is not an entry number")
+            }
+        }
+
+        // meta: the records muster keeps, and nothing else.
+        let keys = try reader.prepare("SELECT key FROM meta ORDER BY key")
+        while try keys.step() {
+            let key = keys.text(0) ?? ""
+            if !Self.metaKeys.contains(key) { problem(nil, "the ledger's meta table holds a record '\(key)' that muster did not write") }
+        }
+        return problems
     }
 
     static func redactedSeq(_ body: String) -> Int64? {
@@ -168,19 +257,18 @@ extension Ledger {
 private final class SegmentJob: @unchecked Sendable {
     // Each job is touched by exactly one thread while it runs, and read after all have finished.
     let database: SQLiteDatabase
-    let from: Int64, through: Int64, first: Bool
+    let from: Int64, through: Int64
     var segment: ChainSegment?
     var error: Error?
 
-    init(database: SQLiteDatabase, from: Int64, through: Int64, first: Bool) {
+    init(database: SQLiteDatabase, from: Int64, through: Int64) {
         self.database = database
         self.from = from
         self.through = through
-        self.first = first
     }
 
     func run() {
-        do { segment = try ChainSegment.scan(database, from: from, through: through, first: first) } catch { self.error = error }
+        do { segment = try ChainSegment.scan(database, from: from, through: through) } catch { self.error = error }
     }
 }
 
@@ -191,11 +279,11 @@ private struct ChainSegment {
     var entries: Int64 = 0
     var firstSeq: Int64?
     var lastSeq: Int64?
-    /// The `prev` stored in the first entry (checked against the previous segment).
+    /// The `prev` stored in the first entry (checked against the segment before, or
+    /// against the genesis value, when the segments are joined).
     var firstPrev: [UInt8] = []
-    var lastHash: [UInt8] = Array(Ledger.genesis.utf8)
-    /// Indexed by seq − from.
-    var isSignature: [Bool] = []
+    var lastHash: [UInt8] = []
+    var isSignature = SeqFlags()
     var withoutPersonal = Set<Int64>()
     var redactions: [(seq: Int64, target: Int64)] = []
 
@@ -203,8 +291,9 @@ private struct ChainSegment {
     private static let prefix = Array("muster-ledger-v1\0".utf8)
 
     /// Checks entries `from…through`: each hash, each link within the range, each
-    /// personal-data hash. The first segment also checks the link to the genesis value.
-    static func scan(_ database: SQLiteDatabase, from: Int64, through: Int64, first: Bool) throws -> ChainSegment {
+    /// personal-data hash. The link of its first entry to what precedes it (the genesis
+    /// value or another segment) is checked when segments are joined (`finish`).
+    static func scan(_ database: SQLiteDatabase, from: Int64, through: Int64) throws -> ChainSegment {
         var segment = ChainSegment()
         func problem(_ entry: Int64, _ reason: String) { segment.problems.append(.init(entry: entry, reason: reason)) }
         let statement = try database.prepare("""
@@ -213,7 +302,7 @@ private struct ChainSegment {
             """)
         try statement.bind([.int(from), .int(through)])
         var expectedSeq = from
-        var previousHash = first ? Array(Ledger.genesis.utf8) : []
+        var previousHash: [UInt8] = []
         var buffer: [UInt8] = []
         buffer.reserveCapacity(1024)
         var hex = [UInt8](repeating: 0, count: 64)
@@ -224,7 +313,7 @@ private struct ChainSegment {
             let seq = statement.int64(0)
             if segment.firstSeq == nil {
                 segment.firstSeq = seq
-                if !first { expectedSeq = seq }
+                expectedSeq = seq
             }
             if seq != expectedSeq {
                 problem(expectedSeq, expectedSeq == seq - 1
@@ -232,15 +321,15 @@ private struct ChainSegment {
                     : "entries \(expectedSeq)–\(seq - 1) are missing (deleted?); entry \(seq) follows entry \(expectedSeq - 1)")
                 expectedSeq = seq
             }
-            while segment.isSignature.count <= Int(seq - from) { segment.isSignature.append(false) }
             // Each column's bytes, read once: 1 kind, 2 at, 3 fingerprint, 4 body,
             // 5 personal_hash, 6 prev, 7 hash, 8 salt, 9 data.
             for column in 1...9 { columns[column] = statement.rawBytes(Int32(column)) }
 
-            if segment.entries == 1 && !first {
+            if segment.entries == 1 {
                 segment.firstPrev = Array(columns[6])
             } else {
-                let linked = columns[6].count == previousHash.count && previousHash.withUnsafeBytes { memcmp(columns[6].baseAddress!, $0.baseAddress!, $0.count) == 0 }
+                let linked = columns[6].count == previousHash.count
+                    && (previousHash.isEmpty || previousHash.withUnsafeBytes { memcmp(columns[6].baseAddress!, $0.baseAddress!, $0.count) == 0 })
                 if !linked && segment.problems.last?.entry != seq {
                     problem(seq, "entry \(seq) does not follow entry \(seq - 1): its previous-hash does not match (an entry was changed, removed or reordered)")
                 }
@@ -259,10 +348,11 @@ private struct ChainSegment {
                 problem(seq, "entry \(seq) was altered: its contents no longer match its hash")
             }
 
-            switch kind(of: columns[1]) {
+            let entryKind = kind(of: columns[1])
+            segment.isSignature.append(seq, entryKind == .signature)
+            switch entryKind {
             case .signature:
                 segment.signatures += 1
-                segment.isSignature[Int(seq - from)] = true
                 if columns[8].baseAddress == nil {
                     segment.withoutPersonal.insert(seq)
                 } else {

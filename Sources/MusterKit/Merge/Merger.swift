@@ -51,7 +51,7 @@ public enum Merger {
         let other = try Ledger.openExisting(url)
         let report = try other.verifySequentially()
         if !report.ok, let bad = report.firstBad {
-            throw MusterError.badInput("\(url.path) does not verify: entry \(bad.entry): \(bad.reason); nothing was merged")
+            throw MusterError.badInput("\(url.path) does not verify: \(bad.entry.map { "entry \($0): " } ?? "")\(bad.reason); nothing was merged")
         }
 
         let (ledger, scratch) = try Ledger.openForRun(campaign.ledgerURL, dryRun: dryRun)

@@ -79,8 +79,8 @@ extension Ledger {
     /// The SQL condition for a signer (`e`, with personal data `p`) who can be mailed:
     /// not forgotten (the join), not opted out, and — with parameter ?1 — consenting.
     static let mailableSignerCondition = """
-        e.kind = 'signature'
-        AND NOT EXISTS (SELECT 1 FROM entries x WHERE x.kind = 'optout' AND x.fingerprint = e.fingerprint)
+        e.kind = 'signature' AND \(chained("e"))
+        AND NOT EXISTS (SELECT 1 FROM entries x WHERE x.kind = 'optout' AND x.fingerprint = e.fingerprint AND \(chained("x")))
         AND (?1 IS NULL OR EXISTS (SELECT 1 FROM json_each(e.body, '$.consent') WHERE value = ?1))
         """
 
@@ -181,7 +181,7 @@ extension Ledger {
             let placeholders = states.map { "'\($0.rawValue)'" }.sorted().joined(separator: ",")
             let statement = try database.prepare("""
                 SELECT o.recipient, o.signature, o.state, o.attempts, o.reply, e.body, p.data FROM outbox o
-                LEFT JOIN entries e ON e.seq = o.signature LEFT JOIN personal p ON p.seq = o.signature
+                LEFT JOIN entries e ON e.seq = o.signature AND \(Self.chained("e")) LEFT JOIN personal p ON p.seq = e.seq
                 WHERE o.template = ?1 AND o.state IN (\(placeholders))
                   AND coalesce(o.signature, 0) >= ?2 AND (coalesce(o.signature, 0) > ?2 OR o.recipient > ?3)
                 ORDER BY coalesce(o.signature, 0), o.recipient LIMIT ?4
@@ -391,7 +391,7 @@ extension Ledger {
                 SELECT o.template,
                        sum(o.state IN ('queued', 'sending')), sum(o.state = 'sent'), sum(o.state = 'deferred'),
                        sum(o.state = 'failed'), sum(o.state = 'unknown'),
-                       sum(EXISTS (SELECT 1 FROM entries x WHERE x.kind = 'optout' AND x.fingerprint = o.recipient))
+                       sum(EXISTS (SELECT 1 FROM entries x WHERE x.kind = 'optout' AND x.fingerprint = o.recipient AND \(Self.chained("x"))))
                 FROM outbox o GROUP BY o.template ORDER BY o.template
                 """)
             var rows: [ProgressReport.MailStatus] = []

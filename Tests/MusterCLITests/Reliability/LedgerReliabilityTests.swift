@@ -61,6 +61,64 @@ import Testing
         Reliability.record("tampering", "\(cases.count) edits with the sqlite3 client (edit, delete, reorder, truncate, personal data edited or deleted): verify fails naming the first bad entry; a consistent rewrite from entry 3 verifies but changes the head hash")
     }
 
+    /// Peak resident memory of one run of the binary, in kilobytes (GNU time).
+    static func runMeasured(_ box: Sandbox, _ arguments: [String]) throws -> (RunResult, kilobytes: Int) {
+        let result = try Sandbox.run(URL(fileURLWithPath: "/usr/bin/time"), ["-f", "maxrss %M", MusterBinary.url.path] + arguments, in: box.root)
+        let kilobytes = Int(result.stderr.components(separatedBy: "maxrss ").last?.trimmingCharacters(in: .whitespacesAndNewlines) ?? "") ?? 0
+        return (result, kilobytes)
+    }
+
+    /// Issue 10: rows beside the chain, the start of a large ledger deleted (the two-half
+    /// verify), a forged huge sequence number.
+    @Test func whatTheChainDoesNotCoverIsNeverCountedAndAlwaysReported() throws {
+        var figures: [String] = []
+        // Rows beside the chain: never counted, verify fails naming them.
+        let box = try signed(3)
+        let published = try box.run(["verify", "--json"]).json()["head"] as? String
+        try #require(try box.sqlite(Self.ledger, LedgerIntegrityTests.copyBesideTheChain).status == 0)
+        let verify = try box.run(["verify", "--json"])
+        #expect(verify.status == 1)
+        #expect((try verify.json()["first_bad"] as? [String: Any])?["entry"] as? Int == -3)
+        let report = try box.run(["report", "--json"]).json()
+        #expect(report["count"] as? Int == 3 && report["head"] as? String == published)
+        figures.append("3 signatures copied beside the chain (seq −1…−3, entries and personal data): verify exit 1 naming entry −3; report, list, export count 3 with the published head; sign, import, forget, unsubscribe refuse (exit 1); merge of such a ledger refused (exit 65)")
+
+        // A forged seq of 4e8, then a head record forged to cover it: reported, in bounded memory.
+        let forged = try signed(3)
+        var peaks: [Int] = []
+        for (sql, expected) in [
+            ("INSERT INTO entries SELECT 400000000, kind, at, 'f', body, personal_hash, prev, hash FROM entries WHERE seq = 3",
+             "FAILED: entry 400000000: entry 400000000 is outside the hash chain (entries 1–3): a row was added beside the chain\n"),
+            ("UPDATE meta SET value = 400000000 WHERE key = 'head_seq'",
+             "FAILED: entry 4: entries 4–399999999 are missing (deleted?); entry 400000000 follows entry 3\n"),
+        ] {
+            try #require(try forged.sqlite(Self.ledger, sql).status == 0)
+            let (result, kilobytes) = try Self.runMeasured(forged, ["verify"])
+            #expect(result.status == 1, "\(result)")
+            #expect(result.stdout.hasPrefix(expected), "\(result)")
+            #expect(kilobytes > 0 && kilobytes < 100_000, "verify's peak memory: \(kilobytes) KB")
+            peaks.append(kilobytes)
+        }
+        figures.append("a forged seq of 400,000,000 (beside the chain, then inside a forged head): verify exit 1 naming it, peak RSS \(peaks.map { "\($0 / 1024) MB" }.joined(separator: " / "))")
+
+        // The start of a ledger large enough for the two-half verify deleted, count fixed up.
+        let size = Reliability.scale(full: 100_000, ci: 50_010)
+        let large = try Sandbox.withCampaign()
+        try large.write("signers.csv", Reliability.signersCSV(size))
+        let imported = try large.run(["import", "signers.csv"])
+        try #require(imported.status == 0, "\(imported)")
+        let kept = 10
+        try #require(try large.sqlite(Self.ledger, """
+            DELETE FROM personal WHERE seq <= \(size - kept); DELETE FROM entries WHERE seq <= \(size - kept);
+            UPDATE meta SET value = \(kept) WHERE key = 'signature_count';
+            """).status == 0)
+        let (halves, seconds) = try Reliability.time { try large.run(["verify"]) }
+        #expect(halves.status == 1, "\(halves)")
+        #expect(halves.stdout.hasPrefix("FAILED: entry 1: entries 1–\(size - kept) are missing (deleted?); entry \(size - kept + 1) follows entry 0\n"), "\(halves)")
+        figures.append("\(size) entries with all but the last \(kept) deleted and the count fixed up: verify exit 1 naming entry 1 (\(Reliability.seconds(seconds)))")
+        Reliability.record("tampering beside the chain", figures.joined(separator: "; "))
+    }
+
     @Test func forgottenEmailIsNowhereInTheFileTheLogOrAnyExport() throws {
         let box = try signed(30, consent: true)
         let email = "signer17@example.org", name = "Signer 17"

@@ -651,9 +651,16 @@ public final class Ledger {
 
     // MARK: - Reading
 
-    /// The number of signatures (forgotten ones included).
+    /// The number of signatures (forgotten ones included) among the entries the chain
+    /// covers — counted, not the record `meta` keeps (which `verify` checks against them).
+    /// One pass over the kind index: the rowid condition is kept off the index choice
+    /// (`+`), which would otherwise read the whole table.
     public func signatureCount() throws -> Int64 {
-        do { return try metaInt("signature_count") } catch let error as SQLiteError {
+        do {
+            return try database.scalarInt("""
+                SELECT count(*) FROM entries e WHERE e.kind = 'signature' AND +\(Self.chained("e"))
+                """) ?? 0
+        } catch let error as SQLiteError {
             throw MusterError.storage(error, path: url.path)
         }
     }

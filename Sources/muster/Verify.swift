@@ -9,7 +9,10 @@ extension Muster {
                 Checks every entry's hash and link to the one before, every signer's personal
                 data against the salted hash its entry recorded, and that erased data has a
                 redaction entry. Exits 1 and names the first bad entry when anything was
-                edited, deleted or reordered.
+                edited, deleted or reordered — and when the file holds anything the chain
+                (entries 1 to the head) does not account for: an entry numbered outside it,
+                stray personal data or outbox rows, a table, index, view or trigger muster
+                did not create.
                 """)
 
         @OptionGroup var campaignOptions: CampaignOptions

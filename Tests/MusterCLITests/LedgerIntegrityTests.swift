@@ -158,6 +158,33 @@ import Testing
         #expect(try box.sqlite(Self.ledger, "SELECT count(*), max(seq) FROM entries").stdout == "6|3\n")
     }
 
+    @Test(arguments: [
+        ("CREATE TRIGGER hide AFTER INSERT ON entries BEGIN DELETE FROM entries WHERE seq = new.seq; END",
+         "FAILED: the ledger holds a trigger 'hide' that muster did not create\n"),
+        ("INSERT INTO meta VALUES ('published_count', 5000)", "FAILED: the ledger's meta table holds a record 'published_count' that muster did not write\n"),
+        ("INSERT INTO outbox (template, recipient, signature, state, updated_at) SELECT 'thanks', fingerprint, 7, 'sent', at FROM entries WHERE seq = 1",
+         "FAILED: entry 7: the outbox of template 'thanks' has a row for entry 7, which is not that signer's signature in the hash chain\n"),
+        ("INSERT INTO entries SELECT 4, kind, at, 'f', body, personal_hash, prev, hash FROM entries WHERE seq = 3",
+         "FAILED: entry 4: entry 4 is outside the hash chain (entries 1–3): a row was added beside the chain\n"),
+    ])
+    func whatTheChainDoesNotAccountForFailsVerify(sql: String, expected: String) throws {
+        let box = try signed(3)
+        try #require(try box.sqlite(Self.ledger, sql).status == 0)
+        let verify = try box.run(["verify"])
+        #expect(verify.status == 1, "\(verify)")
+        #expect(verify.stdout == expected, "\(verify)")
+        let json = try box.run(["verify", "--json"])
+        #expect(json.status == 1)
+        let bad = try json.json()["first_bad"] as? [String: Any]
+        if let entry = bad?["entry"] as? Int {
+            #expect(expected.hasPrefix("FAILED: entry \(entry): "), "\(json)")
+        } else {
+            #expect(bad?["entry"] == nil && !expected.hasPrefix("FAILED: entry "), "no entry number when not at an entry: \(json)")
+        }
+        #expect(bad?["reason"] as? String != nil)
+        #expect(try box.run(["report", "--json"]).json()["count"] as? Int == 3)
+    }
+
     @Test(.enabled(if: TestRelay.available, "needs python3 with aiosmtpd"))
     func aForgedSignerBesideTheChainIsNeverMailed() throws {
         let box = try MailTests.workspace(signers: [("Ana Lima", "ana@example.org", true), ("Bo", "bo@example.org", true)])

@@ -185,26 +185,30 @@ extension Ledger {
             try key.bind([.text(table)])
             guard try key.step(), key.text(0)?.uppercased() == "INTEGER", key.int64(1) == 1, key.int64(2) == 1 else {
                 problem(nil, "the table '\(table)' was redefined: its seq is no longer the row's integer key")
+                // Then seq may be NULL or not a number: such rows belong to no entry.
+                let stray = try reader.scalarInt("SELECT count(*) FROM \(table) WHERE typeof(seq) <> 'integer'") ?? 0
+                if stray > 0 { problem(nil, "\(stray) row\(stray == 1 ? "" : "s") of '\(table)' \(stray == 1 ? "has" : "have") no entry number (seq is NULL or not an integer)") }
                 continue
             }
         }
 
         // Rows outside 1…head (two range probes of the rowid b-tree each).
         let outside = try reader.prepare("""
-            SELECT seq FROM (SELECT seq FROM entries WHERE seq < 1 UNION ALL SELECT seq FROM entries WHERE seq > ?1) ORDER BY seq LIMIT \(limit)
+            SELECT seq FROM (SELECT seq FROM entries WHERE seq < 1 UNION ALL SELECT seq FROM entries WHERE seq > ?1)
+            WHERE typeof(seq) = 'integer' ORDER BY seq LIMIT \(limit)
             """)
         try outside.bind([.int(head)])
         while try outside.step() {
             let seq = outside.int64(0)
             problem(seq, "entry \(seq) is outside the hash chain (entries 1–\(head)): a row was added beside the chain")
         }
-        let outsideCount = try reader.scalarInt("SELECT (SELECT count(*) FROM entries WHERE seq < 1) + (SELECT count(*) FROM entries WHERE seq > ?)", .int(head)) ?? 0
+        let outsideCount = try reader.scalarInt("SELECT (SELECT count(*) FROM entries WHERE seq < 1 AND typeof(seq) = 'integer') + (SELECT count(*) FROM entries WHERE seq > ? AND typeof(seq) = 'integer')", .int(head)) ?? 0
         if outsideCount > Int64(limit) { problem(nil, "\(outsideCount - Int64(limit)) more entries are outside the hash chain") }
 
         // Personal data that no chained signature accounts for.
         let orphans = try reader.prepare("""
             SELECT p.seq FROM personal p
-            WHERE NOT EXISTS (SELECT 1 FROM entries e WHERE e.seq = p.seq AND e.kind = 'signature' AND \(Self.chained("e")))
+            WHERE typeof(p.seq) = 'integer' AND NOT EXISTS (SELECT 1 FROM entries e WHERE e.seq = p.seq AND e.kind = 'signature' AND \(Self.chained("e")))
             ORDER BY p.seq LIMIT \(limit)
             """)
         while try orphans.step() {

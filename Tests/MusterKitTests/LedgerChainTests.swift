@@ -170,6 +170,18 @@ import Testing
         }
     }
 
+    @Test func aRowBesideAnEmptyChainIsReported() throws {
+        let folder = try TemporaryFolder()
+        let ledger = try #require(try Ledger.open(folder.url.appendingPathComponent("ledger.sqlite"), create: true))
+        #expect(try ledger.verify().ok)
+        try tamper(folder, "INSERT INTO entries VALUES (-1, 'signature', '2026-11-26T10:00:00.000Z', 'f', '{}', NULL, 'x', 'y')")
+        let report = try reopen(folder).verify()
+        #expect(report.firstBad == .init(entry: -1, reason: "entry -1 is outside the hash chain (no entries yet): a row was added beside the chain"))
+        #expect(report.count == 0 && report.head == Ledger.genesis)
+        #expect(try reopen(folder).signatureCount() == 0)
+        #expect(throws: MusterError.self) { _ = try reopen(folder).append(signature(1), at: clock.now()) }
+    }
+
     @Test func seqFlagsAnswerForEveryRunAndNothingElse() {
         var flags = SeqFlags()
         for (seq, flag) in [(1, true), (2, false), (3, true), (10, true), (11, false), (400_000_000, true)] { flags.append(Int64(seq), flag) }

@@ -30,6 +30,11 @@ extension Ledger {
         "index outbox_by_state",
     ]
 
+    /// "entries 1–N", or "no entries yet" for an empty chain, for messages.
+    static func chainExtent(_ head: Int64) -> String {
+        head >= 1 ? "entries 1–\(head)" : "no entries yet"
+    }
+
     /// The records muster keeps in `meta`; `verify` reports any other.
     static let metaKeys: Set<String> = ["fingerprint_key", "head_seq", "head_hash", "signature_count", "schema_version"]
 
@@ -48,7 +53,7 @@ extension Ledger {
             if let outside {
                 let what = table == "entries" ? "an entry" : "personal data"
                 throw MusterError.failure("""
-                    \(url.path) holds \(what) numbered \(outside), outside its hash chain (entries 1–\(head)): \
+                    \(url.path) holds \(what) numbered \(outside), outside its hash chain (\(Self.chainExtent(head))): \
                     the ledger was altered outside muster; nothing was written — run `muster verify`
                     """)
             }

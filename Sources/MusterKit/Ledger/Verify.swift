@@ -200,7 +200,7 @@ extension Ledger {
         try outside.bind([.int(head)])
         while try outside.step() {
             let seq = outside.int64(0)
-            problem(seq, "entry \(seq) is outside the hash chain (entries 1–\(head)): a row was added beside the chain")
+            problem(seq, "entry \(seq) is outside the hash chain (\(Self.chainExtent(head))): a row was added beside the chain")
         }
         let outsideCount = try reader.scalarInt("SELECT (SELECT count(*) FROM entries WHERE seq < 1 AND typeof(seq) = 'integer') + (SELECT count(*) FROM entries WHERE seq > ? AND typeof(seq) = 'integer')", .int(head)) ?? 0
         if outsideCount > Int64(limit) { problem(nil, "\(outsideCount - Int64(limit)) more entries are outside the hash chain") }
@@ -214,7 +214,7 @@ extension Ledger {
         while try orphans.step() {
             let seq = orphans.int64(0)
             problem(seq, seq < 1 || seq > head
-                ? "personal data is stored for entry \(seq), which is outside the hash chain (entries 1–\(head))"
+                ? "personal data is stored for entry \(seq), which is outside the hash chain (\(Self.chainExtent(head)))"
                 : "personal data is stored for entry \(seq), which is not a signature")
         }
 

@@ -81,7 +81,16 @@ import Testing
         #expect((try verify.json()["first_bad"] as? [String: Any])?["entry"] as? Int == -3)
         let report = try box.run(["report", "--json"]).json()
         #expect(report["count"] as? Int == 3 && report["head"] as? String == published)
-        figures.append("3 signatures copied beside the chain (seq −1…−3, entries and personal data): verify exit 1 naming entry −3; report, list, export count 3 with the published head; sign, import, forget, unsubscribe refuse (exit 1); merge of such a ledger refused (exit 65)")
+        let listed = try box.run(["list", "--json"]).json()["campaigns"] as? [[String: Any]]
+        #expect(listed?.first?["count"] as? Int == 3)
+        #expect(try box.run(["export", "--public"]).stdout.contains("total,,3"))
+        let sign = try box.run(["sign", "--name", "New Signer", "--email", "new@example.org", "--field", "region=Lyon"])
+        #expect(sign.status == 1, "\(sign)")
+        let home = try Sandbox.withCampaign()
+        let merge = try home.run(["merge", box.path(Self.ledger).path])
+        #expect(merge.status == 65, "\(merge)")
+        #expect(try home.run(["verify", "--json"]).json()["count"] as? Int == 0)
+        figures.append("3 signatures copied beside the chain (seq −1…−3, entries and personal data): verify exit \(verify.status) naming entry −3; report, list and export --public count 3, report with the published head; sign refused (exit \(sign.status)); merging that ledger elsewhere refused (exit \(merge.status)), nothing added")
 
         // A forged seq of 4e8, then a head record forged to cover it: reported, in bounded memory.
         let forged = try signed(3)

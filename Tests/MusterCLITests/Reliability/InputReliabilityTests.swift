@@ -305,4 +305,33 @@ import Testing
         #expect(!box.exists("eml/00001.eml"))
         Reliability.record("multiline comments", "\(rows) Google Forms-style rows with paragraph comments (LF, CRLF; 1 in 20 a markdown table, heading, <script>, Bcc: line and formula) imported in \(Reliability.seconds(seconds)), all accepted; absent from text, markdown, html and json reports; CSV export → import gives the same comments; a {{comment}} template refused with exit 65")
     }
+
+    /// Issue 10 item 12 on the command line: `sign --comment` takes paragraphs (exit 0, stored
+    /// with LF); every other control character, and any line break outside the comment, is
+    /// refused with exit 65 and nothing written.
+    @Test func signTakesParagraphCommentsAndRefusesOtherControlsWithExit65() throws {
+        let box = try Sandbox.withCampaign()
+        let ok = try box.run(["sign", "--name", "Ana", "--email", "ana@example.org", "--field", "region=Lyon", "--comment=Line one\r\n\r\nLine two\r"])
+        #expect(ok.status == 0, "\(ok)")
+        #expect(try box.run(["export", "--format", "jsonl", "--fields", "comment"]).stdout == #"{"comment":"Line one\n\nLine two"}"# + "\n")
+        let head = try box.run(["verify", "--json"]).json()["head"] as? String
+        let cases: [([String], String)] = [
+            (["--name", "Bo", "--comment=a\tb"], "comment contains a tab at character 2; a comment may hold line breaks but no other control character"),
+            (["--name", "Bo", "--comment=ok\n\u{202E}gnp.exe"], "comment contains the control character U+202E at character 4; a comment may hold line breaks but no other control character"),
+            (["--name", "Bo", "--comment=a\u{2029}b"], "comment contains the control character U+2029 at character 2; a comment may hold line breaks but no other control character"),
+            (["--name", "Bo\nBcc: x@evil.test"], "name contains a line feed (LF) at character 3; use a single line of plain text"),
+            (["--name", "Bo", "--by", "Sam\r\nX"], "collector (--by) contains a carriage return (CR) at character 4; use a single line of plain text"),
+            (["--name", "Bo", "--source", "stall\n2"], "source contains a line feed (LF) at character 6; use a single line of plain text"),
+        ]
+        for (arguments, message) in cases {
+            let result = try box.run(["sign", "--email", "bo@example.org", "--field", "region=Lyon"] + arguments)
+            #expect(result.status == 65, "\(arguments): \(result)")
+            #expect(result.stderr == "muster: error: \(message)\n", "\(arguments): \(result)")
+        }
+        let field = try box.run(["sign", "--name", "Bo", "--email", "bo@example.org", "--field", "region=Lyon\nNorth"])
+        #expect(field.status == 65, "\(field)")
+        let verify = try box.run(["verify", "--json"]).json()
+        #expect(verify["count"] as? Int == 1)
+        #expect(verify["head"] as? String == head)
+    }
 }

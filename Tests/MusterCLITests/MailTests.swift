@@ -247,6 +247,29 @@ struct MailTests {
         #expect(check.stderr.contains("'unsubscribe_url' must start with https://") || check.stdout.contains("'unsubscribe_url' must start with https://"), "\(check)")
     }
 
+    /// Issue 10 item 14, checked by SpamAssassin itself (offline, local tests only) when it is
+    /// installed: the scaffolded thank-you message scores no LIST_PARTIAL_SHORT_MSG with its
+    /// List-Id, and the same message without that one header does (+1.0).
+    @Test(.enabled(if: FileManager.default.isExecutableFile(atPath: "/usr/bin/spamassassin"), "needs spamassassin"))
+    func scaffoldedMessageHasCompleteListHeadersForSpamAssassin() throws {
+        let box = try Sandbox.withCampaign()
+        try #require(box.run(["sign", "--name", "Ana Lima", "--email", "ana@example.org", "--field", "region=Lyon", "--consent", "updates"]).status == 0)
+        let preview = try box.run(["mail", "preview", "thank-you", "--to", "ana@example.org"])
+        #expect(preview.status == 0, "\(preview)")
+        func status(of message: String) throws -> String {
+            let spam = URL(fileURLWithPath: "/usr/bin/spamassassin")
+            let result = try Sandbox.run(spam, ["-L", "-t", "--prefspath=\(box.path("sa_prefs").path)"], in: box.root, stdin: Data(message.utf8))
+            let unfolded = result.stdout.replacingOccurrences(of: "\r\n", with: "\n").replacingOccurrences(of: "\n\t", with: " ")
+            return try #require(unfolded.split(separator: "\n").first { $0.hasPrefix("X-Spam-Status:") }.map(String.init), "\(result)")
+        }
+        let with = try status(of: preview.stdout)
+        #expect(!with.contains("LIST_PARTIAL_SHORT_MSG"), "\(with)")
+        #expect(with.contains("score=-0.0") || with.contains("score=0.0"), "\(with)")
+        let without = preview.stdout.replacingOccurrences(of: "\r\nList-Id: Fair rates <fair-rates.example.org>\r\n", with: "\r\n")
+        #expect(without != preview.stdout, "the scaffolded message carries List-Id")
+        #expect(try status(of: without).contains("LIST_PARTIAL_SHORT_MSG"))
+    }
+
     @Test func ctrlCStopsCleanlyAndTheRerunFinishesWithoutDuplicates() throws {
         let box = try Self.workspace(signers: [])
         let fixture = MusterBinary.url.deletingLastPathComponent().appendingPathComponent("muster-fixture")

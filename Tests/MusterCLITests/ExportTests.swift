@@ -96,6 +96,11 @@ import Testing
         #expect(csv.contains("\r\n2026-10-03T11:00:00.000Z,,,,Paris,,updates,import,\r\n"), "the forgotten row: \(csv)")
         let original = try box.run(["export", "--format", "jsonl"]).stdout.split(separator: "\n").map(String.init)
         #expect(original.count == 4)
+        // OSDI: the comment as one JSON string, its line breaks escaped.
+        let osdi = try box.run(["export", "--format", "osdi"])
+        #expect(osdi.status == 0, "\(osdi)")
+        #expect(osdi.stdout.contains(#""comments":"-First paragraph, \"quoted\".\n\n=SUM(A1) is not a formula here\nthird line""#), "\(osdi.stdout)")
+        #expect(osdi.stdout.split(separator: "\n").count == 1)
 
         let other = try Sandbox.withCampaign(manifest: Self.manifest)
         try FileManager.default.copyItem(at: box.path("all.csv"), to: other.path("all.csv"))

@@ -16,7 +16,9 @@ extension Muster {
                 Every row is validated as `muster sign` does. Bad rows do not stop the import:
                 they go to the rejects file (default FILE.rejects.csv beside the input) with
                 their line number and the reason. Addresses that already signed, in the ledger
-                or earlier in the file, are counted as duplicates. The import is one
+                or earlier in the file, are counted as duplicates. A row with a time but no
+                name, email or comment is a forgotten signer as `muster export` writes one: it
+                is skipped and counted as forgotten. The import is one
                 transaction: all of it is recorded or none of it, and running it again
                 changes nothing.
 
@@ -60,6 +62,9 @@ extension Muster {
                 if output.json { return Console.json(summary) }
                 let verb = dryRun ? "would add" : "added"
                 Console.line("\(dryRun ? "dry run: " : "")\(verb) \(Number.grouped(Int64(summary.added))), duplicates \(Number.grouped(Int64(summary.duplicates))), rejected \(Number.grouped(Int64(summary.rejected))) of \(Number.grouped(Int64(summary.rows))) rows")
+                if summary.forgotten > 0 {
+                    Console.line("skipped \(Number.grouped(Int64(summary.forgotten))) forgotten signer\(summary.forgotten == 1 ? "" : "s") (rows with a time but no name, email or comment, as `muster export` writes them: there is no one to add)")
+                }
                 if !summary.ignoredColumns.isEmpty {
                     Console.line("ignored columns: \(summary.ignoredColumns.joined(separator: ", ")) (use --map COLUMN=FIELD to use them)")
                 }

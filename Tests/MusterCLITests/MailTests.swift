@@ -135,7 +135,9 @@ struct MailTests {
         #expect(parsed.text.contains("Zoé <script>alert(1)</script>"), "and literal in the text part")
         #expect(parsed.defects.isEmpty, "\(parsed.defects)")
         #expect(zoe.contains("List-Unsubscribe: <mailto:hello@fairrates.example?subject=unsubscribe>"))
-        #expect(zoe.contains("List-Unsubscribe-Post: List-Unsubscribe=One-Click"))
+        // RFC 8058: no one-click claim beside a mailto alone (no unsubscribe_url here); RFC 2919 List-Id.
+        #expect(!zoe.contains("List-Unsubscribe-Post"))
+        #expect(zoe.contains("\r\nList-Id: Fair rates <fair-rates.fairrates.example>\r\n"))
         #expect(!messages.contains { $0.raw.contains("gone@example.org") || $0.raw.contains("out@example.org") })
 
         // A rerun sends nothing; the status shows three sent.
@@ -220,6 +222,52 @@ struct MailTests {
         #expect(preview.status == 0)
         #expect(preview.stdout.contains("Subject: Thank you, Bo!\r\n"))
         #expect(preview.stdout.contains("Message-ID: <"))
+    }
+
+    /// Issue 10 item 14: with `unsubscribe_url`, the https URI and the one-click header;
+    /// the long line folds between the URIs; List-Id from the slug and the sender's domain.
+    @Test func listHeadersFollowRFC2919And8058() throws {
+        let box = try Self.workspace(signers: [("Ana Lima", "ana@example.org", true)])
+        let plain = try box.run(["mail", "preview", "thanks", "--to", "ana@example.org"])
+        #expect(plain.status == 0, "\(plain)")
+        #expect(plain.stdout.contains("\r\nList-Id: Fair rates <fair-rates.fairrates.example>\r\n"))
+        #expect(plain.stdout.contains("\r\nList-Unsubscribe: <mailto:hello@fairrates.example?subject=unsubscribe>\r\n"))
+        #expect(!plain.stdout.contains("List-Unsubscribe-Post"))
+        try box.write("muster.yaml", "sender: \"Fair Rates <hello@fairrates.example>\"\nunsubscribe_url: https://fr.example/u\nsmtp:\n  url: smtp://127.0.0.1:9\n  starttls: never\n")
+        let preview = try box.run(["mail", "preview", "thanks", "--to", "ana@example.org"])
+        #expect(preview.status == 0, "\(preview)")
+        let head = try #require(preview.stdout.components(separatedBy: "\r\n\r\n").first)
+        #expect(head.contains("\r\nList-Unsubscribe: <mailto:hello@fairrates.example?subject=unsubscribe>,\r\n <https://fr.example/u?c=fair-rates&r="), "\(head)")
+        #expect(head.contains("\r\nList-Unsubscribe-Post: List-Unsubscribe=One-Click"))
+        for line in head.components(separatedBy: "\r\n") { #expect(line.utf8.count <= 78, "\(line)") }
+        // An http:// URL is refused by check (exit 65), so no one-click header can point at one.
+        try box.write("muster.yaml", "sender: \"Fair Rates <hello@fairrates.example>\"\nunsubscribe_url: http://fairrates.example/unsubscribe\n")
+        let check = try box.run(["check"])
+        #expect(check.status == 65, "\(check)")
+        #expect(check.stderr.contains("'unsubscribe_url' must start with https://") || check.stdout.contains("'unsubscribe_url' must start with https://"), "\(check)")
+    }
+
+    /// Issue 10 item 14, checked by SpamAssassin itself (offline, local tests only) when it is
+    /// installed: the scaffolded thank-you message scores no LIST_PARTIAL_SHORT_MSG with its
+    /// List-Id, and the same message without that one header does (+1.0).
+    @Test(.enabled(if: FileManager.default.isExecutableFile(atPath: "/usr/bin/spamassassin"), "needs spamassassin"))
+    func scaffoldedMessageHasCompleteListHeadersForSpamAssassin() throws {
+        let box = try Sandbox.withCampaign()
+        try #require(box.run(["sign", "--name", "Ana Lima", "--email", "ana@example.org", "--field", "region=Lyon", "--consent", "updates"]).status == 0)
+        let preview = try box.run(["mail", "preview", "thank-you", "--to", "ana@example.org"])
+        #expect(preview.status == 0, "\(preview)")
+        func status(of message: String) throws -> String {
+            let spam = URL(fileURLWithPath: "/usr/bin/spamassassin")
+            let result = try Sandbox.run(spam, ["-L", "-t", "--prefspath=\(box.path("sa_prefs").path)"], in: box.root, stdin: Data(message.utf8))
+            let unfolded = result.stdout.replacingOccurrences(of: "\r\n", with: "\n").replacingOccurrences(of: "\n\t", with: " ")
+            return try #require(unfolded.split(separator: "\n").first { $0.hasPrefix("X-Spam-Status:") }.map(String.init), "\(result)")
+        }
+        let with = try status(of: preview.stdout)
+        #expect(!with.contains("LIST_PARTIAL_SHORT_MSG"), "\(with)")
+        #expect(with.contains("score=-0.0") || with.contains("score=0.0"), "\(with)")
+        let without = preview.stdout.replacingOccurrences(of: "\r\nList-Id: Fair rates <fair-rates.example.org>\r\n", with: "\r\n")
+        #expect(without != preview.stdout, "the scaffolded message carries List-Id")
+        #expect(try status(of: without).contains("LIST_PARTIAL_SHORT_MSG"))
     }
 
     @Test func ctrlCStopsCleanlyAndTheRerunFinishesWithoutDuplicates() throws {

@@ -55,6 +55,33 @@ import Testing
         #expect(try records("a,b\nit\"s,ok\n") == [["a", "b"], ["it\"s", "ok"]])
     }
 
+    /// Issue 10 item 12: physical line numbers after multiline cells, whatever the line endings.
+    @Test func lineNumbersStayPhysicalAfterMultilineCells() throws {
+        func lines(_ text: String) throws -> [Int] {
+            let folder = try TemporaryFolder()
+            let reader = try CSVReader(url: try folder.write("x.csv", text))
+            var out: [Int] = []
+            while let record = try reader.next() { out.append(record.line) }
+            return out
+        }
+        #expect(try lines("a,b\n\"1\n2\n3\",x\ny,z\n") == [1, 2, 5])
+        #expect(try lines("a,b\r\n\"1\r\n2\r\n3\",x\r\ny,z\r\n") == [1, 2, 5])
+        #expect(try lines("a,b\r\"1\r2\r3\",x\ry,z\r") == [1, 2, 5])
+        #expect(try lines("a,b\r\n\"1\r\n\r\n\",\"2\n3\"\r\ny,z\r\n") == [1, 2, 6])
+    }
+
+    @Test func invalidUTF8IsLocatedAfterAnEarlierMultilineCell() throws {
+        let folder = try TemporaryFolder()
+        let url = folder.url.appendingPathComponent("x.csv")
+        try Data(Array("a,b\r\n\"one\r\ntwo\r\nthree\",ok\r\n\"para\r\npara\",\"x\r\n".utf8) + [0xC3, 0x28] + Array("\"\r\n".utf8)).write(to: url)
+        let reader = try CSVReader(url: url)
+        _ = try reader.next()
+        _ = try reader.next()
+        #expect(throws: CSVFileError(line: 7, message: "invalid UTF-8 (byte 0xC3) in column 2; save the file as UTF-8 and try again")) {
+            _ = try reader.next()
+        }
+    }
+
     @Test func recordsAcrossBufferRefills() throws {
         // Over 1 MiB, so records straddle the reader's buffer refills.
         var text = "a,b,c\r\n"

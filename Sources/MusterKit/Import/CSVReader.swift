@@ -172,6 +172,9 @@ public final class CSVReader {
         let delimiter = self.delimiter
         var fieldStartOffset = 0
         var quoteLine = line
+        // Inside quotes, a CR counts as a line break of its own and the LF of a CRLF does
+        // not count again, as outside quotes (so lines stay physical in CR-only files too).
+        var quotedCR = false
 
         func endField() throws {
             fieldEnds.append(record.count)
@@ -244,8 +247,10 @@ public final class CSVReader {
                     case .quoted:
                         if byte == quote {
                             state = .quoteInQuoted
+                            quotedCR = false
                         } else {
-                            if byte == 10 { line += 1 }
+                            if byte == 13 || (byte == 10 && !quotedCR) { line += 1 }
+                            quotedCR = byte == 13
                             record.append(byte)
                         }
                     }
@@ -298,7 +303,14 @@ public final class CSVReader {
                             break loop
                         }
                     }
-                    let lineOfField = recordLine + slice[..<min(offset, slice.count)].filter { $0 == 10 }.count
+                    // Line breaks before the bad byte, in this field and the record's earlier
+                    // (quoted, multiline) fields: CR, LF and CRLF each count once.
+                    var lineOfField = recordLine
+                    var previous: UInt8 = 0
+                    for byte in buffer[0..<(start + min(offset, slice.count))] {
+                        if byte == 13 || (byte == 10 && previous != 13) { lineOfField += 1 }
+                        previous = byte
+                    }
                     throw CSVFileError(line: lineOfField, message: String(format: "invalid UTF-8 (byte 0x%02X) in column %d; save the file as UTF-8 and try again", badByte, column + 1))
                 }
                 start = end

@@ -38,6 +38,10 @@ public struct ImportSummary: Sendable, Codable, Equatable {
     /// Rows whose address already signed (in the ledger or earlier in the file).
     public var duplicates: Int
     public var rejected: Int
+    /// Rows that are a forgotten signer as `muster export` writes one (a time, no name,
+    /// no email, no personal data): skipped, since there is no one to add, and counted
+    /// here rather than rejected.
+    public var forgotten: Int
     /// The rejects file, when rows were rejected and this was not a dry run.
     public var rejectsFile: String?
     /// Rejection reasons with the values left out, and how often each occurred.
@@ -51,7 +55,7 @@ public struct ImportSummary: Sendable, Codable, Equatable {
     public var delimiter: String
 
     enum CodingKeys: String, CodingKey {
-        case rows, added, duplicates, rejected
+        case rows, added, duplicates, rejected, forgotten
         case rejectsFile = "rejects_file"
         case reasons
         case dryRun = "dry_run"
@@ -96,7 +100,7 @@ public enum Importer {
         var rejectsFile: AtomicFile?
         var rejectsWriter: CSVWriter?
         defer { rejectsFile?.discard() }
-        var summary = ImportSummary(rows: 0, added: 0, duplicates: 0, rejected: 0, rejectsFile: nil, reasons: [:], dryRun: request.dryRun,
+        var summary = ImportSummary(rows: 0, added: 0, duplicates: 0, rejected: 0, forgotten: 0, rejectsFile: nil, reasons: [:], dryRun: request.dryRun,
                                     count: 0, columns: [:], ignoredColumns: mapping.ignoredColumns,
                                     delimiter: reader.delimiter == 9 ? "tab" : String(UnicodeScalar(reader.delimiter)))
         for (column, target) in zip(header.fields, mapping.targets) where target != .ignored {
@@ -153,6 +157,7 @@ public enum Importer {
             while let chunk = try nextChunk() {
                 if let error = chunk.failure { throw fileError(error) }
                 summary.rows += chunk.rows
+                summary.forgotten += chunk.forgotten
                 let (added, duplicates) = try batch.append(chunk.signatures)
                 summary.added += added
                 summary.duplicates += duplicates
@@ -215,8 +220,10 @@ struct RejectedRow: Sendable {
 struct ImportChunk: Sendable {
     var signatures = PreparedBatch()
     var rejected: [RejectedRow] = []
-    /// Rows read (valid and rejected).
+    /// Rows read (valid, rejected and forgotten).
     var rows = 0
+    /// Rows that are a forgotten signer (see `ImportSummary.forgotten`).
+    var forgotten = 0
     var bytesRead = 0
     /// A file-level error: the import stops and nothing is written.
     var failure: CSVFileError?
@@ -298,6 +305,8 @@ final class ImportProducer: @unchecked Sendable {
                 do {
                     let (signature, date) = try builder.signature(from: record.fields, headerCount: headerCount)
                     preparer.prepare(signature, at: date, into: &chunk.signatures)
+                } catch is ForgottenRow {
+                    chunk.forgotten += 1
                 } catch let error as MusterError {
                     chunk.rejected.append(RejectedRow(line: record.line, fields: record.fields, reason: error.message))
                 } catch {
@@ -318,6 +327,9 @@ final class ImportProducer: @unchecked Sendable {
         }
     }
 }
+
+/// Thrown by `RowBuilder` for a row that is a forgotten signer: not an error, skipped.
+struct ForgottenRow: Error {}
 
 /// Turns one CSV row into a validated signature and its time.
 struct RowBuilder {
@@ -366,6 +378,12 @@ struct RowBuilder {
                     throw MusterError.badInput("consent \(key) '\(SignatureInput.shown(raw))' is neither yes nor no")
                 }
             }
+        }
+        // What `export` writes for a forgotten signer: the time and the non-personal parts,
+        // no name, email, comment or personal field. Nobody to add; not a bad row either.
+        if let signedAt, !Self.isBlank(signedAt), Self.isBlank(name), Self.isBlank(first), Self.isBlank(last), Self.isBlank(email),
+           Self.isBlank(comment ?? ""), !manifest.fields.contains(where: { $0.personal && !Self.isBlank(values[$0.name] ?? "") }) {
+            throw ForgottenRow()
         }
         if Self.isBlank(name) {
             name = [first, last].map { TextField.trimmed($0) }.filter { !$0.isEmpty }.joined(separator: " ")

@@ -65,7 +65,7 @@ extension SignatureInput {
 
         var comment: String?
         if let raw = self.comment {
-            let cleaned = try checkText(raw, field: "comment", limit: SignatureLimits.comment)
+            let cleaned = try Self.validatedComment(raw)
             comment = cleaned.isEmpty ? nil : cleaned
         }
 
@@ -111,6 +111,45 @@ extension SignatureInput {
         let utf8Count = cleaned.utf8.count
         if utf8Count > limit, cleaned.count > limit {
             throw MusterError.badInput("\(field) is \(cleaned.count) characters long; the limit is \(limit)")
+        }
+        return cleaned
+    }
+
+    /// A cleaned comment (possibly empty), or a `badInput` error.
+    ///
+    /// Comments are free text, so unlike every other value they may hold line breaks
+    /// (a form's "why are you signing" answer has paragraphs): CRLF and a lone CR become
+    /// LF, surrounding blank lines and spaces are trimmed. Every other control character,
+    /// Unicode line and paragraph separators, bidi overrides and U+FFFD are still refused.
+    /// A comment never reaches a mail header (templates cannot use it).
+    public static func validatedComment(_ raw: String) throws -> String {
+        // Fast path: printable ASCII has nothing to normalise or refuse.
+        if TextField.allBytes(of: raw, in: 0x20..<0x7F) {
+            return try checkText(raw, field: "comment", limit: SignatureLimits.comment)
+        }
+        var scalars = String.UnicodeScalarView()
+        var previousCR = false
+        for scalar in raw.unicodeScalars {
+            defer { previousCR = scalar == "\r" }
+            switch scalar {
+            case "\r": scalars.append("\n")
+            case "\n": if !previousCR { scalars.append("\n") }
+            default: scalars.append(scalar)
+            }
+        }
+        let normalised = String(scalars)
+        for (offset, scalar) in normalised.unicodeScalars.enumerated() where scalar != "\n" && TextField.isForbidden(scalar) {
+            let what = scalar == "\t" ? "a tab"
+                : scalar == "\u{0}" ? "a NUL byte"
+                : scalar == "\u{FFFD}" ? "invalid UTF-8 (U+FFFD)"
+                : String(format: "the control character U+%04X", scalar.value)
+            throw MusterError.badInput("comment contains \(what) at character \(offset + 1); a comment may hold line breaks but no other control character")
+        }
+        let trimmed = normalised.unicodeScalars.drop(while: { $0.properties.isWhitespace })
+        let end = trimmed.lastIndex(where: { !$0.properties.isWhitespace }).map { trimmed.index(after: $0) } ?? trimmed.startIndex
+        let cleaned = TextField.nfc(String(trimmed[trimmed.startIndex..<end]))
+        if cleaned.count > SignatureLimits.comment {
+            throw MusterError.badInput("comment is \(cleaned.count) characters long; the limit is \(SignatureLimits.comment)")
         }
         return cleaned
     }

@@ -126,6 +126,49 @@ public enum HeaderEncoding {
         return field
     }
 
+    /// The whole `List-Id` field (RFC 2919): the title as a phrase (atoms, a quoted string
+    /// or encoded words) then `<slug.domain>`, folded; cached like From, since every
+    /// message of a campaign carries the same one.
+    static func listIDField(_ listID: ListID) throws(MessageError) -> String {
+        if let cached = listIDFields.withLock({ $0[listID] }) { return cached }
+        let title = TextField.trimmed(listID.title)
+        let phrase = title.isEmpty ? [] : try phraseTokens(title, header: "List-Id")
+        let field = try fold(name: "List-Id", tokens: phrase + ["<\(listID.identifier)>"])
+        listIDFields.withLock { cache in
+            if cache.count >= 16 { cache.removeAll() }
+            cache[listID] = field
+        }
+        return field
+    }
+
+    private static let listIDFields = Mutex<[ListID: String]>([:])
+
+    /// The whole `List-Unsubscribe` field (RFC 2369): `<mailto:…>`, then `, <https://…>` when
+    /// there is a URL, folded between the two, and after the colon when the first one
+    /// does not fit on the line: a fold never goes inside the angle brackets (RFC 2369 §2),
+    /// so each line stays within 78 octets unless a single URI is longer.
+    static func listUnsubscribeField(_ targets: ListUnsubscribe) throws(MessageError) -> String {
+        let name = "List-Unsubscribe:"
+        var items = ["<" + targets.mailtoURI + ">"]
+        if let url = targets.url {
+            items[0] += ","
+            items.append("<" + url + ">")
+        }
+        var lines: [String] = []
+        var line = name
+        for item in items {
+            if line.utf8.count + 1 + item.utf8.count > foldWidth {
+                lines.append(line)
+                line = " " + item
+            } else {
+                line += " " + item
+            }
+        }
+        lines.append(line)
+        guard lines.allSatisfy({ $0.utf8.count <= maxLineLength }) else { throw .lineTooLong(header: "List-Unsubscribe") }
+        return lines.joined(separator: "\r\n")
+    }
+
     private struct MailboxFieldKey: Hashable {
         let name: String
         let mailbox: MailAddress

@@ -17,6 +17,39 @@ public struct ListUnsubscribe: Sendable, Equatable {
 
     /// The `mailto:` URI written into the header and offered to templates.
     public var mailtoURI: String { "mailto:" + mailto.address + "?subject=unsubscribe" }
+
+    /// Whether the message may carry `List-Unsubscribe-Post: List-Unsubscribe=One-Click`:
+    /// RFC 8058 §3.1 allows it only beside an https URI that unsubscribes on a POST.
+    public var allowsOneClick: Bool { url != nil }
+}
+
+/// The `List-Id` of a campaign's messages (RFC 2919): the campaign title as the
+/// optional phrase and `<slug.sender-domain>` as the identifier, the same in every
+/// message of the campaign so mail clients and filters can group them.
+public struct ListID: Sendable, Hashable {
+    /// The phrase (any Unicode except line breaks; RFC 2047 encoded when not ASCII).
+    public var title: String
+    /// The campaign slug (`[a-z0-9][a-z0-9-]*`, a dot-atom label).
+    public var slug: String
+    /// The sender's domain in ASCII form (`xn--` for IDN labels).
+    public var domain: String
+
+    /// Creates the list identity of campaign `slug` sent from `domain`.
+    public init(title: String, slug: String, domain: String) {
+        self.title = title
+        self.slug = slug
+        self.domain = domain
+    }
+
+    /// `slug.domain`: a dot-atom of at most 255 octets (RFC 2919 §2). A sender domain that
+    /// is an address literal (`[192.0.2.1]`) or would make the identifier too long gives
+    /// RFC 2919's namespace for lists without a domain, `slug.localhost`.
+    public var identifier: String {
+        let dotAtom = domain.unicodeScalars.allSatisfy { MailAddress.isAtext($0) }
+            && !domain.hasPrefix(".") && !domain.hasSuffix(".") && !domain.containsBytes("..")
+        let full = slug + "." + domain
+        return dotAtom && full.utf8.count <= 255 ? full : slug + ".localhost"
+    }
 }
 
 /// A complete outgoing message as muster writes it: RFC 5322 headers, a
@@ -38,6 +71,8 @@ public struct MIMEMessage: Sendable {
     public var messageID: String
     /// Unsubscribe targets; muster always sets them for blasts.
     public var listUnsubscribe: ListUnsubscribe?
+    /// The list the message belongs to (`List-Id`); muster always sets it for blasts.
+    public var listID: ListID?
     /// The text/plain part.
     public var text: String
     /// The text/html part; when `nil` the message is a single text/plain part.
@@ -47,7 +82,7 @@ public struct MIMEMessage: Sendable {
 
     /// Creates a message from its parts; nothing is validated until `serialized()`.
     public init(from: MailAddress, to: MailAddress, replyTo: MailAddress? = nil, subject: String,
-                date: Date, messageID: String, listUnsubscribe: ListUnsubscribe? = nil,
+                date: Date, messageID: String, listUnsubscribe: ListUnsubscribe? = nil, listID: ListID? = nil,
                 text: String, html: String? = nil, attachments: [MIMEAttachment] = []) {
         self.from = from
         self.to = to
@@ -56,6 +91,7 @@ public struct MIMEMessage: Sendable {
         self.date = date
         self.messageID = messageID
         self.listUnsubscribe = listUnsubscribe
+        self.listID = listID
         self.text = text
         self.html = html
         self.attachments = attachments
@@ -93,16 +129,17 @@ public struct MIMEMessage: Sendable {
             throw .invalidAddress(header: "Message-ID", address: messageID, reason: "not an id-left@id-right value")
         }
         field(try HeaderEncoding.fold(name: "Message-ID", tokens: ["<\(messageID)>"]))
+        // The same in every message of a campaign: built once, then taken from a cache.
+        if let listID { field(try HeaderEncoding.listIDField(listID)) }
         if let listUnsubscribe {
-            var targets = ["<\(listUnsubscribe.mailtoURI)>"]
             if let url = listUnsubscribe.url {
                 try refuseLineBreaks(url, header: "List-Unsubscribe")
                 try Self.validateUnsubscribeURL(url)
-                targets[0] += ","
-                targets.append("<\(url)>")
             }
-            field(try HeaderEncoding.fold(name: "List-Unsubscribe", tokens: targets))
-            field("List-Unsubscribe-Post: List-Unsubscribe=One-Click")
+            field(try HeaderEncoding.listUnsubscribeField(listUnsubscribe))
+            // RFC 8058 §3.1: only beside an https URI that unsubscribes on a POST; a
+            // mailto alone must not claim one-click.
+            if listUnsubscribe.allowsOneClick { field("List-Unsubscribe-Post: List-Unsubscribe=One-Click") }
         }
         field("MIME-Version: 1.0")
 

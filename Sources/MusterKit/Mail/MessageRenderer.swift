@@ -137,7 +137,9 @@ public func renderMessage(template: EmailTemplate, recipient: MailRecipient, cam
                                                 recipient: to.address, domain: campaign.sender.domain)
     let message = MIMEMessage(from: campaign.sender, to: to, replyTo: template.replyTo ?? settings.replyTo,
                               subject: content.subject, date: date, messageID: messageID,
-                              listUnsubscribe: unsubscribe, text: content.text, html: content.html, attachments: attachments)
+                              listUnsubscribe: unsubscribe,
+                              listID: ListID(title: campaign.title, slug: campaign.slug, domain: campaign.sender.domain),
+                              text: content.text, html: content.html, attachments: attachments)
     return RenderedMessage(envelopeFrom: envelopeFrom.address, envelopeTo: to.address, bytes: try message.serialized(),
                            messageID: messageID, subject: content.subject)
 }

@@ -257,4 +257,81 @@ import Testing
         #expect(try box.run(["verify", "--json"]).json()["count"] as? Int == 1, "nothing invalid got in")
         Reliability.record("Unicode", "NFC, NFD, upper-case, IDN and xn-- spellings of one address: 1 signer, stored in NFC; invalid UTF-8 refused with its position in: " + refused.joined(separator: ", "))
     }
+
+    /// Issue 10 item 12: multiline comments, hostile ones included, from a Google Forms-style
+    /// export to every place a comment could go. Reports and mail never show a comment;
+    /// exports carry it whole; a template cannot ask for it.
+    @Test func multilineCommentsStayInTheirCellAndNeverReachAReportOrAHeader() throws {
+        let box = try MailTests.workspace(signers: [])
+        let hostile = "| a | table |\r\n|---|---|\r\n# Heading\r\n<script>alert(1)</script>\r\n\r\nBcc: x@evil.test\r\n=HYPERLINK(\"http://evil.example\")"
+        var csv = "Timestamp,Email Address,Your full name,Region,Why are you signing?\r\n"
+        let rows = Reliability.scale(full: 317, ci: 317)
+        for index in 0..<rows {
+            let comment = index % 20 == 0 ? hostile : "Signer \(index) says:\n\nparagraph two, \"quoted\"\r\nand three"
+            csv += "11/2/2026 9:\(String(format: "%02d", index % 60)):00,c\(index)@example.org,Commenter \(index),Lyon,\"\(comment.replacingOccurrences(of: "\"", with: "\"\""))\"\r\n"
+        }
+        try box.write("forms.csv", csv)
+        let started = Date()
+        let imported = try box.run(["import", "forms.csv", "--json"], environment: ["MUSTER_NOW": "2026-11-26T12:00:00Z"])
+        let seconds = Date().timeIntervalSince(started)
+        #expect(imported.status == 0, "\(imported)")
+        #expect(try imported.json()["added"] as? Int == rows)
+        #expect(try imported.json()["rejected"] as? Int == 0)
+        // Reports: no comment text, so no line of it can break a table or inject markup.
+        for format in ["text", "markdown", "html", "json"] {
+            let report = try box.run(["report", "--format", format], environment: ["MUSTER_NOW": "2026-11-26T12:00:00Z"])
+            #expect(report.status == 0, "\(format): \(report)")
+            for needle in ["paragraph two", "# Heading", "<script>", "evil", "| a | table"] {
+                #expect(!report.stdout.contains(needle), "\(format) shows a comment: \(needle)")
+            }
+        }
+        // CSV export: each comment in one quoted, neutralised cell; the row count stays exact.
+        let export = try box.run(["export", "--out", "all.csv"])
+        #expect(export.status == 0, "\(export)")
+        let reread = try Sandbox.withCampaign()
+        try FileManager.default.copyItem(at: box.path("all.csv"), to: reread.path("all.csv"))
+        let again = try reread.run(["import", "all.csv", "--json"], environment: ["MUSTER_NOW": "2026-11-26T12:00:00Z"])
+        #expect(again.status == 0, "\(again)")
+        #expect(try again.json()["added"] as? Int == rows)
+        #expect(try reread.run(["export", "--format", "jsonl", "--fields", "email,comment"]).stdout
+                == (try box.run(["export", "--format", "jsonl", "--fields", "email,comment"]).stdout))
+        // Mail: a template asking for {{comment}} is refused before anything is sent.
+        try box.write("\(Self.campaign)/emails/echo.md", "---\nsubject: \"{{comment}}\"\naudience: signers\n---\nYou said {{comment}}\n")
+        let check = try box.run(["check"])
+        #expect(check.status == 65, "\(check)")
+        #expect((check.stdout + check.stderr).contains("comment"), "\(check)")
+        let send = try box.run(["mail", "send", "echo", "--dry-run", "--out", "eml"])
+        #expect(send.status == 65, "\(send)")
+        #expect(!box.exists("eml/00001.eml"))
+        Reliability.record("multiline comments", "\(rows) Google Forms-style rows with paragraph comments (LF, CRLF; 1 in 20 a markdown table, heading, <script>, Bcc: line and formula) imported in \(Reliability.seconds(seconds)), all accepted; absent from text, markdown, html and json reports; CSV export → import gives the same comments; a {{comment}} template refused with exit 65")
+    }
+
+    /// Issue 10 item 12 on the command line: `sign --comment` takes paragraphs (exit 0, stored
+    /// with LF); every other control character, and any line break outside the comment, is
+    /// refused with exit 65 and nothing written.
+    @Test func signTakesParagraphCommentsAndRefusesOtherControlsWithExit65() throws {
+        let box = try Sandbox.withCampaign()
+        let ok = try box.run(["sign", "--name", "Ana", "--email", "ana@example.org", "--field", "region=Lyon", "--comment=Line one\r\n\r\nLine two\r"])
+        #expect(ok.status == 0, "\(ok)")
+        #expect(try box.run(["export", "--format", "jsonl", "--fields", "comment"]).stdout == #"{"comment":"Line one\n\nLine two"}"# + "\n")
+        let head = try box.run(["verify", "--json"]).json()["head"] as? String
+        let cases: [([String], String)] = [
+            (["--name", "Bo", "--comment=a\tb"], "comment contains a tab at character 2; a comment may hold line breaks but no other control character"),
+            (["--name", "Bo", "--comment=ok\n\u{202E}gnp.exe"], "comment contains the control character U+202E at character 4; a comment may hold line breaks but no other control character"),
+            (["--name", "Bo", "--comment=a\u{2029}b"], "comment contains the control character U+2029 at character 2; a comment may hold line breaks but no other control character"),
+            (["--name", "Bo\nBcc: x@evil.test"], "name contains a line feed (LF) at character 3; use a single line of plain text"),
+            (["--name", "Bo", "--by", "Sam\r\nX"], "collector (--by) contains a carriage return (CR) at character 4; use a single line of plain text"),
+            (["--name", "Bo", "--source", "stall\n2"], "source contains a line feed (LF) at character 6; use a single line of plain text"),
+        ]
+        for (arguments, message) in cases {
+            let result = try box.run(["sign", "--email", "bo@example.org", "--field", "region=Lyon"] + arguments)
+            #expect(result.status == 65, "\(arguments): \(result)")
+            #expect(result.stderr == "muster: error: \(message)\n", "\(arguments): \(result)")
+        }
+        let field = try box.run(["sign", "--name", "Bo", "--email", "bo@example.org", "--field", "region=Lyon\nNorth"])
+        #expect(field.status == 65, "\(field)")
+        let verify = try box.run(["verify", "--json"]).json()
+        #expect(verify["count"] as? Int == 1)
+        #expect(verify["head"] as? String == head)
+    }
 }

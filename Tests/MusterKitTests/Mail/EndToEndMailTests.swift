@@ -57,7 +57,10 @@ struct EndToEndMailTests {
             #expect(squeezed.contains(recipient.name.replacingOccurrences(of: " ", with: "")), "To decoded as \(to.prefix(120))")
             #expect(parsed.header("Subject") == "Merci \(recipient.firstName) — 42% of Fair rates for translators")
             #expect(parsed.header("Reply-To") == "Équipe <team@fairrates.example>")
-            #expect(parsed.header("List-Unsubscribe-Post") == "List-Unsubscribe=One-Click")
+            // RFC 8058: one-click only beside an https URI (the last recipient has one).
+            #expect(parsed.header("List-Unsubscribe-Post") == (recipient.unsubscribeURL == nil ? nil : "List-Unsubscribe=One-Click"))
+            #expect(parsed.header("List-Id") == "Fair rates for translators <fair-rates.fairrates.example>")
+            #expect(parsed.headers["List-Id"]?.count == 1)
             #expect(parsed.header("List-Unsubscribe")?.hasPrefix("<mailto:unsubscribe@fairrates.example?subject=unsubscribe>") == true)
             #expect(parsed.header("MIME-Version") == "1.0")
             #expect(parsed.header("Date") != nil)
@@ -75,5 +78,36 @@ struct EndToEndMailTests {
         #expect(last.header("List-Unsubscribe")?.contains("<https://fairrates.example/u?t=abc&e=1>") == true)
         #expect(last.parts[1].text.contains("<a href=\"https://fairrates.example/u?t=abc&amp;e=1\">"))
         #expect(received[4].recipients == ["taro@xn--r8jz45g.xn--zckzah"])
+    }
+
+    /// Issue 10 item 14 at a real sink: a long List-Unsubscribe folded after the colon and
+    /// between its URIs, a non-ASCII List-Id, parsed back by Python without defects.
+    @Test("folded List-Unsubscribe and an encoded List-Id arrive intact")
+    func listHeadersAtTheSink() throws {
+        let server = try SMTPTestServer()
+        let transport = try CurlSMTPTransport(settings: server.settings())
+        let template = try EmailTemplate(source: "---\nsubject: Hi\naudience: signers\n---\nHi {{name}}\n", file: "emails/hi.md")
+        let campaign = CampaignMailInfo(slug: "tarifs-justes", title: "Tarifs équitables pour les traducteurs", count: 1,
+                                        sender: try MailAddress(parsing: "Collectif <bonjour@bücher.example>"))
+        let settings = MessageSettings(unsubscribeMailbox: try MailAddress(address: "unsubscribe-requests@lists.fair-rates-collective.example"))
+        let url = "https://fair-rates-collective.example/unsubscribe?c=tarifs-justes&r=0123456789abcdef0123456789abcdef"
+        let mailtoOnly = MailRecipient(name: "Ana", email: "ana@example.org")
+        let withURL = MailRecipient(name: "Bo", email: "bo@example.org", unsubscribeURL: url)
+        for recipient in [mailtoOnly, withURL] {
+            _ = try transport.send(try renderMessage(template: template, recipient: recipient, campaign: campaign, settings: settings))
+        }
+        let received = try server.received()
+        #expect(received.count == 2)
+        let mailto = "<mailto:unsubscribe-requests@lists.fair-rates-collective.example?subject=unsubscribe>"
+        for (index, got) in received.enumerated() {
+            let parsed = try PythonParsedMessage(file: got.file)
+            #expect(parsed.defects.isEmpty, "defects: \(parsed.defects)")
+            #expect(parsed.header("List-Id") == "Tarifs équitables pour les traducteurs <tarifs-justes.xn--bcher-kva.example>")
+            let unsubscribe = try #require(parsed.header("List-Unsubscribe"))
+            #expect(unsubscribe.replacingOccurrences(of: " ", with: "") == (index == 0 ? mailto : mailto + ",<\(url)>"), "\(unsubscribe)")
+            #expect(parsed.header("List-Unsubscribe-Post") == (index == 0 ? nil : "List-Unsubscribe=One-Click"))
+            let raw = String(decoding: got.raw, as: UTF8.self)
+            #expect(raw.contains("\r\nList-Unsubscribe:\r\n \(mailto)"), "\(raw.prefix(900))")
+        }
     }
 }

@@ -216,6 +216,100 @@ struct MIMEMessageTests {
         }
     }
 
+    // Issue 10 item 14: RFC 8058 one-click only beside an https URI.
+    @Test("List-Unsubscribe-Post only when List-Unsubscribe holds an https URI")
+    func oneClickOnlyWithHTTPS() throws {
+        var message = try sample()
+        let withURL = headerBlock(of: try message.serialized())
+        #expect(withURL.value("List-Unsubscribe-Post") == "List-Unsubscribe=One-Click")
+        message.listUnsubscribe?.url = nil
+        let bytes = try message.serialized()
+        let mailtoOnly = headerBlock(of: bytes)
+        #expect(mailtoOnly.value("List-Unsubscribe") == "<mailto:unsubscribe@fairrates.example?subject=unsubscribe>")
+        #expect(mailtoOnly.value("List-Unsubscribe-Post") == nil)
+        #expect(!String(decoding: bytes, as: UTF8.self).contains("One-Click"))
+    }
+
+    // Issue 10 item 14: RFC 2919 List-Id, `phrase <slug.domain>`.
+    @Test("List-Id: the campaign title, then <slug.sender-domain>")
+    func listID() throws {
+        var message = try sample()
+        message.listID = ListID(title: "Fair rates for translators", slug: "fair-rates", domain: "fairrates.example")
+        var headers = headerBlock(of: try message.serialized())
+        #expect(headers.rawLines.contains("List-Id: Fair rates for translators <fair-rates.fairrates.example>"))
+        // Before List-Unsubscribe, once.
+        let names = headers.fields.map(\.name)
+        #expect(names.filter { $0 == "List-Id" }.count == 1)
+        #expect(try #require(names.firstIndex(of: "List-Id")) < (try #require(names.firstIndex(of: "List-Unsubscribe"))))
+        // A title that is not plain atoms is quoted; a non-ASCII one is RFC 2047 encoded.
+        message.listID = ListID(title: "Fair rates, now", slug: "fair-rates", domain: "fairrates.example")
+        #expect(headerBlock(of: try message.serialized()).value("List-Id") == "\"Fair rates, now\" <fair-rates.fairrates.example>")
+        message.listID = ListID(title: "Tarifs équitables", slug: "tarifs", domain: "xn--bcher-kva.example")
+        headers = headerBlock(of: try message.serialized())
+        let value = try #require(headers.value("List-Id"))
+        #expect(value.hasPrefix("=?UTF-8?"))
+        #expect(value.hasSuffix(" <tarifs.xn--bcher-kva.example>"))
+        #expect(decodeEncodedWords(String(value[..<value.range(of: " <tarifs.")!.lowerBound])) == "Tarifs équitables")
+        // No title: the identifier alone. An address literal has no domain name: RFC 2919's localhost.
+        message.listID = ListID(title: "  ", slug: "fair-rates", domain: "fairrates.example")
+        #expect(headerBlock(of: try message.serialized()).rawLines.contains("List-Id: <fair-rates.fairrates.example>"))
+        message.listID = ListID(title: "Fair", slug: "fair-rates", domain: "[192.0.2.1]")
+        #expect(headerBlock(of: try message.serialized()).rawLines.contains("List-Id: Fair <fair-rates.localhost>"))
+        #expect(ListID(title: "", slug: "s", domain: String(repeating: "a.", count: 127) + "example").identifier == "s.localhost")
+        // A long title folds; every line within 78 octets.
+        message.listID = ListID(title: String(repeating: "Ölçü ", count: 60), slug: "fair-rates", domain: "fairrates.example")
+        let bytes = try message.serialized()
+        #expect(hasOnlyCRLFAndShortLines(bytes))
+        for line in headerBlock(of: bytes).rawLines { #expect(line.utf8.count <= 78, "\(line)") }
+        // A line break in the title cannot reach the header.
+        message.listID = ListID(title: "Fair\r\nBcc: x@evil.test", slug: "fair-rates", domain: "fairrates.example")
+        #expect(throws: MessageError.forbiddenCharacter(header: "List-Id")) { _ = try message.serialized() }
+    }
+
+    @Test("renderMessage gives every message the campaign's List-Id")
+    func renderedListID() throws {
+        let template = try EmailTemplate(source: "---\nsubject: Hi\naudience: signers\n---\nHi {{name}}\n", file: "emails/hi.md")
+        let campaign = CampaignMailInfo(slug: "fair-rates", title: "Fair rates", count: 1,
+                                        sender: try MailAddress(parsing: "Fair Rates <hello@Fairrates.Example>"))
+        let settings = MessageSettings(unsubscribeMailbox: try MailAddress(address: "unsubscribe@fairrates.example"))
+        for recipient in [MailRecipient(name: "Ana", email: "ana@example.org"),
+                          MailRecipient(name: "Bo", email: "bo@example.org", unsubscribeURL: "https://fairrates.example/u?t=1")] {
+            let headers = headerBlock(of: try renderMessage(template: template, recipient: recipient, campaign: campaign, settings: settings).bytes)
+            #expect(headers.value("List-Id") == "Fair rates <fair-rates.fairrates.example>")
+            #expect((headers.value("List-Unsubscribe-Post") != nil) == (recipient.unsubscribeURL != nil))
+        }
+    }
+
+    // Issue 10 item 14: long List-Unsubscribe values fold between the <…> items, never inside.
+    @Test("a long List-Unsubscribe folds between its URIs, and after the colon when needed")
+    func longListUnsubscribe() throws {
+        var message = try sample()
+        let mailbox = try MailAddress(address: "unsubscribe-requests@lists.fair-rates-collective.example")
+        let url = "https://fair-rates-collective.example/unsubscribe?c=fair-rates&r=0123456789abcdef0123456789abcdef"
+        message.listUnsubscribe = ListUnsubscribe(mailto: mailbox)
+        var lines = headerBlock(of: try message.serialized()).rawLines
+        var start = try #require(lines.firstIndex { $0.hasPrefix("List-Unsubscribe:") })
+        #expect(Array(lines[start...(start + 1)]) == ["List-Unsubscribe:", " <mailto:unsubscribe-requests@lists.fair-rates-collective.example?subject=unsubscribe>"])
+        message.listUnsubscribe = ListUnsubscribe(mailto: try MailAddress(address: "u@fairrates.example"), url: url)
+        lines = headerBlock(of: try message.serialized()).rawLines
+        start = try #require(lines.firstIndex { $0.hasPrefix("List-Unsubscribe:") })
+        #expect(Array(lines[start...(start + 1)]) == ["List-Unsubscribe: <mailto:u@fairrates.example?subject=unsubscribe>,", " <\(url)>"])
+        // Short enough for one line: one line.
+        message.listUnsubscribe = ListUnsubscribe(mailto: try MailAddress(address: "u@f.example"), url: "https://f.ex/u")
+        #expect(headerBlock(of: try message.serialized()).rawLines.contains("List-Unsubscribe: <mailto:u@f.example?subject=unsubscribe>, <https://f.ex/u>"))
+        // The longest URL allowed (900 characters) stays whole on its own line, under 998 octets.
+        let longest = "https://fairrates.example/u?t=" + String(repeating: "a", count: 870)
+        message.listUnsubscribe = ListUnsubscribe(mailto: mailbox, url: longest)
+        let bytes = try message.serialized()
+        #expect(hasOnlyCRLFAndShortLines(bytes))
+        lines = headerBlock(of: bytes).rawLines
+        start = try #require(lines.firstIndex { $0.hasPrefix("List-Unsubscribe:") })
+        #expect(lines[start] == "List-Unsubscribe:")
+        #expect(lines[start + 2] == " <\(longest)>")
+        // Every other header line of these messages is within 78 octets.
+        for line in lines where !line.contains(longest) && !line.contains("unsubscribe-requests@") { #expect(line.utf8.count <= 78, "\(line)") }
+    }
+
     @Test("unsafe unsubscribe URLs are refused")
     func badURL() throws {
         var m = try sample()

@@ -35,6 +35,8 @@ ROWS = [
      "refused within 1 s and 100 MB", "InputReliabilityTests"),
     ("Unicode", "NFC vs NFD, IDN vs xn--, upper-case domains; invalid UTF-8 in every input",
      "one canonical signer; invalid UTF-8 refused with its position", "InputReliabilityTests"),
+    ("kiosk lock", "every key that ends or suspends a shell program (Ctrl-C, Ctrl-\\, Ctrl-Z, Ctrl-D), flow control, escape sequences, keyboard signals sent from outside, random bytes, a wrong passphrase",
+     "the kiosk keeps running; only the passphrase ends it (exit 0); terminal settings restored", "KioskReliabilityTests"),
     ("tampering", "edit, delete, reorder, truncate rows with sqlite3; rewrite the chain from a point",
      "`verify` fails naming the first bad entry; a published head hash no longer matches", "LedgerReliabilityTests"),
     ("erasure", "`forget`, then search the database file, its WAL and every export for the email's bytes",

@@ -12,7 +12,7 @@ Steps:
   {"send": TEXT}              type TEXT (control characters included, e.g. "\u0003")
   {"send_hex": HEX}           type raw bytes
   {"sleep": SECONDS}
-  {"alive": true}             the kiosk is still running and the shell has not come back
+  {"alive": true}             the kiosk is still running (not suspended) and the shell has not come back
   {"signal": "TERM"}          send a signal to the kiosk from outside
   {"hangup": true}            close the terminal (the master side); wait for the kiosk to go
   {"end": true}               wait for the kiosk to end and the shell to report
@@ -30,7 +30,7 @@ import time
 
 import pexpect
 
-SHELL = 'stty -g | sed "s/^/[stty-before] /"; "$@"; s=$?; echo "[shell] status=$s"; stty -g | sed "s/^/[stty-after] /"; echo "[shell] end"'
+SHELL = 'set -m; stty -g | sed "s/^/[stty-before] /"; "$@"; s=$?; echo "[shell] status=$s"; stty -g | sed "s/^/[stty-after] /"; echo "[shell] end"'
 
 
 def children(pid):
@@ -41,12 +41,17 @@ def children(pid):
         return []
 
 
-def alive(pid):
+def state(pid):
+    """The process's state letter (R, S, T stopped, Z zombie…), or None if it is gone."""
     try:
         with open(f"/proc/{pid}/stat") as f:
-            return f.read().split(") ")[-1].split()[0] not in ("Z", "X")
+            return f.read().split(") ")[-1].split()[0]
     except OSError:
-        return False
+        return None
+
+
+def alive(pid):
+    return state(pid) not in (None, "Z", "X")
 
 
 def main():
@@ -112,6 +117,8 @@ def main():
             pump(b"\0never\0", 0.3)
             if pid is None or not alive(pid):
                 error = "the kiosk is not running"
+            elif state(pid) in ("T", "t"):
+                error = "the kiosk is suspended"
             elif b"[shell] status=" in transcript:
                 error = "the shell came back"
         elif "signal" in step:

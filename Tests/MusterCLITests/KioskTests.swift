@@ -96,6 +96,9 @@ import Testing
             + [.expect("✓ Signed"), .expect("Name: ")] + KioskDriver.finish)
         #expect(run.ok, "\(run)")
         #expect(run.status == 0)
+        // Each answer is shown as edited when Enter is pressed (here, with the keys in one write).
+        #expect(run.transcript.contains("\rName: Dr Ana Lima Zoe\u{1B}[K\r\n"), "\(run)")
+        #expect(run.transcript.contains("\rEmail: Ana@example.org\u{1B}[K\u{1B}[14D\r\n"), "\(run)")
         // The confirmation screen shows every answer, the consents and the comment.
         #expect(run.transcript.contains("Please check:\r\n  Dr Ana Lima Zoe <Ana@example.org>\r\n  Where do you work from?: Lyon\r\n  profession: translator\r\n  Keep me informed: yes\r\n  Comment: Bon courage àtXous\r\n"), "\(run)")
         let export = try box.run(["export", "--format", "jsonl"])
@@ -163,6 +166,33 @@ import Testing
         let verify = try box.run(["verify", "--json"])
         #expect(verify.status == 0)
         #expect(try verify.json()["count"] as? Int == 1)
+    }
+
+    @Test(arguments: [("SEGV", 11), ("ABRT", 6)])
+    func aCrashStillRestoresTheTerminal(signal: String, number: Int) throws {
+        let box = try Sandbox.withCampaign(manifest: Self.manifest)
+        let run = try KioskDriver.run(box, steps: KioskDriver.start + [.send("Ana"), .signal(signal), .end])
+        #expect(run.ok, "\(run)")
+        #expect(run.status == 128 + number, "the crash itself is not hidden: \(run)")
+        #expect(run.sttyBefore != nil && run.sttyAfter == run.sttyBefore, "raw mode undone even so: \(run)")
+    }
+
+    @Test func aSignatureTheLedgerRefusesIsReportedAndTheKioskStaysLocked() throws {
+        let box = try Sandbox.withCampaign(manifest: Self.manifest)
+        let ledger = "campaigns/fair-rates/ledger.sqlite"
+        #expect(try box.run(["sign", "--name", "Ana Lima", "--email", "ana@example.org", "--field", "region=Lyon"]).status == 0)
+        // Bad luck while the kiosk runs: the ledger refuses every new entry.
+        let refuse = "CREATE TRIGGER refuse BEFORE INSERT ON entries BEGIN SELECT RAISE(ABORT, 'refused for the test'); END;"
+        var steps = KioskDriver.start + Self.signer("Bo Berg", "bo@example.org") + [.expect("! Not recorded: "), .expect("Please tell the volunteer."), .expect("Name: "), .alive]
+        steps += KioskDriver.finish
+        let trigger = try box.sqlite(ledger, refuse)
+        #expect(trigger.status == 0, "\(trigger)")
+        let run = try KioskDriver.run(box, steps: steps)
+        #expect(run.ok, "\(run)")
+        #expect(run.status == 0)
+        #expect(run.transcript.contains("Session ended: 0 added, 0 duplicates, 0 discarded, 1 not recorded; 1 signature in all."), "\(run)")
+        #expect(try box.sqlite(ledger, "DROP TRIGGER refuse").status == 0)
+        #expect(try signatures(box) == 1)
     }
 
     @Test func closingTheTerminalEndsTheKioskWithNothingHalfWritten() throws {

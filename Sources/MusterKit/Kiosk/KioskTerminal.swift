@@ -157,7 +157,10 @@ public final class KioskTerminal: KioskConsole {
             }
             var event: LineEditor.Event?
             while !pending.isEmpty, event == nil {
-                event = editor.feed(pending.removeFirst())
+                let byte = pending.removeFirst()
+                // Show the line as it is sent, even when Enter came in the same read (a paste).
+                if byte == 0x0D || byte == 0x0A { write(editor.render(prompt: prompt, columns: width, secret: secret)) }
+                event = editor.feed(byte)
             }
             guard let event else {
                 write(editor.render(prompt: prompt, columns: width, secret: secret))

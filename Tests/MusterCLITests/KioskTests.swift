@@ -168,6 +168,15 @@ import Testing
         #expect(try verify.json()["count"] as? Int == 1)
     }
 
+    @Test func aSignalWhileThePassphraseIsChosenRestoresTheTerminal() throws {
+        let box = try Sandbox.withCampaign(manifest: Self.manifest)
+        let run = try KioskDriver.run(box, steps: [.expect("Passphrase: "), .send("half"), .signal("TERM"), .end])
+        #expect(run.ok, "\(run)")
+        #expect(run.status == 128 + 15, "\(run)")
+        #expect(run.sttyBefore != nil && run.sttyAfter == run.sttyBefore, "\(run)")
+        #expect(!run.transcript.contains("half"))
+    }
+
     @Test(arguments: [("SEGV", 11), ("ABRT", 6)])
     func aCrashStillRestoresTheTerminal(signal: String, number: Int) throws {
         let box = try Sandbox.withCampaign(manifest: Self.manifest)

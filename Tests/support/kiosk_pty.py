@@ -85,14 +85,16 @@ def main():
                     return True
                 return False
 
+    binary = os.path.realpath(script["binary"])
+
     def kiosk_pid():
+        # The shell's child running the binary itself (not a fork of the shell that has not exec'd yet).
         end = time.time() + 10
         while time.time() < end:
             for pid in children(child.pid):
                 try:
-                    with open(f"/proc/{pid}/cmdline", "rb") as f:
-                        if b"--kiosk" in f.read():
-                            return pid
+                    if os.path.realpath(f"/proc/{pid}/exe") == binary:
+                        return pid
                 except OSError:
                     pass
             time.sleep(0.05)
@@ -102,8 +104,9 @@ def main():
     pid = None
     for index, step in enumerate(script["steps"]):
         error = None
-        if pid is None:
-            pid = kiosk_pid()
+        if pid is None or not alive(pid):
+            if any(key in step for key in ("alive", "signal", "hangup")) and b"[shell] status=" not in transcript:
+                pid = kiosk_pid()
         if "expect" in step:
             if not pump(step["expect"].encode(), step.get("timeout", 10)):
                 error = f"did not see {step['expect']!r}"
@@ -125,7 +128,10 @@ def main():
             if pid is None:
                 error = "no kiosk process"
             else:
-                os.kill(pid, getattr(signal, "SIG" + step["signal"]))
+                try:
+                    os.kill(pid, getattr(signal, "SIG" + step["signal"]))
+                except ProcessLookupError:
+                    error = "the kiosk had already ended"
         elif "hangup" in step:
             os.close(child.child_fd)
             child.child_fd = -1

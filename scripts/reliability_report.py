@@ -37,6 +37,8 @@ ROWS = [
      "one canonical signer; invalid UTF-8 refused with its position", "InputReliabilityTests"),
     ("multiline comments", "a Google Forms-style export whose comments have paragraphs (LF, CRLF), some holding a markdown table, `<script>`, a `Bcc:` line, a formula",
      "accepted with LF line breaks; never in a report or a header; CSV export then import gives them back unchanged", "InputReliabilityTests"),
+    ("kiosk lock", "every key that ends or suspends a shell program (Ctrl-C, Ctrl-\\, Ctrl-Z, Ctrl-D), flow control, escape sequences, keyboard signals sent from outside, random bytes, a wrong passphrase",
+     "the kiosk keeps running; only the passphrase ends it (exit 0); terminal settings restored", "KioskReliabilityTests"),
     ("tampering", "edit, delete, reorder, truncate rows with sqlite3; rewrite the chain from a point",
      "`verify` fails naming the first bad entry; a published head hash no longer matches", "LedgerReliabilityTests"),
     ("tampering beside the chain", "rows copied beside the chain (seq ≤ 0) in `entries` and `personal`; a volunteer's ledger so forged, merged; all but the last 10 entries of a 50,000+ ledger deleted with the count fixed up (the two-half verify); a forged seq of 400,000,000",

@@ -11,9 +11,14 @@ extension Muster {
                 (ignoring case, Unicode form and IDN spelling) is reported as a duplicate with
                 its first signing date, and the command still succeeds.
 
-                --kiosk asks for each field the manifest declares, validates, confirms, records,
-                then clears the screen for the next signer. Ctrl-D ends the session and prints
-                its tally. Input can also be piped, one answer per line.
+                --kiosk locks the terminal for a stall: the volunteer first chooses a passphrase
+                (typed twice, not shown); the screen and scrollback are cleared; then each signer
+                is asked every field the manifest declares, each consent and an optional comment,
+                sees it all on a confirmation screen, and is recorded; the screen is cleared for
+                the next. Ctrl-C, Ctrl-\\, Ctrl-Z and Ctrl-D do not end it: Ctrl-C abandons the
+                entry being typed (counted as discarded); Ctrl-D on an empty Name line asks for
+                the passphrase, and only the passphrase ends the session (exit 0). It needs a
+                terminal: with standard input not a terminal it refuses (exit 64).
 
                 Examples:
                   muster sign --name "Ana Lima" --email ana@example.org --field region=Lyon --consent updates
@@ -96,15 +101,50 @@ extension Muster {
         }
 
         private func runKiosk(context: RunContext, campaign: Campaign, manifest: Manifest) throws {
+            // A kiosk is locked: only the volunteer's passphrase ends it. That takes a terminal
+            // in raw mode; input from a pipe or a file could end it at any moment.
+            guard Console.stdinIsTerminal else {
+                throw MusterError.usage("--kiosk needs a terminal (standard input is not one), so that the session can be locked; to add signatures from a script use 'muster sign --name N --email E' or 'muster import'")
+            }
+            let screen: Int32
+            if Console.stdoutIsTerminal && !output.json { screen = STDOUT_FILENO }
+            else if Console.stderrIsTerminal { screen = STDERR_FILENO }
+            else { throw MusterError.usage("--kiosk needs a terminal to show its screens on (standard error is not one)") }
             guard let ledger = try Ledger.open(campaign.ledgerURL, create: true) else { return }
-            let json = output.json
-            let session = KioskSession(
-                manifest: manifest, ledger: ledger, clock: context.clock, source: source ?? "kiosk",
-                collector: collector, clearsScreen: Console.stdoutIsTerminal && !json, echoesInput: !Console.stdinIsTerminal,
-                write: { text in if json { FileHandle.standardError.write(Data(text.utf8)) } else { Console.out(text) } })
-            var input = FileDescriptorLineSource()
-            let tally = try session.run(input: &input)
-            if json { Console.json(tally) }
+            let session = KioskSession(manifest: manifest, ledger: ledger, clock: context.clock,
+                                       source: source ?? "kiosk", collector: collector)
+            try session.check()
+
+            var terminal = try KioskTerminal(output: screen)
+            defer { terminal.restore() }
+            let passphrase: KioskPassphrase
+            do {
+                guard let chosen = try KioskSession.choosePassphrase(console: &terminal) else {
+                    terminal.restore()
+                    throw MusterError.failure("kiosk not started: no passphrase was chosen")
+                }
+                passphrase = chosen
+            } catch let stop as KioskSession.Stop {
+                terminal.restore()
+                Self.end(by: stop.signal)
+            }
+            let (tally, ending) = try session.run(console: &terminal, passphrase: passphrase)
+            terminal.write(KioskSession.summary(tally))
+            terminal.restore()
+            if output.json { Console.json(tally) }
+            if case .signal(let number) = ending { Self.end(by: number) }
+        }
+
+        /// Ends the process by `signal` (its default action), as a program that tidied
+        /// up after SIGTERM or SIGHUP should, so its parent sees why it ended.
+        static func end(by signal: Int32) -> Never {
+            Glibc.signal(signal, SIG_DFL)
+            var set = sigset_t()
+            sigemptyset(&set)
+            sigaddset(&set, signal)
+            sigprocmask(SIG_UNBLOCK, &set, nil)
+            raise(signal)
+            Glibc.exit(128 + signal)
         }
     }
 }

@@ -1,127 +1,142 @@
+import Crypto
 import Foundation
 
-/// Where the kiosk reads typed lines from.
-public protocol LineSource {
-    /// The next line without its line ending; nil at end of input (Ctrl-D).
-    /// Throws `LineSourceError.invalidUTF8` for a line that is not UTF-8.
-    mutating func readLine() throws -> String?
-}
+/// The volunteer's passphrase that ends a kiosk session, kept only as a salted digest.
+public struct KioskPassphrase: Sendable {
+    /// Shortest passphrase accepted, in characters.
+    public static let minimumLength = 6
+    private let salt: [UInt8]
+    private let digest: [UInt8]
 
-/// Problems reading a line.
-public enum LineSourceError: Error, Equatable {
-    case invalidUTF8(byteOffset: Int)
-    case tooLong
-}
-
-/// Reads lines from a file descriptor (standard input), byte by byte in chunks,
-/// strictly as UTF-8, so invalid input is refused rather than silently repaired.
-public struct FileDescriptorLineSource: LineSource {
-    private let descriptor: Int32
-    private var buffer: [UInt8] = []
-    private var finished = false
-    static let maximumLineBytes = 64 * 1024
-
-    public init(descriptor: Int32 = STDIN_FILENO) { self.descriptor = descriptor }
-
-    public mutating func readLine() throws -> String? {
-        while true {
-            if let newline = buffer.firstIndex(of: 10) {
-                var line = Array(buffer[..<newline])
-                buffer.removeSubrange(...newline)
-                if line.last == 13 { line.removeLast() }
-                return try Self.decode(line)
-            }
-            if buffer.count > Self.maximumLineBytes {
-                buffer.removeAll()
-                throw LineSourceError.tooLong
-            }
-            if finished {
-                guard !buffer.isEmpty else { return nil }
-                let line = buffer
-                buffer.removeAll()
-                return try Self.decode(line)
-            }
-            var chunk = [UInt8](repeating: 0, count: 4096)
-            let count = chunk.withUnsafeMutableBytes { Foundation.read(descriptor, $0.baseAddress, 4096) }
-            if count < 0 {
-                if errno == EINTR { continue }
-                finished = true
-            } else if count == 0 {
-                finished = true
-            } else {
-                buffer.append(contentsOf: chunk[..<count])
-            }
-        }
+    public init(_ text: String) {
+        var generator = SystemRandomNumberGenerator()
+        salt = (0..<16).map { _ in UInt8.random(in: 0...255, using: &generator) }
+        digest = Self.digest(text, salt: salt)
     }
 
-    static func decode(_ bytes: [UInt8]) throws -> String {
-        if let text = String(validating: bytes, as: UTF8.self) { return text }
-        var iterator = bytes.makeIterator()
-        var decoder = UTF8()
-        var offset = 0
-        while case .scalarValue(let scalar) = decoder.decode(&iterator) { offset += UTF8.width(scalar) }
-        throw LineSourceError.invalidUTF8(byteOffset: offset)
+    private static func digest(_ text: String, salt: [UInt8]) -> [UInt8] {
+        Array(SHA256.hash(data: salt + Array(text.precomposedStringWithCanonicalMapping.utf8)))
+    }
+
+    /// Whether `text` is the passphrase (compared in constant time).
+    public func matches(_ text: String) -> Bool {
+        zip(digest, Self.digest(text, salt: salt)).reduce(UInt8(0)) { $0 | ($1.0 ^ $1.1) } == 0
     }
 }
 
-/// Lines given up front (for tests).
-public struct ArrayLineSource: LineSource {
-    private var lines: [String]
-    public init(_ lines: [String]) { self.lines = lines }
-    public mutating func readLine() throws -> String? { lines.isEmpty ? nil : lines.removeFirst() }
-}
-
-/// A stall's signing session: prompts for each field the manifest declares,
-/// validates, confirms, records, clears the screen, next — until end of input.
+/// A stall's signing session, locked: prompts for each field the manifest declares,
+/// the consents and an optional comment, validates, shows everything for
+/// confirmation, records, clears the screen, next. Ctrl-C abandons the entry being
+/// typed (counted as discarded if anything was typed) and starts over; Ctrl-D on
+/// an empty Name line asks for the volunteer's passphrase, and only that passphrase
+/// ends the session. SIGTERM or SIGHUP (via the console) end it too.
 public struct KioskSession {
     /// What a session did.
     public struct Tally: Sendable, Codable, Equatable {
         public var added = 0
         public var duplicates = 0
+        /// Entries declined at the confirmation, or abandoned half-typed.
         public var discarded = 0
+        /// Confirmed entries the ledger could not take (e.g. disk full).
+        public var not_recorded = 0
         /// Signatures in the ledger at the end.
         public var count: Int64 = 0
+        public init() {}
     }
+
+    /// How a session ended.
+    public enum Ending: Equatable, Sendable {
+        /// The volunteer typed the passphrase.
+        case passphrase
+        /// A signal (SIGTERM, SIGHUP) or the terminal going away.
+        case signal(Int32)
+    }
+
+    /// Erases the screen and the scrollback, so nobody can read what came before.
+    public static let clearScreen = "\u{1B}[H\u{1B}[2J\u{1B}[3J"
 
     let manifest: Manifest
     let ledger: Ledger
     let clock: Clock
     let source: String
     let collector: String?
-    /// Clear the screen between signers (only on a terminal).
-    let clearsScreen: Bool
-    /// Write each answer after its prompt (when input is piped, nothing else shows it).
-    let echoesInput: Bool
-    let write: (String) -> Void
+    /// Pause after a wrong passphrase, doubled each time up to 30 s (seconds; tests may shorten it).
+    let wrongPassphrasePause: Double
 
     public init(manifest: Manifest, ledger: Ledger, clock: Clock, source: String, collector: String?,
-                clearsScreen: Bool, echoesInput: Bool = false, write: @escaping (String) -> Void) {
+                wrongPassphrasePause: Double = 1) {
         self.manifest = manifest
         self.ledger = ledger
         self.clock = clock
         self.source = source
         self.collector = collector
-        self.clearsScreen = clearsScreen
-        self.echoesInput = echoesInput
-        self.write = write
+        self.wrongPassphrasePause = wrongPassphrasePause
     }
 
-    private struct EndOfInput: Error {}
+    /// Asks the volunteer to choose the passphrase, typed twice, not shown.
+    /// nil if they gave up (Ctrl-C, or Ctrl-D on an empty line); throws `Stop` on a signal.
+    public static func choosePassphrase(console: inout some KioskConsole) throws(Stop) -> KioskPassphrase? {
+        console.write("Choose the volunteer passphrase that will end this kiosk session (at least \(KioskPassphrase.minimumLength) characters; it is not shown).\n")
+        while true {
+            guard let first = try readSecret("Passphrase: ", console: &console) else { return nil }
+            guard first.count >= KioskPassphrase.minimumLength else {
+                console.write("  ! too short: at least \(KioskPassphrase.minimumLength) characters\n")
+                continue
+            }
+            guard let second = try readSecret("Type it again: ", console: &console) else { return nil }
+            if first == second { return KioskPassphrase(first) }
+            console.write("  ! the two differ; choose again\n")
+        }
+    }
 
-    /// Runs until `input` ends; returns the tally. Ledger errors end the session by throwing.
-    public func run(input: inout some LineSource) throws -> Tally {
-        var tally = Tally()
-        tally.count = try ledger.signatureCount()
+    /// A signal ended the session before it began.
+    public struct Stop: Error { public let signal: Int32 }
+
+    private static func readSecret(_ prompt: String, console: inout some KioskConsole) throws(Stop) -> String? {
+        while true {
+            switch console.read(prompt: prompt, secret: true) {
+            case .line(let text): return text
+            case .invalidUTF8: console.write("  ! that was not valid UTF-8 text; please type it again\n")
+            case .interrupted, .endRequested: console.write("\n"); return nil
+            case .terminated(let signal): throw Stop(signal: signal)
+            }
+        }
+    }
+
+    private enum Flow: Error {
+        /// Start over (Ctrl-C); `discard` if a half-typed entry is abandoned.
+        case restart(discard: Bool)
+        case end(Ending)
+    }
+
+    /// Checks the session's own settings (the collector's name), before the terminal is locked.
+    public func check() throws {
         if let collector {
             _ = try SignatureInput.checkText(collector, field: "collector (--by)", limit: SignatureLimits.label)
         }
-        write("\(manifest.title) — \(Number.grouped(tally.count)) of \(Number.grouped(Int64(manifest.goal))) signatures\n")
-        write("Press Ctrl-D to end the session.\n\n")
+    }
+
+    /// Runs until the passphrase (or a signal) ends it; returns the tally and how it ended.
+    /// Ledger errors on opening throw; a signature the ledger cannot take is reported
+    /// on screen and the kiosk stays locked.
+    public func run(console: inout some KioskConsole, passphrase: KioskPassphrase) throws -> (Tally, Ending) {
+        try check()
+        var tally = Tally()
+        tally.count = try ledger.signatureCount()
+        var failures = 0
+        var notice: String?
         while true {
+            console.write(Self.clearScreen)
+            console.write("\(manifest.title) — \(Number.grouped(tally.count)) of \(Number.grouped(Int64(manifest.goal))) signatures\n")
+            console.write("Ctrl-C starts over; nothing is recorded until you confirm.\n\n")
+            if let text = notice { console.write(text + "\n\n") }
+            notice = nil
+            var started = false
             do {
                 var signature = SignatureInput(name: "", email: "", source: source, collector: collector)
-                signature.name = try ask("Name", input: &input) { try SignatureInput.validatedName($0) }
-                signature.email = try ask("Email", input: &input) { raw in
+                signature.name = try ask("Name", console: &console, started: &started, first: true,
+                                         passphrase: passphrase, failures: &failures) { try SignatureInput.validatedName($0) }
+                signature.email = try ask("Email", console: &console, started: &started) { raw in
                     _ = try SignatureInput.validatedEmail(raw)
                     return TextField.clean(raw)
                 }
@@ -129,73 +144,125 @@ public struct KioskSession {
                     var prompt = field.label ?? field.name
                     if let options = field.options { prompt += " (\(options.joined(separator: ", ")))" }
                     if !field.required { prompt += " [optional]" }
-                    let value = try ask(prompt, input: &input) { try SignatureInput.validatedField($0, field) ?? "" }
+                    let value = try ask(prompt, console: &console, started: &started) { try SignatureInput.validatedField($0, field) ?? "" }
                     if !value.isEmpty { signature.fields[field.name] = value }
                 }
                 for consent in manifest.consents {
-                    if try askYesNo("\(consent.text)? [y/N]", default: false, input: &input) {
+                    if try askYesNo("\(consent.text)? [y/N]", default: false, console: &console, started: &started) {
                         signature.consents.append(consent.key)
                     }
                 }
+                let comment = try ask("Comment [optional]", console: &console, started: &started) { raw in
+                    try SignatureInput.checkText(raw, field: "comment", limit: SignatureLimits.comment)
+                }
+                signature.comment = comment.isEmpty ? nil : comment
                 let valid = try signature.validated(against: manifest)
-                write("\n  \(valid.name) <\(valid.email)>")
+                console.write("\nPlease check:\n  \(valid.name) <\(valid.email)>\n")
                 let details = (valid.publicFields.merging(valid.personalFields) { a, _ in a }).sorted { $0.key < $1.key }
-                for (key, value) in details { write(", \(key): \(value)") }
-                write("\n")
-                guard try askYesNo("Sign now? [Y/n]", default: true, input: &input) else {
+                for field in manifest.fields {
+                    if let value = details.first(where: { $0.key == field.name })?.value {
+                        console.write("  \(field.label ?? field.name): \(value)\n")
+                    }
+                }
+                for consent in manifest.consents {
+                    console.write("  \(consent.text): \(valid.consents.contains(consent.key) ? "yes" : "no")\n")
+                }
+                if let comment = valid.comment { console.write("  Comment: \(comment)\n") }
+                guard try askYesNo("Sign now? [Y/n]", default: true, console: &console, started: &started) else {
                     tally.discarded += 1
-                    clear()
-                    write("Discarded; nothing was recorded.\n\n")
+                    notice = "Discarded; nothing was recorded."
                     continue
                 }
-                let outcome = try ledger.append(valid, at: clock.now())
-                clear()
-                switch outcome {
-                case .added(_, let count):
-                    tally.added += 1
-                    tally.count = count
-                    write("✓ Signed — thank you! \(Number.grouped(count)) of \(Number.grouped(Int64(manifest.goal))).\n\n")
-                case .duplicate(let first, let count):
-                    tally.duplicates += 1
-                    tally.count = count
-                    write("This address already signed on \(first.prefix(10)) — thank you!\n\n")
+                do {
+                    switch try ledger.append(valid, at: clock.now()) {
+                    case .added(_, let count):
+                        tally.added += 1
+                        tally.count = count
+                        notice = "✓ Signed — thank you! \(Number.grouped(count)) of \(Number.grouped(Int64(manifest.goal)))."
+                    case .duplicate(let first, let count):
+                        tally.duplicates += 1
+                        tally.count = count
+                        notice = "This address already signed on \(first.prefix(10)) — thank you!"
+                    }
+                } catch let error as MusterError {
+                    // The kiosk stays locked: only the volunteer's passphrase ends it.
+                    tally.not_recorded += 1
+                    notice = "! Not recorded: \(error.message). Please tell the volunteer."
                 }
-            } catch is EndOfInput {
-                clear()
-                write("\nSession ended: \(tally.added) added, \(tally.duplicates) duplicate\(tally.duplicates == 1 ? "" : "s"), \(tally.discarded) discarded; \(Number.grouped(tally.count)) signature\(tally.count == 1 ? "" : "s") in all.\n")
-                return tally
-            }
-        }
-    }
-
-    private func clear() {
-        // Erase the screen and the scrollback, so the next signer cannot read the last one.
-        if clearsScreen { write("\u{1B}[H\u{1B}[2J\u{1B}[3J") }
-    }
-
-    /// Asks until `validate` accepts the answer; end of input throws EndOfInput.
-    private func ask(_ prompt: String, input: inout some LineSource, validate: (String) throws -> String) throws -> String {
-        while true {
-            write("\(prompt): ")
-            let line: String
-            do {
-                guard let read = try input.readLine() else { throw EndOfInput() }
-                line = read
-                if echoesInput { write(line + "\n") }
-            } catch let error as LineSourceError {
-                write("\n  ! " + (error == .tooLong ? "that line is too long" : "that was not valid UTF-8 text") + "; please type it again\n")
-                continue
-            }
-            do {
-                return try validate(line)
+            } catch Flow.restart(let discard) {
+                if discard {
+                    tally.discarded += 1
+                    notice = "Started over; nothing was recorded."
+                }
             } catch let error as MusterError {
-                write("  ! \(error.message)\n")
+                // Each answer was checked as it was typed; this is the whole entry's last check.
+                tally.discarded += 1
+                notice = "! \(error.message); nothing was recorded."
+            } catch Flow.end(let ending) {
+                if started { tally.discarded += 1 }
+                console.write(Self.clearScreen)
+                return (tally, ending)
             }
         }
     }
 
-    private func askYesNo(_ prompt: String, default defaultAnswer: Bool, input: inout some LineSource) throws -> Bool {
-        let answer = try ask(prompt, input: &input) { raw in
+    /// The line that ends a session's screen.
+    public static func summary(_ tally: Tally) -> String {
+        "Session ended: \(tally.added) added, \(tally.duplicates) duplicate\(tally.duplicates == 1 ? "" : "s"), \(tally.discarded) discarded"
+            + (tally.not_recorded > 0 ? ", \(tally.not_recorded) not recorded" : "")
+            + "; \(Number.grouped(tally.count)) signature\(tally.count == 1 ? "" : "s") in all.\n"
+    }
+
+    /// Asks until `validate` accepts the answer. At the first prompt, Ctrl-D on an
+    /// empty line asks for the passphrase; elsewhere it is ignored.
+    private func ask(_ prompt: String, console: inout some KioskConsole, started: inout Bool, first: Bool = false,
+                     passphrase: KioskPassphrase? = nil, failures: inout Int,
+                     validate: (String) throws -> String) throws(Flow) -> String {
+        while true {
+            switch console.read(prompt: "\(prompt): ", secret: false) {
+            case .line(let line):
+                if !line.isEmpty { started = true }
+                do {
+                    return try validate(line)
+                } catch let error as MusterError {
+                    console.write("  ! \(error.message)\n")
+                } catch {
+                    console.write("  ! \(error)\n")
+                }
+            case .invalidUTF8(let offset):
+                started = true
+                console.write("  ! that was not valid UTF-8 text (at byte \(offset + 1)); please type it again\n")
+            case .interrupted(let hadText):
+                throw Flow.restart(discard: started || hadText)
+            case .endRequested:
+                guard first, let passphrase else { continue }
+                switch console.read(prompt: "Volunteer passphrase to end the session (Enter to go back): ", secret: true) {
+                case .line(let text) where !text.isEmpty:
+                    if passphrase.matches(text) { throw Flow.end(.passphrase) }
+                    failures += 1
+                    console.write("  ! wrong passphrase; the kiosk goes on\n")
+                    let pause = min(wrongPassphrasePause * Double(1 << min(failures - 1, 5)), 30)
+                    if pause > 0 { Thread.sleep(forTimeInterval: pause) }
+                case .terminated(let signal):
+                    throw Flow.end(.signal(signal))
+                default:
+                    console.write("\n")
+                }
+            case .terminated(let signal):
+                throw Flow.end(.signal(signal))
+            }
+        }
+    }
+
+    private func ask(_ prompt: String, console: inout some KioskConsole, started: inout Bool,
+                     validate: (String) throws -> String) throws(Flow) -> String {
+        var unused = 0
+        return try ask(prompt, console: &console, started: &started, failures: &unused, validate: validate)
+    }
+
+    private func askYesNo(_ prompt: String, default defaultAnswer: Bool, console: inout some KioskConsole,
+                          started: inout Bool) throws(Flow) -> Bool {
+        let answer = try ask(prompt, console: &console, started: &started) { raw in
             let text = raw.trimmingCharacters(in: .whitespaces).lowercased()
             if text.isEmpty { return defaultAnswer ? "y" : "n" }
             if ["y", "yes", "o", "oui", "j", "ja", "s", "si", "sí"].contains(text) { return "y" }

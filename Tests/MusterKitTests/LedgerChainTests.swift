@@ -78,6 +78,17 @@ import Testing
         #expect(halves.firstBad == report.firstBad && halves.problems == report.problems)
     }
 
+    /// SQLite's own statistics tables (ANALYZE, `PRAGMA optimize`) hold no rows of
+    /// muster's: an organizer who ran them has not altered the ledger.
+    @Test func sqliteStatisticsAreNotTampering() throws {
+        let folder = try TemporaryFolder()
+        let healthy = try filledLedger(folder, count: 5).verify()
+        try tamper(folder, "ANALYZE")
+        let report = try reopen(folder).verify()
+        #expect(report.ok, "\(String(describing: report.firstBad))")
+        #expect(report.head == healthy.head && report.count == 5)
+    }
+
     @Test func everyFigureComesFromTheChainOnly() throws {
         let folder = try TemporaryFolder()
         _ = try filledLedger(folder, count: 3)

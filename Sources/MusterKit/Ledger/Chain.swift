@@ -28,6 +28,8 @@ extension Ledger {
         "index outbox_in_order",
         // Ledgers made before 2026-11-27 still have it until their next blast drops it.
         "index outbox_by_state",
+        // SQLite's own statistics (ANALYZE, `PRAGMA optimize`): they hold no rows of muster's.
+        "table sqlite_stat1", "table sqlite_stat4",
     ]
 
     /// "entries 1–N", or "no entries yet" for an empty chain, for messages.

@@ -114,6 +114,7 @@ public struct KioskSession {
         if let collector {
             _ = try SignatureInput.checkText(collector, field: "collector (--by)", limit: SignatureLimits.label)
         }
+        try ledger.ensureWritable()
     }
 
     /// Runs until the passphrase (or a signal) ends it; returns the tally and how it ended.

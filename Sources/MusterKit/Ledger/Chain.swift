@@ -40,6 +40,13 @@ extension Ledger {
     /// The records muster keeps in `meta`; `verify` reports any other.
     static let metaKeys: Set<String> = ["fingerprint_key", "head_seq", "head_hash", "signature_count", "schema_version"]
 
+    /// Throws (exit 1) when the ledger holds anything outside its chain, so that a
+    /// long-lived writer such as the kiosk refuses before it starts rather than at its
+    /// first signature (each write checks again).
+    public func ensureWritable() throws {
+        try snapshot { try ensureNothingBesideChain() }
+    }
+
     /// Inside a write transaction: throws (exit 1, nothing written) when the ledger holds
     /// an entry or personal data outside its chain (seq ≤ 0 or beyond the head).
     ///

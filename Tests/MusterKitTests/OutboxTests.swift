@@ -92,6 +92,33 @@ import Testing
         #expect(sent.first?.reply?.hasPrefix("250 ") == true)
     }
 
+    /// Issue 10, item 7: a message refused with 4xx (or 5xx) and claimed again left only its
+    /// `H` line, which recovery read as "handed over, no reply": unknown.
+    @Test func aJournaledRefusalIsRecoveredAsDeferredOrFailedNotUnknown() throws {
+        let folder = try TemporaryFolder()
+        let (ledger, signers) = try interruptedRun(folder)
+        try #require(HandoverJournal.bootID != nil, "this test needs Linux's boot_id")
+        let journal = try HandoverJournal(url: folder.url.appendingPathComponent(".mail.journal.0"), template: "thanks")
+        // s1: 451, then claimed again (sending) but not yet handed over again.
+        journal.handed(signers[0].key)
+        journal.record(.deferred, signers[0].key)
+        // s2: 550 to RCPT. s3: 451, handed over again, no reply yet: the one in flight.
+        journal.handed(signers[1].key)
+        journal.record(.failed, signers[1].key)
+        journal.handed(signers[2].key)
+        journal.record(.deferred, signers[2].key)
+        journal.handed(signers[2].key)
+        try journal.flush()
+        let recovery = HandoverJournal.recover(HandoverJournal.files(in: folder.url).journals)
+        #expect(recovery.last == [signers[0].key: .deferred, signers[1].key: .failed, signers[2].key: .handed])
+        #expect(try ledger.markInterrupted(journal: recovery, at: clock.now()) == 1, "only the message in flight is unknown")
+        #expect(try states(ledger, signers) == [.deferred, .failed, .unknown, .queued])
+        // A rewrite keeps the order: an outcome, then the same key in flight again.
+        try journal.rewrite([(.handed, signers[0].key), (.deferred, signers[0].key), (.handed, signers[0].key)])
+        #expect(HandoverJournal.recover([journal.url]).last == [signers[0].key: .handed])
+        journal.remove()
+    }
+
     @Test func aJournalFromAnotherBootOrTemplateOrDamagedTrustsNothing() throws {
         let folder = try TemporaryFolder()
         let (ledger, signers) = try interruptedRun(folder)
@@ -133,7 +160,7 @@ import Testing
         var recovery = HandoverJournal.recover([url])
         #expect(recovery.handed == Set(signers.map(\.key)))
         #expect(recovery.accepted == [signers[0].key])
-        try journal.rewrite(handed: [signers[2].key], accepted: [])
+        try journal.rewrite([(.handed, signers[2].key)])
         recovery = HandoverJournal.recover([url])
         #expect(recovery.handed == [signers[2].key] && recovery.accepted.isEmpty && recovery.covers("thanks"))
         #expect(journal.size == (try Data(contentsOf: url)).count)

@@ -119,6 +119,45 @@ import Testing
         journal.remove()
     }
 
+    /// Issue 10, item 4: relays quote the address; the outbox keeps replies without it.
+    @Test func repliesAreStoredWithoutAnyAddress() {
+        #expect(Blast.redactingAddresses("550 5.1.1 <Ana.Lima+x@Example.org>: unknown user") == "550 5.1.1 <[address]>: unknown user")
+        #expect(Blast.redactingAddresses("250 2.1.5 ana@example.org ok, zoé@bücher.example too") == "250 2.1.5 [address] ok, [address] too")
+        #expect(Blast.redactingAddresses("250 2.0.0 OK queued as 0001") == "250 2.0.0 OK queued as 0001")
+        #expect(Blast.redactingAddresses("451 4.3.0 @ the end: \"x\"@y") == "451 4.3.0 [address] the end: [address]")
+    }
+
+    /// Issue 10, items 4 and 5: another connection's opt-out or erasure is seen by the gate
+    /// (one `PRAGMA data_version` a round), and a reply written after a forget is not kept.
+    @Test func theGateSeesOptOutsAndErasuresCommittedElsewhereAndTheWriterKeepsNoReply() throws {
+        let folder = try TemporaryFolder()
+        let ledger = try ledger(folder)
+        let signers = try ledger.mailableSigners()
+        try ledger.enqueue(template: "thanks", recipients: signers, at: clock.now())
+        let gate = try MailabilityGate(url: ledger.url, audience: .signers, consent: nil)
+        let before = try gate.newestEntry()
+        #expect(try gate.newestEntry() == before)
+        #expect(try signers.allSatisfy { try gate.isMailable($0) })
+        // Another connection, as another process would.
+        let other = try #require(try Ledger.open(ledger.url, create: false))
+        _ = try other.unsubscribe(canonicalEmail: "s1@example.org", at: clock.now())
+        _ = try other.forget(canonicalEmail: "s2@example.org", at: clock.now())
+        let after = try gate.newestEntry()
+        #expect(after > before)
+        #expect(try signers.map { try gate.isMailable($0) } == [false, false, true, true])
+        // The blast's writer stores no reply for the forgotten signer.
+        try ledger.updateOutbox(template: "thanks", [.init(recipient: signers[1].key, state: .failed, reply: "550 unknown user", countsAttempt: true),
+                                                     .init(recipient: signers[2].key, state: .failed, reply: "550 unknown user", countsAttempt: true)], at: clock.now())
+        #expect(try ledger.outboxRows(template: "thanks", states: [.failed]).map(\.reply) == ["(erased with the signer's personal data)", "550 unknown user"])
+        // The cost on the hot path: one `PRAGMA data_version` per round when nothing changed.
+        let rounds = 100_000
+        let started = Date()
+        for _ in 0..<rounds { _ = try gate.newestEntry() }
+        let perRound = Date().timeIntervalSince(started) / Double(rounds) * 1_000_000
+        print("MailabilityGate.newestEntry: \(String(format: "%.2f", perRound)) µs per round with nothing changed")
+        #expect(perRound < 100)
+    }
+
     @Test func aJournalFromAnotherBootOrTemplateOrDamagedTrustsNothing() throws {
         let folder = try TemporaryFolder()
         let (ledger, signers) = try interruptedRun(folder)

@@ -654,8 +654,12 @@ public final class Blast: @unchecked Sendable {
         var index = 0
         while index < bytes.count {
             guard bytes[index] == UInt8(ascii: "@") else { out.append(bytes[index]); index += 1; continue }
-            // Take back the local part already copied, skip the domain.
-            while let last = out.last, !isDelimiter(last) { out.removeLast() }
+            // Take back the local part already copied (a quoted one too), skip the domain.
+            if out.last == UInt8(ascii: "\""), let open = out.dropLast().lastIndex(of: UInt8(ascii: "\"")) {
+                out.removeSubrange(open...)
+            } else {
+                while let last = out.last, !isDelimiter(last) { out.removeLast() }
+            }
             index += 1
             while index < bytes.count, !isDelimiter(bytes[index]) { index += 1 }
             out += Array("[address]".utf8)

@@ -95,9 +95,11 @@ extension Muster.Mail {
             discussion: """
                 Prints the plan (audience, recipients, already sent, to send, first subject) and asks for confirmation on a terminal; --yes skips it (and is required when not on a terminal). Rerunning sends only what is left.
 
-                A message whose outcome was lost (the run was killed, or the connection dropped after the data was sent) is marked unknown and is resent only with --retry-unknown; after a killed run that is at most the message in flight on each connection (see README, "Blasts and the outbox"). 4xx replies and dropped connections are retried with exponential backoff; 5xx replies are permanent failures.
+                A message whose outcome was lost (the run was killed, or the connection dropped after the data was sent) is marked unknown and is resent only with --retry-unknown; after a killed run that is at most the message in flight on each connection (see README, "Blasts and the outbox"). 4xx replies and dropped connections are retried with exponential backoff; a 5xx reply to RCPT TO or DATA is a permanent failure of that message (sent again only with --retry-failed). A 5xx reply to the greeting, EHLO/HELO or MAIL FROM is about the relay or the sender, not a recipient: the blast stops and leaves the rows queued.
 
-                Exit codes: 0 done; 75 some messages are still deferred (run again later); 69 the relay cannot be reached; 64 no --yes without a terminal.
+                Whoever unsubscribes or is forgotten while a blast runs is not mailed from that moment on (checked just before each message goes to the relay).
+
+                Exit codes: 0 done; 75 some messages are still deferred (run again later); 69 the relay cannot be reached; 1 the relay refused the session, the sender or the login (nothing more was sent; rows stay queued); 64 a bad option (e.g. --rate out of range) or no --yes without a terminal.
 
                 Examples:
                   muster mail send thank-you --to me@example.org   # a test to yourself
@@ -129,6 +131,9 @@ extension Muster.Mail {
         @Flag(help: "Also resend messages whose outcome was lost in an earlier run (may double-send those).")
         var retryUnknown = false
 
+        @Flag(help: "Also send again the messages that failed (refused by the relay) in earlier runs, once you have fixed the cause.")
+        var retryFailed = false
+
         @Flag(help: "Send without asking.")
         var yes = false
 
@@ -141,14 +146,25 @@ extension Muster.Mail {
         func validate() throws {
             if dryRun && out == nil { throw ValidationError("--dry-run needs --out DIR for the .eml files") }
             if out != nil && !dryRun { throw ValidationError("--out goes with --dry-run") }
-            if let limit, limit < 1 { throw ValidationError("--limit must be at least 1") }
-            if !(1...64).contains(connections) { throw ValidationError("--connections must be between 1 and 64") }
-            if let rate, Self.parseRate(rate) == nil { throw ValidationError("--rate takes N/s, e.g. 10/s or 0.5/s; got '\(rate)'") }
+            if let limit, !Self.limitRange.contains(limit) {
+                throw ValidationError("--limit must be between 1 and \(Self.limitRange.upperBound); got \(limit)")
+            }
+            if !Self.connectionRange.contains(connections) {
+                throw ValidationError("--connections must be between 1 and \(Self.connectionRange.upperBound); got \(connections)")
+            }
+            if let rate, Self.parseRate(rate) == nil {
+                throw ValidationError("--rate takes N/s with N between 0.001 and \(Int(Self.rateRange.upperBound)), e.g. 10/s or 0.5/s; got '\(rate)'")
+            }
         }
+
+        /// The ranges of the numeric options (checked before anything is opened or written).
+        static let limitRange = 1...1_000_000_000
+        static let connectionRange = 1...64
+        static let rateRange = 0.001...1_000_000.0
 
         static func parseRate(_ text: String) -> Double? {
             let number = text.hasSuffix("/s") ? String(text.dropLast(2)) : text
-            guard let value = Double(number), value > 0, value.isFinite else { return nil }
+            guard let value = Double(number), value.isFinite, rateRange.contains(value) else { return nil }
             return value
         }
 
@@ -177,6 +193,7 @@ extension Muster.Mail {
 
                 var request = BlastRequest(template: template, limit: limit, connections: connections,
                                            ratePerSecond: rate.flatMap(Self.parseRate), retryUnknown: retryUnknown)
+                request.retryFailed = retryFailed
                 if let backoff = ProcessInfo.processInfo.environment["MUSTER_BACKOFF_SECONDS"].flatMap(Double.init) {
                     request.backoff = backoff
                 }
@@ -188,7 +205,7 @@ extension Muster.Mail {
                 let plan = try blast.plan(request)
                 let settings = try context.smtpSettings(verbose: verbose)
                 let describe = "\(plan.toSend) message\(plan.toSend == 1 ? "" : "s") of '\(plan.template)' to \(plan.audience) via \(settings.host):\(settings.port)"
-                Console.error("plan: \(plan.recipients) recipient\(plan.recipients == 1 ? "" : "s") (\(plan.audience)), \(plan.alreadySent) already sent, \(plan.toSend) to send" + (plan.unknown > 0 ? ", \(plan.unknown) unknown (resent only with --retry-unknown)" : "") + (plan.failed > 0 ? ", \(plan.failed) failed earlier" : ""))
+                Console.error("plan: \(plan.recipients) recipient\(plan.recipients == 1 ? "" : "s") (\(plan.audience)), \(plan.alreadySent) already sent, \(plan.toSend) to send" + (plan.unknown > 0 ? ", \(plan.unknown) unknown (resent only with --retry-unknown)" : "") + (plan.failed > 0 ? ", \(plan.failed) failed earlier" + (plan.retryFailed > 0 ? " (\(plan.retryFailed) sent again: --retry-failed)" : " (sent again only with --retry-failed)") : ""))
                 if let subject = plan.firstSubject { Console.error("first subject: \(subject)") }
                 if plan.toSend == 0 {
                     let summary = BlastSummary(template: template)

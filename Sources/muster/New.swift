@@ -26,6 +26,15 @@ extension Muster {
         @OptionGroup var workspaceOptions: WorkspaceOptions
         @OptionGroup var output: OutputOptions
 
+        /// The goals `new` accepts (the manifest's own check takes any whole number above 0).
+        static let goalRange = 1...1_000_000_000
+
+        func validate() throws {
+            if let goal, !Self.goalRange.contains(goal) {
+                throw ValidationError("--goal must be between 1 and \(Self.goalRange.upperBound); got \(goal)")
+            }
+        }
+
         func run() throws {
             try reportingErrors {
                 try Slug.validate(slug)

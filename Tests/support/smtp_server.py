@@ -11,13 +11,17 @@ Modes (--mode):
   starttls   SMTP with STARTTLS required (self-signed certificate, see --cert-out)
   smtps      implicit TLS from the first byte
   greet421   answers every connection with 421 and closes
+  greet554   answers every connection with 554 (no SMTP service here) and closes
   silent     accepts connections and never says anything
 Options:
   --auth USER:PASSWORD        require AUTH (PLAIN/LOGIN); a wrong password gets 535
   --auth-without-tls          allow AUTH on a plain connection
   --cert-out PATH             where to write the self-signed certificate (PEM) for clients
   --tempfail-data REGEX       451 after DATA when a recipient matches
-  --reject-rcpt REGEX         550 on RCPT TO for matching recipients
+  --reject-rcpt REGEX         550 on RCPT TO for matching recipients (quoting the address)
+  --reject-delay SECONDS      wait this long before each --reject-rcpt or --tempfail-data reply
+  --reject-sender REGEX       553 on MAIL FROM for matching senders
+  --reject-helo               550 to EHLO and HELO
   --drop-at-rcpt REGEX        drop the connection on RCPT TO for matching recipients
   --drop-after-dot REGEX      save the message, then drop the connection without a reply
   --silent-after-dot REGEX    save the message, then never reply
@@ -117,8 +121,16 @@ class Handler:
             server.transport.abort()
             return "250 OK (never delivered to the client)"
         if self.matches(self.args.reject_rcpt, [address]):
+            await asyncio.sleep(self.args.reject_delay)
             return "550 5.1.1 <%s>: recipient rejected by test server" % address
         envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_MAIL(self, server, session, envelope, address, mail_options):
+        if self.matches(self.args.reject_sender, [address]):
+            return "553 5.1.8 <%s>: sender address rejected by test server" % address
+        envelope.mail_from = address
+        envelope.mail_options.extend(mail_options)
         return "250 OK"
 
     def save(self, server, session, envelope, note):
@@ -143,6 +155,7 @@ class Handler:
     async def handle_DATA(self, server, session, envelope):
         rcpts = envelope.rcpt_tos
         if self.matches(self.args.tempfail_data, rcpts):
+            await asyncio.sleep(self.args.reject_delay)
             return "451 4.3.0 Temporary failure, try again later"
         if self.matches(self.args.drop_after_dot, rcpts):
             self.save(server, session, envelope, "dropped")
@@ -160,9 +173,22 @@ class ResettingSMTP(SMTP):
     answers 354, stops reading, and aborts (TCP RST) a moment later. The listening socket
     then has a tiny receive buffer, so a large message is still being sent at that point."""
 
-    def __init__(self, handler, reset_pattern, **kwargs):
+    def __init__(self, handler, reset_pattern, reject_helo=False, **kwargs):
         super().__init__(handler, **kwargs)
         self.reset_pattern = reset_pattern
+        self.reject_helo = reject_helo
+
+    async def smtp_EHLO(self, hostname):
+        if self.reject_helo:
+            await self.push("550 5.7.1 EHLO refused by test server")
+            return
+        await super().smtp_EHLO(hostname)
+
+    async def smtp_HELO(self, hostname):
+        if self.reject_helo:
+            await self.push("550 5.7.1 HELO refused by test server")
+            return
+        await super().smtp_HELO(hostname)
 
     async def smtp_DATA(self, arg):
         rcpts = self.envelope.rcpt_tos if self.envelope else []
@@ -181,6 +207,12 @@ class Greet421(asyncio.Protocol):
         transport.close()
 
 
+class Greet554(asyncio.Protocol):
+    def connection_made(self, transport):
+        transport.write(b"554 5.3.2 No SMTP service here\r\n")
+        transport.close()
+
+
 class Silent(asyncio.Protocol):
     def connection_made(self, transport):
         self.transport = transport  # keep it open, say nothing
@@ -191,13 +223,16 @@ def main():
     # inherits the spawning thread's mask): unblock them so SIGTERM stops the server.
     signal.pthread_sigmask(signal.SIG_UNBLOCK, [signal.SIGTERM, signal.SIGINT])
     p = argparse.ArgumentParser()
-    p.add_argument("--mode", default="plain", choices=["plain", "starttls", "smtps", "greet421", "silent"])
+    p.add_argument("--mode", default="plain", choices=["plain", "starttls", "smtps", "greet421", "greet554", "silent"])
     p.add_argument("--spool", required=True)
     p.add_argument("--auth")
     p.add_argument("--auth-without-tls", action="store_true")
     p.add_argument("--cert-out")
     p.add_argument("--tempfail-data")
     p.add_argument("--reject-rcpt")
+    p.add_argument("--reject-delay", type=float, default=0)
+    p.add_argument("--reject-sender")
+    p.add_argument("--reject-helo", action="store_true")
     p.add_argument("--drop-after-dot")
     p.add_argument("--drop-at-rcpt")
     p.add_argument("--silent-after-dot")
@@ -228,11 +263,14 @@ def main():
     def factory():
         if args.mode == "greet421":
             return Greet421()
+        if args.mode == "greet554":
+            return Greet554()
         if args.mode == "silent":
             return Silent()
         return ResettingSMTP(
             handler,
             args.reset_in_data,
+            reject_helo=args.reject_helo,
             hostname="muster-test.localhost",
             tls_context=tls if args.mode == "starttls" else None,
             require_starttls=args.mode == "starttls",

@@ -491,6 +491,17 @@ enum Curl {
         return code
     }
 
+    /// Whether a 5xx failure answered the greeting, EHLO/HELO or MAIL FROM rather than
+    /// RCPT TO or DATA. libcurl (7.x, 8.x) says so only in its error message: "Got
+    /// unexpected smtp-server response" (greeting), "Remote access denied" (HELO after a
+    /// refused EHLO), "MAIL failed"; RCPT and DATA say "RCPT failed" and "DATA failed",
+    /// and the reply to the end of DATA leaves no message (CURLE_WEIRD_SERVER_REPLY alone).
+    static func isSessionRefusal(_ result: CURLcode, detail: String) -> Bool {
+        if result == CURLE_REMOTE_ACCESS_DENIED { return true }
+        return detail.hasPrefix("MAIL failed") || detail.hasPrefix("Got unexpected smtp-server response")
+            || detail.hasPrefix("Remote access denied")
+    }
+
     /// Turns a failed `curl_easy_perform` into the classification the blast engine uses.
     static func classify(_ result: CURLcode, handle: UnsafeMutableRawPointer, errorBuffer: UnsafeMutablePointer<CChar>,
                          replies: ReplyCollector, bodyFullySent: Bool) -> SMTPError {
@@ -529,7 +540,7 @@ enum Curl {
         case 534, 535:
             return .authFailed(failure)
         case 500...599:
-            return .permanent(failure)
+            return isSessionRefusal(result, detail: detail) ? .sessionRefused(failure) : .permanent(failure)
         case 400...499:
             return .transient(failure)
         default:

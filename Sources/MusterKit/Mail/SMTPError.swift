@@ -43,6 +43,10 @@ public enum SMTPError: Error, Sendable, Equatable, LocalizedError {
     case relayUnreachable(SMTPFailure)
     /// AUTH was refused, or the relay requires authentication muster did not offer.
     case authFailed(SMTPFailure)
+    /// The relay refused the session or the sender, not the recipient: a 5xx reply to the
+    /// greeting, to EHLO/HELO or to MAIL FROM (e.g. a sender address it does not accept).
+    /// Every other message would meet the same refusal: stop, and leave the rows queued.
+    case sessionRefused(SMTPFailure)
     /// TLS could not be set up: certificate not trusted, STARTTLS unavailable, handshake failed.
     case tlsFailed(SMTPFailure)
     /// An envelope address was refused before reaching libcurl (CR/LF/NUL or invalid syntax).
@@ -54,7 +58,7 @@ public enum SMTPError: Error, Sendable, Equatable, LocalizedError {
     public var failure: SMTPFailure? {
         switch self {
         case .transient(let f), .permanent(let f), .outcomeUnknown(let f), .relayUnreachable(let f),
-             .authFailed(let f), .tlsFailed(let f):
+             .authFailed(let f), .sessionRefused(let f), .tlsFailed(let f):
             return f
         case .invalidEnvelope, .setup:
             return nil
@@ -77,7 +81,7 @@ public enum SMTPError: Error, Sendable, Equatable, LocalizedError {
         case .relayUnreachable, .tlsFailed: return 69
         case .transient, .outcomeUnknown: return 75
         case .invalidEnvelope: return 65
-        case .authFailed, .permanent, .setup: return 1
+        case .authFailed, .sessionRefused, .permanent, .setup: return 1
         }
     }
 
@@ -89,6 +93,8 @@ public enum SMTPError: Error, Sendable, Equatable, LocalizedError {
         case .outcomeUnknown(let f): return "connection lost after the message was sent; outcome unknown: \(f)"
         case .relayUnreachable(let f): return "SMTP relay unreachable: \(f)"
         case .authFailed(let f): return "SMTP authentication failed: \(f)"
+        case .sessionRefused(let f):
+            return "the relay refused the session or the sender address, so no message can go out (nothing was sent; check smtp settings and the sender): \(f)"
         case .tlsFailed(let f):
             switch f.curlCode {
             case 64: // CURLE_USE_SSL_FAILED

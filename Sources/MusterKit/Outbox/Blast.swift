@@ -11,6 +11,9 @@ public struct BlastRequest: Sendable {
     public var ratePerSecond: Double?
     /// Resend rows whose outcome was lost (may double-send those).
     public var retryUnknown: Bool
+    /// Queue the rows that failed (refused by the relay, or not sendable) again, e.g.
+    /// after fixing their cause; rows of people who may not be mailed stay failed.
+    public var retryFailed = false
     /// Attempts per message in one run before it stays `deferred`.
     public var maxAttempts: Int
     /// The first retry waits this long; each next one twice as long.
@@ -43,10 +46,13 @@ public struct BlastPlan: Sendable, Codable, Equatable {
     /// Rows whose outcome was lost in an earlier run (resent only with --retry-unknown).
     public let unknown: Int
     public let failed: Int
+    /// Failed rows of the audience this run queues again (`--retry-failed`), counted in `toSend`.
+    public let retryFailed: Int
     public let firstSubject: String?
 
     enum CodingKeys: String, CodingKey {
         case template, audience, recipients, unknown, failed
+        case retryFailed = "retry_failed"
         case alreadySent = "already_sent"
         case toSend = "to_send"
         case firstSubject = "first_subject"
@@ -75,6 +81,8 @@ public struct BlastSummary: Sendable, Codable, Equatable {
     public var unknown = 0
     /// Rows still waiting (not attempted in this run, e.g. past --limit).
     public var queued = 0
+    /// Failed rows this run queued again (`--retry-failed`).
+    public var retriedFailed = 0
     public var seconds: Double = 0
     /// Messages per second over the run.
     public var rate: Double = 0
@@ -85,6 +93,7 @@ public struct BlastSummary: Sendable, Codable, Equatable {
 
     enum CodingKeys: String, CodingKey {
         case template, sent, deferred, failed, unknown, queued, seconds, rate
+        case retriedFailed = "retried_failed"
         case stoppedBecause = "stopped_because"
     }
 }
@@ -217,10 +226,12 @@ public final class Blast: @unchecked Sendable {
         let unknown = counts.unknown + counts.sending
         var pending = queued.pending
         if request.retryUnknown { pending += queued.unknown }
+        let retryFailed = request.retryFailed ? queued.failed : 0
+        pending += retryFailed
         let firstSubject = try audience(limit: 1).first.map { try render($0).subject }
         return BlastPlan(template: template.name, audience: template.audience.rawValue, recipients: recipients,
                          alreadySent: counts.sent, toSend: min(pending, request.limit ?? Int.max), unknown: unknown,
-                         failed: counts.failed, firstSubject: firstSubject)
+                         failed: counts.failed, retryFailed: retryFailed, firstSubject: firstSubject)
     }
 
     // MARK: - Sending
@@ -229,6 +240,8 @@ public final class Blast: @unchecked Sendable {
         let recipient: Recipient
         var attempts: Int
         var notBefore: Double
+        /// The ledger's newest entry when this person was last known to be mailable (see `MailabilityGate`).
+        var checkedAt: Int64
     }
 
     private var stopRequested = false
@@ -250,6 +263,7 @@ public final class Blast: @unchecked Sendable {
         let consent = try requiredConsent()
         try ledger.dropOutboxStateIndex()
         try Self.recoverInterrupted(campaign: campaign, ledger: ledger, at: now)
+        let retriedFailed = request.retryFailed ? try ledger.requeueFailed(template: template.name, at: now) : 0
         var targets: [String: Recipient] = [:]
         let people = template.audience == .targets ? try ledger.mailableTargets(manifest.targets) : []
         if template.audience == .targets { targets = Dictionary(people.map { ($0.key, $0) }, uniquingKeysWith: { a, _ in a }) }
@@ -267,8 +281,10 @@ public final class Blast: @unchecked Sendable {
         let total = min(try ledger.outboxCount(template: template.name, states: states), request.limit ?? Int.max)
         // Pages of work are read on a connection of their own while the writer commits on the main one.
         guard let reader = try Ledger.open(ledger.url, create: false) else { throw MusterError.failure("the ledger disappeared") }
-        let feed = Feed(reader: reader, template: template.name, states: states, targets: targets, remaining: total)
-        let shared = BlastShared(request: request, total: total, feed: feed)
+        let feed = Feed(reader: reader, template: template.name, states: states, targets: template.audience == .targets ? targets : nil, remaining: total)
+        // Watches for opt-outs and erasures committed by other processes while the blast runs.
+        let gate = try MailabilityGate(url: ledger.url, audience: template.audience, consent: consent)
+        let shared = BlastShared(request: request, total: total, feed: feed, gate: gate)
 
         // One event loop per processor (at most one per connection), each driving its share
         // of the connections; all of them hand their state changes to one writer.
@@ -321,6 +337,7 @@ public final class Blast: @unchecked Sendable {
         let counts = try ledger.outboxCounts(template: template.name)[template.name]
         summary.deferred = counts?.deferred ?? 0
         summary.queued = counts?.queued ?? 0
+        summary.retriedFailed = retriedFailed
         summary.seconds = final.elapsed
         summary.rate = final.rate
         if let reason = shared.stopReason {
@@ -352,7 +369,7 @@ public final class Blast: @unchecked Sendable {
 
     /// A claimed message: waiting for its `sending` mark to be on disk, then in transfer.
     private final class Transfer {
-        let job: Job
+        var job: Job
         let message: RenderedMessage
         /// The writer ticket of its `sending` mark.
         var ticket: Int
@@ -367,7 +384,8 @@ public final class Blast: @unchecked Sendable {
     /// An outcome whose outbox update may not be on disk yet (`ticket` nil: not submitted).
     private struct Unresolved {
         let key: String
-        let accepted: Bool
+        /// What the journal says of it after "handed over" (nil: nothing more, it is unknown).
+        let event: HandoverJournal.Event?
         var ticket: Int?
     }
 
@@ -386,7 +404,7 @@ public final class Blast: @unchecked Sendable {
     private func loop(_ shared: BlastShared, sender: CurlSMTPMulti, writer: OutboxWriter, journal: HandoverJournal) {
         let connections = sender.count
         // Under --rate, claim no more than about half a second's worth ahead.
-        let claimHigh = min(Self.claimHigh * connections, shared.request.ratePerSecond.map { max(1, Int($0 / 2)) } ?? Int.max)
+        let claimHigh = min(Self.claimHigh * connections, shared.request.ratePerSecond.map { max(1, Int(min($0, 1e9) / 2)) } ?? Int.max)
         let claimLow = min(Self.claimLow * connections, claimHigh)
         var slots = [Transfer?](repeating: nil, count: connections)
         var ready: [Transfer] = []       // claimed, in order; the first ones may still wait for their mark
@@ -403,9 +421,9 @@ public final class Blast: @unchecked Sendable {
             for (slot, outcome) in sender.perform() {
                 guard let transfer = slots[slot] else { continue }
                 slots[slot] = nil
-                let accepted = record(outcome, of: transfer.job, slot: slot, sender: sender, shared: shared, tally: &tally, retries: &retries, into: &updates)
-                if accepted { journal.accepted(transfer.job.recipient.key) }
-                unresolved.append(Unresolved(key: transfer.job.recipient.key, accepted: accepted, ticket: nil))
+                let event = record(outcome, of: transfer.job, slot: slot, sender: sender, shared: shared, tally: &tally, retries: &retries, into: &updates)
+                if let event { journal.record(event, transfer.job.recipient.key) }
+                unresolved.append(Unresolved(key: transfer.job.recipient.key, event: event, ticket: nil))
                 outcomesPending = true
             }
             var committed: Int
@@ -468,9 +486,38 @@ public final class Blast: @unchecked Sendable {
             // Hand the claimed messages whose mark is on disk to idle connections: first
             // into the journal (with the outcomes just read), then to libcurl.
             var starting: [(slot: Int, transfer: Transfer)] = []
-            if !stopping {
-                for index in slots.indices where slots[index] == nil {
+            if !stopping, slots.contains(where: { $0 == nil }), let first = ready.first, first.ticket <= committed {
+                // Whoever unsubscribed or was forgotten since their row was read is not mailed:
+                // a `PRAGMA data_version` per round, a look-up only after another process wrote.
+                var head = first.job.checkedAt
+                do {
+                    head = try shared.gate.newestEntry()
+                } catch {
+                    shared.stop((error as? MusterError) ?? MusterError(.failure, "\(error)"))
+                }
+                var index = 0
+                while index < slots.count, shared.stopReason == nil {
+                    defer { index += 1 }
+                    guard slots[index] == nil else { continue }
                     guard let next = ready.first, next.ticket <= committed else { break }
+                    if next.job.checkedAt != head {
+                        let mailable: Bool
+                        do {
+                            mailable = try shared.gate.isMailable(next.job.recipient)
+                        } catch {
+                            shared.stop((error as? MusterError) ?? MusterError(.failure, "\(error)"))
+                            break
+                        }
+                        if !mailable {
+                            ready.removeFirst()
+                            updates.append(.init(recipient: next.job.recipient.key, state: .failed, reply: Ledger.unmailableReply))
+                            tally.failed += 1
+                            outcomesPending = true
+                            index -= 1  // the slot is still free
+                            continue
+                        }
+                        next.job.checkedAt = head
+                    }
                     if let bucket = shared.bucket, bucket.tryTake() > 0 { break }
                     ready.removeFirst()
                     journal.handed(next.job.recipient.key)
@@ -491,8 +538,11 @@ public final class Blast: @unchecked Sendable {
                                      message: transfer.message.bytes)
                     slots[index] = transfer
                 } catch {
-                    let accepted = record(.failure(error), of: transfer.job, slot: index, sender: sender, shared: shared, tally: &tally, retries: &retries, into: &updates)
-                    unresolved.append(Unresolved(key: transfer.job.recipient.key, accepted: accepted, ticket: nil))
+                    let event = record(.failure(error), of: transfer.job, slot: index, sender: sender, shared: shared, tally: &tally, retries: &retries, into: &updates)
+                    // Written with the next flush; until then the journal says handed over, which
+                    // recovery reads as unknown: never less safe than the truth.
+                    if let event { journal.record(event, transfer.job.recipient.key) }
+                    unresolved.append(Unresolved(key: transfer.job.recipient.key, event: event, ticket: nil))
                     outcomesPending = true
                 }
             }
@@ -503,9 +553,16 @@ public final class Blast: @unchecked Sendable {
             // outcomes not yet on disk.
             if journal.size > shared.request.journalLimit, committed >= 0 {
                 unresolved.removeAll { $0.ticket.map { $0 <= committed } ?? false }
-                let handed = slots.compactMap { $0?.job.recipient.key } + unresolved.map(\.key)
+                // The outcomes not yet on disk, then the messages in flight (a key deferred and
+                // handed over again ends with its hand-over).
+                var events: [(HandoverJournal.Event, String)] = []
+                for entry in unresolved {
+                    events.append((.handed, entry.key))
+                    if let event = entry.event { events.append((event, entry.key)) }
+                }
+                events += slots.compactMap { $0.map { (.handed, $0.job.recipient.key) } }
                 do {
-                    try journal.rewrite(handed: handed, accepted: unresolved.filter(\.accepted).map(\.key))
+                    try journal.rewrite(events)
                 } catch {
                     shared.stop((error as? MusterError) ?? MusterError(.failure, "\(error)"))
                 }
@@ -529,23 +586,24 @@ public final class Blast: @unchecked Sendable {
         }
     }
 
-    /// Turns the outcome of one transfer into its outbox update and counters.
-    /// Returns whether the relay accepted the message.
+    /// Turns the outcome of one transfer into its outbox update and counters. Returns what
+    /// the hand-over journal is to say of it after "handed over" (nil: unknown).
     private func record(_ outcome: Result<SMTPReceipt, SMTPError>, of job: Job, slot: Int, sender: CurlSMTPMulti, shared: BlastShared,
-                        tally: inout BlastProgress, retries: inout [Job], into updates: inout [Ledger.OutboxUpdate]) -> Bool {
+                        tally: inout BlastProgress, retries: inout [Job], into updates: inout [Ledger.OutboxUpdate]) -> HandoverJournal.Event? {
         let key = job.recipient.key
         let error: SMTPError
         switch outcome {
         case .success(let receipt):
-            updates.append(.init(recipient: key, state: .sent, reply: "\(receipt.replyCode) \(receipt.replyText)", countsAttempt: true))
+            updates.append(.init(recipient: key, state: .sent, reply: Self.redactingAddresses("\(receipt.replyCode) \(receipt.replyText)"), countsAttempt: true))
             tally.sent += 1
-            return true
+            return .accepted
         case .failure(let failure):
             error = failure
         }
         var job = job
         job.attempts += 1
-        let reply = error.failure?.description ?? error.localizedDescription
+        // Relays quote the address ("550 5.1.1 <ana@…>: unknown user"): the outbox keeps the reply without it.
+        let reply = Self.redactingAddresses(error.failure?.description ?? error.localizedDescription)
         switch error {
         case .transient:
             sender.useFreshConnection(slot: slot)
@@ -557,20 +615,56 @@ public final class Blast: @unchecked Sendable {
                 job.notBefore = shared.elapsed + shared.request.backoff * pow(2, Double(job.attempts - 1))
                 retries.append(job)
             }
+            return .deferred
         case .permanent, .invalidEnvelope:
             updates.append(.init(recipient: key, state: .failed, reply: reply, countsAttempt: true))
             tally.failed += 1
+            return .failed
         case .outcomeUnknown:
             sender.useFreshConnection(slot: slot)
             updates.append(.init(recipient: key, state: .unknown, reply: reply, countsAttempt: true))
             tally.unknown += 1
+            return nil
+        case .sessionRefused:
+            // About the sender, the relay or the session, not this recipient: every message
+            // would meet it. The row waits, untouched, for a run after the cause is fixed.
+            sender.useFreshConnection(slot: slot)
+            updates.append(.init(recipient: key, state: .queued))
+            shared.stop(MusterError(.failure, error.localizedDescription))
+            return .deferred
         case .relayUnreachable, .authFailed, .tlsFailed, .setup:
             // Nothing was handed over: the message waits for the next run.
             updates.append(.init(recipient: key, state: .deferred, reply: reply, countsAttempt: true))
             let status: ExitStatus = { if case .relayUnreachable = error { return .relayUnreachable }; return .failure }()
             shared.stop(MusterError(status, error.localizedDescription))
+            return .deferred
         }
-        return false
+    }
+
+    /// `text` with every email address in it replaced by `[address]`, so a relay's reply
+    /// never puts a recipient's address into the ledger (where `forget` could miss it).
+    static func redactingAddresses(_ text: String) -> String {
+        let bytes = Array(text.utf8)
+        guard bytes.contains(UInt8(ascii: "@")) else { return text }
+        func isDelimiter(_ byte: UInt8) -> Bool {
+            byte <= 0x20 || byte == 0x7F || "<>\"'(),;:[]{}`".utf8.contains(byte)
+        }
+        var out: [UInt8] = []
+        out.reserveCapacity(bytes.count)
+        var index = 0
+        while index < bytes.count {
+            guard bytes[index] == UInt8(ascii: "@") else { out.append(bytes[index]); index += 1; continue }
+            // Take back the local part already copied (a quoted one too), skip the domain.
+            if out.last == UInt8(ascii: "\""), let open = out.dropLast().lastIndex(of: UInt8(ascii: "\"")) {
+                out.removeSubrange(open...)
+            } else {
+                while let last = out.last, !isDelimiter(last) { out.removeLast() }
+            }
+            index += 1
+            while index < bytes.count, !isDelimiter(bytes[index]) { index += 1 }
+            out += Array("[address]".utf8)
+        }
+        return String(decoding: out, as: UTF8.self)
     }
 }
 
@@ -579,15 +673,17 @@ public final class Blast: @unchecked Sendable {
 final class BlastShared: @unchecked Sendable {
     let request: BlastRequest
     let bucket: TokenBucket?
+    let gate: MailabilityGate
     let started = Date()
     private let lock = NSLock()
     private let feed: Feed
     private var progress: BlastProgress
     private var reason: MusterError?
 
-    init(request: BlastRequest, total: Int, feed: Feed) {
+    init(request: BlastRequest, total: Int, feed: Feed, gate: MailabilityGate) {
         self.request = request
         self.feed = feed
+        self.gate = gate
         self.bucket = request.ratePerSecond.map { TokenBucket(rate: $0) }
         self.progress = BlastProgress(total: total)
     }
@@ -719,7 +815,8 @@ final class Feed {
     private let reader: Ledger
     private let template: String
     private let states: Set<OutboxState>
-    private let targets: [String: Recipient]
+    /// The template's targets by key, when the template is for targets (nil: for signers).
+    private let targets: [String: Recipient]?
     private var remaining: Int
     private var page: [Blast.Job] = []
     private var position: (Int64, String) = (0, "")
@@ -727,7 +824,7 @@ final class Feed {
     private(set) var failure: MusterError?
     static let pageSize = 500
 
-    init(reader: Ledger, template: String, states: Set<OutboxState>, targets: [String: Recipient], remaining: Int) {
+    init(reader: Ledger, template: String, states: Set<OutboxState>, targets: [String: Recipient]?, remaining: Int) {
         self.reader = reader
         self.template = template
         self.states = states
@@ -739,12 +836,22 @@ final class Feed {
         guard remaining > 0 else { return nil }
         if page.isEmpty && !exhausted {
             do {
+                // Read before the page: the page is at least as new as this.
+                let checkedAt = try reader.newestEntry()
                 let rows = try reader.outboxPage(template: template, states: states, after: position, limit: Self.pageSize)
                 if rows.count < Self.pageSize { exhausted = true }
                 if let last = rows.last { position = (last.row.signature ?? 0, last.row.recipient) }
                 page = rows.reversed().compactMap { entry in
-                    guard let person = entry.signer ?? targets[entry.row.recipient] else { return nil }
-                    return Blast.Job(recipient: person, attempts: 0, notBefore: 0)
+                    // A row is sent only under the audience it was queued for: a target's row
+                    // has no signature, a signer's row has one.
+                    let person: Recipient?
+                    if let targets {
+                        person = entry.row.signature == nil ? targets[entry.row.recipient] : nil
+                    } else {
+                        person = entry.row.signature == nil ? nil : entry.signer
+                    }
+                    guard let person else { return nil }
+                    return Blast.Job(recipient: person, attempts: 0, notBefore: 0, checkedAt: checkedAt)
                 }
             } catch {
                 failure = (error as? MusterError) ?? MusterError(.failure, "\(error)")
@@ -754,6 +861,65 @@ final class Feed {
         guard let job = page.popLast() else { return nil }
         remaining -= 1
         return job
+    }
+}
+
+/// Tells a blast's event loops, just before a message is handed to libcurl, whether its
+/// recipient may still be mailed: `unsubscribe` and `forget` in another process take
+/// effect on a running blast, whose work was read ahead in pages.
+///
+/// Cheap on the hot path: each round asks SQLite only for `PRAGMA data_version` on a
+/// connection of its own, which changes when another connection has committed; only then
+/// is the ledger's newest entry read. A job checked at an older newest entry is looked up
+/// again (opt-outs and erasures both append an entry). Thread-safe.
+final class MailabilityGate: @unchecked Sendable {
+    // Every field is guarded by `lock`.
+    private let lock = NSLock()
+    private let ledger: Ledger
+    private let audience: EmailAudience
+    private let consent: String?
+    private let version: SQLiteStatement
+    private var lastVersion: Int64 = -1
+    private var newest: Int64 = 0
+
+    init(url: URL, audience: EmailAudience, consent: String?) throws {
+        guard let ledger = try Ledger.open(url, create: false) else { throw MusterError.failure("the ledger disappeared") }
+        self.ledger = ledger
+        self.audience = audience
+        self.consent = consent
+        do {
+            version = try ledger.database.prepare("PRAGMA data_version")
+        } catch let error as SQLiteError {
+            throw MusterError.storage(error, path: url.path)
+        }
+    }
+
+    /// The seq of the ledger's newest entry now.
+    func newestEntry() throws -> Int64 {
+        try lock.withLock {
+            do {
+                // Reset at once: a statement left on its row would hold a read transaction open.
+                defer { version.reset() }
+                guard try version.step() else { return newest }
+                let current = version.int64(0)
+                version.reset()
+                if current != lastVersion {
+                    lastVersion = current
+                    newest = try ledger.newestEntry()
+                }
+                return newest
+            } catch let error as SQLiteError {
+                throw MusterError.storage(error, path: ledger.url.path)
+            }
+        }
+    }
+
+    /// Whether `recipient` may be mailed now: not opted out, and for signers not forgotten
+    /// and (for a consenting template) still consenting.
+    func isMailable(_ recipient: Recipient) throws -> Bool {
+        try lock.withLock {
+            try ledger.isMailable(recipient, asSigner: audience != .targets, consent: consent)
+        }
     }
 }
 

@@ -11,14 +11,21 @@ import Foundation
 ///
 /// - claimed, never handed over: back to `queued` (nothing went out);
 /// - handed over, then accepted (`250`): `sent`;
+/// - handed over, then refused for good (5xx to RCPT or DATA): `failed`;
+/// - handed over, then refused for now (4xx, a connection lost before the data went
+///   out) or not about this recipient (the relay refused the session): `deferred`;
 /// - handed over, outcome not written: `unknown` (at most one per connection).
+///
+/// Only the last event of a key counts: a message deferred and handed over again later
+/// is in flight again.
 ///
 /// After a power loss or a reboot the unsynced writes may be gone, so the journal is
 /// trusted only on the boot that wrote it (Linux's `boot_id`); otherwise every `sending`
 /// row is `unknown`, as it would be without a journal.
 ///
 /// The file holds a header (format, boot, template) and one line per event: `H <key>`
-/// (handed over) or `S <key>` (accepted). Keys are the outbox's recipient fingerprints, so
+/// (handed over), `S <key>` (accepted), `F <key>` (refused for good) or `D <key>`
+/// (not accepted; to be tried again). Keys are the outbox's recipient fingerprints, so
 /// the file holds no personal data. Each event loop writes its own file.
 final class HandoverJournal: @unchecked Sendable {
     // Used by one event loop's thread only (created and removed by the blast's thread around it).
@@ -56,11 +63,26 @@ final class HandoverJournal: @unchecked Sendable {
 
     deinit { if descriptor >= 0 { close(descriptor) } }
 
+    /// One line of the journal.
+    enum Event: UInt8, Sendable {
+        /// Handed to libcurl: the relay may get it from now on.
+        case handed = 0x48      // H
+        /// The relay accepted it (250 to the end of DATA).
+        case accepted = 0x53    // S
+        /// The relay refused it for good.
+        case failed = 0x46      // F
+        /// Not accepted, to be tried again (4xx, or the session was refused).
+        case deferred = 0x44    // D
+    }
+
     /// Queues "handed over" for `key`; `flush` writes it.
-    func handed(_ key: String) { append(UInt8(ascii: "H"), key) }
+    func handed(_ key: String) { append(Event.handed.rawValue, key) }
 
     /// Queues "accepted by the relay" for `key`; `flush` writes it.
-    func accepted(_ key: String) { append(UInt8(ascii: "S"), key) }
+    func accepted(_ key: String) { append(Event.accepted.rawValue, key) }
+
+    /// Queues `event` for `key`; `flush` writes it.
+    func record(_ event: Event, _ key: String) { append(event.rawValue, key) }
 
     private func append(_ kind: UInt8, _ key: String) {
         buffer.append(kind)
@@ -77,13 +99,18 @@ final class HandoverJournal: @unchecked Sendable {
         buffer.removeAll(keepingCapacity: true)
     }
 
-    /// Replaces the file with one holding only `events` (what is still unresolved), so the
-    /// journal of a long blast stays small. Atomic: a crash leaves the old file or the new one.
-    func rewrite(handed: [String], accepted: [String]) throws {
+    /// Replaces the file with one holding only `events` (what is still unresolved, in
+    /// order), so the journal of a long blast stays small. Atomic: a crash leaves the old
+    /// file or the new one.
+    func rewrite(_ events: [(Event, String)]) throws {
         try flush()
         var contents = header
-        for key in handed { contents += Array("H \(key)\n".utf8) }
-        for key in accepted { contents += Array("S \(key)\n".utf8) }
+        for (event, key) in events {
+            contents.append(event.rawValue)
+            contents.append(UInt8(ascii: " "))
+            contents += Array(key.utf8)
+            contents.append(UInt8(ascii: "\n"))
+        }
         let temporary = url.appendingPathExtension("tmp")
         let fresh = try Self.create(temporary, contents: contents)
         guard rename(temporary.path, url.path) == 0 else {
@@ -139,8 +166,13 @@ final class HandoverJournal: @unchecked Sendable {
     struct Recovery: Equatable {
         /// The template of the run, when every journal agrees and was written on this boot.
         var template: String?
-        var handed: Set<String> = []
-        var accepted: Set<String> = []
+        /// The last event of each key handed over.
+        var last: [String: Event] = [:]
+
+        /// The keys handed over (whatever happened next).
+        var handed: Set<String> { Set(last.keys) }
+        /// The keys whose last event is the relay's acceptance.
+        var accepted: Set<String> { Set(last.filter { $0.value == .accepted }.keys) }
 
         /// Whether the journals can be trusted for rows of `template`.
         func covers(_ template: String) -> Bool { self.template == HandoverJournal.escape(template) }
@@ -168,11 +200,9 @@ final class HandoverJournal: @unchecked Sendable {
                 guard line.count > 2, line[line.startIndex + 1] == UInt8(ascii: " "),
                       line.dropFirst(2).allSatisfy({ $0 > 0x20 && $0 < 0x7F }) else { return Recovery() }
                 let key = String(decoding: line.dropFirst(2), as: UTF8.self)
-                switch line[line.startIndex] {
-                case UInt8(ascii: "H"): recovery.handed.insert(key)
-                case UInt8(ascii: "S"): recovery.accepted.insert(key)
-                default: return Recovery()
-                }
+                guard let event = Event(rawValue: line[line.startIndex]) else { return Recovery() }
+                // Each key is in one loop's journal at a time, so file order is event order.
+                recovery.last[key] = event
             }
         }
         recovery.template = template  // escaped, as in the header (see `covers`)

@@ -146,15 +146,19 @@ extension Ledger {
 
     /// Rows waiting to be sent whose signer was forgotten or unsubscribed since they
     /// were queued (or who no longer consent) become `failed`; they are never mailed.
+    /// With `targetKeys` (the template is for targets), every signer's row is failed too:
+    /// it was queued while the template was for signers, and a row is only ever sent
+    /// under the audience it was queued for (so a signer never gets a targets message).
     @discardableResult
     public func failUnmailable(template: String, consent: String?, targetKeys: Set<String>?, at date: Date) throws -> Int {
         try outboxWrite {
-            let reply = "not sent: unsubscribed, forgotten or no longer in the audience"
+            let reply = Self.unmailableReply
             try database.prepare("""
                 UPDATE outbox SET state = 'failed', reply = ?2, updated_at = ?3
                 WHERE template = ?4 AND state IN ('queued', 'deferred', 'unknown') AND signature IS NOT NULL
-                  AND signature NOT IN (SELECT e.seq FROM entries e JOIN personal p ON p.seq = e.seq WHERE \(Self.mailableSignerCondition))
-                """).run(consent.map { .text($0) } ?? .null, .text(reply), .text(Timestamp.format(date)), .text(template))
+                  AND (?5 OR signature NOT IN (SELECT e.seq FROM entries e JOIN personal p ON p.seq = e.seq WHERE \(Self.mailableSignerCondition)))
+                """).run(consent.map { .text($0) } ?? .null, .text(targetKeys == nil ? reply : Self.otherAudienceReply),
+                         .text(Timestamp.format(date)), .text(template), .int(targetKeys == nil ? 0 : 1))
             var changed = Int(sqlite3_changes(database.handle))
             // Target rows (no signature); a signers' blast has none, so this reads nothing.
             let targetRows = try database.prepare("""
@@ -167,12 +171,21 @@ extension Ledger {
                 let stillTargeted = targetKeys?.contains(recipient) ?? false
                 if stillTargeted, try !isOptedOut(fingerprint: recipient) { continue }
                 try database.prepare("UPDATE outbox SET state = 'failed', reply = ?, updated_at = ? WHERE template = ? AND recipient = ?")
-                    .run(.text(reply), .text(Timestamp.format(date)), .text(template), .text(recipient))
+                    .run(.text(targetKeys == nil ? Self.otherAudienceReply : reply), .text(Timestamp.format(date)), .text(template), .text(recipient))
                 changed += 1
             }
             return changed
         }
     }
+
+    /// What a reply becomes when its signer is forgotten, as an SQL string literal's contents.
+    static let erasedReplySQL = "(erased with the signer's personal data)".replacingOccurrences(of: "'", with: "''")
+
+    /// The reply of a row whose recipient may not be mailed any more.
+    static let unmailableReply = "not sent: unsubscribed, forgotten or no longer in the audience"
+
+    /// The reply of a row left over from the template's earlier audience.
+    static let otherAudienceReply = "not sent: queued for another audience (the template's audience changed since)"
 
     /// One page of rows in `states`, after (`afterSignature`, `afterRecipient`) in
     /// (signature, recipient) order, with the signer's data when the row is a signer's.
@@ -206,34 +219,48 @@ extension Ledger {
     }
 
     /// The template's current audience: how many it holds, how many of them wait to be sent
-    /// (no row yet, queued or deferred) and how many have a lost outcome (unknown).
-    public func mailablePendingCount(template: String, consent: String?, targets: [Recipient]?) throws -> (audience: Int, pending: Int, unknown: Int) {
+    /// (no row yet, queued or deferred), how many have a lost outcome (unknown) and how
+    /// many failed.
+    public func mailablePendingCount(template: String, consent: String?, targets: [Recipient]?) throws -> (audience: Int, pending: Int, unknown: Int, failed: Int) {
         do {
             if let targets {
-                var pending = 0, unknown = 0
+                var pending = 0, unknown = 0, failed = 0
                 let states = Dictionary(try outboxRows(template: template, states: Set(OutboxState.allCases)).map { ($0.recipient, $0.state) },
                                         uniquingKeysWith: { a, _ in a })
                 for target in targets {
                     switch states[target.key] {
                     case nil, .queued, .deferred: pending += 1
                     case .unknown, .sending: unknown += 1
+                    case .failed: failed += 1
                     default: break
                     }
                 }
-                return (targets.count, pending, unknown)
+                return (targets.count, pending, unknown, failed)
             }
             let statement = try database.prepare("""
                 SELECT count(*), coalesce(sum(o.state IS NULL OR o.state IN ('queued', 'deferred')), 0),
-                       coalesce(sum(o.state IN ('unknown', 'sending')), 0)
+                       coalesce(sum(o.state IN ('unknown', 'sending')), 0), coalesce(sum(o.state = 'failed'), 0)
                 FROM entries e JOIN personal p ON p.seq = e.seq
                 LEFT JOIN outbox o ON o.template = ?2 AND o.recipient = e.fingerprint
                 WHERE \(Self.mailableSignerCondition)
                 """)
             try statement.bind([consent.map { .text($0) } ?? .null, .text(template)])
-            guard try statement.step() else { return (0, 0, 0) }
-            return (Int(statement.int64(0)), Int(statement.int64(1)), Int(statement.int64(2)))
+            guard try statement.step() else { return (0, 0, 0, 0) }
+            return (Int(statement.int64(0)), Int(statement.int64(1)), Int(statement.int64(2)), Int(statement.int64(3)))
         } catch let error as SQLiteError {
             throw MusterError.storage(error, path: url.path)
+        }
+    }
+
+    /// `mail send --retry-failed`: every `failed` row of `template` is `queued` again (rows
+    /// of people who may not be mailed any more are failed again by `failUnmailable`).
+    /// Returns how many.
+    @discardableResult
+    public func requeueFailed(template: String, at date: Date) throws -> Int {
+        try outboxWrite {
+            try database.prepare("UPDATE outbox SET state = 'queued', updated_at = ? WHERE template = ? AND state = 'failed'")
+                .run(.text(Timestamp.format(date)), .text(template))
+            return Int(sqlite3_changes(database.handle))
         }
     }
 
@@ -242,6 +269,30 @@ extension Ledger {
         let placeholders = states.map { "'\($0.rawValue)'" }.sorted().joined(separator: ",")
         do {
             return Int(try database.scalarInt("SELECT count(*) FROM outbox WHERE template = ? AND state IN (\(placeholders))", .text(template)) ?? 0)
+        } catch let error as SQLiteError {
+            throw MusterError.storage(error, path: url.path)
+        }
+    }
+
+    /// The seq of the newest entry (0 for an empty ledger). Every opt-out and erasure
+    /// appends one, so a blast tells from it whether its recipients need checking again.
+    func newestEntry() throws -> Int64 {
+        do {
+            return try database.scalarInt("SELECT coalesce(max(seq), 0) FROM entries") ?? 0
+        } catch let error as SQLiteError {
+            throw MusterError.storage(error, path: url.path)
+        }
+    }
+
+    /// Whether `recipient` may be mailed now: not opted out; as a signer, also not
+    /// forgotten and, with `consent`, still consenting.
+    func isMailable(_ recipient: Recipient, asSigner: Bool, consent: String?) throws -> Bool {
+        do {
+            guard asSigner else { return try !isOptedOut(fingerprint: recipient.key) }
+            guard let seq = recipient.signature else { return false }
+            return try database.scalarInt("""
+                SELECT EXISTS (SELECT 1 FROM entries e JOIN personal p ON p.seq = e.seq WHERE e.seq = ?2 AND \(Self.mailableSignerCondition))
+                """, consent.map { .text($0) } ?? .null, .int(seq)) == 1
         } catch let error as SQLiteError {
             throw MusterError.storage(error, path: url.path)
         }
@@ -307,10 +358,18 @@ extension Ledger {
             var unknown = 0
             for row in found {
                 let covered = journal.covers(row.template)
-                if covered && journal.accepted.contains(row.recipient) {
+                let last = covered ? journal.last[row.recipient] : nil
+                if covered && last == .accepted {
                     try update.run(.text(OutboxState.sent.rawValue), .text("250 accepted by the relay (recorded after the run was interrupted)"),
                                    .int(1), .text(now), .text(row.template), .text(row.recipient))
-                } else if covered && !journal.handed.contains(row.recipient) {
+                } else if covered && last == .failed {
+                    try update.run(.text(OutboxState.failed.rawValue), .text("refused by the relay (recorded after the run was interrupted)"),
+                                   .int(1), .text(now), .text(row.template), .text(row.recipient))
+                } else if covered && last == .deferred {
+                    // Answered without acceptance (4xx, or the session was refused): nothing went out.
+                    try update.run(.text(OutboxState.deferred.rawValue), .text("not accepted by the relay; to be tried again (recorded after the run was interrupted)"),
+                                   .int(1), .text(now), .text(row.template), .text(row.recipient))
+                } else if covered && last == nil {
                     try update.run(.text(OutboxState.queued.rawValue), .null, .int(0), .text(now), .text(row.template), .text(row.recipient))
                 } else {
                     // A hand-over the journal shows is an attempt; without one, it cannot be told.
@@ -442,8 +501,14 @@ final class OutboxUpdater {
     func apply(_ updates: [Ledger.OutboxUpdate], at date: Date) throws {
         guard !updates.isEmpty else { return }
         try ledger.outboxWrite {
+            // A reply is kept only while the signer's personal data is: a `forget` committed
+            // before this transaction wins, and one after it erases the reply itself.
             let statement = try self.statement ?? ledger.database.prepare("""
-                UPDATE outbox SET state = ?1, reply = coalesce(?2, reply), attempts = attempts + ?3, updated_at = ?4
+                UPDATE outbox SET state = ?1,
+                    reply = CASE WHEN ?2 IS NULL THEN reply
+                                 WHEN signature IS NOT NULL AND NOT EXISTS (SELECT 1 FROM personal WHERE seq = outbox.signature)
+                                 THEN '\(Ledger.erasedReplySQL)' ELSE ?2 END,
+                    attempts = attempts + ?3, updated_at = ?4
                 WHERE template = ?5 AND recipient = ?6
                 """)
             self.statement = statement

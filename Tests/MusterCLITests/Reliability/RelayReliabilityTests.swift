@@ -113,4 +113,70 @@ struct RelayReliabilityTests {
         #expect(log.contains("tls=True") && !log.contains("tls=False"), "\(log)")
         Reliability.record("TLS", "self-signed certificate without smtp.ca_file: exit \(send.status), \"not trusted … set smtp.ca_file\", nothing sent; with it: sent over TLS")
     }
+
+    /// Issue 10, item 4: `forget` while the relay's reply quoting the address was on its
+    /// way let that reply into the outbox after the erasure. After `forget` returns, no
+    /// byte of the address may be written by any process.
+    @Test func forgetDuringABlastLeavesNoByteOfTheAddressAnywhere() throws {
+        let box = try Self.workspace(signers: ["gone", "ana", "bo", "cy"])
+        // The relay refuses the first recipient, quoting the address, two seconds later.
+        let relay = try TestRelay(["--reject-rcpt", "^gone@", "--reject-delay", "2"], in: box)
+        let blast = try box.start(["mail", "send", "thanks", "--yes", "--connections", "1"], environment: env(relay))
+        // Wait until the message is in flight (its row claimed), then erase the signer from another process.
+        let deadline = Date().addingTimeInterval(20)
+        while Date() < deadline, try box.sqlite(Self.ledger, "SELECT count(*) FROM outbox WHERE state = 'sending'").stdout != "1\n" { usleep(20_000) }
+        usleep(300_000)
+        let (forget, forgetSeconds) = try Reliability.time { try box.run(["forget", "gone@example.org"]) }
+        #expect(forget.status == 0, "\(forget)")
+        #expect(blast.isRunning, "the reply was still on its way when forget returned")
+        blast.waitUntilExit()
+        #expect(blast.terminationStatus == 0)
+        let again = try box.run(["forget", "gone@example.org"])
+        #expect(again.status == 0 && again.stdout.contains("already forgotten"), "\(again)")
+        let rows = try box.sqlite(Self.ledger, "SELECT state, reply FROM outbox o WHERE NOT EXISTS (SELECT 1 FROM personal p WHERE p.seq = o.signature)").stdout
+        #expect(rows == "failed|(erased with the signer's personal data)\n", "\(rows)")
+        // Every file the campaign holds: the database, its WAL, journals, anything else.
+        let folder = box.path("campaigns/fair-rates")
+        var searched: [String] = []
+        let files = FileManager.default.enumerator(at: folder, includingPropertiesForKeys: nil)?.compactMap { $0 as? URL } ?? []
+        for file in files {
+            guard let data = FileManager.default.contents(atPath: file.path) else { continue }
+            searched.append(file.lastPathComponent)
+            #expect(data.range(of: Data("gone@example.org".utf8)) == nil, "\(file.lastPathComponent) holds the forgotten address")
+            #expect(data.range(of: Data("Gone".utf8)) == nil, "\(file.lastPathComponent) holds the forgotten name")
+        }
+        #expect(searched.contains("ledger.sqlite"))
+        let details = try box.run(["mail", "status", "thanks", "--details"])
+        #expect(!details.stdout.contains("gone@"), "\(details.stdout)")
+        let remaining = try states(box)
+        #expect(remaining.count == 3 && remaining.values.allSatisfy { $0.hasPrefix("sent|1|250") }, "\(remaining)")
+        Reliability.record("erasure during a blast", "`forget` (\(Reliability.seconds(forgetSeconds))) by a second process while a 550 quoting the address was 2 s away: the reply was stored erased; the address and name are in none of \(searched.count) campaign files (\(searched.filter { $0.hasPrefix("ledger") || $0.hasPrefix(".mail") }.sorted().joined(separator: ", ")))")
+    }
+
+    /// Issue 10, items 5 and 4: opt-outs by another process take effect on a running blast
+    /// at a low --rate (its work was read ahead in pages of 500).
+    @Test func unsubscribeAndForgetByAnotherProcessStopMailMidBlast() throws {
+        let names = (0..<12).map { "m\($0)" }
+        let box = try Self.workspace(signers: names)
+        let relay = try TestRelay(in: box)
+        let blast = try box.start(["mail", "send", "thanks", "--yes", "--rate", "2/s"], environment: env(relay))
+        let deadline = Date().addingTimeInterval(30)
+        while try relay.received().count < 2 && Date() < deadline { usleep(20_000) }
+        let started = Date()
+        let unsubscribe = try box.run(["unsubscribe", "m9@example.org"])
+        let forget = try box.run(["forget", "m10@example.org"])
+        let optOutSeconds = Date().timeIntervalSince(started)
+        #expect(unsubscribe.status == 0 && forget.status == 0, "\(unsubscribe) \(forget)")
+        let before = try relay.received().count
+        #expect(before < 9, "the opt-outs came before m9 and m10 were due: \(before) sent")
+        blast.waitUntilExit()
+        #expect(blast.terminationStatus == 0)
+        let mailed = try relay.received().flatMap(\.to)
+        #expect(!mailed.contains("m9@example.org") && !mailed.contains("m10@example.org"), "\(mailed)")
+        #expect(mailed.count == 10, "everyone else was mailed: \(mailed)")
+        // The forgotten signer's reply is the erasure note (nothing is stored about them any more).
+        let failed = try box.sqlite(Self.ledger, "SELECT reply FROM outbox WHERE state = 'failed' ORDER BY signature").stdout
+        #expect(failed == "not sent: unsubscribed, forgotten or no longer in the audience\n(erased with the signer's personal data)\n", "\(failed)")
+        Reliability.record("erasure during a blast", "`unsubscribe` and `forget` by a second process \(before) messages into a --rate 2/s blast of 12 (\(Reliability.seconds(optOutSeconds)) for both): neither address mailed afterwards, both rows failed as unsubscribed or forgotten")
+    }
 }

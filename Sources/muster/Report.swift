@@ -26,6 +26,9 @@ extension Muster {
         @Option(help: ArgumentHelp("Report the campaign as it stood at DATE (YYYY-MM-DD or a UTC time).", valueName: "DATE"))
         var at: String?
 
+        @Flag(name: .customLong("public"), help: "The public form: counts only, without collectors, sources, free-text fields or mail.")
+        var publicForm = false
+
         @OptionGroup var campaignOptions: CampaignOptions
         @OptionGroup var output: OutputOptions
 
@@ -40,7 +43,8 @@ extension Muster {
                     }
                     asOf = at.count == 10 ? date.addingTimeInterval(86_400 - 0.001) : date
                 }
-                let report = try ProgressReport.make(campaign: campaign, manifest: manifest, clock: context.clock, asOf: asOf)
+                let full = try ProgressReport.make(campaign: campaign, manifest: manifest, clock: context.clock, asOf: asOf)
+                let report = publicForm ? full.publicForm(manifest: manifest) : full
                 let text: String
                 switch output.json ? .json : format {
                 case .json:

@@ -7,10 +7,11 @@ extension Muster {
         static let configuration = CommandConfiguration(
             abstract: "Fold in a ledger collected on another machine.",
             discussion: """
-                Verifies the other ledger's hash chain first and refuses a tampered one (exit 65,
-                naming the entry). Then appends its signatures in their original signed_at
-                order, validated against this campaign's manifest, keeping their time, source
-                and collector (--by fills in a collector where the other ledger has none).
+                Verifies the other ledger's hash chain first and refuses a tampered one
+                (exit 65, naming the entry). Then appends its signatures in their original
+                signed_at order, validated against this campaign's manifest, keeping their
+                time, source and collector (--by fills in a collector where the other ledger
+                has none).
                 An address that already signed here is a duplicate and this ledger keeps its
                 own signature. Signers forgotten in the other ledger cannot be matched by
                 address and are skipped (counted). Unsubscribed signers stay unsubscribed.

@@ -11,12 +11,13 @@ extension Muster {
                 (ignoring case, Unicode form and IDN spelling) is reported as a duplicate with
                 its first signing date, and the command still succeeds.
 
-                --kiosk asks for each field the manifest declares, validates, confirms, records,
-                then clears the screen for the next signer. Ctrl-D ends the session and prints
-                its tally. Input can also be piped, one answer per line.
+                --kiosk asks for each field the manifest declares, validates, confirms,
+                records, then clears the screen for the next signer. Ctrl-D ends the session
+                and prints its tally. Input can also be piped, one answer per line.
 
                 Examples:
-                  muster sign --name "Ana Lima" --email ana@example.org --field region=Lyon --consent updates
+                  muster sign --name "Ana Lima" --email ana@example.org \\
+                    --field region=Lyon --consent updates
                   muster sign --kiosk --by "Sam at the Saturday market"
                 """)
 

@@ -15,6 +15,8 @@ ROWS = [
      "nothing lost, no `database is locked` reaching the user", "ConcurrencyReliabilityTests"),
     ("kill during import", "kill -9 at random moments of a 200,000-row import, 20 times, then rerun",
      "all or nothing each time; final ledger identical to a clean import", "CrashReliabilityTests"),
+    ("kill during import: personal data", "kill -9 at random moments of a 100,000-row import with rejected rows, 12 times, and of its `--dry-run`, 12 times (TMPDIR pointed at a test folder)",
+     "no file holding an imported name or address left in the workspace, beside the input or in $TMPDIR (only the ledger, and a completed import's rejects file)", "CrashReliabilityTests"),
     ("kill during blast", "kill -9 mid-blast of 2,000, 5 times, then rerun; again with a relay answering 451 to one message in five",
      "no recipient missed; duplicates at the sink only among `unknown` rows; with a relay answering 451 to one in five, at most one `unknown` per connection per kill", "CrashReliabilityTests"),
     ("erasure during a blast", "`forget` by a second process while a 550 quoting the address is on its way; `unsubscribe` and `forget` mid-blast at --rate 2/s",

@@ -19,7 +19,7 @@ extension Muster {
                 Personal exports written with --out are created with mode 0600, atomically.
                 """)
 
-        @Option(help: "csv, jsonl or osdi.")
+        @Option(help: "Output format.")
         var format: ExportFormat = .csv
 
         @Option(help: ArgumentHelp("Columns to write, comma-separated (e.g. name,email,region).", valueName: "a,b"))

@@ -6,8 +6,9 @@ extension Muster {
         static let configuration = CommandConfiguration(
             abstract: "Erase a signer's personal data; the signature still counts.",
             discussion: """
-                Deletes the signer's name, email, comment, personal fields and salt, and appends
-                a redaction entry, so `muster verify` still passes with the count unchanged.
+                Deletes the signer's name, email, comment, personal fields and salt, and
+                appends a redaction entry, so `muster verify` still passes with the count
+                unchanged.
                 What remains: the signing time, source, collector, non-personal fields (such as
                 a region), consents, and a keyed fingerprint of the address, so the same
                 address signing again is still a duplicate.

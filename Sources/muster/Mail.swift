@@ -9,10 +9,10 @@ extension Muster {
             discussion: """
                 Templates are campaigns/<slug>/emails/<name>.md: YAML front matter (subject,
                 audience: signers|consenting|targets, optional reply_to and consent; for
-                targets, attach_signatures: csv or [name, region] attaches the signers as a CSV)
-                and a Mustache body written in Markdown. Every (template, recipient) is recorded in
-                the ledger's outbox, so a recipient gets a template once however often you
-                run `mail send`.
+                targets, attach_signatures: csv or [name, region] attaches the signers as a
+                CSV) and a Mustache body written in Markdown. Every (template, recipient) is
+                recorded in the ledger's outbox, so a recipient gets a template once however
+                often you run `mail send`.
                 """,
             subcommands: [Preview.self, Send.self, Status.self])
     }
@@ -122,7 +122,7 @@ extension Muster.Mail {
         @Option(help: ArgumentHelp("At most N messages per second, e.g. 10/s.", valueName: "N/s"))
         var rate: String?
 
-        @Option(help: "Parallel SMTP connections (default 4).")
+        @Option(help: "Parallel SMTP connections.")
         var connections: Int = 4
 
         @Option(help: ArgumentHelp("Send one test message to EMAIL (rendered for that signer, or a sample one); no outbox.", valueName: "EMAIL"))

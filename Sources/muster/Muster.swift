@@ -9,7 +9,8 @@ struct Muster: ParsableCommand {
         abstract: "Run petitions and pressure campaigns on your own machine.",
         discussion: """
             A workspace is a folder with muster.yaml at its root; each campaign lives in
-            campaigns/<slug>/ with its manifest, petition text, emails and signature ledger.
+            campaigns/<slug>/ with its manifest, petition text, emails and signature
+            ledger.
 
             Start here:
               muster init fair-rates-ws && cd fair-rates-ws

@@ -7,17 +7,24 @@ extension Muster {
         static let configuration = CommandConfiguration(
             abstract: "Print a progress report: count, goal, pace, milestones, breakdowns, quorums.",
             discussion: """
-                text (bar charts in block characters; colour only on a terminal and never with
-                NO_COLOR), markdown, json, or html (one self-contained file with SVG charts).
-                --at DATE reports the campaign as it stood then (a day means its end, UTC).
-                Set MUSTER_NOW=2026-11-26T12:00:00Z to report as of a fixed moment (reproducible output).
+                Formats: text (bar charts in block characters; colour only on a terminal and
+                never with NO_COLOR), markdown, json, or html (one self-contained file with
+                SVG charts). --at DATE reports the campaign as it stood then (a day means
+                its end, UTC). Set MUSTER_NOW=2026-11-26T12:00:00Z to report as of a fixed
+                moment (reproducible output).
+
+                --public gives the form to publish or forward: the count, goal, deadline,
+                pace, milestones, days, quorums, the ledger head, and the breakdowns of
+                fields with options and of the quorum field. It leaves out collectors,
+                sources, free-text fields (even non-personal ones) and the mail section,
+                and says it is the public form.
                 """)
 
         enum Format: String, ExpressibleByArgument, CaseIterable {
             case text, markdown, json, html
         }
 
-        @Option(help: "Output format: text, markdown, json or html.")
+        @Option(help: "Output format.")
         var format: Format = .text
 
         @Option(help: ArgumentHelp("Write the report to FILE instead of stdout.", valueName: "FILE"))
@@ -25,6 +32,9 @@ extension Muster {
 
         @Option(help: ArgumentHelp("Report the campaign as it stood at DATE (YYYY-MM-DD or a UTC time).", valueName: "DATE"))
         var at: String?
+
+        @Flag(name: .customLong("public"), help: "The public form: counts only, without collectors, sources, free-text fields or mail.")
+        var publicForm = false
 
         @OptionGroup var campaignOptions: CampaignOptions
         @OptionGroup var output: OutputOptions
@@ -40,7 +50,8 @@ extension Muster {
                     }
                     asOf = at.count == 10 ? date.addingTimeInterval(86_400 - 0.001) : date
                 }
-                let report = try ProgressReport.make(campaign: campaign, manifest: manifest, clock: context.clock, asOf: asOf)
+                let full = try ProgressReport.make(campaign: campaign, manifest: manifest, clock: context.clock, asOf: asOf)
+                let report = publicForm ? full.publicForm(manifest: manifest) : full
                 let text: String
                 switch output.json ? .json : format {
                 case .json:

@@ -21,7 +21,8 @@ extension Muster {
                 terminal: with standard input not a terminal it refuses (exit 64).
 
                 Examples:
-                  muster sign --name "Ana Lima" --email ana@example.org --field region=Lyon --consent updates
+                  muster sign --name "Ana Lima" --email ana@example.org \\
+                    --field region=Lyon --consent updates
                   muster sign --kiosk --by "Sam at the Saturday market"
                 """)
 

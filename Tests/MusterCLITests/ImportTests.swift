@@ -372,4 +372,44 @@ import Testing
         #expect(try box.run(["verify", "--json"]).json()["count"] as? Int == 200_000)
         #expect(try box.sqlite(Self.ledger, "PRAGMA integrity_check").stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "ok")
     }
+
+    /// Issue 10: a rejects file left half-written by a killed import of an older muster
+    /// (`.<name>.rejects.csv.tmp-<pid>`, names and addresses in it) is deleted by the next
+    /// import once that process is gone; one of a process still running is left alone.
+    /// A dry run neither leaves files in $TMPDIR nor creates a ledger.
+    @Test func leftoverRejectsOfADeadProcessAreDeletedAndDryRunsLeaveNoTemporaryFiles() throws {
+        let box = try Sandbox.withCampaign()
+        let dead = Process()
+        dead.executableURL = URL(fileURLWithPath: "/bin/true")
+        try dead.run()
+        dead.waitUntilExit()
+        let alive = ProcessInfo.processInfo.processIdentifier
+        try box.write(".in.rejects.csv.tmp-\(dead.processIdentifier)", "line,reason,name,email\r\n2,bad,Left Over,left@over.example\r\n")
+        try box.write(".in.rejects.csv.tmp-\(alive)", "someone else's, still being written\r\n")
+        try FileManager.default.createDirectory(at: box.path("tmp"), withIntermediateDirectories: true)
+        let csv = "name,email,region\nAna Lima,ana@example.org,Lyon\nNo Address,,Paris\n"
+        try box.write("in.csv", csv)
+
+        let dry = try box.run(["import", "in.csv", "--dry-run", "--json"], environment: ["TMPDIR": box.path("tmp").path])
+        #expect(dry.status == 0, "\(dry)")
+        #expect(try dry.json()["added"] as? Int == 1)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: box.path("tmp").path) == [], "a dry run leaves nothing in TMPDIR")
+        #expect(!box.exists("campaigns/fair-rates/ledger.sqlite"), "nor a ledger")
+        #expect(!box.exists(".in.rejects.csv.tmp-\(dead.processIdentifier)"), "the dead process's leftover is gone")
+        #expect(box.exists(".in.rejects.csv.tmp-\(alive)"), "a running process's file is left alone")
+
+        let (_, result) = try importing(csv, box: box)
+        #expect(result.status == 0, "\(result)")
+        let rejects = try String(contentsOf: box.path("in.rejects.csv"), encoding: .utf8)
+        #expect(rejects.contains("No Address") && !rejects.contains("Left Over"), "\(rejects)")
+        // The rejects file is private, and nothing else was left beside it.
+        let mode = (try FileManager.default.attributesOfItem(atPath: box.path("in.rejects.csv").path)[.posixPermissions] as? Int) ?? 0
+        #expect(mode == 0o600)
+        let names = try FileManager.default.contentsOfDirectory(atPath: box.root.path).filter { $0.contains(".tmp-") }
+        #expect(names == [".in.rejects.csv.tmp-\(alive)"], "\(names)")
+        // Replacing an existing rejects file works too (the unnamed file is linked, then renamed over it).
+        let (_, again) = try importing(csv, box: box)
+        #expect(again.status == 0, "\(again)")
+        #expect(try String(contentsOf: box.path("in.rejects.csv"), encoding: .utf8) == rejects)
+    }
 }

@@ -107,4 +107,67 @@ import Testing
         #expect((then["per_day"] as? [[String: Any]])?.last?["date"] as? String == "2026-11-12")
         #expect(try box.run(["report", "--at", "someday"]).status == 64)
     }
+
+    /// `report --public` (issue 10): a form to publish or forward. A ledger with
+    /// distinctive names, addresses, comments, collectors, sources and free text; none of
+    /// them appears in any format, while the full report shows them (so the test can fail).
+    @Test func publicReportLeavesOutEveryPersonalDetailInEveryFormat() throws {
+        let box = try Sandbox.withCampaign(manifest: """
+            title: Fair rates for translators
+            goal: 40
+            milestones:
+              - at: 5
+                label: "First five"
+            quorums:
+              field: region
+              minimums: { Lyon: 2 }
+            fields:
+              - name: region
+                required: true
+              - name: sector
+                options: [books, press]
+              - name: motto
+                personal: false
+            """)
+        var csv = "name,email,region,sector,motto,comment,source,collector\n"
+        for index in 0..<6 {
+            csv += "Zebediah Quuxley\(index),zquux\(index)@quuxmail.example,\(index % 2 == 0 ? "Lyon" : "Paris"),books,"
+                + "Ask Frobnitz Ophelia\(index),Kommentar xyzzy\(index),stall of Ynez Varga,Qwollector Vimes\n"
+        }
+        try box.write("signers.csv", csv)
+        let imported = try box.run(["import", "signers.csv", "--json"], environment: Self.now)
+        try #require(imported.status == 0 && (try imported.json()["added"] as? Int) == 6, "\(imported)")
+        let secrets = ["Zebediah", "Quuxley", "zquux", "quuxmail", "Frobnitz", "Ophelia", "Kommentar", "xyzzy", "Ynez", "Varga", "Qwollector", "Vimes", "By collector", "By source"]
+
+        let full = try box.run(["report", "--format", "markdown"], environment: Self.now)
+        #expect(full.status == 0, "\(full)")
+        #expect(full.stdout.contains("Qwollector Vimes") && full.stdout.contains("Ynez Varga") && full.stdout.contains("Frobnitz"), "the full report has them: \(full.stdout)")
+
+        for format in ["text", "markdown", "html", "json"] {
+            let result = try box.run(["report", "--public", "--format", format], environment: Self.now)
+            #expect(result.status == 0, "\(format): \(result)")
+            for secret in secrets {
+                #expect(!result.stdout.contains(secret) && !result.stderr.contains(secret), "\(format) --public shows '\(secret)':\n\(result.stdout)")
+            }
+            // It says it is the public form, and keeps the counts that are safe.
+            #expect(result.stdout.contains(format == "json" ? "\"public\" : true" : "Public summary: counts only."), "\(format): \(result.stdout)")
+            #expect(result.stdout.contains("Lyon") && result.stdout.contains("books"), "\(format) keeps option fields and quorums: \(result.stdout)")
+        }
+        let json = try box.run(["report", "--public", "--json"], environment: Self.now)
+        #expect(json.status == 0, "\(json)")
+        let object = try json.json()
+        #expect(object["public"] as? Bool == true)
+        #expect(object["count"] as? Int == 6)
+        #expect(object["by_collector"] == nil && object["by_source"] == nil && object["mail"] == nil, "\(object.keys.sorted())")
+        #expect((object["by_field"] as? [[String: Any]])?.compactMap { $0["field"] as? String } == ["region", "sector"])
+        #expect((object["quorums"] as? [[String: Any]])?.first?["count"] as? Int == 3)
+        // The full report's JSON has no "public" key at all (unchanged for scripts).
+        let fullJSON = try box.run(["report", "--json"], environment: Self.now)
+        #expect(try fullJSON.json()["public"] == nil)
+        // Written to a file, the same.
+        let out = try box.run(["report", "--public", "--format", "html", "--out", "public.html"], environment: Self.now)
+        #expect(out.status == 0, "\(out)")
+        let html = try String(contentsOf: box.path("public.html"), encoding: .utf8)
+        #expect(!secrets.contains { html.contains($0) } && html.contains("Public progress report"))
+    }
 }

@@ -92,12 +92,16 @@ public enum Importer {
         let rowBuilder = RowBuilder(mapping: mapping, manifest: manifest, source: request.source ?? "import",
                                     collector: request.collector, now: clock.now())
 
-        // The ledger: the campaign's own, or for a dry run without one, a scratch copy.
+        // The ledger: the campaign's own, or for a dry run without one, a throwaway one
+        // that never touches the disk under a name.
         let (ledger, scratch) = try Ledger.openForRun(campaign.ledgerURL, dryRun: request.dryRun)
-        defer { if let scratch { try? FileManager.default.removeItem(at: scratch) } }
 
+        // Rejected rows hold names and addresses: they are written to an unnamed file
+        // that only gets its name once complete (see PrivateFile), and what a killed
+        // run of an older muster left beside it is deleted.
         let rejectsURL = request.rejectsURL
-        var rejectsFile: AtomicFile?
+        PrivateFile.removeLeftovers(of: rejectsURL)
+        var rejectsFile: PrivateFile?
         var rejectsWriter: CSVWriter?
         defer { rejectsFile?.discard() }
         var summary = ImportSummary(rows: 0, added: 0, duplicates: 0, rejected: 0, forgotten: 0, rejectsFile: nil, reasons: [:], dryRun: request.dryRun,
@@ -118,7 +122,7 @@ public enum Importer {
             }
             guard !request.dryRun else { return }
             if rejectsWriter == nil {
-                let file = try AtomicFile(rejectsURL, permissions: 0o600)
+                let file = try PrivateFile(rejectsURL, permissions: 0o600)
                 rejectsFile = file
                 rejectsWriter = CSVWriter(descriptor: file.descriptor, neutralisesFormulas: true)
                 try rejectsWriter!.write(["line", "reason"] + header.fields)
@@ -170,7 +174,7 @@ public enum Importer {
             try rejectsWriter?.flush()
         }
         if request.dryRun {
-            summary.count = scratch == nil ? try ledger.signatureCount() : 0
+            summary.count = !scratch ? try ledger.signatureCount() : 0
         } else {
             summary.count = try ledger.signatureCount()
             if let rejectsFile {

@@ -37,15 +37,25 @@ public final class Ledger {
     }
 
     /// The ledger at `url`, created if needed — except for a dry run when none exists
-    /// yet: then a throwaway ledger in a temporary folder, so that a dry run creates
-    /// nothing. `scratch` is that folder; the caller removes it when done.
-    static func openForRun(_ url: URL, dryRun: Bool) throws -> (ledger: Ledger, scratch: URL?) {
+    /// yet: then a throwaway ledger (`scratch` true), so that a dry run creates nothing.
+    ///
+    /// The throwaway ledger is SQLite's private temporary database (an empty file name):
+    /// pages stay in memory and spill to a file SQLite unlinks as soon as it opens it,
+    /// so the personal data a dry run reads can never outlive the process, not even
+    /// after `kill -9`.
+    static func openForRun(_ url: URL, dryRun: Bool) throws -> (ledger: Ledger, scratch: Bool) {
         guard dryRun, !FileManager.default.fileExists(atPath: url.path) else {
-            return (try open(url, create: true)!, nil)
+            return (try open(url, create: true)!, false)
         }
-        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("muster-dry-run-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
-        return (try open(folder.appendingPathComponent("ledger.sqlite"), create: true)!, folder)
+        do {
+            let database = try SQLiteDatabase(path: "", create: true)
+            let ledger = Ledger(database: database, url: url)
+            try ledger.database.execute("PRAGMA foreign_keys=ON")
+            try ledger.migrateIfNeeded()
+            return (ledger, true)
+        } catch let error as SQLiteError {
+            throw MusterError.storage(error, path: "a dry run's temporary ledger")
+        }
     }
 
     /// Opens the ledger at `url`, creating it (mode 0600) when `create` is true.

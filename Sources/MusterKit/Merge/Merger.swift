@@ -55,7 +55,6 @@ public enum Merger {
         }
 
         let (ledger, scratch) = try Ledger.openForRun(campaign.ledgerURL, dryRun: dryRun)
-        defer { if let scratch { try? FileManager.default.removeItem(at: scratch) } }
 
         var summary = MergeSummary(otherCount: report.count, otherHead: report.head, added: 0, duplicates: 0, forgottenSkipped: 0,
                                    rejected: 0, rejectedEntries: [], unsubscribed: 0, count: 0, dryRun: dryRun)
@@ -91,7 +90,7 @@ public enum Merger {
                 if case .unsubscribed = try ledger.unsubscribe(canonicalEmail: email, at: clock.now()) { summary.unsubscribed += 1 }
             }
         }
-        summary.count = scratch == nil ? try ledger.signatureCount() : 0
+        summary.count = !scratch ? try ledger.signatureCount() : 0
         if dryRun { summary.count += Int64(summary.added) }
         return summary
     }

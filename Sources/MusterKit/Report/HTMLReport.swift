@@ -20,8 +20,8 @@ extension ProgressReport {
             <body>
             <main>
             <header>
-            <p class="kicker">Progress report · as of \(HTML.escape(HTML.readable(asOf)))</p>
-            <h1>\(HTML.escape(title))</h1>
+            <p class="kicker">\(isPublic == true ? "Public progress report" : "Progress report") · as of \(HTML.escape(HTML.readable(asOf)))</p>
+            <h1>\(HTML.escape(title))</h1>\(isPublic == true ? "\n<p class=\"public\" data-key=\"public\">\(HTML.escape(Self.publicNotice))</p>" : "")
             <p class="headline"><span class="big" data-key="count" data-value="\(count)">\(Number.grouped(count))</span> of <span data-key="goal" data-value="\(goal)">\(Number.grouped(Int64(goal)))</span> signatures · <span data-key="percent" data-value="\(percent)">\(Number.percent(percent))</span></p>
             \(progressBar())
             <ul class="facts">
@@ -64,7 +64,7 @@ extension ProgressReport {
             out += "</tbody>\n</table>\n</div>\n"
         }
         out += "</section>\n"
-        if !mail.isEmpty {
+        if let mail, !mail.isEmpty {
             out += "<section>\n<h2>Mail</h2>\n<table>\n<thead><tr><th>template</th><th class=\"n\">sent</th><th class=\"n\">deferred</th><th class=\"n\">failed</th><th class=\"n\">unknown</th><th class=\"n\">queued</th><th class=\"n\">unsubscribed</th></tr></thead>\n<tbody>\n"
             for row in mail {
                 let cells = [row.sent, row.deferred, row.failed, row.unknown, row.queued, row.unsubscribed].map { "<td class=\"n\">\(Number.grouped(Int64($0)))</td>" }.joined()

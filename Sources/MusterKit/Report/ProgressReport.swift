@@ -80,15 +80,21 @@ public struct ProgressReport: Sendable, Codable, Equatable {
     public let goalReachedOn: String?
     /// Every day from the first signature to the report's day, oldest first.
     public let daily: [Day]
-    public let bySource: [Share]
-    public let byCollector: [Share]
-    /// One breakdown per non-personal manifest field, in manifest order.
+    /// Signatures per source; nil in the public form.
+    public let bySource: [Share]?
+    /// Signatures per collector (volunteers' names); nil in the public form.
+    public let byCollector: [Share]?
+    /// One breakdown per non-personal manifest field, in manifest order (in the public
+    /// form, only fields with options and the quorum field).
     public let byField: [FieldBreakdown]
     /// The field the quorums count (e.g. region), when the manifest has quorums.
     public let quorumField: String?
     public let quorums: [QuorumStatus]
-    /// Per email template: queued, sent, deferred, failed, unknown, unsubscribed (now, even with `--at`).
-    public let mail: [MailStatus]
+    /// Per email template: queued, sent, deferred, failed, unknown, unsubscribed (now, even with `--at`);
+    /// nil in the public form.
+    public let mail: [MailStatus]?
+    /// True for the public form (`report --public`); absent from the full report's JSON.
+    public var isPublic: Bool? = nil
 
     enum CodingKeys: String, CodingKey {
         case campaign, title, count, goal, percent, deadline
@@ -108,6 +114,7 @@ public struct ProgressReport: Sendable, Codable, Equatable {
         case quorumField = "quorum_field"
         case quorums
         case mail
+        case isPublic = "public"
     }
 
     /// Gathers the report for `campaign` from its ledger (an absent ledger counts as empty).
@@ -215,6 +222,26 @@ public struct ProgressReport: Sendable, Codable, Equatable {
 }
 
 extension ProgressReport {
+    /// The line that marks the public form in every format.
+    public static let publicNotice = "Public summary: counts only. No names, email addresses, comments, collectors, sources or free-text answers."
+
+    /// The form of this report that can be published or forwarded (`report --public`):
+    /// the count, goal, deadline, pace, milestones, signatures per day, the ledger head,
+    /// quorums, and the breakdowns of the manifest's fields that have fixed options or
+    /// are the quorum field. Left out: the breakdowns by collector (volunteers' names)
+    /// and by source (free text typed by organisers), free-text fields even when not
+    /// personal (anyone can type a name into them), and the mail section.
+    public func publicForm(manifest: Manifest) -> ProgressReport {
+        let categories = Set(manifest.fields.filter { !$0.personal && ($0.options != nil || $0.name == manifest.quorums?.field) }.map(\.name))
+        return ProgressReport(
+            campaign: campaign, title: title, count: count, goal: goal, percent: percent, deadline: deadline,
+            daysLeft: daysLeft, milestones: milestones, perDay: perDay, head: head, generatedAt: generatedAt,
+            asOf: asOf, pacePerDay: pacePerDay, projectedDate: projectedDate, goalReachedOn: goalReachedOn,
+            daily: daily, bySource: nil, byCollector: nil,
+            byField: byField.filter { categories.contains($0.field) },
+            quorumField: quorumField, quorums: quorums, mail: nil, isPublic: true)
+    }
+
     /// "12.3 a day over the last 7 days; the goal on 2027-01-15 at this pace".
     var paceSentence: String {
         var text = "\(Number.decimal(pacePerDay)) a day over the last 7 days"
@@ -233,7 +260,9 @@ extension ProgressReport {
 
     /// The breakdowns in display order: title, rows, and the quorum of each row if any.
     var breakdowns: [(title: String, rows: [Share], quorum: [String: QuorumStatus])] {
-        var out: [(String, [Share], [String: QuorumStatus])] = [("By source", bySource, [:]), ("By collector", byCollector, [:])]
+        var out: [(String, [Share], [String: QuorumStatus])] = []
+        if let bySource { out.append(("By source", bySource, [:])) }
+        if let byCollector { out.append(("By collector", byCollector, [:])) }
         for breakdown in byField {
             var quorum: [String: QuorumStatus] = [:]
             var rows = breakdown.values
@@ -253,6 +282,7 @@ extension ProgressReport {
         let style = TextStyle(enabled: styled)
         var out = ""
         out += style.bold(title) + "\n"
+        if isPublic == true { out += "  \(Self.publicNotice)\n" }
         let bar = TextBar.horizontal(fraction: Double(count) / Double(goal), width: 30)
         out += "  \(Number.grouped(count)) of \(Number.grouped(Int64(goal))) signatures (\(Number.percent(percent)))  \(style.green(bar))\n"
         if let deadline {
@@ -306,7 +336,7 @@ extension ProgressReport {
             let met = quorums.filter(\.met).count
             out += "\n  quorums met: \(met) of \(quorums.count)\n"
         }
-        if !mail.isEmpty {
+        if let mail, !mail.isEmpty {
             out += "\n" + style.bold("Mail") + "\n"
             let width = max(8, mail.map(\.template.count).max() ?? 0)
             out += "  " + "template".padding(toLength: width, withPad: " ", startingAt: 0) + "      sent  deferred    failed   unknown    queued  unsubscribed\n"
@@ -323,6 +353,7 @@ extension ProgressReport {
     public func renderMarkdown() -> String {
         func cell(_ text: String) -> String { text.replacingOccurrences(of: "|", with: "\\|") }
         var out = "# \(cell(title))\n\n"
+        if isPublic == true { out += "_\(Self.publicNotice)_\n\n" }
         out += "**\(Number.grouped(count)) of \(Number.grouped(Int64(goal))) signatures (\(Number.percent(percent)))**"
         out += " `\(TextBar.horizontal(fraction: Double(count) / Double(goal), width: 20))`\n\n"
         if let deadline, let daysLeft {
@@ -355,7 +386,7 @@ extension ProgressReport {
                 }
             }
         }
-        if !mail.isEmpty {
+        if let mail, !mail.isEmpty {
             out += "\n## Mail\n\n| template | sent | deferred | failed | unknown | queued | unsubscribed |\n|---|---:|---:|---:|---:|---:|---:|\n"
             for row in mail {
                 out += "| \(cell(row.template)) | \(row.sent) | \(row.deferred) | \(row.failed) | \(row.unknown) | \(row.queued) | \(row.unsubscribed) |\n"

@@ -101,7 +101,9 @@ public enum WorkspaceCheck {
     public static func run(_ workspace: Workspace, only campaign: Campaign? = nil) -> Result {
         var diagnostics: [Diagnostic] = []
         var files = 1
-        diagnostics += WorkspaceSettings.load(workspace).1
+        let (settings, settingsDiagnostics) = WorkspaceSettings.load(workspace)
+        diagnostics += settingsDiagnostics
+        var placeholderWarned = false
 
         // Workspace copies of the scaffold templates must parse and render.
         let templates = TemplateSource.campaignTemplatePaths(workspace: workspace).filter { $0.hasSuffix(".mustache") }
@@ -131,9 +133,20 @@ public enum WorkspaceCheck {
             // Email templates are checked against the manifest's fields: a variable the
             // campaign does not define is an error now, not a blank in 5,000 mails.
             if let manifest {
-                for name in MailTemplates.names(in: campaign) {
+                let names = MailTemplates.names(in: campaign)
+                for name in names {
                     files += 1
-                    diagnostics += MailTemplates.check(campaign.emailsURL.appendingPathComponent(name + ".md"), campaign: campaign, manifest: manifest)
+                    let url = campaign.emailsURL.appendingPathComponent(name + ".md")
+                    diagnostics += MailTemplates.check(url, campaign: campaign, manifest: manifest)
+                    diagnostics += MailStandards.check(url, display: workspace.display(url), manifest: manifest, settings: settings)
+                }
+                // A campaign that mails needs a real sender.
+                if !names.isEmpty, let finding = MailStandards.placeholderSender(manifest: manifest, manifestURL: campaign.manifestURL,
+                                                                                 manifestDisplay: workspace.display(campaign.manifestURL),
+                                                                                 settings: settings, workspace: workspace) {
+                    // muster.yaml's sender is shared: one warning, not one per campaign.
+                    if finding.file != "muster.yaml" || !placeholderWarned { diagnostics.append(finding) }
+                    if finding.file == "muster.yaml" { placeholderWarned = true }
                 }
             }
         }
@@ -164,5 +177,77 @@ public enum WorkspaceCheck {
             }
             return []
         }
+    }
+}
+
+/// `muster check`'s mail standards: what would embarrass the organiser in thousands of
+/// inboxes although every template renders.
+enum MailStandards {
+    /// Domains reserved for examples (RFC 2606), the scaffold's placeholder among them.
+    static let exampleDomains: Set<String> = ["example.org", "example.com", "example.net"]
+
+    /// Errors in the email template at `url`: `{{unsubscribe_url}}` outside an
+    /// `{{#unsubscribe_url}}` section when muster.yaml sets no `unsubscribe_url` (it would
+    /// render as an empty link), and a `targets` template when the manifest has no targets.
+    static func check(_ url: URL, display: String, manifest: Manifest, settings: WorkspaceSettings?) -> [Diagnostic] {
+        guard let template = try? EmailTemplate(contentsOf: url, displayPath: display) else { return [] }
+        var found: [Diagnostic] = []
+        if settings != nil, settings?.unsubscribeURL == nil {
+            var open: [(name: String, inverted: Bool)] = []
+            for (tag, line, column) in EmailTemplate.positionedTags(subject: template.subject, subjectOrigin: template.subjectOrigin,
+                                                                     body: template.body, bodyFirstLine: template.bodyFirstLine) {
+                switch tag.kind {
+                case .section, .inverted: open.append((tag.name, tag.kind == .inverted))
+                case .close: if !open.isEmpty { open.removeLast() }
+                case .variable, .unescaped:
+                    let guarded = open.contains { $0.name == "unsubscribe_url" && !$0.inverted }
+                    if tag.name == "unsubscribe_url" && !guarded {
+                        found.append(Diagnostic(file: display, line: line, column: column, message:
+                            "{{unsubscribe_url}} is used but muster.yaml sets no unsubscribe_url, so every message would carry an empty link; "
+                            + "add unsubscribe_url: https://… to muster.yaml, use {{unsubscribe_mailto}}, or wrap it in {{#unsubscribe_url}}…{{/unsubscribe_url}}"))
+                    }
+                default: break
+                }
+            }
+        }
+        if template.audience == .targets && manifest.targets.isEmpty {
+            found.append(Diagnostic(file: display, line: audienceLine(url) ?? 1, column: 1, message:
+                "audience 'targets' but the manifest lists no targets, so it would be sent to nobody; add them under 'targets:' in campaign.yaml (name and email)"))
+        }
+        return found
+    }
+
+    /// A warning when the sender this campaign's mail would go out from is still a
+    /// placeholder (an address at example.org, .com or .net, like the scaffold's).
+    static func placeholderSender(manifest: Manifest, manifestURL: URL, manifestDisplay: String,
+                                  settings: WorkspaceSettings?, workspace: Workspace) -> Diagnostic? {
+        let (sender, file, display): (String?, URL, String) = manifest.sender != nil
+            ? (manifest.sender, manifestURL, manifestDisplay)
+            : (settings?.sender, workspace.settingsURL, "muster.yaml")
+        guard let sender, isPlaceholder(sender) else { return nil }
+        return Diagnostic(file: display, line: keyLine("sender", in: file) ?? 1, column: 1, severity: .warning, message:
+            "the sender '\(sender)' is a placeholder (an example.org, .com or .net address): mail from it would bounce or land in spam; "
+            + "set 'sender' to your collective's real address")
+    }
+
+    static func isPlaceholder(_ sender: String) -> Bool {
+        var address = sender
+        if let open = sender.lastIndex(of: "<"), let close = sender.lastIndex(of: ">"), open < close {
+            address = String(sender[sender.index(after: open)..<close])
+        }
+        guard let at = address.lastIndex(of: "@") else { return false }
+        return exampleDomains.contains(address[address.index(after: at)...].trimmingCharacters(in: .whitespaces).lowercased())
+    }
+
+    /// The 1-based line of the first top-level `key:` in the YAML file at `url`.
+    static func keyLine(_ key: String, in url: URL) -> Int? {
+        guard let data = FileManager.default.contents(atPath: url.path) else { return nil }
+        let lines = String(decoding: data, as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: false)
+        return lines.firstIndex { $0.hasPrefix(key + ":") || $0.hasPrefix("\"\(key)\":") }.map { $0 + 1 }
+    }
+
+    /// The line of `audience:` in an email template's front matter.
+    static func audienceLine(_ url: URL) -> Int? {
+        keyLine("audience", in: url)
     }
 }

@@ -52,6 +52,75 @@ import Testing
         Reliability.record("kill during import", "\(kills) × kill -9 of a \(rows)-row import (\(killedMidway) mid-run; clean import \(Reliability.seconds(importSeconds))): all or nothing each time, final ledger identical to a clean import")
     }
 
+    /// Every file under `folder` (recursively) whose bytes contain one of `markers`,
+    /// as paths relative to `folder`, except those `allowed`.
+    static func filesHolding(_ markers: [String], under folder: URL, except allowed: Set<String> = []) -> [String] {
+        let root = folder.resolvingSymlinksInPath().path
+        guard let walker = FileManager.default.enumerator(atPath: root) else { return [] }
+        var found: [String] = []
+        while let relative = walker.nextObject() as? String {
+            guard !allowed.contains(relative), let data = FileManager.default.contents(atPath: root + "/" + relative) else { continue }
+            if markers.contains(where: { data.range(of: Data($0.utf8)) != nil }) { found.append(relative) }
+        }
+        return found.sorted()
+    }
+
+    /// Issue 10: a `kill -9` of an import with rejected rows, or of a `--dry-run`, at a
+    /// random moment leaves no file holding an imported name or address — not in the
+    /// workspace, not beside the input (the rejects), not in $TMPDIR — except the
+    /// ledger itself and, once an import completed, its rejects file.
+    @Test func importKilledAtRandomMomentsLeavesNoPersonalDataBehind() throws {
+        let rows = Reliability.scale(full: 100_000, ci: 20_000)
+        let kills = Reliability.scale(full: 12, ci: 4)
+        // Distinctive names and addresses; every 7th row has a bad address and is rejected.
+        var csv = "name,email,region\n"
+        for i in 0..<rows {
+            csv += i % 7 == 3 ? "Zyqerson \(i),zyq\(i)-at-nowhere,Lyon\n" : "Zyqerson \(i),zyq\(i)@zyqmail.example,Paris\n"
+        }
+        let markers = ["Zyqerson", "zyq"]
+        var generator = SystemRandomNumberGenerator()
+        var killedMidway = 0, leftovers = 0
+
+        for dryRun in [false, true] {
+            let box = try Sandbox.withCampaign()
+            try box.write("in/big.csv", csv)
+            try FileManager.default.createDirectory(at: box.path("tmp"), withIntermediateDirectories: true)
+            let environment = ["MUSTER_NOW": "2026-11-20T09:00:00Z", "TMPDIR": box.path("tmp").path + "/"]
+            let arguments = ["import", "in/big.csv"] + (dryRun ? ["--dry-run"] : [])
+            let (reference, seconds) = try Reliability.time { try box.run(arguments + ["--json"], environment: environment) }
+            try #require(reference.status == 0, "\(reference)")
+            // The undisturbed run: a dry run leaves nothing at all; an import, its ledger and rejects.
+            let afterClean = Self.filesHolding(markers, under: box.root, except: ["in/big.csv"])
+            #expect(afterClean == (dryRun ? [] : ["campaigns/fair-rates/ledger.sqlite", "in/big.rejects.csv"]), "\(afterClean)")
+            if !dryRun {
+                try FileManager.default.removeItem(at: box.path("campaigns/fair-rates/ledger.sqlite"))
+                try FileManager.default.removeItem(at: box.path("in/big.rejects.csv"))
+            }
+            for attempt in 0..<kills {
+                let process = try box.start(arguments, environment: environment)
+                usleep(UInt32(Double.random(in: 0.02...0.98, using: &generator) * seconds * 1_000_000))
+                if process.isRunning { killedMidway += 1 }
+                kill(process.processIdentifier, SIGKILL)
+                process.waitUntilExit()
+                let count = (try? box.run(["verify", "--json"]).json()["count"] as? Int) ?? 0
+                // The ledger is where signers belong, and a complete import's rejects file is its output.
+                var allowed: Set<String> = ["in/big.csv"]
+                if !dryRun {
+                    allowed.formUnion(["campaigns/fair-rates/ledger.sqlite", "campaigns/fair-rates/ledger.sqlite-wal"])
+                    if count > 0 { allowed.insert("in/big.rejects.csv") }
+                }
+                let left = Self.filesHolding(markers, under: box.root, except: allowed)
+                leftovers += left.count
+                #expect(left.isEmpty, "\(dryRun ? "dry run" : "import") attempt \(attempt): personal data left in \(left)")
+                if dryRun { #expect(!box.exists("campaigns/fair-rates/ledger.sqlite"), "a dry run creates no ledger") }
+                let names = (try? FileManager.default.contentsOfDirectory(atPath: box.path("in").path)) ?? []
+                #expect(!names.contains { $0.contains(".tmp-") }, "attempt \(attempt): \(names)")
+                #expect(try FileManager.default.contentsOfDirectory(atPath: box.path("tmp").path).isEmpty, "nothing in TMPDIR")
+            }
+        }
+        Reliability.record("kill during import: personal data", "\(kills) × kill -9 of a \(rows)-row import with rejects and \(kills) × of its --dry-run (\(killedMidway) of \(2 * kills) mid-run): \(leftovers) files holding a signer's name or address left in the workspace, beside the input or in $TMPDIR")
+    }
+
     @Test(.enabled(if: TestRelay.available, "needs python3 with aiosmtpd"))
     func blastKilledRepeatedlyMissesNobodyAndDoublesOnlyUnknownRows() throws {
         let recipients = Reliability.scale(full: 2_000, ci: 400)

@@ -25,8 +25,8 @@ files() {
 case "${1:-}" in
   --uninstall)
     files | while read -r f; do rm -f "$PREFIX/$f"; done
-    # Folders this left empty (never the prefix's own bin/ or share/ when others use them).
-    (cd "$HERE" && find share -depth -type d) | while read -r d; do
+    # Folders this left empty (rmdir leaves alone any that holds something else).
+    (cd "$HERE" && find bin share -depth -type d) | while read -r d; do
       rmdir "$PREFIX/$d" 2>/dev/null || true
     done
     say "removed muster @VERSION@ from $PREFIX"

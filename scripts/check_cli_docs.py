@@ -58,7 +58,13 @@ def render_man(page):
     return text, warnings
 
 
-def bash_complete(script, words):
+def shell_env(muster):
+    """The shells run with the binary's folder first on PATH, as a user who installed it has."""
+    folder = str(pathlib.Path(muster).resolve().parent)
+    return dict(os.environ, PATH=folder + os.pathsep + os.environ.get("PATH", "/usr/bin:/bin"))
+
+
+def bash_complete(script, words, env):
     """What bash offers when the command line is `words` with the cursor at its end."""
     line = " ".join(words)
     prog = r'''
@@ -71,15 +77,15 @@ COMP_WORDS=("$@"); COMP_CWORD=$(( $# - 1 )); COMP_LINE="$*"; COMP_POINT=${#COMP_
 printf '%s\n' "${COMPREPLY[@]}"
 '''
     proc = subprocess.run(["bash", "--norc", "--noprofile", "-c", prog, "bash", str(script), *words],
-                          capture_output=True, text=True, timeout=30)
+                          capture_output=True, text=True, timeout=30, env=env)
     if proc.returncode != 0:
         return None, f"bash exited {proc.returncode} completing '{line}': {proc.stderr.strip()}"
     return set(proc.stdout.split()), None
 
 
-def fish_complete(script, line):
-    proc = subprocess.run(["fish", "--no-config", "-c", f"source {script}; complete -C {shell_quote(line)}"],
-                          capture_output=True, text=True, timeout=30)
+def fish_complete(script, line, env):
+    proc = subprocess.run(["fish", "--no-config", "-c", f"source {shell_quote(str(script))}; complete -C {shell_quote(line)}"],
+                          capture_output=True, text=True, timeout=30, env=env)
     if proc.returncode != 0:
         return None, f"fish exited {proc.returncode} completing '{line}': {proc.stderr.strip()}"
     return {l.split("\t")[0] for l in proc.stdout.splitlines()}, None
@@ -119,6 +125,7 @@ def main():
     if zproc.returncode != 0:
         problems.append(f"zsh: {zsh} does not parse: {zproc.stderr.strip()}")
     zfuncs = zsh_functions(zsh_text)
+    env = shell_env(muster)
     checked = options = 0
     for path, info in commands(root):
         if not info.get("shouldDisplay", True):
@@ -151,14 +158,14 @@ def main():
 
         # bash
         words = list(path)
-        got, err = bash_complete(bash, words + [""])
+        got, err = bash_complete(bash, words + [""], env)
         if err:
             problems.append(f"bash: {err}")
         else:
             for s in subs:
                 if s not in got:
                     problems.append(f"bash: `{name} <TAB>` does not offer `{s}`")
-        got, err = bash_complete(bash, words + ["-"])
+        got, err = bash_complete(bash, words + ["-"], env)
         if err:
             problems.append(f"bash: {err}")
         else:
@@ -167,14 +174,14 @@ def main():
                     problems.append(f"bash: `{name} -<TAB>` does not offer `{o}`")
 
         # fish
-        got, err = fish_complete(fish, name + " ")
+        got, err = fish_complete(fish, name + " ", env)
         if err:
             problems.append(f"fish: {err}")
         else:
             for s in subs:
                 if s not in got:
                     problems.append(f"fish: `{name} <TAB>` does not offer `{s}`")
-        got, err = fish_complete(fish, name + " -")
+        got, err = fish_complete(fish, name + " -", env)
         if err:
             problems.append(f"fish: {err}")
         else:

@@ -6,8 +6,9 @@
 #   PREFIX=$HOME/.local ./install.sh into another prefix
 #   ./install.sh --uninstall         removes exactly the files this script installs
 #
-# The Swift runtime is linked into the binary; it needs only these C libraries, which it
-# checks first (and names the Debian/Ubuntu packages to install if one is missing).
+# The Swift runtime is linked into the binary; it needs only C libraries (libcurl, SQLite,
+# cmark and what they link), which it checks first, naming the Debian/Ubuntu packages to
+# install if one is missing.
 set -eu
 
 PREFIX="${PREFIX:-/usr/local}"
@@ -32,7 +33,7 @@ case "${1:-}" in
     say "removed muster @VERSION@ from $PREFIX"
     exit 0 ;;
   "") ;;
-  -h|--help) sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+  -h|--help) sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
   *) say "unknown argument '$1' (use --uninstall, --help, or PREFIX=DIR)"; exit 64 ;;
 esac
 

@@ -45,6 +45,21 @@ def option_spellings(info):
     return out
 
 
+def help_subcommands(muster, path):
+    """The subcommands `muster SUB… --help` lists: a second, independent reading of the
+    command tree, so that a broken dump cannot make every check pass vacuously."""
+    out = subprocess.run([muster, *path[1:], "--help"], capture_output=True, text=True, check=True).stdout
+    names, inside = [], False
+    for line in out.splitlines():
+        if line.startswith("SUBCOMMANDS:"):
+            inside = True
+        elif inside and re.match(r"^  \S", line) and not line.strip().startswith("See "):
+            names.append(line.split()[0])
+        elif inside and line and not line.startswith(" "):
+            inside = False
+    return names
+
+
 def render_man(page):
     """Renders a man page to plain text; returns (text, warnings)."""
     env = dict(os.environ, MANWIDTH="200", LANG="C.UTF-8", MAN_KEEP_FORMATTING="")
@@ -134,6 +149,10 @@ def main():
         name = " ".join(path)
         subs = visible_subcommands(info)
         opts = option_spellings(info)
+        # (`muster help --help` shows the root's help: the help command has no subcommands.)
+        listed = help_subcommands(muster, path) if path[1:] != ("help",) else []
+        if sorted(listed) != sorted(s for s in subs if s != "help"):
+            problems.append(f"`{name} --help` lists subcommands {listed}, the dump {subs}")
         options += len(opts)
 
         # Man page.
@@ -202,6 +221,8 @@ def main():
                 if not re.search(rf"(?<![\w-]){re.escape(o)}(?![\w-])", body):
                     problems.append(f"zsh: {fname} does not list `{o}`")
 
+    if checked < 2 or options == 0:
+        problems.append(f"the dump of `{muster}` describes {checked} commands and {options} options: nothing to check")
     for p in problems:
         print(f"check_cli_docs: {p}", file=sys.stderr)
     if problems:

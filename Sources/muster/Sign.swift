@@ -11,14 +11,15 @@ extension Muster {
                 (ignoring case, Unicode form and IDN spelling) is reported as a duplicate with
                 its first signing date, and the command still succeeds.
 
-                --kiosk locks the terminal for a stall: the volunteer first chooses a passphrase
-                (typed twice, not shown); the screen and scrollback are cleared; then each signer
-                is asked every field the manifest declares, each consent and an optional comment,
-                sees it all on a confirmation screen, and is recorded; the screen is cleared for
-                the next. Ctrl-C, Ctrl-\\, Ctrl-Z and Ctrl-D do not end it: Ctrl-C abandons the
-                entry being typed (counted as discarded); Ctrl-D on an empty Name line asks for
-                the passphrase, and only the passphrase ends the session (exit 0). It needs a
-                terminal: with standard input not a terminal it refuses (exit 64).
+                --kiosk locks the terminal for a stall: the volunteer first chooses a
+                passphrase (typed twice, not shown); the screen and scrollback are
+                cleared; then each signer is asked every field the manifest declares, each
+                consent and an optional comment, sees it all on a confirmation screen, and
+                is recorded; the screen is cleared for the next. Ctrl-C, Ctrl-\\, Ctrl-Z
+                and Ctrl-D do not end it: Ctrl-C abandons the entry being typed (counted
+                as discarded); Ctrl-D on an empty Name line asks for the passphrase, and
+                only the passphrase ends the session (exit 0). It needs a terminal: with
+                standard input not a terminal it refuses (exit 64).
 
                 Examples:
                   muster sign --name "Ana Lima" --email ana@example.org \\

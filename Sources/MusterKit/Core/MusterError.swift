@@ -92,3 +92,16 @@ extension MusterError {
         }
     }
 }
+
+/// Runs `body` against the ledger at `path`, translating any SQLite failure
+/// into the `MusterError` a user can act on. This is the one place where an
+/// `SQLiteError` becomes a message and an exit code; code that talks to a
+/// ledger wraps its work in it instead of writing its own `catch`.
+@inline(__always)
+func withStorage<T>(path: String, _ body: () throws -> T) throws -> T {
+    do {
+        return try body()
+    } catch let error as SQLiteError {
+        throw MusterError.storage(error, path: path)
+    }
+}

@@ -191,14 +191,21 @@ extension Muster.Mail {
             let reply: String
         }
 
+        /// `written`, `folder`, and the outbox columns (every message written counts as queued).
         struct DryRun: Encodable {
             let written: Int
             let folder: String
-            let sent: Int
-            let deferred: Int
-            let failed: Int
-            let unknown: Int
-            let queued: Int
+
+            enum CodingKeys: String, CodingKey { case written, folder }
+
+            func encode(to encoder: any Encoder) throws {
+                var container = encoder.container(keyedBy: CodingKeys.self)
+                try container.encode(written, forKey: .written)
+                try container.encode(folder, forKey: .folder)
+                var counts = OutboxCounts()
+                counts[.queued] = written
+                try counts.encodeColumns(to: encoder)
+            }
         }
 
         func run() throws {
@@ -304,7 +311,7 @@ extension Muster.Mail {
                 try FileWriter.writeAtomically(Data(message.bytes), to: file, permissions: 0o600)
                 return true
             }
-            if output.json { return Console.json(DryRun(written: written, folder: folder.path, sent: 0, deferred: 0, failed: 0, unknown: 0, queued: written)) }
+            if output.json { return Console.json(DryRun(written: written, folder: folder.path)) }
             Console.line("wrote \(written) message\(written == 1 ? "" : "s") to \(folder.path) (nothing sent)")
         }
     }

@@ -139,7 +139,7 @@ final class BlastLoop: @unchecked Sendable {
             }
             if tally.total > 0 {
                 shared.add(tally)
-                tally = OutboxCounts()
+                tally.reset()
             }
 
             // Hand the claimed messages whose mark is on disk to idle connections: first

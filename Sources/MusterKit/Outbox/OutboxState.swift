@@ -129,11 +129,19 @@ public struct OutboxCounts: Sendable, Equatable, Codable {
 
     public static func + (lhs: OutboxCounts, rhs: OutboxCounts) -> OutboxCounts {
         var sum = lhs
-        for index in sum.values.indices { sum.values[index] += rhs.values[index] }
+        sum += rhs
         return sum
     }
 
-    public static func += (lhs: inout OutboxCounts, rhs: OutboxCounts) { lhs = lhs + rhs }
+    /// Adds in place (no allocation: the blast's event loops do this every round).
+    public static func += (lhs: inout OutboxCounts, rhs: OutboxCounts) {
+        for index in lhs.values.indices { lhs.values[index] += rhs.values[index] }
+    }
+
+    /// Sets every count back to 0, in place.
+    public mutating func reset() {
+        for index in values.indices { values[index] = 0 }
+    }
 
     /// Encodes one key per column (`OutboxState.columns`) into `encoder`'s keyed container.
     public func encodeColumns(to encoder: any Encoder) throws {

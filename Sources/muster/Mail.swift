@@ -34,7 +34,24 @@ struct MailContext {
     }
 
     func blast(_ template: String) throws -> Blast {
-        try Blast(campaign: campaign, manifest: manifest, settings: settings, ledger: ledger, templateName: template, clock: run.clock)
+        try Blast(campaign: campaign, manifest: manifest, settings: settings, ledger: ledger, templateName: template, clock: run.clock,
+                  configuration: Self.blastConfiguration())
+    }
+
+    /// The blast engine's real timing, and the two knobs the end-to-end tests turn on the
+    /// built binary: `MUSTER_BACKOFF_SECONDS` (the first retry's wait, so a test of 4xx
+    /// replies does not wait 1 + 2 + 4 + 8 s) and `MUSTER_JOURNAL_LIMIT` (journal size
+    /// before a rewrite, so a test that kills a blast sees rewritten journals). The engine
+    /// itself takes them as parameters; only this command reads the environment.
+    static func blastConfiguration(environment: [String: String] = ProcessInfo.processInfo.environment) -> BlastConfiguration {
+        var configuration = BlastConfiguration()
+        if let backoff = environment["MUSTER_BACKOFF_SECONDS"].flatMap(Double.init), backoff.isFinite, backoff >= 0 {
+            configuration.backoff = backoff
+        }
+        if let limit = environment["MUSTER_JOURNAL_LIMIT"].flatMap(Int.init), limit > 0 {
+            configuration.journalLimit = limit
+        }
+        return configuration
     }
 
     /// SMTP settings from muster.yaml and the environment (which wins).
@@ -174,14 +191,21 @@ extension Muster.Mail {
             let reply: String
         }
 
+        /// `written`, `folder`, and the outbox columns (every message written counts as queued).
         struct DryRun: Encodable {
             let written: Int
             let folder: String
-            let sent: Int
-            let deferred: Int
-            let failed: Int
-            let unknown: Int
-            let queued: Int
+
+            enum CodingKeys: String, CodingKey { case written, folder }
+
+            func encode(to encoder: any Encoder) throws {
+                var container = encoder.container(keyedBy: CodingKeys.self)
+                try container.encode(written, forKey: .written)
+                try container.encode(folder, forKey: .folder)
+                var counts = OutboxCounts()
+                counts[.queued] = written
+                try counts.encodeColumns(to: encoder)
+            }
         }
 
         func run() throws {
@@ -191,15 +215,8 @@ extension Muster.Mail {
                 if let to { return try testSend(to: to, blast: blast, context: context) }
                 if dryRun { return try writeFiles(blast: blast, context: context) }
 
-                var request = BlastRequest(template: template, limit: limit, connections: connections,
-                                           ratePerSecond: rate.flatMap(Self.parseRate), retryUnknown: retryUnknown)
-                request.retryFailed = retryFailed
-                if let backoff = ProcessInfo.processInfo.environment["MUSTER_BACKOFF_SECONDS"].flatMap(Double.init) {
-                    request.backoff = backoff
-                }
-                if let limit = ProcessInfo.processInfo.environment["MUSTER_JOURNAL_LIMIT"].flatMap(Int.init), limit > 0 {
-                    request.journalLimit = limit
-                }
+                let request = BlastRequest(template: template, limit: limit, connections: connections,
+                                           ratePerSecond: rate.flatMap(Self.parseRate), retryUnknown: retryUnknown, retryFailed: retryFailed)
                 // A killed run's rows are sorted out before the plan counts them.
                 _ = try Blast.recoverIfIdle(campaign: context.campaign, ledger: context.ledger, at: context.run.clock.now())
                 let plan = try blast.plan(request)
@@ -230,7 +247,7 @@ extension Muster.Mail {
                 defer { signals.cancel(); signal(SIGINT, SIG_DFL) }
                 let summary: BlastSummary
                 do {
-                    summary = try blast.run(request, smtp: settings,
+                    summary = try blast.run(request, transport: .curl(settings),
                                             onProgress: { display.show($0) })
                 } catch let stopped as BlastStopped {
                     display.finish()
@@ -260,9 +277,7 @@ extension Muster.Mail {
                 if output.json { return Console.json(TestSend(status: "sent", to: to, reply: "\(receipt.replyCode) \(receipt.replyText)")) }
                 Console.line("sent a test of '\(template)' to \(to) (\(receipt.replyCode) \(receipt.replyText))")
             } catch {
-                if case .relayUnreachable = error { throw MusterError(.relayUnreachable, error.localizedDescription) }
-                if error.isRetryable { throw MusterError(.temporary, error.localizedDescription) }
-                throw MusterError.failure(error.localizedDescription)
+                throw MusterError(error)
             }
         }
 
@@ -296,7 +311,7 @@ extension Muster.Mail {
                 try FileWriter.writeAtomically(Data(message.bytes), to: file, permissions: 0o600)
                 return true
             }
-            if output.json { return Console.json(DryRun(written: written, folder: folder.path, sent: 0, deferred: 0, failed: 0, unknown: 0, queued: written)) }
+            if output.json { return Console.json(DryRun(written: written, folder: folder.path)) }
             Console.line("wrote \(written) message\(written == 1 ? "" : "s") to \(folder.path) (nothing sent)")
         }
     }
@@ -317,9 +332,18 @@ extension Muster.Mail {
         @OptionGroup var campaignOptions: CampaignOptions
         @OptionGroup var output: OutputOptions
 
+        /// `templates` (every state of each), then the totals as readers see them, one key per column.
         struct Listing: Encodable {
             let templates: [String: OutboxCounts]
-            let queued: Int, sent: Int, deferred: Int, failed: Int, unknown: Int
+            let total: OutboxCounts
+
+            enum CodingKeys: String, CodingKey { case templates }
+
+            func encode(to encoder: any Encoder) throws {
+                var container = encoder.container(keyedBy: CodingKeys.self)
+                try container.encode(templates, forKey: .templates)
+                try total.shown.encodeColumns(to: encoder)
+            }
         }
 
         func run() throws {
@@ -335,25 +359,17 @@ extension Muster.Mail {
                     Console.error("muster: warning: rows a killed blast left were not sorted out (\(reason)); they count as queued until the next mail send")
                 }
                 let counts = try context.ledger.outboxCounts(template: template)
-                var total = OutboxCounts()
-                for value in counts.values {
-                    total.queued += value.queued + value.sending
-                    total.sent += value.sent
-                    total.deferred += value.deferred
-                    total.failed += value.failed
-                    total.unknown += value.unknown
-                }
-                if output.json {
-                    return Console.json(Listing(templates: counts, queued: total.queued, sent: total.sent, deferred: total.deferred, failed: total.failed, unknown: total.unknown))
-                }
+                let total = counts.values.reduce(OutboxCounts(), +)
+                if output.json { return Console.json(Listing(templates: counts, total: total)) }
                 if counts.isEmpty { return Console.line("no mail sent yet") }
                 let width = max(8, counts.keys.map(\.count).max() ?? 0)
-                Console.line("template".padding(toLength: width, withPad: " ", startingAt: 0) + "    queued      sent  deferred    failed   unknown")
+                func cell(_ text: String) -> String { String(repeating: " ", count: max(0, 10 - text.count)) + text }
+                Console.line("template".padding(toLength: width, withPad: " ", startingAt: 0) + OutboxState.columns.map { cell($0.rawValue) }.joined())
                 for (name, value) in counts.sorted(by: { $0.key < $1.key }) {
-                    let cells = [value.queued + value.sending, value.sent, value.deferred, value.failed, value.unknown].map { String(format: "%10d", $0) }.joined()
-                    Console.line(name.padding(toLength: width, withPad: " ", startingAt: 0) + cells)
+                    let shown = value.shown
+                    Console.line(name.padding(toLength: width, withPad: " ", startingAt: 0) + OutboxState.columns.map { cell(String(shown[$0])) }.joined())
                     if details {
-                        for row in try context.ledger.outboxRows(template: name, states: [.failed, .deferred, .unknown]) {
+                        for row in try context.ledger.outboxRows(template: name, states: OutboxState.needsAttention) {
                             Console.line("  \(row.state.rawValue): entry \(row.signature.map(String.init) ?? "target") after \(row.attempts) attempt\(row.attempts == 1 ? "" : "s"): \(row.reply ?? "")")
                         }
                     }
@@ -376,7 +392,8 @@ final class ProgressDisplay: @unchecked Sendable {
         lock.withLock {
             let remaining = max(0, progress.total - progress.done)
             let eta = progress.rate > 0 ? Int(Double(remaining) / progress.rate) : 0
-            let text = "\(progress.done)/\(progress.total) · sent \(progress.sent) · failed \(progress.failed) · unknown \(progress.unknown) · deferred \(progress.deferred) · \(Int(progress.rate))/s · ETA \(eta / 60):\(String(format: "%02d", eta % 60))"
+            let counts = progress.counts
+            let text = "\(progress.done)/\(progress.total) · sent \(counts.sent) · failed \(counts.failed) · unknown \(counts.unknown) · deferred \(counts.deferred) · \(Int(progress.rate))/s · ETA \(eta / 60):\(String(format: "%02d", eta % 60))"
             if enabled {
                 let bar = TextBar.horizontal(fraction: progress.total == 0 ? 1 : Double(progress.done) / Double(progress.total), width: 24)
                 FileHandle.standardError.write(Data("\r\u{1B}[K\(bar) \(text)".utf8))

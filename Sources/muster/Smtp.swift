@@ -35,19 +35,16 @@ extension Muster.Smtp {
                 let context = try RunContext.make(workspaceOptions)
                 var smtp = try WorkspaceSettings.loadOrThrow(context.workspace).smtpSettings(workspace: context.workspace)
                 if verbose { smtp.dialogue = SMTPDialogueLog { Console.error($0) } }
-                do {
-                    let report = try smtpCheck(settings: smtp)
-                    if output.json {
-                        return Console.json(Result(ok: true, relay: "\(smtp.host):\(smtp.port)", tls: report.tls, authenticated: report.authenticated, greeting: report.greeting, capabilities: report.capabilities))
-                    }
-                    Console.line("ok: \(smtp.host):\(smtp.port) answered; TLS \(report.tls ? "on" : "off"); \(report.authenticated ? "authenticated as \(smtp.username ?? "")" : "no authentication"); nothing sent")
-                } catch let error as SMTPError {
-                    switch error {
-                    case .relayUnreachable: throw MusterError(.relayUnreachable, error.localizedDescription)
-                    case .transient: throw MusterError(.temporary, error.localizedDescription)
-                    default: throw MusterError.failure(error.localizedDescription)
-                    }
+                let report: SMTPCheckReport
+                do throws(SMTPError) {
+                    report = try smtpCheck(settings: smtp)
+                } catch {
+                    throw MusterError(error)
                 }
+                if output.json {
+                    return Console.json(Result(ok: true, relay: "\(smtp.host):\(smtp.port)", tls: report.tls, authenticated: report.authenticated, greeting: report.greeting, capabilities: report.capabilities))
+                }
+                Console.line("ok: \(smtp.host):\(smtp.port) answered; TLS \(report.tls ? "on" : "off"); \(report.authenticated ? "authenticated as \(smtp.username ?? "")" : "no authentication"); nothing sent")
             }
         }
     }

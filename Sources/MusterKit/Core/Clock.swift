@@ -33,6 +33,25 @@ public struct FixedClock: Clock {
     public func now() -> Date { instant }
 }
 
+/// Where timing code (retries, back-off, the rate limit, progress) reads elapsed time:
+/// seconds on a clock that only moves forward, from an arbitrary origin. Wall-clock
+/// time (`Clock`) may jump; this may not. Tests inject a clock they move by hand.
+public protocol MonotonicClock: Sendable {
+    /// Seconds since this clock's origin; never less than an earlier answer.
+    func seconds() -> Double
+}
+
+/// The system's monotonic clock (`CLOCK_MONOTONIC`): one read, no allocation.
+public struct SystemMonotonicClock: MonotonicClock {
+    public init() {}
+
+    public func seconds() -> Double {
+        var now = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &now)
+        return Double(now.tv_sec) + Double(now.tv_nsec) / 1e9
+    }
+}
+
 /// UTC timestamps as muster stores them: `YYYY-MM-DDTHH:MM:SS.mmmZ`, which sort as text.
 public enum Timestamp {
     /// Formats `date` in UTC with millisecond precision.

@@ -29,7 +29,8 @@ public struct SMTPFailure: Sendable, Equatable, CustomStringConvertible {
     }
 }
 
-/// A failed send or check, classified for the blast engine.
+/// A failed send or check. `DeliveryOutcome(_:)` classifies it for the blast engine and
+/// `MusterError(_:)` for a command that stops on it.
 public enum SMTPError: Error, Sendable, Equatable, LocalizedError {
     /// Worth retrying later: a 4xx reply, a timeout, or a connection lost before the
     /// message was fully handed over.
@@ -65,26 +66,6 @@ public enum SMTPError: Error, Sendable, Equatable, LocalizedError {
         }
     }
 
-    /// Whether the same message may be tried again later (the blast engine's retry rule).
-    public var isRetryable: Bool {
-        switch self {
-        case .transient, .relayUnreachable: return true
-        default: return false
-        }
-    }
-
-    /// The exit code SPEC.md gives this failure when a command stops on it: 69 when the
-    /// relay cannot be used (unreachable, TLS), 75 when retrying later may help, 65 for a
-    /// bad address, 1 otherwise (authentication, permanent refusal, setup).
-    public var exitCode: Int32 {
-        switch self {
-        case .relayUnreachable, .tlsFailed: return 69
-        case .transient, .outcomeUnknown: return 75
-        case .invalidEnvelope: return 65
-        case .authFailed, .sessionRefused, .permanent, .setup: return 1
-        }
-    }
-
     /// A short, lower-case message for the user.
     public var errorDescription: String? {
         switch self {
@@ -107,6 +88,25 @@ public enum SMTPError: Error, Sendable, Equatable, LocalizedError {
         case .invalidEnvelope(let why): return "invalid SMTP envelope: \(why)"
         case .setup(let why): return "cannot set up the SMTP client: \(why)"
         }
+    }
+}
+
+extension MusterError {
+    /// The one mapping from an SMTP failure to the error a command stops with, and so to
+    /// its exit code (SPEC.md): 69 the relay cannot be reached; 75 a temporary failure
+    /// worth retrying (a 4xx, a time-out, a lost reply); 65 an envelope address that can
+    /// never be sent; 1 anything else: TLS, login, a refused session or sender, a
+    /// permanent refusal, the client's own set-up. `mail send` (a blast or `--to`) and
+    /// `smtp check` all stop through it.
+    public init(_ error: SMTPError) {
+        let status: ExitStatus
+        switch error {
+        case .relayUnreachable: status = .relayUnreachable
+        case .transient, .outcomeUnknown: status = .temporary
+        case .invalidEnvelope: status = .badInput
+        case .tlsFailed, .authFailed, .sessionRefused, .permanent, .setup: status = .failure
+        }
+        self.init(status, error.localizedDescription)
     }
 }
 

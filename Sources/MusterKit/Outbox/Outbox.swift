@@ -1,53 +1,6 @@
 import CSQLite
 import Foundation
 
-/// Where one (template, recipient) pair stands in a blast.
-///
-/// `queued → sending → sent | deferred | failed | unknown`. A row is `sent` only once the
-/// relay answered 250 to the end of DATA. A row found in `sending` when a blast starts
-/// was claimed by a run that crashed: its journal tells whether it went out (see
-/// `HandoverJournal`); one that may have is `unknown`, and is resent only on request.
-public enum OutboxState: String, Sendable, Codable, CaseIterable {
-    case queued, sending, sent, deferred, failed, unknown
-}
-
-/// Counts per state, for `mail status` and blast summaries.
-public struct OutboxCounts: Sendable, Codable, Equatable {
-    public var queued = 0
-    public var sending = 0
-    public var sent = 0
-    public var deferred = 0
-    public var failed = 0
-    public var unknown = 0
-
-    public init() {}
-
-    public var total: Int { queued + sending + sent + deferred + failed + unknown }
-
-    subscript(state: OutboxState) -> Int {
-        get {
-            switch state {
-            case .queued: return queued
-            case .sending: return sending
-            case .sent: return sent
-            case .deferred: return deferred
-            case .failed: return failed
-            case .unknown: return unknown
-            }
-        }
-        set {
-            switch state {
-            case .queued: queued = newValue
-            case .sending: sending = newValue
-            case .sent: sent = newValue
-            case .deferred: deferred = newValue
-            case .failed: failed = newValue
-            case .unknown: unknown = newValue
-            }
-        }
-    }
-}
-
 /// A person a blast may write to: a signer (with their entry) or a target.
 ///
 /// The outbox stores only `key` — the ledger's keyed fingerprint of the address — so it
@@ -87,7 +40,7 @@ extension Ledger {
     /// Signers who can be mailed: personal data present (not forgotten) and not opted
     /// out; with `consent`, only those who gave it. In signing order, from `afterSeq`, at most `limit`.
     public func mailableSigners(consent: String? = nil, afterSeq: Int64 = 0, limit: Int = Int.max) throws -> [Recipient] {
-        do {
+        try withStorage(path: url.path) {
             let statement = try database.prepare("""
                 SELECT e.seq, e.fingerprint, e.body, p.data FROM entries e JOIN personal p ON p.seq = e.seq
                 WHERE \(Self.mailableSignerCondition) AND e.seq > ?2 ORDER BY e.seq LIMIT ?3
@@ -99,8 +52,6 @@ extension Ledger {
                                                  body: statement.text(2) ?? "", data: statement.text(3) ?? ""))
             }
             return recipients
-        } catch let error as SQLiteError {
-            throw MusterError.storage(error, path: url.path)
         }
     }
 
@@ -137,7 +88,7 @@ extension Ledger {
         try outboxWrite {
             try database.prepare("""
                 INSERT OR IGNORE INTO outbox (template, recipient, signature, state, attempts, updated_at)
-                SELECT ?2, e.fingerprint, e.seq, 'queued', 0, ?3 FROM entries e JOIN personal p ON p.seq = e.seq
+                SELECT ?2, e.fingerprint, e.seq, \(OutboxState.queued.sqlLiteral), 0, ?3 FROM entries e JOIN personal p ON p.seq = e.seq
                 WHERE \(Self.mailableSignerCondition)
                 """).run(consent.map { .text($0) } ?? .null, .text(template), .text(Timestamp.format(date)))
             return Int(sqlite3_changes(database.handle))
@@ -153,16 +104,17 @@ extension Ledger {
     public func failUnmailable(template: String, consent: String?, targetKeys: Set<String>?, at date: Date) throws -> Int {
         try outboxWrite {
             let reply = Self.unmailableReply
+            let failed = OutboxState.failed.sqlLiteral, claimable = OutboxState.sqlList(OutboxState.claimable)
             try database.prepare("""
-                UPDATE outbox SET state = 'failed', reply = ?2, updated_at = ?3
-                WHERE template = ?4 AND state IN ('queued', 'deferred', 'unknown') AND signature IS NOT NULL
+                UPDATE outbox SET state = \(failed), reply = ?2, updated_at = ?3
+                WHERE template = ?4 AND state IN (\(claimable)) AND signature IS NOT NULL
                   AND (?5 OR signature NOT IN (SELECT e.seq FROM entries e JOIN personal p ON p.seq = e.seq WHERE \(Self.mailableSignerCondition)))
                 """).run(consent.map { .text($0) } ?? .null, .text(targetKeys == nil ? reply : Self.otherAudienceReply),
                          .text(Timestamp.format(date)), .text(template), .int(targetKeys == nil ? 0 : 1))
             var changed = Int(sqlite3_changes(database.handle))
             // Target rows (no signature); a signers' blast has none, so this reads nothing.
             let targetRows = try database.prepare("""
-                SELECT recipient FROM outbox WHERE template = ? AND state IN ('queued', 'deferred', 'unknown') AND signature IS NULL
+                SELECT recipient FROM outbox WHERE template = ? AND state IN (\(claimable)) AND signature IS NULL
                 """)
             try targetRows.bind([.text(template)])
             var recipients: [String] = []
@@ -170,7 +122,7 @@ extension Ledger {
             for recipient in recipients {
                 let stillTargeted = targetKeys?.contains(recipient) ?? false
                 if stillTargeted, try !isOptedOut(fingerprint: recipient) { continue }
-                try database.prepare("UPDATE outbox SET state = 'failed', reply = ?, updated_at = ? WHERE template = ? AND recipient = ?")
+                try database.prepare("UPDATE outbox SET state = \(failed), reply = ?, updated_at = ? WHERE template = ? AND recipient = ?")
                     .run(.text(targetKeys == nil ? Self.otherAudienceReply : reply), .text(Timestamp.format(date)), .text(template), .text(recipient))
                 changed += 1
             }
@@ -190,12 +142,11 @@ extension Ledger {
     /// One page of rows in `states`, after (`afterSignature`, `afterRecipient`) in
     /// (signature, recipient) order, with the signer's data when the row is a signer's.
     public func outboxPage(template: String, states: Set<OutboxState>, after: (Int64, String), limit: Int) throws -> [(row: OutboxRow, signer: Recipient?)] {
-        do {
-            let placeholders = states.map { "'\($0.rawValue)'" }.sorted().joined(separator: ",")
+        try withStorage(path: url.path) {
             let statement = try database.prepare("""
                 SELECT o.recipient, o.signature, o.state, o.attempts, o.reply, e.body, p.data FROM outbox o
                 LEFT JOIN entries e ON e.seq = o.signature AND \(Self.chained("e")) LEFT JOIN personal p ON p.seq = e.seq
-                WHERE o.template = ?1 AND o.state IN (\(placeholders))
+                WHERE o.template = ?1 AND o.state IN (\(OutboxState.sqlList(states)))
                   AND coalesce(o.signature, 0) >= ?2 AND (coalesce(o.signature, 0) > ?2 OR o.recipient > ?3)
                 ORDER BY coalesce(o.signature, 0), o.recipient LIMIT ?4
                 """)
@@ -213,42 +164,34 @@ extension Ledger {
                 page.append((row, signer))
             }
             return page
-        } catch let error as SQLiteError {
-            throw MusterError.storage(error, path: url.path)
         }
     }
 
-    /// The template's current audience: how many it holds, how many of them wait to be sent
-    /// (no row yet, queued or deferred), how many have a lost outcome (unknown) and how
-    /// many failed.
-    public func mailablePendingCount(template: String, consent: String?, targets: [Recipient]?) throws -> (audience: Int, pending: Int, unknown: Int, failed: Int) {
-        do {
-            if let targets {
-                var pending = 0, unknown = 0, failed = 0
-                let states = Dictionary(try outboxRows(template: template, states: Set(OutboxState.allCases)).map { ($0.recipient, $0.state) },
-                                        uniquingKeysWith: { a, _ in a })
-                for target in targets {
-                    switch states[target.key] {
-                    case nil, .queued, .deferred: pending += 1
-                    case .unknown, .sending: unknown += 1
-                    case .failed: failed += 1
-                    default: break
-                    }
-                }
-                return (targets.count, pending, unknown, failed)
-            }
+    /// The template's current audience: how many it holds, and per state how many of
+    /// their rows are in it (someone without a row yet counts as `queued`).
+    public func mailablePendingCount(template: String, consent: String?, targets: [Recipient]?) throws -> (audience: Int, counts: OutboxCounts) {
+        var counts = OutboxCounts()
+        if let targets {
+            let states = Dictionary(try outboxRows(template: template, states: Set(OutboxState.allCases)).map { ($0.recipient, $0.state) },
+                                    uniquingKeysWith: { a, _ in a })
+            for target in targets { counts[states[target.key] ?? .queued] += 1 }
+            return (targets.count, counts)
+        }
+        return try withStorage(path: url.path) {
             let statement = try database.prepare("""
-                SELECT count(*), coalesce(sum(o.state IS NULL OR o.state IN ('queued', 'deferred')), 0),
-                       coalesce(sum(o.state IN ('unknown', 'sending')), 0), coalesce(sum(o.state = 'failed'), 0)
+                SELECT coalesce(o.state, \(OutboxState.queued.sqlLiteral)), count(*)
                 FROM entries e JOIN personal p ON p.seq = e.seq
                 LEFT JOIN outbox o ON o.template = ?2 AND o.recipient = e.fingerprint
-                WHERE \(Self.mailableSignerCondition)
+                WHERE \(Self.mailableSignerCondition) GROUP BY 1
                 """)
             try statement.bind([consent.map { .text($0) } ?? .null, .text(template)])
-            guard try statement.step() else { return (0, 0, 0, 0) }
-            return (Int(statement.int64(0)), Int(statement.int64(1)), Int(statement.int64(2)), Int(statement.int64(3)))
-        } catch let error as SQLiteError {
-            throw MusterError.storage(error, path: url.path)
+            var audience = 0
+            while try statement.step() {
+                let count = Int(statement.int64(1))
+                audience += count
+                if let state = OutboxState(rawValue: statement.text(0) ?? "") { counts[state] += count }
+            }
+            return (audience, counts)
         }
     }
 
@@ -258,43 +201,41 @@ extension Ledger {
     @discardableResult
     public func requeueFailed(template: String, at date: Date) throws -> Int {
         try outboxWrite {
-            try database.prepare("UPDATE outbox SET state = 'queued', updated_at = ? WHERE template = ? AND state = 'failed'")
-                .run(.text(Timestamp.format(date)), .text(template))
-            return Int(sqlite3_changes(database.handle))
+            var changed = 0
+            for state in OutboxState.retryable {
+                guard let next = state.after(.retryFailed) else { continue }
+                try database.prepare("UPDATE outbox SET state = ?, updated_at = ? WHERE template = ? AND state = ?")
+                    .run(.text(next.rawValue), .text(Timestamp.format(date)), .text(template), .text(state.rawValue))
+                changed += Int(sqlite3_changes(database.handle))
+            }
+            return changed
         }
     }
 
     /// Rows of `template` per state, counting only rows in `states`.
     public func outboxCount(template: String, states: Set<OutboxState>) throws -> Int {
-        let placeholders = states.map { "'\($0.rawValue)'" }.sorted().joined(separator: ",")
-        do {
-            return Int(try database.scalarInt("SELECT count(*) FROM outbox WHERE template = ? AND state IN (\(placeholders))", .text(template)) ?? 0)
-        } catch let error as SQLiteError {
-            throw MusterError.storage(error, path: url.path)
+        try withStorage(path: url.path) {
+            Int(try database.scalarInt("SELECT count(*) FROM outbox WHERE template = ? AND state IN (\(OutboxState.sqlList(states)))", .text(template)) ?? 0)
         }
     }
 
     /// The seq of the newest entry (0 for an empty ledger). Every opt-out and erasure
     /// appends one, so a blast tells from it whether its recipients need checking again.
     func newestEntry() throws -> Int64 {
-        do {
-            return try database.scalarInt("SELECT coalesce(max(seq), 0) FROM entries") ?? 0
-        } catch let error as SQLiteError {
-            throw MusterError.storage(error, path: url.path)
+        try withStorage(path: url.path) {
+            try database.scalarInt("SELECT coalesce(max(seq), 0) FROM entries") ?? 0
         }
     }
 
     /// Whether `recipient` may be mailed now: not opted out; as a signer, also not
     /// forgotten and, with `consent`, still consenting.
     func isMailable(_ recipient: Recipient, asSigner: Bool, consent: String?) throws -> Bool {
-        do {
+        try withStorage(path: url.path) {
             guard asSigner else { return try !isOptedOut(fingerprint: recipient.key) }
             guard let seq = recipient.signature else { return false }
             return try database.scalarInt("""
                 SELECT EXISTS (SELECT 1 FROM entries e JOIN personal p ON p.seq = e.seq WHERE e.seq = ?2 AND \(Self.mailableSignerCondition))
                 """, consent.map { .text($0) } ?? .null, .int(seq)) == 1
-        } catch let error as SQLiteError {
-            throw MusterError.storage(error, path: url.path)
         }
     }
 
@@ -319,7 +260,7 @@ extension Ledger {
         try outboxWrite {
             let insert = try database.prepare("""
                 INSERT OR IGNORE INTO outbox (template, recipient, signature, state, attempts, updated_at)
-                VALUES (?, ?, ?, 'queued', 0, ?)
+                VALUES (?, ?, ?, \(OutboxState.queued.sqlLiteral), 0, ?)
                 """)
             let now = Timestamp.format(date)
             var added = 0
@@ -333,10 +274,8 @@ extension Ledger {
 
     /// Whether any row of any template is `sending` (in flight, or left by a killed blast).
     func hasSendingRows() throws -> Bool {
-        do {
-            return try database.scalarInt("SELECT EXISTS (SELECT 1 FROM outbox WHERE state = 'sending')") == 1
-        } catch let error as SQLiteError {
-            throw MusterError.storage(error, path: url.path)
+        try withStorage(path: url.path) {
+            try database.scalarInt("SELECT EXISTS (SELECT 1 FROM outbox WHERE state = \(OutboxState.sending.sqlLiteral))") == 1
         }
     }
 
@@ -347,48 +286,55 @@ extension Ledger {
     @discardableResult
     func markInterrupted(journal: HandoverJournal.Recovery = .init(), at date: Date) throws -> Int {
         try outboxWrite {
-            let rows = try database.prepare("SELECT template, recipient FROM outbox WHERE state = 'sending'")
+            let sending = OutboxState.sending
+            let rows = try database.prepare("SELECT template, recipient FROM outbox WHERE state = \(sending.sqlLiteral)")
             var found: [(template: String, recipient: String)] = []
             while try rows.step() { found.append((rows.text(0) ?? "", rows.text(1) ?? "")) }
             let now = Timestamp.format(date)
             let update = try database.prepare("""
                 UPDATE outbox SET state = ?1, reply = coalesce(?2, reply), attempts = attempts + ?3, updated_at = ?4
-                WHERE template = ?5 AND recipient = ?6 AND state = 'sending'
+                WHERE template = ?5 AND recipient = ?6 AND state = \(sending.sqlLiteral)
                 """)
             var unknown = 0
             for row in found {
                 let covered = journal.covers(row.template)
-                let last = covered ? journal.last[row.recipient] : nil
-                if covered && last == .accepted {
-                    try update.run(.text(OutboxState.sent.rawValue), .text("250 accepted by the relay (recorded after the run was interrupted)"),
-                                   .int(1), .text(now), .text(row.template), .text(row.recipient))
-                } else if covered && last == .failed {
-                    try update.run(.text(OutboxState.failed.rawValue), .text("refused by the relay (recorded after the run was interrupted)"),
-                                   .int(1), .text(now), .text(row.template), .text(row.recipient))
-                } else if covered && last == .deferred {
-                    // Answered without acceptance (4xx, or the session was refused): nothing went out.
-                    try update.run(.text(OutboxState.deferred.rawValue), .text("not accepted by the relay; to be tried again (recorded after the run was interrupted)"),
-                                   .int(1), .text(now), .text(row.template), .text(row.recipient))
-                } else if covered && last == nil {
-                    try update.run(.text(OutboxState.queued.rawValue), .null, .int(0), .text(now), .text(row.template), .text(row.recipient))
-                } else {
-                    // A hand-over the journal shows is an attempt; without one, it cannot be told.
-                    try update.run(.text(OutboxState.unknown.rawValue), .text("interrupted while sending: the relay may or may not have accepted it"),
-                                   .int(covered ? 1 : 0), .text(now), .text(row.template), .text(row.recipient))
-                    unknown += 1
-                }
+                let (event, reply, attempt) = Self.recovered(covered ? .some(journal.last[row.recipient]) : nil)
+                let state = sending.after(event) ?? sending
+                try update.run(.text(state.rawValue), reply.map { .text($0) } ?? .null, .int(attempt ? 1 : 0), .text(now),
+                               .text(row.template), .text(row.recipient))
+                if state == .unknown { unknown += 1 }
             }
             return unknown
         }
     }
 
+    /// What the journal says of one `sending` row of an interrupted run, as the event that
+    /// settles it, the reply to record and whether it was an attempt. `journal` is nil when
+    /// no journal can be trusted for the row's template, `.some(nil)` when one can and
+    /// never saw the row handed over.
+    static func recovered(_ journal: HandoverJournal.Event??) -> (OutboxEvent, String?, Bool) {
+        switch journal {
+        case .some(.some(.accepted)):
+            return (.delivered, "250 accepted by the relay (recorded after the run was interrupted)", true)
+        case .some(.some(.failed)):
+            return (.rejected, "refused by the relay (recorded after the run was interrupted)", true)
+        case .some(.some(.deferred)):
+            // Answered without acceptance (4xx, or the session was refused): nothing went out.
+            return (.deferred, "not accepted by the relay; to be tried again (recorded after the run was interrupted)", true)
+        case .some(nil):
+            return (.release, nil, false)
+        case .some(.some(.handed)), nil:
+            // A hand-over the journal shows is an attempt; without a journal, it cannot be told.
+            return (.lost, "interrupted while sending: the relay may or may not have accepted it", journal != nil)
+        }
+    }
+
     /// Rows of `template` in `states`, oldest recipients first.
     public func outboxRows(template: String, states: Set<OutboxState>, limit: Int = Int.max) throws -> [OutboxRow] {
-        do {
-            let placeholders = states.map { "'\($0.rawValue)'" }.sorted().joined(separator: ",")
+        try withStorage(path: url.path) {
             let statement = try database.prepare("""
                 SELECT recipient, signature, state, attempts, reply FROM outbox
-                WHERE template = ? AND state IN (\(placeholders)) ORDER BY coalesce(signature, 0), recipient LIMIT ?
+                WHERE template = ? AND state IN (\(OutboxState.sqlList(states))) ORDER BY coalesce(signature, 0), recipient LIMIT ?
                 """)
             try statement.bind([.text(template), .int(Int64(min(limit, Int(Int64.max))))])
             var rows: [OutboxRow] = []
@@ -399,8 +345,6 @@ extension Ledger {
                                       attempts: Int(statement.int64(3)), reply: statement.text(4)))
             }
             return rows
-        } catch let error as SQLiteError {
-            throw MusterError.storage(error, path: url.path)
         }
     }
 
@@ -426,7 +370,7 @@ extension Ledger {
 
     /// Counts per state for each template (or one).
     public func outboxCounts(template: String? = nil) throws -> [String: OutboxCounts] {
-        do {
+        try withStorage(path: url.path) {
             let statement = try database.prepare("""
                 SELECT template, state, count(*) FROM outbox WHERE (?1 IS NULL OR template = ?1) GROUP BY template, state
                 """)
@@ -438,39 +382,32 @@ extension Ledger {
                 result[statement.text(0) ?? "", default: OutboxCounts()][state] = Int(statement.int64(2))
             }
             return result
-        } catch let error as SQLiteError {
-            throw MusterError.storage(error, path: url.path)
         }
     }
 
-    /// Per template: counts per state and how many of its recipients unsubscribed since.
+    /// Per template: counts per state (as readers see them) and how many of its recipients
+    /// unsubscribed since.
     public func mailStatus() throws -> [ProgressReport.MailStatus] {
-        do {
+        let unsubscribed = try withStorage(path: url.path) {
             let statement = try database.prepare("""
                 SELECT o.template,
-                       sum(o.state IN ('queued', 'sending')), sum(o.state = 'sent'), sum(o.state = 'deferred'),
-                       sum(o.state = 'failed'), sum(o.state = 'unknown'),
                        sum(EXISTS (SELECT 1 FROM entries x WHERE x.kind = 'optout' AND x.fingerprint = o.recipient AND \(Self.chained("x"))))
                 FROM outbox o GROUP BY o.template ORDER BY o.template
                 """)
-            var rows: [ProgressReport.MailStatus] = []
-            while try statement.step() {
-                rows.append(.init(template: statement.text(0) ?? "", queued: Int(statement.int64(1)), sent: Int(statement.int64(2)),
-                                  deferred: Int(statement.int64(3)), failed: Int(statement.int64(4)), unknown: Int(statement.int64(5)),
-                                  unsubscribed: Int(statement.int64(6))))
-            }
+            var rows: [(String, Int)] = []
+            while try statement.step() { rows.append((statement.text(0) ?? "", Int(statement.int64(1)))) }
             return rows
-        } catch let error as SQLiteError {
-            throw MusterError.storage(error, path: url.path)
+        }
+        let counts = try outboxCounts()
+        return unsubscribed.map { template, unsubscribed in
+            let shown = (counts[template] ?? OutboxCounts()).shown
+            return .init(template: template, queued: shown.queued, sent: shown.sent, deferred: shown.deferred,
+                         failed: shown.failed, unknown: shown.unknown, unsubscribed: unsubscribed)
         }
     }
 
     fileprivate func outboxWrite<T>(_ body: () throws -> T) throws -> T {
-        do {
-            return try database.writeTransaction(body)
-        } catch let error as SQLiteError {
-            throw MusterError.storage(error, path: url.path)
-        }
+        try withStorage(path: url.path) { try database.writeTransaction(body) }
     }
 
     static func jsonObject(_ text: String) -> [String: Any] {

@@ -1,0 +1,218 @@
+#!/usr/bin/env python3
+"""Proves docs/ledger-format.md: scripts/verify_ledger.py, written from that page alone,
+agrees with `muster verify` on real ledgers and on tampered copies.
+
+    test_verify_ledger.py MUSTER
+
+Makes a ledger with the real binary in a temporary workspace (the example campaign's
+sign-up sheet imported, signatures with comments and personal fields, a `forget`, an
+`unsubscribe`), then, on copies of it, edits a body, deletes a row, adds a row beside
+the chain, and so on. For each ledger it runs both verifiers and requires that they
+agree — ok or not, the first bad entry, count, entries, forgotten and head — and that
+each verdict is the expected one, so a verifier that always says "ok" (or always
+"FAILED") fails here. Run by Tests/MusterCLITests/DocsTests.swift (`make test`).
+"""
+import json
+import os
+import pathlib
+import shutil
+import sqlite3
+import subprocess
+import sys
+import tempfile
+
+EDIT_BODY = """UPDATE entries SET body = replace(body, '"source":"sign-up sheet"', '"source":"paper"') WHERE seq = 5"""
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+VERIFIER = ROOT / "scripts" / "verify_ledger.py"
+SLUG = "fair-rates-translators"
+
+
+def run(args, cwd, env=None, check=True):
+    proc = subprocess.run(args, cwd=cwd, capture_output=True, text=True,
+                          env=dict(os.environ, NO_COLOR="1", **(env or {})))
+    if check and proc.returncode != 0:
+        sys.exit(f"test_verify_ledger: {' '.join(map(str, args))} exited {proc.returncode}: {proc.stderr.strip()}")
+    return proc
+
+
+def make_ledger(muster, folder):
+    """A real ledger: the example sheet imported, three signed, one forgotten, one unsubscribed."""
+    ws = folder / "ws"
+    run([muster, "init", str(ws)], folder)
+    shutil.copytree(ROOT / "campaigns" / SLUG, ws / "campaigns" / SLUG)
+    run([muster, "import", f"campaigns/{SLUG}/signatures.csv", "--source", "sign-up sheet", "--by", "Sam"], ws,
+        env={"MUSTER_NOW": "2026-11-27T10:00:00Z"})
+    now = {"MUSTER_NOW": "2026-11-28T09:00:00Z"}
+    run([muster, "sign", "--name", "Zoé Ça", "--email", "Zoé@Bücher.example", "--field", "region=Lyon",
+         "--field", "languages=DE>FR", "--consent", "updates", "--consent", "organising",
+         "--comment", "Two paragraphs.\n\nThe second one \"quoted\" \\ with a backslash.", "--by", "Inès"], ws, env=now)
+    run([muster, "sign", "--name", "Bo Chen", "--email", "bo@example.org", "--field", "region=Paris",
+         "--field", "profession=interpreter"], ws, env=now)
+    run([muster, "sign", "--name", "Carla Dias", "--email", "carla@example.org", "--field", "region=Nantes"], ws, env=now)
+    # Before the forget: a copy whose personal row can be restored later.
+    ledger = ws / "campaigns" / SLUG / "ledger.sqlite"
+    before_forget = folder / "before-forget.sqlite"
+    copy_ledger(ledger, before_forget)
+    run([muster, "forget", "bo@example.org"], ws, env={"MUSTER_NOW": "2026-11-28T10:00:00Z"})
+    run([muster, "unsubscribe", "dana@example.org"], ws, env={"MUSTER_NOW": "2026-11-28T10:05:00Z"})
+    return ws, ledger, before_forget
+
+
+def copy_ledger(source, target):
+    """A consistent copy through SQLite's backup API (the -wal folded in)."""
+    src = sqlite3.connect(f"file:{source}?mode=ro", uri=True)
+    dst = sqlite3.connect(target)
+    src.backup(dst)
+    dst.execute("PRAGMA journal_mode=DELETE")
+    src.close()
+    dst.close()
+
+
+def tamper(path, sql, params=()):
+    db = sqlite3.connect(path)
+    if params:
+        db.execute(sql, params)
+    else:
+        db.executescript(sql)
+    db.commit()
+    db.close()
+
+
+def verdicts(muster, ws, ledger):
+    """(muster verify --json, verify_ledger.py --json) for `ledger` put in the campaign."""
+    target = ws / "campaigns" / SLUG / "ledger.sqlite"
+    if ledger != target:
+        for suffix in ("", "-wal", "-shm"):
+            pathlib.Path(str(target) + suffix).unlink(missing_ok=True)
+        shutil.copyfile(ledger, target)
+    ours = run([muster, "verify", "--json"], ws, check=False)
+    theirs = run([sys.executable, str(VERIFIER), str(target), "--json"], ws, check=False)
+    for name, proc in (("muster verify", ours), ("verify_ledger.py", theirs)):
+        if proc.returncode not in (0, 1):
+            sys.exit(f"test_verify_ledger: {name} exited {proc.returncode}: {proc.stderr.strip()}")
+    a, b = json.loads(ours.stdout), json.loads(theirs.stdout)
+    if (ours.returncode == 0) != a["ok"] or (theirs.returncode == 0) != b["ok"]:
+        sys.exit(f"test_verify_ledger: exit status and 'ok' disagree: {ours.returncode} {a}; {theirs.returncode} {b}")
+    return a, b
+
+
+def summary(report):
+    bad = report.get("first_bad") or {}
+    return {"ok": report["ok"], "count": report["count"], "entries": report["entries"],
+            "redacted": report["redacted"], "head": report["head"], "first_bad_entry": bad.get("entry")}
+
+
+def main():
+    if len(sys.argv) != 2:
+        sys.exit(__doc__.split("\n\n")[1])
+    muster = str(pathlib.Path(sys.argv[1]).resolve())
+    failures = []
+    with tempfile.TemporaryDirectory(prefix="muster-verify-ledger-") as tmp:
+        folder = pathlib.Path(tmp)
+        ws, ledger, before_forget = make_ledger(muster, folder)
+        pristine = folder / "pristine.sqlite"
+        copy_ledger(ledger, pristine)
+        db = sqlite3.connect(pristine)
+        head = db.execute("SELECT value FROM meta WHERE key = 'head_seq'").fetchone()[0]
+        forgotten = db.execute("SELECT seq FROM entries WHERE kind = 'signature' AND seq NOT IN (SELECT seq FROM personal)").fetchone()[0]
+        db.close()
+
+        def restore_personal(path):
+            old = sqlite3.connect(before_forget)
+            salt, data = old.execute("SELECT salt, data FROM personal WHERE seq = ?", (forgotten,)).fetchone()
+            old.close()
+            tamper(path, "INSERT INTO personal (seq, salt, data) VALUES (?, ?, ?)", (forgotten, salt, data))
+
+        # (name, expected ok, what to do to a copy of the pristine ledger)
+        cases = [
+            ("pristine", True, None),
+            ("edited body", False, EDIT_BODY),
+            ("edited time", False, "UPDATE entries SET at = '2026-10-01T00:00:00.000Z' WHERE seq = 7"),
+            ("deleted row", False, "DELETE FROM entries WHERE seq = 10"),
+            ("deleted newest row", False, f"DELETE FROM entries WHERE seq = {head}"),
+            ("row beside the chain (before)", False,
+             "INSERT INTO entries (seq, kind, at, fingerprint, body, personal_hash, prev, hash) "
+             "SELECT -3, kind, at, 'x' || fingerprint, body, personal_hash, prev, hash FROM entries WHERE seq = 1"),
+            ("row beside the chain (after)", False,
+             f"INSERT INTO entries (seq, kind, at, fingerprint, body, personal_hash, prev, hash) "
+             f"SELECT {head + 1}, kind, at, 'y' || fingerprint, body, personal_hash, prev, hash FROM entries WHERE seq = 2"),
+            ("reordered rows", False,
+             "UPDATE entries SET seq = -1 WHERE seq = 3; UPDATE entries SET seq = 3 WHERE seq = 4; UPDATE entries SET seq = 4 WHERE seq = -1"),
+            ("edited personal data", False, "UPDATE personal SET data = replace(data, 'a', 'e') WHERE seq = 12"),
+            ("personal data deleted without a redaction", False, "DELETE FROM personal WHERE seq = 20"),
+            ("personal data restored after forget", False, restore_personal),
+            ("stray personal data", False, "INSERT INTO personal (seq, salt, data) VALUES (100000, x'00', '{}')"),
+            ("signature count edited", False, "UPDATE meta SET value = value + 1 WHERE key = 'signature_count'"),
+            ("head hash edited", False, "UPDATE meta SET value = '" + "1" * 64 + "' WHERE key = 'head_hash'"),
+            ("a meta record muster does not write", False, "INSERT INTO meta (key, value) VALUES ('note', 'hi')"),
+            ("a trigger", False, "CREATE TRIGGER hide AFTER INSERT ON entries BEGIN SELECT 1; END"),
+            ("an outbox row for no chained signature", False,
+             "INSERT INTO outbox (template, recipient, signature, state, updated_at) VALUES ('thank-you', 'abc', 3, 'queued', 'x')"),
+            ("an outbox row for a target key", True,
+             "INSERT INTO outbox (template, recipient, signature, state, updated_at) VALUES ('deliver-petition', '" + "ab" * 32 + "', NULL, 'sent', 'x')"),
+            ("a redaction of a non-signature", False, None),  # filled in below
+        ]
+        # A whole new chain from entry 1 verifies again — only its head hash changes.
+        rehashed = folder / "rehashed.sqlite"
+        copy_ledger(pristine, rehashed)
+        rechain(rehashed, EDIT_BODY)
+        cases.append(("rewritten chain (verifies, new head)", True, rehashed))
+        # A redaction entry naming an opt-out, correctly chained: only the redaction rule catches it.
+        bad_redaction = folder / "bad-redaction.sqlite"
+        copy_ledger(pristine, bad_redaction)
+        rechain(bad_redaction, f"UPDATE entries SET body = '{{\"redacts\":{head}}}' WHERE kind = 'redaction'")
+        cases[-2] = ("a redaction of a non-signature", False, bad_redaction)
+
+        pristine_head = None
+        for name, expected, change in cases:
+            path = folder / f"case-{len(name)}-{abs(hash(name))}.sqlite"
+            if isinstance(change, pathlib.Path):
+                path = change
+            else:
+                copy_ledger(pristine, path)
+                if callable(change):
+                    change(path)
+                elif change:
+                    tamper(path, change)
+            a, b = verdicts(muster, ws, path)
+            sa, sb = summary(a), summary(b)
+            if name == "pristine":
+                pristine_head = sa["head"]
+            line = f"{name}: muster {'ok' if a['ok'] else 'FAILED at ' + str(sa['first_bad_entry'])}"
+            if sa != sb:
+                failures.append(f"{name}: the verifiers disagree:\n  muster verify:    {sa}\n  verify_ledger.py: {sb}")
+            elif a["ok"] != expected:
+                failures.append(f"{name}: expected {'ok' if expected else 'FAILED'}, both said {a}")
+            elif name.startswith("rewritten") and sa["head"] == pristine_head:
+                failures.append(f"{name}: a rewritten chain kept its head hash")
+            else:
+                print(f"test_verify_ledger: {line} — verify_ledger.py agrees", file=sys.stderr)
+    if failures:
+        for failure in failures:
+            print(f"test_verify_ledger: {failure}", file=sys.stderr)
+        sys.exit(1)
+    print(f"test_verify_ledger: {len(cases)} ledgers, both verifiers agree on each", file=sys.stderr)
+
+
+def rechain(path, sql):
+    """Applies `sql`, then recomputes every hash and link from entry 1 and the head, as
+    someone rewriting the chain would (with the hash rules of docs/ledger-format.md)."""
+    sys.path.insert(0, str(ROOT / "scripts"))
+    import verify_ledger
+    tamper(path, sql)
+    db = sqlite3.connect(path)
+    prev = verify_ledger.GENESIS.encode()
+    rows = db.execute("""SELECT seq, CAST(kind AS BLOB), CAST(at AS BLOB), CAST(fingerprint AS BLOB), CAST(body AS BLOB),
+                         CAST(personal_hash AS BLOB) FROM entries ORDER BY seq""").fetchall()
+    for seq, *fields in rows:
+        fields = [verify_ledger.raw(f) for f in fields]
+        digest = verify_ledger.entry_hash(seq, *fields, prev)
+        db.execute("UPDATE entries SET prev = ?, hash = ? WHERE seq = ?", (prev.decode(), digest.decode(), seq))
+        prev = digest
+    db.execute("UPDATE meta SET value = ? WHERE key = 'head_hash'", (prev.decode(),))
+    db.commit()
+    db.close()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,235 @@
+#!/usr/bin/env python3
+"""An independent verifier for muster ledgers, written from docs/ledger-format.md.
+
+    verify_ledger.py LEDGER.sqlite [--json]
+
+It shares no code with muster: Python's standard library only (sqlite3, hashlib, json).
+It opens the ledger read-only and checks what `muster verify` checks — every entry's
+hash and link, every personal-data hash, every redaction, the head and count recorded
+in `meta`, and that nothing lies beside the chain — and prints the same summary:
+
+    ok: 243 signatures (1 forgotten), 245 entries
+    head 59f27712…
+
+or `FAILED: entry N: reason`. With --json it prints one object with the keys of
+`muster verify --json` (ok, count, entries, redacted, head, problems, first_bad).
+Exit status: 0 when the ledger verifies, 1 when it does not, 2 when it cannot be read.
+"""
+import hashlib
+import json
+import sqlite3
+import sys
+
+GENESIS = "0" * 64
+PREFIX = b"muster-ledger-v1\x00"
+SCHEMA_VERSION = 1
+
+# The database objects a ledger may hold (type, name), and the meta records.
+SCHEMA_OBJECTS = {
+    ("table", "meta"), ("table", "entries"), ("table", "personal"), ("table", "outbox"),
+    ("index", "sqlite_autoindex_meta_1"),
+    ("index", "entries_one_signature_per_signer"), ("index", "entries_by_kind_and_time"),
+    ("index", "entries_opt_outs"), ("index", "outbox_in_order"), ("index", "outbox_by_state"),
+    ("table", "sqlite_stat1"), ("table", "sqlite_stat4"),
+}
+META_KEYS = {"fingerprint_key", "head_seq", "head_hash", "signature_count", "schema_version"}
+KINDS = {b"signature", b"redaction", b"optout"}
+
+
+def raw(value):
+    """A column's bytes as SQLite gives them (CAST(… AS BLOB)); NULL is no bytes."""
+    return b"" if value is None else bytes(value)
+
+
+def sha256_hex(data):
+    return hashlib.sha256(data).hexdigest().encode("ascii")
+
+
+def entry_hash(seq, kind, at, fingerprint, body, personal_hash, prev):
+    """The entry hash of docs/ledger-format.md, over the columns' stored bytes."""
+    data = PREFIX + str(seq).encode("ascii")
+    for field in (kind, at, fingerprint, body, personal_hash, prev):
+        data += b"\x00" + field
+    return sha256_hex(data)
+
+
+def redaction_target(body):
+    """The entry a redaction names: its body's "redacts" member, a JSON integer."""
+    try:
+        value = json.loads(body.decode("utf-8")).get("redacts")
+    except (ValueError, AttributeError, UnicodeDecodeError):
+        return None
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def meta_value(db, key):
+    row = db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+    if row is None:
+        raise LedgerUnreadable(f"the ledger lacks its '{key}' record; it is damaged or not a muster ledger")
+    return row[0]
+
+
+class LedgerUnreadable(Exception):
+    pass
+
+
+def verify(path):
+    try:
+        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        version = meta_value(db, "schema_version")
+    except sqlite3.Error as error:
+        raise LedgerUnreadable(f"{path}: {error}")
+    if version != SCHEMA_VERSION:
+        raise LedgerUnreadable(f"{path} has ledger format {version}; this verifier reads format {SCHEMA_VERSION}")
+    head_seq = meta_value(db, "head_seq")
+    head_hash = meta_value(db, "head_hash")
+    signature_count = meta_value(db, "signature_count")
+    if not isinstance(head_seq, int):
+        raise LedgerUnreadable("the ledger's head_seq record is not a number")
+
+    problems = []  # (entry or None, reason)
+
+    def problem(entry, reason):
+        problems.append((entry, reason))
+
+    # 1. The chain: entries 1…head, in order.
+    personal = {}
+    for seq, salt, data in db.execute(
+            "SELECT seq, CAST(salt AS BLOB), CAST(data AS BLOB) FROM personal WHERE typeof(seq) = 'integer'"):
+        personal[seq] = (raw(salt), raw(data))
+    kinds = {}
+    without_personal = set()
+    redactions = []
+    signatures = entries = 0
+    expected = 1
+    previous = GENESIS.encode("ascii")
+    last_seq = 0
+    rows = db.execute("""
+        SELECT seq, CAST(kind AS BLOB), CAST(at AS BLOB), CAST(fingerprint AS BLOB), CAST(body AS BLOB),
+               CAST(personal_hash AS BLOB), CAST(prev AS BLOB), CAST(hash AS BLOB)
+        FROM entries WHERE seq BETWEEN 1 AND ? ORDER BY seq""", (head_seq,))
+    for seq, kind, at, fingerprint, body, personal_hash, prev, stored in rows:
+        kind, at, fingerprint, body = raw(kind), raw(at), raw(fingerprint), raw(body)
+        personal_hash, prev, stored = raw(personal_hash), raw(prev), raw(stored)
+        entries += 1
+        if seq != expected:
+            if seq == expected + 1:
+                problem(expected, f"entry {expected} is missing (deleted?); entry {seq} follows entry {expected - 1}")
+            else:
+                problem(expected, f"entries {expected}–{seq - 1} are missing (deleted?); entry {seq} follows entry {expected - 1}")
+        if prev != previous:
+            problem(seq, f"entry {seq} does not follow entry {seq - 1}: its previous-hash does not match")
+        if entry_hash(seq, kind, at, fingerprint, body, personal_hash, prev) != stored:
+            problem(seq, f"entry {seq} was altered: its contents no longer match its hash")
+        kinds[seq] = kind
+        if kind == b"signature":
+            signatures += 1
+            if seq in personal:
+                salt, data = personal[seq]
+                if sha256_hex(salt + data) != personal_hash:
+                    problem(seq, f"the personal data of entry {seq} was altered: it no longer matches the hash the entry recorded")
+            else:
+                without_personal.add(seq)
+        elif kind == b"redaction":
+            target = redaction_target(body)
+            if target is None:
+                problem(seq, f"entry {seq} is a redaction without a valid target")
+            else:
+                redactions.append((seq, target))
+        elif kind not in KINDS:
+            problem(seq, f"entry {seq} has an unknown kind {kind!r}")
+        previous = stored
+        expected = seq + 1
+        last_seq = seq
+    last_hash = previous.decode("ascii", "replace")
+
+    # 2. Redactions and erased personal data.
+    redacted = set()
+    for seq, target in redactions:
+        if target <= 0 or target >= seq or kinds.get(target) != b"signature":
+            problem(seq, f"entry {seq} redacts entry {target}, which is not an earlier signature")
+        elif target not in without_personal:
+            problem(seq, f"entry {seq} redacts entry {target}, but that signature's personal data is present again")
+        redacted.add(target)
+    for seq in sorted(without_personal - redacted):
+        problem(seq, f"the personal data of entry {seq} is gone, but no redaction entry records its erasure")
+
+    # 3. The head and count the ledger recorded.
+    if head_seq != last_seq or head_hash != last_hash:
+        if head_seq > last_seq:
+            problem(last_seq + 1, f"the ledger ends at entry {last_seq}, but it recorded entry {head_seq} as its newest")
+        else:
+            problem(max(last_seq, 1), f"the ledger's record of its newest entry ({head_seq}) does not match its last entry ({last_seq})")
+    elif signature_count != signatures:
+        problem(max(last_seq, 1), f"the ledger recorded {signature_count} signatures but holds {signatures}")
+
+    # 4. Nothing beside the chain.
+    for kind, name in db.execute("SELECT type, name FROM sqlite_schema"):
+        if (kind, name) not in SCHEMA_OBJECTS:
+            problem(None, f"the ledger holds a {kind} '{name}' that muster did not create")
+    for table in ("entries", "personal"):
+        columns = db.execute(f"PRAGMA table_info({table})").fetchall()
+        keys = [c for c in columns if c[5] > 0]
+        seq = [c for c in columns if c[1] == "seq"]
+        if not (len(keys) == 1 and seq and seq[0][5] == 1 and seq[0][2].upper() == "INTEGER"):
+            problem(None, f"the table '{table}' was redefined: its seq is no longer the row's integer key")
+            stray = db.execute(f"SELECT count(*) FROM {table} WHERE typeof(seq) <> 'integer'").fetchone()[0]
+            if stray:
+                problem(None, f"{stray} rows of '{table}' have no entry number")
+    for (seq,) in db.execute("SELECT seq FROM entries WHERE typeof(seq) = 'integer' AND (seq < 1 OR seq > ?)", (head_seq,)):
+        problem(seq, f"entry {seq} is outside the hash chain: a row was added beside the chain")
+    for seq in sorted(personal):
+        if not (1 <= seq <= head_seq and kinds.get(seq) == b"signature"):
+            problem(seq, f"personal data is stored for entry {seq}, which is not a signature in the hash chain")
+    chained_signature = {}
+    for seq, fingerprint in db.execute(
+            "SELECT seq, fingerprint FROM entries WHERE kind = 'signature' AND seq BETWEEN 1 AND ?", (head_seq,)):
+        chained_signature[seq] = fingerprint
+    for template, recipient, signature in db.execute("SELECT template, recipient, signature FROM outbox"):
+        if signature is None:
+            if not (isinstance(recipient, str) and len(recipient) == 64 and all(c in "0123456789abcdef" for c in recipient)):
+                problem(None, f"the outbox of template '{template}' has a row for a recipient key that muster cannot have written")
+        elif not isinstance(signature, int):
+            problem(None, f"the outbox of template '{template}' has a row whose signature is not an entry number")
+        elif chained_signature.get(signature) != recipient or recipient is None:
+            problem(signature, f"the outbox of template '{template}' has a row for entry {signature}, which is not that signer's signature in the hash chain")
+    for (key,) in db.execute("SELECT key FROM meta"):
+        if key not in META_KEYS:
+            problem(None, f"the ledger's meta table holds a record '{key}' that muster did not write")
+
+    first = min(problems, key=lambda p: float("inf") if p[0] is None else p[0]) if problems else None
+    report = {
+        "ok": not problems, "count": signatures, "entries": entries, "redacted": len(redacted),
+        "head": last_hash, "problems": len(problems),
+    }
+    if first is not None:
+        report["first_bad"] = {"reason": first[1]} if first[0] is None else {"entry": first[0], "reason": first[1]}
+    return report
+
+
+def main():
+    args = [a for a in sys.argv[1:] if a != "--json"]
+    if len(args) != 1:
+        sys.exit(__doc__.split("\n\n")[1])
+    try:
+        report = verify(args[0])
+    except LedgerUnreadable as error:
+        print(f"verify_ledger: {error}", file=sys.stderr)
+        sys.exit(2)
+    if "--json" in sys.argv[1:]:
+        print(json.dumps(report, sort_keys=True))
+    elif report["ok"]:
+        forgotten = f" ({report['redacted']} forgotten)" if report["redacted"] else ""
+        print(f"ok: {report['count']} signatures{forgotten}, {report['entries']} entries")
+        print(f"head {report['head']}")
+    else:
+        bad = report["first_bad"]
+        where = f"entry {bad['entry']}: " if "entry" in bad else ""
+        print(f"FAILED: {where}{bad['reason']}")
+        if report["problems"] > 1:
+            print(f"{report['problems'] - 1} more problem(s) after it")
+    sys.exit(0 if report["ok"] else 1)
+
+
+if __name__ == "__main__":
+    main()

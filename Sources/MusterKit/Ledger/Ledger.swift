@@ -22,7 +22,8 @@ public enum EntryKind: String, Sendable, Codable {
 public final class Ledger {
     /// The `prev` of the first entry.
     public static let genesis = String(repeating: "0", count: 64)
-    static let schemaVersion: Int64 = 1
+    /// The newest ledger format, the one this muster writes.
+    static var schemaVersion: Int64 { LedgerMigration.all.last!.version }
     static let busyTimeoutMilliseconds: Int32 = 60_000
     /// SQLITE_CONSTRAINT_UNIQUE, the extended code of a unique-index conflict.
     static let constraintUnique: Int32 = 2067
@@ -47,20 +48,27 @@ public final class Ledger {
         guard dryRun, !FileManager.default.fileExists(atPath: url.path) else {
             return (try open(url, create: true)!, false)
         }
-        do {
+        return try withStorage(path: "a dry run's temporary ledger") {
             let database = try SQLiteDatabase(path: "", create: true)
             let ledger = Ledger(database: database, url: url)
             try ledger.database.execute("PRAGMA foreign_keys=ON")
-            try ledger.migrateIfNeeded()
+            let migrator = LedgerMigrator(path: url.path)
+            try migrator.migrate(database, from: migrator.version(of: database))
             return (ledger, true)
-        } catch let error as SQLiteError {
-            throw MusterError.storage(error, path: "a dry run's temporary ledger")
         }
     }
 
     /// Opens the ledger at `url`, creating it (mode 0600) when `create` is true.
     /// Returns nil when it does not exist and `create` is false.
+    ///
+    /// A ledger of an older format is migrated to the newest first (and a note says so
+    /// on stderr), whatever the command; one from a newer muster, or with a damaged
+    /// format record, is refused before anything is written to it.
     public static func open(_ url: URL, create: Bool) throws -> Ledger? {
+        try open(url, create: create, migrations: LedgerMigration.all)
+    }
+
+    static func open(_ url: URL, create: Bool, migrations: [LedgerMigration]) throws -> Ledger? {
         let path = url.path
         let exists = FileManager.default.fileExists(atPath: path)
         if !exists {
@@ -73,13 +81,26 @@ public final class Ledger {
             }
             if fd >= 0 { close(fd) }
         }
+        let migrator = LedgerMigrator(migrations, path: path)
+        var version: Int64?
         do {
             let database = try SQLiteDatabase(path: path, create: false)
             database.setBusyTimeout(milliseconds: busyTimeoutMilliseconds)
             let ledger = Ledger(database: database, url: url)
+            // Read the format before anything writes (even the journal mode).
+            version = try migrator.version(of: database)
             try ledger.configure()
-            try ledger.migrateIfNeeded()
+            let migrated = try migrator.migrate(database, from: version!)
+            if let from = version, from >= 1, migrated > from {
+                FileHandle.standardError.write(Data("muster: migrated \(path) from ledger format \(from) to \(migrated)\n".utf8))
+            }
             return ledger
+        } catch let error as SQLiteError where error.primaryCode == SQLITE_READONLY {
+            let format = version.map { $0 < migrator.latest ? "it has ledger format \($0), which this muster migrates to \(migrator.latest) on opening, and " : "" } ?? ""
+            throw MusterError.failure("""
+                \(path) cannot be written (\(error.message)): \(format)muster opens a ledger for writing even to read it \
+                (its write-ahead log lives beside it); make the file and its folder writable
+                """)
         } catch let error as SQLiteError {
             throw MusterError.storage(error, path: path)
         }
@@ -99,65 +120,6 @@ public final class Ledger {
             }
         }
         try database.execute("PRAGMA synchronous=FULL; PRAGMA secure_delete=ON; PRAGMA foreign_keys=ON")
-    }
-
-    private func migrateIfNeeded() throws {
-        let version: Int64?
-        do {
-            version = try database.scalarInt("SELECT value FROM meta WHERE key = 'schema_version'")
-        } catch let error as SQLiteError where error.message.contains("no such table") {
-            version = nil
-        }
-        if let version {
-            guard version == Self.schemaVersion else {
-                throw MusterError.failure("\(url.path) has ledger format \(version); this muster reads format \(Self.schemaVersion)")
-            }
-            return
-        }
-        var key = [UInt8](repeating: 0, count: 32)
-        var generator = SystemRandomNumberGenerator()
-        for index in key.indices { key[index] = generator.next() }
-        try database.writeTransaction {
-            try database.execute("""
-                CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value NOT NULL);
-                CREATE TABLE IF NOT EXISTS entries (
-                    seq INTEGER PRIMARY KEY,
-                    kind TEXT NOT NULL,
-                    at TEXT NOT NULL,
-                    fingerprint TEXT,
-                    body TEXT NOT NULL,
-                    personal_hash TEXT,
-                    prev TEXT NOT NULL,
-                    hash TEXT NOT NULL
-                );
-                CREATE UNIQUE INDEX IF NOT EXISTS entries_one_signature_per_signer ON entries(fingerprint) WHERE kind = 'signature';
-                CREATE INDEX IF NOT EXISTS entries_by_kind_and_time ON entries(kind, at);
-                CREATE INDEX IF NOT EXISTS entries_opt_outs ON entries(fingerprint) WHERE kind = 'optout';
-                CREATE TABLE IF NOT EXISTS personal (
-                    seq INTEGER PRIMARY KEY,
-                    salt BLOB NOT NULL,
-                    data TEXT NOT NULL
-                );
-                CREATE TABLE IF NOT EXISTS outbox (
-                    template TEXT NOT NULL,
-                    recipient TEXT NOT NULL,
-                    signature INTEGER,
-                    state TEXT NOT NULL,
-                    attempts INTEGER NOT NULL DEFAULT 0,
-                    reply TEXT,
-                    next_attempt_at TEXT,
-                    updated_at TEXT NOT NULL,
-                    PRIMARY KEY (template, recipient)
-                ) WITHOUT ROWID;
-                CREATE INDEX IF NOT EXISTS outbox_in_order ON outbox(template, coalesce(signature, 0), recipient);
-                """)
-            let insert = try database.prepare("INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)")
-            try insert.run(.text("fingerprint_key"), .blob(key))
-            try insert.run(.text("head_seq"), .int(0))
-            try insert.run(.text("head_hash"), .text(Self.genesis))
-            try insert.run(.text("signature_count"), .int(0))
-            try insert.run(.text("schema_version"), .int(Self.schemaVersion))
-        }
     }
 
     // MARK: - Fingerprints

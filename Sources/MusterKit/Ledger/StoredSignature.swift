@@ -65,7 +65,9 @@ extension Ledger {
 
 extension Ledger {
     /// Opens an existing ledger made elsewhere (e.g. on another laptop) without creating,
-    /// migrating or reconfiguring it; throws a bad-input error when it is not a muster ledger.
+    /// migrating or reconfiguring it; throws a bad-input error when it is not a muster
+    /// ledger or is from a newer muster. Any older format is read as it is (what is read
+    /// here — entries, personal data, meta — is the same in every format so far).
     public static func openExisting(_ url: URL) throws -> Ledger {
         let path = url.path
         var isFolder: ObjCBool = false
@@ -75,11 +77,8 @@ extension Ledger {
         do {
             let database = try SQLiteDatabase(path: path, create: false)
             database.setBusyTimeout(milliseconds: busyTimeoutMilliseconds)
-            guard let version = try? database.scalarInt("SELECT value FROM meta WHERE key = 'schema_version'") else {
-                throw MusterError.badInput("\(path) is not a muster ledger")
-            }
-            guard version == schemaVersion else {
-                throw MusterError.badInput("\(path) has ledger format \(version); this muster reads format \(schemaVersion)")
+            guard try LedgerMigrator(path: path, refusal: .badInput).version(of: database) >= 1 else {
+                throw MusterError.badInput("\(path) is not a muster ledger (it is empty)")
             }
             return Ledger(database: database, url: url)
         } catch let error as SQLiteError {

@@ -153,8 +153,8 @@ public final class Ledger {
     /// Durable when it returns (`synchronous=FULL`).
     public func append(_ signature: ValidSignature, at date: Date) throws -> AppendOutcome {
         let fingerprint = try fingerprint(canonicalEmail: signature.canonicalEmail)
-        do {
-            return try database.writeTransaction {
+        return try withStorage(path: url.path) {
+            try database.writeTransaction {
                 try ensureNothingBesideChain()
                 if let first = try firstSignature(fingerprint: fingerprint) {
                     return .duplicate(firstSignedAt: first.at, count: try metaInt("signature_count"))
@@ -163,8 +163,6 @@ public final class Ledger {
                                           body: Self.signatureBody(signature), personal: Self.personalData(signature))
                 return .added(seq: seq, count: try metaInt("signature_count"))
             }
-        } catch let error as SQLiteError {
-            throw MusterError.storage(error, path: url.path)
         }
     }
 
@@ -322,7 +320,7 @@ public final class Ledger {
     }
 
     func appendBatches<T>(commit: Bool, expectedCount: Int, bulkMinimum: Int, _ body: (LedgerBatch) throws -> T) throws -> T {
-        do {
+        try withStorage(path: url.path) {
             defer { try? database.execute("PRAGMA cache_size = -2000") }
             try database.execute("BEGIN IMMEDIATE")
             var batch: LedgerBatch?
@@ -361,8 +359,6 @@ public final class Ledger {
                 try? database.execute("ROLLBACK")
                 throw error
             }
-        } catch let error as SQLiteError {
-            throw MusterError.storage(error, path: url.path)
         }
     }
 
@@ -556,9 +552,8 @@ public final class Ledger {
     /// appends a redaction entry, and scrubs the write-ahead log.
     public func forget(canonicalEmail: String, at date: Date) throws -> ForgetOutcome {
         let fingerprint = try fingerprint(canonicalEmail: canonicalEmail)
-        let outcome: ForgetOutcome
-        do {
-            outcome = try database.writeTransaction {
+        let outcome: ForgetOutcome = try withStorage(path: url.path) {
+            try database.writeTransaction {
                 try ensureNothingBesideChain()
                 guard let signature = try firstSignature(fingerprint: fingerprint) else { return .notFound }
                 guard try database.scalarInt("SELECT count(*) FROM personal WHERE seq = ?", .int(signature.seq)) == 1 else {
@@ -572,8 +567,6 @@ public final class Ledger {
                                                 body: CanonicalJSON.encode(["redacts": signature.seq]), personal: nil)
                 return .forgotten(seq: signature.seq, redaction: redaction)
             }
-        } catch let error as SQLiteError {
-            throw MusterError.storage(error, path: url.path)
         }
         if case .forgotten = outcome { try scrubWriteAheadLog() }
         return outcome
@@ -600,15 +593,13 @@ public final class Ledger {
     /// Records that `canonicalEmail` must never be mailed again (signer or not).
     public func unsubscribe(canonicalEmail: String, at date: Date) throws -> UnsubscribeOutcome {
         let fingerprint = try fingerprint(canonicalEmail: canonicalEmail)
-        do {
-            return try database.writeTransaction {
+        return try withStorage(path: url.path) {
+            try database.writeTransaction {
                 try ensureNothingBesideChain()
                 if try isOptedOut(fingerprint: fingerprint) { return .alreadyUnsubscribed }
                 let seq = try appendEntry(kind: .optout, at: Timestamp.format(date), fingerprint: fingerprint, body: "{}", personal: nil)
                 return .unsubscribed(seq: seq)
             }
-        } catch let error as SQLiteError {
-            throw MusterError.storage(error, path: url.path)
         }
     }
 
@@ -628,27 +619,21 @@ public final class Ledger {
     /// One pass over the kind index: the rowid condition is kept off the index choice
     /// (`+`), which would otherwise read the whole table.
     public func signatureCount() throws -> Int64 {
-        do {
-            return try database.scalarInt("""
+        try withStorage(path: url.path) {
+            try database.scalarInt("""
                 SELECT count(*) FROM entries e WHERE e.kind = 'signature' AND +\(Self.chained("e"))
                 """) ?? 0
-        } catch let error as SQLiteError {
-            throw MusterError.storage(error, path: url.path)
         }
     }
 
     /// The hash of the newest entry (the genesis value when empty).
     public func headHash() throws -> String {
-        do { return try metaText("head_hash") } catch let error as SQLiteError {
-            throw MusterError.storage(error, path: url.path)
-        }
+        try withStorage(path: url.path) { try metaText("head_hash") }
     }
 
     /// Runs `body` on one consistent snapshot of the ledger.
     public func snapshot<T>(_ body: () throws -> T) throws -> T {
-        do { return try database.readTransaction(body) } catch let error as SQLiteError {
-            throw MusterError.storage(error, path: url.path)
-        }
+        try withStorage(path: url.path) { try database.readTransaction(body) }
     }
 }
 

@@ -29,7 +29,7 @@ extension Ledger {
     /// `signed_at` order (ties in ledger order), on one consistent snapshot.
     public func forEachSignature(byTime: Bool = false, _ body: (StoredSignature) throws -> Void) throws {
         try snapshot {
-            do {
+            try withStorage(path: url.path) {
                 var optedOut = Set<String>()
                 let optouts = try database.prepare("SELECT e.fingerprint FROM entries e WHERE e.kind = 'optout' AND \(Self.chained("e"))")
                 while try optouts.step() { if let text = optouts.text(0) { optedOut.insert(text) } }
@@ -51,8 +51,6 @@ extension Ledger {
                         consents: fields["consent"] as? [String] ?? [], publicFields: fields["fields"] as? [String: String] ?? [:],
                         personal: personal, unsubscribed: statement.text(2).map(optedOut.contains) ?? false))
                 }
-            } catch let error as SQLiteError {
-                throw MusterError.storage(error, path: url.path)
             }
         }
     }

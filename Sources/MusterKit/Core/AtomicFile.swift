@@ -13,14 +13,19 @@ public final class AtomicFile {
     /// Creates the temporary file with `permissions` (0600 for personal data).
     public init(_ url: URL, permissions: mode_t) throws {
         self.url = url
-        temporaryPath = Self.temporaryPath(of: url)
-        unlink(temporaryPath)
-        let fd = Foundation.open(temporaryPath, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, permissions)
+        (temporaryPath, descriptor) = try Self.createTemporary(for: url, permissions: permissions)
+    }
+
+    /// Creates `temporaryPath(of: url)` afresh with exactly `permissions`, open for writing.
+    static func createTemporary(for url: URL, permissions: mode_t) throws -> (path: String, descriptor: Int32) {
+        let path = temporaryPath(of: url)
+        unlink(path)
+        let fd = Foundation.open(path, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, permissions)
         guard fd >= 0 else {
             throw MusterError.failure("cannot write \(url.path): \(String(cString: strerror(errno)))")
         }
-        fchmod(fd, permissions)
-        descriptor = fd
+        fchmod(fd, permissions) // whatever the umask
+        return (path, fd)
     }
 
     /// Flushes to disk and renames the file into place.

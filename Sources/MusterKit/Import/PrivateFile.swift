@@ -43,15 +43,9 @@ public final class PrivateFile {
         if errno == ENOENT || errno == EACCES || errno == ENOTDIR {
             throw MusterError.failure("cannot write \(url.path): \(String(cString: strerror(errno)))")
         }
-        let path = Self.temporaryPath(of: url)
-        unlink(path)
-        let fd = Foundation.open(path, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, permissions)
-        guard fd >= 0 else {
-            throw MusterError.failure("cannot write \(url.path): \(String(cString: strerror(errno)))")
-        }
-        fchmod(fd, permissions)
-        descriptor = fd
-        temporaryPath = path
+        let named = try AtomicFile.createTemporary(for: url, permissions: permissions)
+        descriptor = named.descriptor
+        temporaryPath = named.path
     }
 
     #if os(Linux)

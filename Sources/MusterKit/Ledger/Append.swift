@@ -23,7 +23,7 @@ extension Ledger {
                     return .duplicate(firstSignedAt: first.at, count: try metaInt("signature_count"))
                 }
                 let seq = try appendEntry(kind: .signature, at: Timestamp.format(date), fingerprint: fingerprint,
-                                          body: Self.signatureBody(signature), personal: Self.personalData(signature))
+                                          body: Self.canonical(.body, of: signature), personal: Self.canonical(.personal, of: signature))
                 return .added(seq: seq, count: try metaInt("signature_count"))
             }
         }

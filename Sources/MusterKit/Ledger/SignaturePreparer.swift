@@ -14,39 +14,38 @@ extension Ledger {
         return salt
     }
 
-    /// The canonical JSON of a signature's non-personal part (same bytes as
-    /// `CanonicalJSON.encode` of the equivalent dictionary, without the casts).
-    static func signatureBody(_ signature: ValidSignature) -> String {
-        CanonicalObjectWriter.object { writeBody(signature, to: &$0) }
+    /// The two halves of a signature's entry, each one canonical JSON object.
+    enum SignaturePart {
+        /// The non-personal part, which the entry holds (same bytes as `CanonicalJSON.encode`
+        /// of the equivalent dictionary, without the casts).
+        case body
+        /// The personal data, kept apart in `personal` and erased by `forget`.
+        case personal
+
+        fileprivate func write(_ signature: ValidSignature, to writer: inout CanonicalObjectWriter) {
+            switch self {
+            case .body:
+                if let collector = signature.collector { writer.string("collector", collector) }
+                if !signature.consents.isEmpty { writer.strings("consent", signature.consents) }
+                if !signature.publicFields.isEmpty { writer.object("fields", signature.publicFields) }
+                writer.string("source", signature.source)
+            case .personal:
+                if let comment = signature.comment { writer.string("comment", comment) }
+                writer.string("email", signature.email)
+                if !signature.personalFields.isEmpty { writer.object("fields", signature.personalFields) }
+                writer.string("name", signature.name)
+            }
+        }
     }
 
-    /// Appends `signatureBody(signature)`'s bytes to `buffer`.
-    static func appendSignatureBody(_ signature: ValidSignature, to buffer: inout [UInt8]) {
-        CanonicalObjectWriter.append(to: &buffer) { writeBody(signature, to: &$0) }
+    /// `part` of `signature` as canonical JSON.
+    static func canonical(_ part: SignaturePart, of signature: ValidSignature) -> String {
+        CanonicalObjectWriter.object { part.write(signature, to: &$0) }
     }
 
-    private static func writeBody(_ signature: ValidSignature, to writer: inout CanonicalObjectWriter) {
-        if let collector = signature.collector { writer.string("collector", collector) }
-        if !signature.consents.isEmpty { writer.strings("consent", signature.consents) }
-        if !signature.publicFields.isEmpty { writer.object("fields", signature.publicFields) }
-        writer.string("source", signature.source)
-    }
-
-    /// The canonical JSON of a signature's personal data.
-    static func personalData(_ signature: ValidSignature) -> String {
-        CanonicalObjectWriter.object { writePersonal(signature, to: &$0) }
-    }
-
-    /// Appends `personalData(signature)`'s bytes to `buffer`.
-    static func appendPersonalData(_ signature: ValidSignature, to buffer: inout [UInt8]) {
-        CanonicalObjectWriter.append(to: &buffer) { writePersonal(signature, to: &$0) }
-    }
-
-    private static func writePersonal(_ signature: ValidSignature, to writer: inout CanonicalObjectWriter) {
-        if let comment = signature.comment { writer.string("comment", comment) }
-        writer.string("email", signature.email)
-        if !signature.personalFields.isEmpty { writer.object("fields", signature.personalFields) }
-        writer.string("name", signature.name)
+    /// Appends the bytes of `canonical(part, of: signature)` to `buffer`.
+    static func appendCanonical(_ part: SignaturePart, of signature: ValidSignature, to buffer: inout [UInt8]) {
+        CanonicalObjectWriter.append(to: &buffer) { part.write(signature, to: &$0) }
     }
 }
 
@@ -102,12 +101,12 @@ public struct SignaturePreparer: @unchecked Sendable {
         var code = hmac
         var email = signature.canonicalEmail
         email.withUTF8 { code.update(data: UnsafeRawBufferPointer($0)) }
-        var personal = Ledger.personalData(signature)
+        var personal = Ledger.canonical(.personal, of: signature)
         let salt = salts.next()
         var hasher = SHA256()
         hasher.update(data: salt)
         personal.withUTF8 { hasher.update(data: UnsafeRawBufferPointer($0)) }
-        return PreparedSignature(fingerprint: Hex.encode(code.finalize()), at: Timestamp.format(date), body: Ledger.signatureBody(signature),
+        return PreparedSignature(fingerprint: Hex.encode(code.finalize()), at: Timestamp.format(date), body: Ledger.canonical(.body, of: signature),
                                  personal: personal, salt: salt, personalHash: Hex.encode(hasher.finalize()))
     }
 
@@ -127,9 +126,9 @@ public struct SignaturePreparer: @unchecked Sendable {
         salts.next(appendingTo: &batch.bytes)
         Timestamp.append(date, to: &batch.bytes)
         let bodyStart = batch.bytes.count
-        Ledger.appendSignatureBody(signature, to: &batch.bytes)
+        Ledger.appendCanonical(.body, of: signature, to: &batch.bytes)
         let personalStart = batch.bytes.count
-        Ledger.appendPersonalData(signature, to: &batch.bytes)
+        Ledger.appendCanonical(.personal, of: signature, to: &batch.bytes)
         let end = batch.bytes.count
         batch.bytes.withUnsafeMutableBytes { bytes in
             var hasher = SHA256()

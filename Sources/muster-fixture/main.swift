@@ -31,7 +31,7 @@ do {
                                        source: "fixture")
             return (try input.validated(against: manifest), start.addingTimeInterval(Double(index) * step))
         }
-        _ = try ledger.appendAll(batch)
+        try ledger.appendBatch { append in for (signature, date) in batch { _ = try append(signature, date) } }
         done = upper
     }
     print(try ledger.signatureCount())

@@ -28,9 +28,7 @@ extension Muster {
 
         func run() throws {
             try reportingErrors {
-                let context = try RunContext.make(campaignOptions.workspaceOptions)
-                let campaign = try context.campaign(campaignOptions)
-                let canonical = try SignatureInput.validatedEmail(email)
+                let (context, campaign, canonical) = try RunContext.forAddress(email, campaignOptions)
                 guard let ledger = try Ledger.open(campaign.ledgerURL, create: false) else {
                     throw MusterError.failure("no signature from that address in \(campaign.slug) (its ledger is empty)")
                 }

@@ -39,6 +39,14 @@ struct RunContext {
         return (context, campaign, try context.manifest(campaign))
     }
 
+    /// The run context, the chosen campaign and the canonical form of `email` (validated
+    /// first): what the commands about one address (`forget`, `unsubscribe`) start with.
+    static func forAddress(_ email: String, _ options: CampaignOptions) throws -> (RunContext, Campaign, canonicalEmail: String) {
+        let context = try make(options.workspaceOptions)
+        let campaign = try context.campaign(options)
+        return (context, campaign, try SignatureInput.validatedEmail(email))
+    }
+
     func campaign(_ options: CampaignOptions) throws -> Campaign {
         let cwd = URL(fileURLWithPath: FileManager.default.currentDirectoryPath, isDirectory: true)
         return try workspace.resolveCampaign(options.campaign, workingDirectory: cwd)

@@ -2,6 +2,8 @@ import ArgumentParser
 import Foundation
 import MusterKit
 
+extension ReportFormat: ExpressibleByArgument {}
+
 extension Muster {
     struct Report: ParsableCommand {
         static let configuration = CommandConfiguration(
@@ -20,12 +22,8 @@ extension Muster {
                 and says it is the public form.
                 """)
 
-        enum Format: String, ExpressibleByArgument, CaseIterable {
-            case text, markdown, json, html
-        }
-
         @Option(help: "Output format.")
-        var format: Format = .text
+        var format: ReportFormat = .text
 
         @Option(help: ArgumentHelp("Write the report to FILE instead of stdout.", valueName: "FILE"))
         var out: String?
@@ -52,19 +50,7 @@ extension Muster {
                 }
                 let full = try ProgressReport.make(campaign: campaign, manifest: manifest, clock: context.clock, asOf: asOf)
                 let report = publicForm ? full.publicForm(manifest: manifest) : full
-                let text: String
-                switch output.json ? .json : format {
-                case .json:
-                    let encoder = JSONEncoder()
-                    encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes, .prettyPrinted]
-                    text = String(decoding: try encoder.encode(report), as: UTF8.self) + "\n"
-                case .markdown:
-                    text = report.renderMarkdown()
-                case .html:
-                    text = report.renderHTML()
-                case .text:
-                    text = report.renderText(styled: out == nil && Console.colorEnabled)
-                }
+                let text = try report.rendered(as: output.json ? .json : format, styled: out == nil && Console.colorEnabled)
                 if let out {
                     let url = URL(fileURLWithPath: out)
                     try FileWriter.writeAtomically(Data(text.utf8), to: url)

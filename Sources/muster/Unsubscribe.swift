@@ -20,9 +20,7 @@ extension Muster {
 
         func run() throws {
             try reportingErrors {
-                let context = try RunContext.make(campaignOptions.workspaceOptions)
-                let campaign = try context.campaign(campaignOptions)
-                let canonical = try SignatureInput.validatedEmail(email)
+                let (context, campaign, canonical) = try RunContext.forAddress(email, campaignOptions)
                 guard let ledger = try Ledger.open(campaign.ledgerURL, create: true) else { return }
                 switch try ledger.unsubscribe(canonicalEmail: canonical, at: context.clock.now()) {
                 case .unsubscribed(let seq):

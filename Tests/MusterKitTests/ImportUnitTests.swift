@@ -8,18 +8,18 @@ import Testing
                                        comment: "tab\tand é", publicFields: ["region": "Lyon", "profession": "other"],
                                        personalFields: ["languages": "EN>FR", "age": "40"], consents: ["organising", "updates"],
                                        source: "import", collector: "Sam")
-        #expect(Ledger.signatureBody(signature) == CanonicalJSON.encode([
+        #expect(Ledger.canonical(.body, of: signature) == CanonicalJSON.encode([
             "source": "import", "collector": "Sam", "consent": ["organising", "updates"],
             "fields": ["region": "Lyon", "profession": "other"],
         ] as [String: Any]))
-        #expect(Ledger.personalData(signature) == CanonicalJSON.encode([
+        #expect(Ledger.canonical(.personal, of: signature) == CanonicalJSON.encode([
             "name": "Ana \"Q\" Lima", "email": "Ana@Example.org", "comment": "tab\tand é",
             "fields": ["languages": "EN>FR", "age": "40"],
         ] as [String: Any]))
         let bare = ValidSignature(canonicalEmail: "b@example.org", name: "B", email: "b@example.org", comment: nil,
                                   publicFields: [:], personalFields: [:], consents: [], source: "cli", collector: nil)
-        #expect(Ledger.signatureBody(bare) == #"{"source":"cli"}"#)
-        #expect(Ledger.personalData(bare) == #"{"email":"b@example.org","name":"B"}"#)
+        #expect(Ledger.canonical(.body, of: bare) == #"{"source":"cli"}"#)
+        #expect(Ledger.canonical(.personal, of: bare) == #"{"email":"b@example.org","name":"B"}"#)
     }
 
     @Test func timestampsAreWrittenAsBefore() {

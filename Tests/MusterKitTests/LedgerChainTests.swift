@@ -123,7 +123,7 @@ import Testing
         let ledger = try reopen(folder)
         let writes: [(String, () throws -> Void)] = [
             ("append", { _ = try ledger.append(signature(4), at: clock.now()) }),
-            ("appendAll", { _ = try ledger.appendAll([(signature(5), clock.now())]) }),
+            ("appendBatch", { _ = try ledger.appendBatch { append in try append(signature(5), clock.now()) } }),
             ("forget", { _ = try ledger.forget(canonicalEmail: "signer1@example.org", at: clock.now()) }),
             ("unsubscribe", { _ = try ledger.unsubscribe(canonicalEmail: "signer2@example.org", at: clock.now()) }),
         ]

@@ -20,7 +20,7 @@ public final class PrivateFile {
     /// `.<name>.tmp-<pid>`: where the fallback writes, and where `commit` links an
     /// unnamed file for the instant before renaming it over `url`.
     static func temporaryPath(of url: URL, pid: Int32 = getpid()) -> String {
-        url.deletingLastPathComponent().appendingPathComponent(".\(url.lastPathComponent).tmp-\(pid)").path
+        AtomicFile.temporaryPath(of: url, pid: pid)
     }
 
     /// Creates the file with `permissions` (0600 for personal data).
@@ -43,15 +43,9 @@ public final class PrivateFile {
         if errno == ENOENT || errno == EACCES || errno == ENOTDIR {
             throw MusterError.failure("cannot write \(url.path): \(String(cString: strerror(errno)))")
         }
-        let path = Self.temporaryPath(of: url)
-        unlink(path)
-        let fd = Foundation.open(path, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, permissions)
-        guard fd >= 0 else {
-            throw MusterError.failure("cannot write \(url.path): \(String(cString: strerror(errno)))")
-        }
-        fchmod(fd, permissions)
-        descriptor = fd
-        temporaryPath = path
+        let named = try AtomicFile.createTemporary(for: url, permissions: permissions)
+        descriptor = named.descriptor
+        temporaryPath = named.path
     }
 
     #if os(Linux)
@@ -74,11 +68,7 @@ public final class PrivateFile {
                 throw MusterError.failure("cannot write \(url.path): \(String(cString: strerror(errno)))")
             }
         }
-        if rename(staged, url.path) != 0 {
-            let reason = String(cString: strerror(errno))
-            unlink(staged)
-            throw MusterError.failure("cannot write \(url.path): \(reason)")
-        }
+        try AtomicFile.rename(staged, over: url)
     }
 
     /// Drops the file; the final location is untouched.

@@ -25,8 +25,9 @@ extension Ledger {
         "table meta", "table entries", "table personal", "table outbox",
         "index sqlite_autoindex_meta_1",
         "index entries_one_signature_per_signer", "index entries_by_kind_and_time", "index entries_opt_outs",
-        "index outbox_in_order",
-        // Ledgers made before 2026-11-27 still have it until their next blast drops it.
+        "index outbox_in_order", "table migrations",
+        // Format-1 ledgers made before 2026-11-27 have it until migrated to format 2 (merge
+        // reads another machine's ledger, and verifies it, without migrating it).
         "index outbox_by_state",
         // SQLite's own statistics (ANALYZE, `PRAGMA optimize`): they hold no rows of muster's.
         "table sqlite_stat1", "table sqlite_stat4",

@@ -268,6 +268,9 @@ final class SQLiteStatement {
         }
     }
 
+    /// How many columns the statement's rows have.
+    var columnCount: Int { Int(sqlite3_column_count(statement)) }
+
     func isNull(_ column: Int32) -> Bool {
         sqlite3_column_type(statement, column) == SQLITE_NULL
     }

@@ -29,7 +29,7 @@ extension Ledger {
     /// `signed_at` order (ties in ledger order), on one consistent snapshot.
     public func forEachSignature(byTime: Bool = false, _ body: (StoredSignature) throws -> Void) throws {
         try snapshot {
-            do {
+            try withStorage(path: url.path) {
                 var optedOut = Set<String>()
                 let optouts = try database.prepare("SELECT e.fingerprint FROM entries e WHERE e.kind = 'optout' AND \(Self.chained("e"))")
                 while try optouts.step() { if let text = optouts.text(0) { optedOut.insert(text) } }
@@ -51,8 +51,6 @@ extension Ledger {
                         consents: fields["consent"] as? [String] ?? [], publicFields: fields["fields"] as? [String: String] ?? [:],
                         personal: personal, unsubscribed: statement.text(2).map(optedOut.contains) ?? false))
                 }
-            } catch let error as SQLiteError {
-                throw MusterError.storage(error, path: url.path)
             }
         }
     }
@@ -65,7 +63,9 @@ extension Ledger {
 
 extension Ledger {
     /// Opens an existing ledger made elsewhere (e.g. on another laptop) without creating,
-    /// migrating or reconfiguring it; throws a bad-input error when it is not a muster ledger.
+    /// migrating or reconfiguring it; throws a bad-input error when it is not a muster
+    /// ledger or is from a newer muster. Any older format is read as it is (what is read
+    /// here — entries, personal data, meta — is the same in every format so far).
     public static func openExisting(_ url: URL) throws -> Ledger {
         let path = url.path
         var isFolder: ObjCBool = false
@@ -75,11 +75,8 @@ extension Ledger {
         do {
             let database = try SQLiteDatabase(path: path, create: false)
             database.setBusyTimeout(milliseconds: busyTimeoutMilliseconds)
-            guard let version = try? database.scalarInt("SELECT value FROM meta WHERE key = 'schema_version'") else {
-                throw MusterError.badInput("\(path) is not a muster ledger")
-            }
-            guard version == schemaVersion else {
-                throw MusterError.badInput("\(path) has ledger format \(version); this muster reads format \(schemaVersion)")
+            guard try LedgerMigrator(path: path, refusal: .badInput).version(of: database) >= 1 else {
+                throw MusterError.badInput("\(path) is not a muster ledger (it is empty)")
             }
             return Ledger(database: database, url: url)
         } catch let error as SQLiteError {

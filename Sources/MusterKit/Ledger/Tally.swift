@@ -16,7 +16,7 @@ extension Ledger {
     func tally(upTo instant: String?) throws -> SignatureTally {
         var tally = SignatureTally()
         try snapshot {
-            do {
+            try withStorage(path: url.path) {
                 let statement = try database.prepare("SELECT e.at, e.body FROM entries e WHERE e.kind = 'signature' AND \(Self.chained("e"))\(instant == nil ? "" : " AND e.at <= ?") ORDER BY e.at")
                 if let instant { try statement.bind([.text(instant)]) }
                 var currentDay: [UInt8] = []
@@ -39,8 +39,6 @@ extension Ledger {
                 } else {
                     tally.head = try metaText("head_hash")
                 }
-            } catch let error as SQLiteError {
-                throw MusterError.storage(error, path: url.path)
             }
         }
         return tally

@@ -53,7 +53,7 @@ extension Ledger {
     /// Only entries 1…head (the head `meta` records) are scanned, so the work and the
     /// memory follow the chain, never the size of a forged sequence number.
     func verify(parallelFrom threshold: Int64) throws -> VerifyReport {
-        do {
+        try withStorage(path: url.path) {
             let head = try metaInt("head_seq")
             guard head >= threshold && head >= 2 && ProcessInfo.processInfo.activeProcessorCount > 1 else {
                 return try snapshot {
@@ -91,8 +91,6 @@ extension Ledger {
                 return job.segment!
             }
             return try finish(segments, recorded: recorded, on: readers[0])
-        } catch let error as SQLiteError {
-            throw MusterError.storage(error, path: url.path)
         }
     }
 

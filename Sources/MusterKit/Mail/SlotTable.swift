@@ -278,28 +278,6 @@ struct Slot: MustacheCustomRenderable {
     var renderText: String { token }
 }
 
-/// Escapes `& < > " '` for HTML text and attribute values.
-func htmlEscape(_ value: String) -> String {
-    var out: [UInt8] = []
-    out.reserveCapacity(value.utf8.count)
-    appendHTMLEscaped(value, to: &out)
-    return String(decoding: out, as: UTF8.self)
-}
-
-func appendHTMLEscaped(_ value: String, to out: inout [UInt8]) {
-    for byte in value.utf8 {
-        switch byte {
-        case UInt8(ascii: "&"): out += "&amp;".utf8
-        case UInt8(ascii: "<"): out += "&lt;".utf8
-        case UInt8(ascii: ">"): out += "&gt;".utf8
-        case UInt8(ascii: "\""): out += "&quot;".utf8
-        case UInt8(ascii: "'"): out += "&#39;".utf8
-        case 0: out += "\u{FFFD}".utf8
-        default: out.append(byte)
-        }
-    }
-}
-
 /// Walks HTML bytes forward, telling whether an offset is in text, inside a tag, or
 /// inside a quoted attribute value (and which attribute). Offsets must be asked in order.
 struct HTMLPositionScanner {

@@ -14,14 +14,14 @@ extension ProgressReport {
             <meta charset="utf-8"/>
             <meta name="viewport" content="width=device-width, initial-scale=1"/>
             <meta name="generator" content="muster"/>
-            <title>\(HTML.escape(title)) — \(Number.grouped(count)) of \(Number.grouped(Int64(goal)))</title>
+            <title>\(htmlEscape(title)) — \(Number.grouped(count)) of \(Number.grouped(Int64(goal)))</title>
             <style>\(HTML.style)</style>
             </head>
             <body>
             <main>
             <header>
-            <p class="kicker">\(isPublic == true ? "Public progress report" : "Progress report") · as of \(HTML.escape(HTML.readable(asOf)))</p>
-            <h1>\(HTML.escape(title))</h1>\(isPublic == true ? "\n<p class=\"public\" data-key=\"public\">\(HTML.escape(Self.publicNotice))</p>" : "")
+            <p class="kicker">\(isPublic == true ? "Public progress report" : "Progress report") · as of \(htmlEscape(HTML.readable(asOf)))</p>
+            <h1>\(htmlEscape(title))</h1>\(isPublic == true ? "\n<p class=\"public\" data-key=\"public\">\(htmlEscape(Self.publicNotice))</p>" : "")
             <p class="headline"><span class="big" data-key="count" data-value="\(count)">\(Number.grouped(count))</span> of <span data-key="goal" data-value="\(goal)">\(Number.grouped(Int64(goal)))</span> signatures · <span data-key="percent" data-value="\(percent)">\(Number.percent(percent))</span></p>
             \(progressBar())
             <ul class="facts">
@@ -43,23 +43,23 @@ extension ProgressReport {
         out += "<section>\n<h2>Signatures over time</h2>\n\(cumulativeChart())\n</section>\n"
         if !quorums.isEmpty, let quorumField {
             let met = quorums.filter(\.met).count
-            out += "<section>\n<h2>Quorums by \(HTML.escape(quorumField)) <small data-key=\"quorums_met\" data-value=\"\(met)\">\(met) of \(quorums.count) met</small></h2>\n\(quorumChart())\n</section>\n"
+            out += "<section>\n<h2>Quorums by \(htmlEscape(quorumField)) <small data-key=\"quorums_met\" data-value=\"\(met)\">\(met) of \(quorums.count) met</small></h2>\n\(quorumChart())\n</section>\n"
         }
         out += "<section>\n<h2>Last \(perDay.count) days</h2>\n\(dayChart())\n</section>\n"
         if !milestones.isEmpty {
             out += "<section>\n<h2>Milestones</h2>\n<table>\n<thead><tr><th></th><th class=\"n\">at</th><th>label</th><th>reached</th></tr></thead>\n<tbody>\n"
             for milestone in milestones {
-                out += "<tr class=\"\(milestone.reached ? "met" : "open")\"><td>\(milestone.reached ? "✓" : "·")</td><td class=\"n\" data-key=\"milestone\" data-value=\"\(milestone.at)\">\(Number.grouped(Int64(milestone.at)))</td><td>\(HTML.escape(milestone.label ?? ""))</td><td>\(milestone.reachedOn ?? "")</td></tr>\n"
+                out += "<tr class=\"\(milestone.reached ? "met" : "open")\"><td>\(milestone.reached ? "✓" : "·")</td><td class=\"n\" data-key=\"milestone\" data-value=\"\(milestone.at)\">\(Number.grouped(Int64(milestone.at)))</td><td>\(htmlEscape(milestone.label ?? ""))</td><td>\(milestone.reachedOn ?? "")</td></tr>\n"
             }
             out += "</tbody>\n</table>\n</section>\n"
         }
         out += "<section class=\"grid\">\n"
         for (heading, rows, _) in breakdowns where !rows.isEmpty {
-            out += "<div>\n<h2>\(HTML.escape(heading))</h2>\n<table>\n<tbody>\n"
+            out += "<div>\n<h2>\(htmlEscape(heading))</h2>\n<table>\n<tbody>\n"
             let top = rows.map(\.count).max() ?? 0
             for row in rows {
                 let width = top == 0 ? 0 : Double(row.count) / Double(top) * 100
-                out += "<tr><td>\(HTML.escape(Self.shown(row.value)))</td><td class=\"n\">\(Number.grouped(row.count))</td><td class=\"barcell\"><span class=\"bar\" style=\"width:\(HTML.number(width))%\"></span></td></tr>\n"
+                out += "<tr><td>\(htmlEscape(Self.shown(row.value)))</td><td class=\"n\">\(Number.grouped(row.count))</td><td class=\"barcell\"><span class=\"bar\" style=\"width:\(HTML.number(width))%\"></span></td></tr>\n"
             }
             out += "</tbody>\n</table>\n</div>\n"
         }
@@ -68,14 +68,14 @@ extension ProgressReport {
             out += "<section>\n<h2>Mail</h2>\n<table>\n<thead><tr><th>template</th><th class=\"n\">sent</th><th class=\"n\">deferred</th><th class=\"n\">failed</th><th class=\"n\">unknown</th><th class=\"n\">queued</th><th class=\"n\">unsubscribed</th></tr></thead>\n<tbody>\n"
             for row in mail {
                 let cells = [row.sent, row.deferred, row.failed, row.unknown, row.queued, row.unsubscribed].map { "<td class=\"n\">\(Number.grouped(Int64($0)))</td>" }.joined()
-                out += "<tr><td>\(HTML.escape(row.template))</td>\(cells)</tr>\n"
+                out += "<tr><td>\(htmlEscape(row.template))</td>\(cells)</tr>\n"
             }
             out += "</tbody>\n</table>\n</section>\n"
         }
         out += """
             <footer>
             <p>Ledger head <code data-key="head">\(head)</code></p>
-            <p>Anyone holding the ledger can check this report with <code>muster verify</code>. Generated \(HTML.escape(HTML.readable(generatedAt))) by muster.</p>
+            <p>Anyone holding the ledger can check this report with <code>muster verify</code>. Generated \(htmlEscape(HTML.readable(generatedAt))) by muster.</p>
             </footer>
             </main>
             </body>
@@ -129,7 +129,7 @@ extension ProgressReport {
         for milestone in milestones where milestone.at < goal {
             let yy = HTML.number(y(Double(milestone.at)))
             svg += "<line x1=\"\(HTML.number(left))\" x2=\"\(HTML.number(width - right))\" y1=\"\(yy)\" y2=\"\(yy)\" class=\"milestone\"/>"
-            svg += "<text x=\"\(HTML.number(left + 6))\" y=\"\(yy)\" dy=\"-4\" class=\"mlabel\">\(Number.grouped(Int64(milestone.at)))\(milestone.label.map { " · " + HTML.escape($0) } ?? "")</text>\n"
+            svg += "<text x=\"\(HTML.number(left + 6))\" y=\"\(yy)\" dy=\"-4\" class=\"mlabel\">\(Number.grouped(Int64(milestone.at)))\(milestone.label.map { " · " + htmlEscape($0) } ?? "")</text>\n"
             if let on = milestone.reachedOn, let index = daily.firstIndex(where: { $0.date == on }) {
                 svg += "<circle cx=\"\(HTML.number(x(index)))\" cy=\"\(yy)\" r=\"5\" class=\"reached\"><title>\(Number.grouped(Int64(milestone.at))) reached \(on)</title></circle>\n"
             }
@@ -154,13 +154,13 @@ extension ProgressReport {
         let rowHeight = 34.0, labelWidth = 130.0, width = 760.0, right = 90.0
         let scaleMax = Double(quorums.map { max($0.count, Int64($0.minimum)) }.max() ?? 1) * 1.1
         let plot = width - labelWidth - right
-        var svg = "<svg class=\"chart\" viewBox=\"0 0 \(Int(width)) \(Int(rowHeight * Double(quorums.count) + 10))\" role=\"img\" aria-label=\"signatures per \(HTML.escape(quorumField ?? "")) against quorums\">\n"
+        var svg = "<svg class=\"chart\" viewBox=\"0 0 \(Int(width)) \(Int(rowHeight * Double(quorums.count) + 10))\" role=\"img\" aria-label=\"signatures per \(htmlEscape(quorumField ?? "")) against quorums\">\n"
         for (index, status) in quorums.enumerated() {
             let yy = 6 + rowHeight * Double(index)
             let barWidth = Double(status.count) / scaleMax * plot
             let minimumX = labelWidth + Double(status.minimum) / scaleMax * plot
-            svg += "<g data-key=\"quorum\" data-value=\"\(HTML.escape(status.value))\" data-count=\"\(status.count)\" data-minimum=\"\(status.minimum)\" data-met=\"\(status.met)\">"
-            svg += "<text x=\"\(HTML.number(labelWidth - 10))\" y=\"\(HTML.number(yy + 17))\" class=\"ylabel\">\(HTML.escape(status.value))</text>"
+            svg += "<g data-key=\"quorum\" data-value=\"\(htmlEscape(status.value))\" data-count=\"\(status.count)\" data-minimum=\"\(status.minimum)\" data-met=\"\(status.met)\">"
+            svg += "<text x=\"\(HTML.number(labelWidth - 10))\" y=\"\(HTML.number(yy + 17))\" class=\"ylabel\">\(htmlEscape(status.value))</text>"
             svg += "<rect x=\"\(HTML.number(labelWidth))\" y=\"\(HTML.number(yy + 3))\" width=\"\(HTML.number(plot))\" height=\"20\" rx=\"4\" class=\"track\"/>"
             svg += "<rect x=\"\(HTML.number(labelWidth))\" y=\"\(HTML.number(yy + 3))\" width=\"\(HTML.number(max(barWidth, 0)))\" height=\"20\" rx=\"4\" class=\"\(status.met ? "met" : "short")\"/>"
             svg += "<line x1=\"\(HTML.number(minimumX))\" x2=\"\(HTML.number(minimumX))\" y1=\"\(HTML.number(yy))\" y2=\"\(HTML.number(yy + 26))\" class=\"minimum\"/>"
@@ -193,22 +193,6 @@ extension ProgressReport {
 
 /// Small helpers for writing HTML by hand.
 enum HTML {
-    static func escape(_ text: String) -> String {
-        var out = ""
-        out.reserveCapacity(text.utf8.count)
-        for character in text {
-            switch character {
-            case "&": out += "&amp;"
-            case "<": out += "&lt;"
-            case ">": out += "&gt;"
-            case "\"": out += "&quot;"
-            case "'": out += "&#39;"
-            default: out.append(character)
-            }
-        }
-        return out
-    }
-
     /// A coordinate with at most one decimal, locale-free.
     static func number(_ value: Double) -> String {
         let rounded = (value * 10).rounded() / 10

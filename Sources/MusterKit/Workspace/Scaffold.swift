@@ -182,21 +182,3 @@ public enum TemplateSource {
         return paths.sorted()
     }
 }
-
-/// Writing files so that a crash never leaves half a file behind.
-public enum FileWriter {
-    /// Writes `data` to a temporary file beside `url`, then renames it into place.
-    /// Does nothing when the file already holds exactly `data`.
-    public static func writeAtomically(_ data: Data, to url: URL, permissions: Int = 0o644) throws {
-        if let existing = try? Data(contentsOf: url), existing == data { return }
-        let temporary = url.deletingLastPathComponent().appendingPathComponent(".\(url.lastPathComponent).tmp-\(getpid())")
-        guard FileManager.default.createFile(atPath: temporary.path, contents: data, attributes: [.posixPermissions: permissions]) else {
-            throw MusterError.failure("cannot write \(url.path)")
-        }
-        if rename(temporary.path, url.path) != 0 {
-            let reason = String(cString: strerror(errno))
-            unlink(temporary.path)
-            throw MusterError.failure("cannot write \(url.path): \(reason)")
-        }
-    }
-}

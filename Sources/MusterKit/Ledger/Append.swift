@@ -1,0 +1,352 @@
+import Crypto
+import Foundation
+
+/// Appending signatures: one at a time (`append`), or many in one transaction
+/// (`appendBatch` for validated signatures, `appendBatches` for prepared ones).
+extension Ledger {
+    /// The outcome of `append`.
+    public enum AppendOutcome: Sendable, Equatable {
+        /// Added as entry `seq`; `count` signatures now.
+        case added(seq: Int64, count: Int64)
+        /// Already signed, first at `firstSignedAt`; the ledger is unchanged.
+        case duplicate(firstSignedAt: String, count: Int64)
+    }
+
+    /// Appends one signature unless its canonical email already signed.
+    /// Durable when it returns (`synchronous=FULL`).
+    public func append(_ signature: ValidSignature, at date: Date) throws -> AppendOutcome {
+        let fingerprint = try fingerprint(canonicalEmail: signature.canonicalEmail)
+        return try withStorage(path: url.path) {
+            try database.writeTransaction {
+                try ensureNothingBesideChain()
+                if let first = try firstSignature(fingerprint: fingerprint) {
+                    return .duplicate(firstSignedAt: first.at, count: try metaInt("signature_count"))
+                }
+                let seq = try appendEntry(kind: .signature, at: Timestamp.format(date), fingerprint: fingerprint,
+                                          body: Self.canonical(.body, of: signature), personal: Self.canonical(.personal, of: signature))
+                return .added(seq: seq, count: try metaInt("signature_count"))
+            }
+        }
+    }
+
+    func firstSignature(fingerprint: String) throws -> (seq: Int64, at: String)? {
+        if selectSignature == nil {
+            selectSignature = try database.prepare("SELECT e.seq, e.at FROM entries e WHERE e.kind = 'signature' AND e.fingerprint = ? AND \(Self.chained("e"))")
+        }
+        let statement = selectSignature!
+        statement.reset()
+        try statement.bind([.text(fingerprint)])
+        defer { statement.reset() } // never leave a read open between transactions
+        guard try statement.step() else { return nil }
+        return (statement.int64(0), statement.text(1) ?? "")
+    }
+
+    /// Appends one entry after the current head, inside a write transaction.
+    @discardableResult
+    func appendEntry(kind: EntryKind, at: String, fingerprint: String?, body: String, personal: String?) throws -> Int64 {
+        var head = try readHead()
+        let seq = try appendEntry(kind: kind, at: at, fingerprint: fingerprint, body: body, personal: personal, head: &head)
+        try writeHead(head)
+        return seq
+    }
+
+    /// Appends one entry after `head` and advances it; the caller writes the head back.
+    @discardableResult
+    func appendEntry(kind: EntryKind, at: String, fingerprint: String?, body: String, personal: String?, head: inout Head) throws -> Int64 {
+        var personalHash: String?
+        var salt: [UInt8] = []
+        if let personal {
+            salt = Self.randomSalt()
+            personalHash = LedgerHash.personal(salt: salt, data: Array(personal.utf8))
+        }
+        return try appendEntry(kind: kind, at: at, fingerprint: fingerprint, body: body, personal: personal,
+                               salt: salt, personalHash: personalHash, head: &head)
+    }
+
+    /// `appendEntry` with the personal data's salt and hash already computed.
+    @discardableResult
+    func appendEntry(kind: EntryKind, at: String, fingerprint: String?, body: String, personal: String?,
+                     salt: [UInt8], personalHash: String?, head: inout Head) throws -> Int64 {
+        let seq = head.seq + 1
+        let hash = LedgerHash.entry(seq: seq, kind: kind.rawValue, at: at, fingerprint: fingerprint,
+                                    body: body, personalHash: personalHash, prev: head.hash)
+        let (insertEntry, insertPersonal) = try entryStatements()
+        do {
+            let insert = insertEntry
+            try insert.bindInt(1, seq)
+            try insert.bindText(2, kind.rawValue)
+            try insert.bindText(3, at)
+            try insert.bindText(4, fingerprint)
+            try insert.bindText(5, body)
+            try insert.bindText(6, personalHash)
+            try insert.bindText(7, head.hash)
+            try insert.bindText(8, hash)
+            try insert.runBound()
+        } catch let error as SQLiteError where error.code == Self.constraintUnique && kind == .signature {
+            throw DuplicateSignature()
+        }
+        if let personal {
+            let insert = insertPersonal
+            try insert.bindInt(1, seq)
+            try insert.bindBlob(2, salt)
+            try insert.bindText(3, personal)
+            try insert.runBound()
+        }
+        head.seq = seq
+        head.hash = hash
+        if kind == .signature { head.signatures += 1 }
+        return seq
+    }
+
+    /// Streams signatures into one write transaction: `body` calls `append` once per
+    /// signature, which answers true when it was added and false for a duplicate (of
+    /// the ledger or of an earlier call). All or nothing: when `body` throws, or when
+    /// `commit` is false (a dry run), the ledger is left as it was.
+    public func appendBatch<T>(commit: Bool = true, _ body: (_ append: (ValidSignature, Date) throws -> Bool) throws -> T) throws -> T {
+        let preparer = try signaturePreparer()
+        return try appendBatches(commit: commit) { batch in
+            try body { signature, date in try batch.append(preparer.prepare(signature, at: date)) }
+        }
+    }
+
+    /// A preparer that does the per-signature work needing no ledger access (fingerprint,
+    /// bodies, salt and personal-data hash), so it can run on another thread.
+    public func signaturePreparer() throws -> SignaturePreparer {
+        _ = try fingerprint(canonicalEmail: "")
+        return SignaturePreparer(hmac: fingerprintHMAC!)
+    }
+
+    /// A batch expected to add at least this many signatures, and at least twice as many
+    /// as the ledger already holds, checks duplicates in memory and rebuilds the unique
+    /// fingerprint index at the end (see `appendBatches`).
+    static let bulkMinimum = 20_000
+    /// …and as long as the fingerprints held in memory stay under about 200 MB.
+    static let bulkMaximum = 4_000_000
+
+    /// Runs `body` in one write transaction (all or nothing, as `appendBatch`), giving it a
+    /// `LedgerBatch` to append prepared signatures one at a time or packed in batches.
+    ///
+    /// `expectedCount` is how many signatures the caller expects to append (an estimate;
+    /// 0 when unknown). A large batch into a small ledger — an import into a new campaign —
+    /// checks duplicates against an in-memory set of fingerprints instead of the unique
+    /// index, which it drops at the start of the transaction and recreates, with the same
+    /// definition, before committing: one sort instead of a random index insert per row.
+    /// It is all one transaction, so no other connection ever sees the ledger without its
+    /// index, and a rollback (a dry run, an error, a killed process) restores it as it was.
+    public func appendBatches<T>(commit: Bool = true, expectedCount: Int = 0, _ body: (LedgerBatch) throws -> T) throws -> T {
+        try appendBatches(commit: commit, expectedCount: expectedCount, bulkMinimum: Self.bulkMinimum, body)
+    }
+
+    func appendBatches<T>(commit: Bool, expectedCount: Int, bulkMinimum: Int, _ body: (LedgerBatch) throws -> T) throws -> T {
+        try withStorage(path: url.path) {
+            defer { try? database.execute("PRAGMA cache_size = -2000") }
+            try database.execute("BEGIN IMMEDIATE")
+            var batch: LedgerBatch?
+            defer { batch?.isOpen = false }
+            do {
+                try ensureNothingBesideChain()
+                let open = LedgerBatch(ledger: self, head: try readHead())
+                batch = open
+                var indexSQL: String?
+                if expectedCount >= bulkMinimum && Int64(expectedCount) >= 2 * open.head.signatures,
+                   Int64(expectedCount) + open.head.signatures <= Self.bulkMaximum,
+                   let bulk = try startBulkAppend(capacity: Int(open.head.signatures) + expectedCount) {
+                    open.fingerprints = bulk.fingerprints
+                    indexSQL = bulk.indexSQL
+                    // The tables and the remaining indexes are appended to in order: a small
+                    // cache is enough, and it leaves room for the fingerprints.
+                    try database.execute("PRAGMA cache_size = -16384")
+                } else {
+                    // A larger page cache keeps the fingerprint index in memory for big batches.
+                    try database.execute("PRAGMA cache_size = -65536")
+                }
+                let result = try body(open)
+                open.isOpen = false
+                if commit {
+                    if let indexSQL {
+                        open.fingerprints = nil
+                        try database.execute(indexSQL)
+                    }
+                    try writeHead(open.head)
+                    try database.execute("COMMIT")
+                } else {
+                    try database.execute("ROLLBACK")
+                }
+                return result
+            } catch {
+                try? database.execute("ROLLBACK")
+                throw error
+            }
+        }
+    }
+
+    private func entryStatements() throws -> (entry: SQLiteStatement, personal: SQLiteStatement) {
+        if insertEntry == nil {
+            insertEntry = try database.prepare("INSERT INTO entries (seq, kind, at, fingerprint, body, personal_hash, prev, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
+        }
+        if insertPersonal == nil {
+            insertPersonal = try database.prepare("INSERT INTO personal (seq, salt, data) VALUES (?, ?, ?)")
+        }
+        return (insertEntry!, insertPersonal!)
+    }
+
+    /// Appends the signatures packed in `batch` after `head`, in order, skipping those
+    /// whose signer already signed (checked in `fingerprints` when given, otherwise by the
+    /// unique index). The same entries as `appendEntry` would write, bound straight from
+    /// the batch's buffer.
+    func appendPacked(_ batch: PreparedBatch, head: inout Head, fingerprints: FingerprintSet?) throws -> (added: Int, duplicates: Int) {
+        let (entry, personal) = try entryStatements()
+        defer {
+            entry.clearBindings()
+            personal.clearBindings()
+        }
+        // The previous entry's hash and this one's, in hex, swapped after each entry.
+        var previous = UnsafeMutableRawBufferPointer.allocate(byteCount: 64, alignment: 8)
+        var current = UnsafeMutableRawBufferPointer.allocate(byteCount: 64, alignment: 8)
+        defer {
+            previous.deallocate()
+            current.deallocate()
+        }
+        guard head.hash.utf8.count == 64 else { throw MusterError.failure("\(url.path) has a malformed head hash; run `muster verify`") }
+        previous.copyBytes(from: head.hash.utf8)
+        var scratch: [UInt8] = []
+        scratch.reserveCapacity(1024)
+        var added = 0, duplicates = 0
+        // The head's hash follows its sequence number, also when an insert fails part-way.
+        defer { if added > 0 { head.hash = String(decoding: UnsafeRawBufferPointer(previous), as: UTF8.self) } }
+        // With the fingerprints in memory, the whole batch is checked first: the lookups
+        // (a cache miss each) then overlap instead of waiting one by one between inserts.
+        var isNew: [Bool] = []
+        if let fingerprints {
+            isNew.reserveCapacity(batch.rows.count)
+            for row in batch.rows { isNew.append(fingerprints.insert(row.key)) }
+        }
+        try batch.bytes.withUnsafeBytes { bytes in
+            for (index, row) in batch.rows.enumerated() {
+                let fingerprint = UnsafeRawBufferPointer(rebasing: bytes[row.start..<(row.start + 64)])
+                let personalHash = UnsafeRawBufferPointer(rebasing: bytes[(row.start + 64)..<(row.start + 128)])
+                let salt = UnsafeRawBufferPointer(rebasing: bytes[(row.start + 128)..<(row.start + 144)])
+                let atEnd = row.start + 144 + row.atCount
+                let bodyEnd = atEnd + row.bodyCount
+                let at = UnsafeRawBufferPointer(rebasing: bytes[(row.start + 144)..<atEnd])
+                let body = UnsafeRawBufferPointer(rebasing: bytes[atEnd..<bodyEnd])
+                let data = UnsafeRawBufferPointer(rebasing: bytes[bodyEnd..<(bodyEnd + row.personalCount)])
+                if !isNew.isEmpty && !isNew[index] {
+                    duplicates += 1
+                    continue
+                }
+                let seq = head.seq + 1
+                // The hash: the same bytes as LedgerHash.entry gathers.
+                scratch.removeAll(keepingCapacity: true)
+                LedgerHash.appendEntryFields(seq: seq, kind: EntryKind.signature.rawValue, at: at, fingerprint: fingerprint, body: body,
+                                             personalHash: personalHash, prev: UnsafeRawBufferPointer(previous), to: &scratch)
+                scratch.withUnsafeBytes { SHA256.hash(data: $0) }.withUnsafeBytes { Hex.write($0, to: current.baseAddress!) }
+                try entry.bindInt(1, seq)
+                try entry.bindText(2, EntryKind.signature.rawValue)
+                try entry.bindText(3, borrowing: at)
+                try entry.bindText(4, borrowing: fingerprint)
+                try entry.bindText(5, borrowing: body)
+                try entry.bindText(6, borrowing: personalHash)
+                try entry.bindText(7, borrowing: UnsafeRawBufferPointer(previous))
+                try entry.bindText(8, borrowing: UnsafeRawBufferPointer(current))
+                guard try entry.runBound(refusedWith: Self.constraintUnique) else {
+                    duplicates += 1
+                    continue
+                }
+                try personal.bindInt(1, seq)
+                try personal.bindBlob(2, borrowing: salt)
+                try personal.bindText(3, borrowing: data)
+                try personal.runBound()
+                head.seq = seq
+                head.signatures += 1
+                swap(&previous, &current)
+                added += 1
+            }
+        }
+        return (added, duplicates)
+    }
+
+    /// Inside a write transaction: the fingerprints of every signature in the ledger, read
+    /// into memory, and the unique index on them dropped; returns the index's definition to
+    /// recreate it. Nil (and nothing changed) when the index is not there as expected.
+    private func startBulkAppend(capacity: Int) throws -> (fingerprints: FingerprintSet, indexSQL: String)? {
+        guard let sql = try database.scalarText("SELECT sql FROM sqlite_schema WHERE type = 'index' AND name = 'entries_one_signature_per_signer'") else {
+            return nil
+        }
+        let fingerprints = FingerprintSet(capacity: capacity)
+        do {
+            let statement = try database.prepare("SELECT e.fingerprint FROM entries e WHERE e.kind = 'signature' AND \(Self.chained("e"))")
+            defer { statement.reset() }
+            while try statement.step() {
+                // Every stored fingerprint is 64 lower-case hex digits and unique; anything
+                // else keeps the index in place.
+                guard statement.withBytes(0, { fingerprints.insert(hexBytes: $0) }) == true else { return nil }
+            }
+        }
+        try database.execute("DROP INDEX entries_one_signature_per_signer")
+        return (fingerprints, sql)
+    }
+}
+
+/// The signatures appended inside one `Ledger.appendBatches` transaction.
+public final class LedgerBatch {
+    let ledger: Ledger
+    var head: Ledger.Head
+    /// In a bulk append, the fingerprint of every signature so far (the unique index is
+    /// dropped until the end); nil otherwise.
+    var fingerprints: FingerprintSet?
+    /// False once the transaction is over (or can only be rolled back).
+    var isOpen = true
+
+    init(ledger: Ledger, head: Ledger.Head) {
+        self.ledger = ledger
+        self.head = head
+    }
+
+    private func checkOpen() throws {
+        guard isOpen else { throw MusterError.failure("a ledger batch was used after its transaction ended") }
+    }
+
+    /// Appends one signature; false when its signer already signed (in the ledger or
+    /// earlier in this batch) and nothing was written.
+    public func append(_ prepared: PreparedSignature) throws -> Bool {
+        try checkOpen()
+        if let fingerprints {
+            switch fingerprints.insert(hex: prepared.fingerprint) {
+            case true?: break
+            case false?: return false
+            case nil: throw MusterError.failure("a prepared signature has a malformed fingerprint")
+            }
+        }
+        // Otherwise the unique index on signature fingerprints is the duplicate check: one
+        // index descent instead of a lookup followed by an insert. A refused insert leaves
+        // the head where it was.
+        do {
+            try ledger.appendEntry(kind: .signature, at: prepared.at, fingerprint: prepared.fingerprint, body: prepared.body,
+                                   personal: prepared.personal, salt: prepared.salt, personalHash: prepared.personalHash, head: &head)
+            return true
+        } catch is DuplicateSignature {
+            return false
+        } catch {
+            if fingerprints != nil { isOpen = false } // as in append(_: PreparedBatch)
+            throw error
+        }
+    }
+
+    /// Appends the signatures of `batch` in order; how many were added and how many were
+    /// duplicates (of the ledger, of this transaction or of each other).
+    public func append(_ batch: PreparedBatch) throws -> (added: Int, duplicates: Int) {
+        try checkOpen()
+        do {
+            return try ledger.appendPacked(batch, head: &head, fingerprints: fingerprints)
+        } catch {
+            // The in-memory fingerprints may now hold signatures that were not written:
+            // the transaction can only be rolled back.
+            isOpen = false
+            throw error
+        }
+    }
+}
+
+/// The entry insert hit the one-signature-per-signer index: nothing was written.
+struct DuplicateSignature: Error {}

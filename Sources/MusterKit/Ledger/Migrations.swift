@@ -1,0 +1,159 @@
+import Foundation
+
+/// One step of the ledger's schema: from format `version - 1` to format `version`.
+///
+/// Modelled on GRDB's `DatabaseMigrator`: migrations are named, applied in order, each
+/// in its own write transaction together with the bump of `meta.schema_version`, and
+/// never undone. A new ledger is made by running every migration from format 0 (an
+/// empty file), so a new ledger and a migrated old one have the same schema.
+///
+/// Rules for adding one (see CONTRIBUTING.md, "A migration"):
+/// - append it to `LedgerMigration.all` with the next version; never edit or reorder a
+///   released one (the fixture ledgers in Tests/Fixtures must keep migrating);
+/// - keep it to SQL on the one connection it is given: no reading of files, no network;
+/// - keep `Ledger.schemaObjects` and `Ledger.metaKeys` (Chain.swift) in step with what
+///   it creates, or `verify` reports the new objects as made outside muster;
+/// - `Ledger.openExisting` (merge's other ledger) reads older formats without migrating
+///   them: a migration that changes `entries`, `personal` or `meta` must teach it.
+struct LedgerMigration: Sendable {
+    /// The format the ledger is at once this migration has run.
+    let version: Int64
+    /// What it does, recorded in the `migrations` table.
+    let name: String
+    /// Runs inside the migration's transaction; throwing rolls the whole step back.
+    let apply: @Sendable (SQLiteDatabase) throws -> Void
+
+    /// Every migration, in order: the last one's version is the newest ledger format.
+    static let all: [LedgerMigration] = [createLedger, dropOutboxLeftovers]
+
+    /// Format 1, the ledger as muster 0.1.0 made it (Tests/Fixtures/ledger-v1).
+    static let createLedger = LedgerMigration(version: 1, name: "create the ledger") { database in
+        try database.execute("""
+            CREATE TABLE meta (key TEXT PRIMARY KEY, value NOT NULL);
+            CREATE TABLE entries (
+                seq INTEGER PRIMARY KEY,
+                kind TEXT NOT NULL,
+                at TEXT NOT NULL,
+                fingerprint TEXT,
+                body TEXT NOT NULL,
+                personal_hash TEXT,
+                prev TEXT NOT NULL,
+                hash TEXT NOT NULL
+            );
+            CREATE UNIQUE INDEX entries_one_signature_per_signer ON entries(fingerprint) WHERE kind = 'signature';
+            CREATE INDEX entries_by_kind_and_time ON entries(kind, at);
+            CREATE INDEX entries_opt_outs ON entries(fingerprint) WHERE kind = 'optout';
+            CREATE TABLE personal (
+                seq INTEGER PRIMARY KEY,
+                salt BLOB NOT NULL,
+                data TEXT NOT NULL
+            );
+            CREATE TABLE outbox (
+                template TEXT NOT NULL,
+                recipient TEXT NOT NULL,
+                signature INTEGER,
+                state TEXT NOT NULL,
+                attempts INTEGER NOT NULL DEFAULT 0,
+                reply TEXT,
+                next_attempt_at TEXT,
+                updated_at TEXT NOT NULL,
+                PRIMARY KEY (template, recipient)
+            ) WITHOUT ROWID;
+            CREATE INDEX outbox_in_order ON outbox(template, coalesce(signature, 0), recipient);
+            """)
+        var key = [UInt8](repeating: 0, count: 32)
+        var generator = SystemRandomNumberGenerator()
+        for index in key.indices { key[index] = generator.next() }
+        let insert = try database.prepare("INSERT INTO meta (key, value) VALUES (?, ?)")
+        try insert.run(.text("fingerprint_key"), .blob(key))
+        try insert.run(.text("head_seq"), .int(0))
+        try insert.run(.text("head_hash"), .text(Ledger.genesis))
+        try insert.run(.text("signature_count"), .int(0))
+    }
+
+    /// Format 2: the outbox loses its never-used `next_attempt_at` column and the
+    /// `(template, state)` index that ledgers made before 2026-11-27 have (every state
+    /// change of a blast moved a row within it, and what it served reads the outbox in
+    /// order just as well); the applied migrations are recorded from now on.
+    static let dropOutboxLeftovers = LedgerMigration(version: 2, name: "drop the outbox's unused column and state index") { database in
+        try database.execute("""
+            DROP INDEX IF EXISTS outbox_by_state;
+            ALTER TABLE outbox DROP COLUMN next_attempt_at;
+            CREATE TABLE migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT);
+            """)
+        // Format 1 was applied before migrations were recorded: when is not known.
+        try database.prepare("INSERT INTO migrations (version, name, applied_at) VALUES (1, ?, NULL)").run(.text(createLedger.name))
+    }
+}
+
+/// Brings a ledger's schema to the newest format it knows, one migration at a time.
+struct LedgerMigrator {
+    let migrations: [LedgerMigration]
+    /// The ledger file, for messages.
+    let path: String
+    /// The exit status of a refusal (a ledger from a newer muster, a damaged version
+    /// record): 1 for a campaign's own ledger, 65 for one given as input (merge).
+    var refusal: ExitStatus = .failure
+
+    init(_ migrations: [LedgerMigration] = LedgerMigration.all, path: String, refusal: ExitStatus = .failure) {
+        precondition(migrations.enumerated().allSatisfy { $0.element.version == Int64($0.offset + 1) },
+                     "ledger migrations must be numbered 1, 2, 3… in order")
+        self.migrations = migrations
+        self.path = path
+        self.refusal = refusal
+    }
+
+    /// The newest format: the last migration's version.
+    var latest: Int64 { migrations.last?.version ?? 0 }
+
+    /// The ledger's format: 0 for an empty database (a ledger yet to be made). Reads
+    /// only; throws, with nothing written, for a ledger from a newer muster, a damaged
+    /// version record, or a database that is not a muster ledger.
+    func version(of database: SQLiteDatabase) throws -> Int64 {
+        guard try database.scalarInt("SELECT count(*) FROM sqlite_schema") ?? 0 > 0 else { return 0 }
+        guard try database.scalarInt("SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name = 'meta'") == 1 else {
+            throw MusterError(refusal, "\(path) is not a muster ledger (it has no meta table)")
+        }
+        let statement = try database.prepare("SELECT value, typeof(value) FROM meta WHERE key = 'schema_version'")
+        defer { statement.reset() }
+        guard try statement.step() else {
+            throw MusterError(refusal, "\(path) is not a muster ledger (its meta table has no schema_version record)")
+        }
+        let stored = statement.text(0) ?? ""
+        guard statement.text(1) == "integer", statement.int64(0) >= 1 else {
+            throw MusterError(refusal, "\(path) has a damaged schema_version record ('\(stored.prefix(40))'): it is damaged or not a muster ledger; nothing was written")
+        }
+        let version = statement.int64(0)
+        guard version <= latest else {
+            throw MusterError(refusal, """
+                \(path) has ledger format \(version), newer than this muster (\(MusterKitVersion.string)) reads \
+                (format \(latest) at most): upgrade muster to open it; nothing was written
+                """)
+        }
+        return version
+    }
+
+    /// Applies every migration after `version` (as `version(of:)` read it), each in its
+    /// own write transaction; returns the format the ledger is at. Another process may
+    /// migrate the same file at the same moment: each step reads the format again once
+    /// it holds the write lock and skips what is done. A migration that throws leaves the
+    /// ledger at the format before it.
+    @discardableResult
+    func migrate(_ database: SQLiteDatabase, from version: Int64, at date: Date = Date()) throws -> Int64 {
+        var current = version
+        for migration in migrations where migration.version > current {
+            current = try database.writeTransaction {
+                let now = try self.version(of: database)
+                guard now < migration.version else { return now }
+                try migration.apply(database)
+                try database.prepare("INSERT OR REPLACE INTO meta (key, value) VALUES ('schema_version', ?)").run(.int(migration.version))
+                if try database.scalarInt("SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name = 'migrations'") == 1 {
+                    try database.prepare("INSERT INTO migrations (version, name, applied_at) VALUES (?, ?, ?)")
+                        .run(.int(migration.version), .text(migration.name), .text(Timestamp.format(date)))
+                }
+                return migration.version
+            }
+        }
+        return current
+    }
+}

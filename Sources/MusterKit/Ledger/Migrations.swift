@@ -2,9 +2,9 @@ import Foundation
 
 /// One step of the ledger's schema: from format `version - 1` to format `version`.
 ///
-/// Modelled on GRDB's `DatabaseMigrator`: migrations are named, applied in order, each
-/// in its own write transaction together with the bump of `meta.schema_version`, and
-/// never undone. A new ledger is made by running every migration from format 0 (an
+/// Modelled on GRDB's `DatabaseMigrator`: migrations are named, applied in order, all
+/// pending ones in one write transaction (each with its bump of `meta.schema_version`),
+/// and never undone. A new ledger is made by running every migration from format 0 (an
 /// empty file), so a new ledger and a migrated old one have the same schema.
 ///
 /// Rules for adding one (see CONTRIBUTING.md, "A migration"):
@@ -86,7 +86,7 @@ struct LedgerMigration: Sendable {
     }
 }
 
-/// Brings a ledger's schema to the newest format it knows, one migration at a time.
+/// Brings a ledger's schema to the newest format it knows, all pending migrations at once.
 struct LedgerMigrator {
     let migrations: [LedgerMigration]
     /// The ledger file, for messages.
@@ -133,27 +133,28 @@ struct LedgerMigrator {
         return version
     }
 
-    /// Applies every migration after `version` (as `version(of:)` read it), each in its
-    /// own write transaction; returns the format the ledger is at. Another process may
-    /// migrate the same file at the same moment: each step reads the format again once
-    /// it holds the write lock and skips what is done. A migration that throws leaves the
-    /// ledger at the format before it.
+    /// Applies every migration after `version` (as `version(of:)` read it) in ONE write
+    /// transaction, each step followed by its bump of `meta.schema_version` and its row in
+    /// `migrations`; returns the format the ledger is at. All or nothing: a step that
+    /// throws rolls back every step of this run, so the ledger stays at the format it had
+    /// (SPEC: "Opening an older ledger migrates it forward in one transaction"). Another
+    /// process may migrate the same file at the same moment: the format is read again
+    /// once the write lock is held, and only what is still missing is applied.
     @discardableResult
     func migrate(_ database: SQLiteDatabase, from version: Int64, at date: Date = Date()) throws -> Int64 {
-        var current = version
-        for migration in migrations where migration.version > current {
-            current = try database.writeTransaction {
-                let now = try self.version(of: database)
-                guard now < migration.version else { return now }
+        guard version < latest else { return version }
+        return try database.writeTransaction {
+            var current = try self.version(of: database)
+            for migration in migrations where migration.version > current {
                 try migration.apply(database)
                 try database.prepare("INSERT OR REPLACE INTO meta (key, value) VALUES ('schema_version', ?)").run(.int(migration.version))
                 if try database.scalarInt("SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name = 'migrations'") == 1 {
                     try database.prepare("INSERT INTO migrations (version, name, applied_at) VALUES (?, ?, ?)")
                         .run(.int(migration.version), .text(migration.name), .text(Timestamp.format(date)))
                 }
-                return migration.version
+                current = migration.version
             }
+            return current
         }
-        return current
     }
 }

@@ -308,7 +308,6 @@ public final class Blast: @unchecked Sendable {
         defer { lockFile.release() }
         let now = clock.now()
         let consent = try requiredConsent()
-        try ledger.dropOutboxStateIndex()
         try Self.recoverInterrupted(campaign: campaign, ledger: ledger, at: now)
         let retriedFailed = request.retryFailed ? try ledger.requeueFailed(template: template.name, at: now) : 0
         var targets: [String: Recipient] = [:]

@@ -113,11 +113,11 @@ final class HandoverJournal: @unchecked Sendable {
         }
         let temporary = url.appendingPathExtension("tmp")
         let fresh = try Self.create(temporary, contents: contents)
-        guard rename(temporary.path, url.path) == 0 else {
-            let reason = String(cString: strerror(errno))
+        do {
+            try AtomicFile.rename(temporary.path, over: url)
+        } catch {
             close(fresh)
-            unlink(temporary.path)
-            throw MusterError.failure("cannot replace \(url.path): \(reason)")
+            throw error
         }
         close(descriptor)
         descriptor = fresh

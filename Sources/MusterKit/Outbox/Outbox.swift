@@ -73,14 +73,6 @@ extension Ledger {
                          fields: fields, consents: body["consent"] as? [String] ?? [])
     }
 
-    /// Drops the `(template, state)` index that ledgers made before 2026-11-27 have: every
-    /// state change of a blast moved a row within it (two more random pages written per
-    /// change), and what it served (counts per state, rows in a state) reads the outbox in
-    /// order just as well.
-    func dropOutboxStateIndex() throws {
-        try outboxWrite { try database.execute("DROP INDEX IF EXISTS outbox_by_state") }
-    }
-
     /// Queues every mailable signer without a row for `template`, in the database
     /// (no list in memory, however large the campaign); returns how many were new.
     @discardableResult

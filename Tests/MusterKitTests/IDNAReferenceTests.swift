@@ -7,7 +7,7 @@ import Testing
 /// the pinned sdist scripts/setup fetches). Missing reference files fail these tests.
 ///
 /// Where muster and the reference disagree by design, the case must fall in one of the
-/// classes below (documented in docs/identity.md); anything else fails.
+/// classes below (in the README, "Who counts as one person"); anything else fails.
 enum Disagreement: String, CaseIterable, Sendable {
     /// Valid for UTS #46 alone (IdnaTestV2 13.0 dropped its NV8 marks) but DISALLOWED by
     /// IDNA2008 (RFC 5892): muster (libidn2) and the reference both refuse.

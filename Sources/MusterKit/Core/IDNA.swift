@@ -3,7 +3,7 @@ import Synchronization
 
 /// Domain names as mail is delivered to them: UTS #46 processing (non-transitional) with
 /// IDNA2008 validation, through Debian's libidn2 (the library curl uses for IDN host
-/// names), plus the few rules libidn2 leaves to its caller. See docs/identity.md.
+/// names), plus the few rules libidn2 leaves to its caller (README, "Who counts as one person").
 ///
 /// - Fullwidth and compatibility forms are mapped (`ｅｘａｍｐｌｅ.org` → `example.org`,
 ///   `ⅷ` → `viii`); upper case is folded; NFC is applied.

@@ -14,7 +14,7 @@ extension MailboxRules {
         let before = diagnostics.diagnostics.filter { $0.severity == .error }.count
         guard let map = MappingReader(node, diagnostics: diagnostics, what: "'dedupe'") else { return nil }
         map.warnUnknown(knownKeys, in: "'dedupe'")
-        let keepTags = map.bool("keep_tags") ?? false
+        let keepTags = bool(map, "keep_tags", path: "dedupe.keep_tags", diagnostics: diagnostics) ?? false
         var separators: [Character] = ["+"]
         if let value = map["separators"] {
             separators = parseSeparators(value, key: "dedupe.separators", diagnostics: diagnostics) ?? separators
@@ -30,7 +30,7 @@ extension MailboxRules {
                 if let value = ruleMap["separators"] {
                     rule.separators = parseSeparators(value, key: "dedupe.domains.\(pair.key).separators", diagnostics: diagnostics) ?? []
                 }
-                rule.ignoreDots = ruleMap.bool("ignore_dots") ?? false
+                rule.ignoreDots = bool(ruleMap, "ignore_dots", path: "dedupe.domains.\(pair.key).ignore_dots", diagnostics: diagnostics) ?? false
                 if let value = ruleMap["same_as"] {
                     guard case .sequence(let items) = value else {
                         diagnostics.error("'dedupe.domains.\(pair.key).same_as' must be a list of domains, such as [example.net]", at: value.mark)
@@ -61,6 +61,18 @@ extension MailboxRules {
         let after = diagnostics.diagnostics.filter { $0.severity == .error }.count
         guard after == before else { return nil }
         return MailboxRules(keepTags: keepTags, separators: separators, domains: domains)
+    }
+
+    private static func bool(_ map: MappingReader, _ key: String, path: String, diagnostics: DiagnosticCollector) -> Bool? {
+        guard let value = map[key] else { return nil }
+        switch value.scalar?.string.lowercased() {
+        case "true", "yes": return true
+        case "false", "no": return false
+        default:
+            let shown = value.scalar.map { "'\(SignatureInput.shown($0.string))'" } ?? "a list or mapping"
+            diagnostics.error("'\(path)' must be true or false, not \(shown)", at: value.mark)
+            return nil
+        }
     }
 
     private static func parseSeparators(_ value: Node, key: String, diagnostics: DiagnosticCollector) -> [Character]? {

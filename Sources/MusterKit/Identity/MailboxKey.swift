@@ -3,7 +3,7 @@ import Foundation
 /// Which spellings of an address reach one inbox, and so count as one person: the rules
 /// `MailboxKey` applies. The built-in provider table (`providers`) is the only place
 /// provider knowledge lives; a workspace adds to it with `dedupe:` in `muster.yaml`
-/// (`MailboxRules.parse`). See docs/identity.md.
+/// (`MailboxRules.parse`). The README ("Who counts as one person") has the table.
 public struct MailboxRules: Sendable, Equatable {
     /// What one domain adds to the workspace-wide rules.
     public struct DomainRule: Sendable, Equatable {
@@ -43,6 +43,7 @@ public struct MailboxRules: Sendable, Equatable {
         for (domain, rule) in extra.sorted(by: { $0.key < $1.key }) {
             merged[domain] = rule
             primary[domain] = nil
+            primary = primary.filter { $0.value != domain } // the table's same_as goes with its rule
             for alias in rule.sameAs where alias != domain { primary[alias] = domain }
         }
         domains = merged

@@ -1,8 +1,8 @@
 /// "Did you mean …?" for a domain one typing slip away from a common mail provider:
 /// `gmial.com`, `hotmial.com`, `yahooo.com`. A hint only: the address is kept as typed
-/// unless the signer takes the suggestion. See docs/identity.md for the list.
+/// unless the signer takes the suggestion. The README ("Who counts as one person") lists them.
 public enum TypoHint {
-    /// The providers a slip is checked against (most used first: on a tie, the first wins).
+    /// The providers a slip is checked against.
     public static let providers: [String] = [
         "gmail.com", "googlemail.com", "hotmail.com", "outlook.com", "live.com", "yahoo.com",
         "icloud.com", "gmx.de", "gmx.net", "web.de", "t-online.de", "proton.me", "protonmail.com",
@@ -22,14 +22,17 @@ public enum TypoHint {
 
     /// The provider `domain` (canonical, ASCII) is one edit from — insertion, deletion,
     /// substitution or transposition of neighbours (Damerau) — or nil when it is a
-    /// known domain itself or no provider is that close.
+    /// known domain itself, no provider is that close, or two are (`gmx.ne`: gmx.de or
+    /// gmx.net? better no guess than a wrong one).
     public static func suggestion(forDomain domain: String) -> String? {
         guard !known.contains(domain) else { return nil }
         let typed = Array(domain.utf8)
-        for provider in providers where abs(provider.utf8.count - typed.count) <= 1 {
-            if isOneEdit(typed, Array(provider.utf8)) { return provider }
+        var found: String?
+        for provider in providers where abs(provider.utf8.count - typed.count) <= 1 && isOneEdit(typed, Array(provider.utf8)) {
+            guard found == nil else { return nil }
+            found = provider
         }
-        return nil
+        return found
     }
 
     /// The whole address with the suggested domain, for a canonical address; nil if none.

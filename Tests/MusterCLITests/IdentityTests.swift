@@ -30,6 +30,24 @@ import Testing
         #expect(!export.stdout.contains("gmial.com"), "\(export)")
     }
 
+    /// The spellings issue 15 found counted twice are duplicates at `sign`; a domain with a
+    /// disallowed character is refused (exit 65) naming it.
+    @Test func spellingsOfOneDomainAreOneSigner() throws {
+        let box = try Sandbox.withCampaign(manifest: "title: T\ngoal: 10\n")
+        for (first, variant) in [("k@example.org", "k@ｅｘａｍｐｌｅ.org"), ("m@example.org", "m@example。org"), ("c@viii.example", "c@ⅷ.example"),
+                                 ("ana@bücher.example", "ana@XN--BCHER-KVA.example")] {
+            let added = try box.run(["sign", "--name", "Ana", "--email", first, "--json"])
+            #expect(try added.json()["status"] as? String == "added", "\(added)")
+            let again = try box.run(["sign", "--name", "Ana", "--email", variant, "--json"])
+            #expect(again.status == 0, "\(again)")
+            #expect(try again.json()["status"] as? String == "duplicate", "\(variant): \(again)")
+        }
+        let bad = try box.run(["sign", "--name", "Eve", "--email", "eve@snow☃.example"])
+        #expect(bad.status == 65, "\(bad)")
+        #expect(bad.stderr.contains("U+2603 (☃) is not allowed in a domain name"), "\(bad)")
+        #expect(try box.run(["verify", "--json"]).json()["count"] as? Int == 4)
+    }
+
     /// A correct address is not questioned.
     @Test func theKioskDoesNotAskAboutRealProviders() throws {
         let box = try Sandbox.withCampaign(manifest: KioskTests.manifest)

@@ -65,6 +65,11 @@ extension Muster {
                 if summary.forgotten > 0 {
                     Console.line("skipped \(Number.grouped(Int64(summary.forgotten))) forgotten signer\(summary.forgotten == 1 ? "" : "s") (rows with a time but no name, email or comment, as `muster export` writes them: there is no one to add)")
                 }
+                if summary.suspectedTypos > 0 {
+                    let lines = summary.suspectedTypoLines.prefix(20).map(String.init).joined(separator: ", ")
+                    let more = summary.suspectedTypos > 20 ? ", …" : ""
+                    Console.line("\(Number.grouped(Int64(summary.suspectedTypos))) row\(summary.suspectedTypos == 1 ? " has a domain" : "s have domains") one typing slip from a common mail provider (e.g. gmial.com), imported as typed; check line\(summary.suspectedTypos == 1 ? "" : "s") \(lines)\(more)")
+                }
                 if !summary.ignoredColumns.isEmpty {
                     Console.line("ignored columns: \(summary.ignoredColumns.joined(separator: ", ")) (use --map COLUMN=FIELD to use them)")
                 }

@@ -14,8 +14,10 @@ public struct WorkspaceSettings: Sendable, Equatable {
     public var unsubscribeURL: String?
     /// Who counts as one person (`dedupe:`, read by `MailboxRules.parse`).
     public var dedupe: MailboxRules = .standard
+    /// How `muster serve` listens and names itself (`serve:`, read by `ServeSettings.parse`).
+    public var serve = ServeSettings()
 
-    static let knownKeys: Set<String> = ["sender", "smtp", "unsubscribe_url", "dedupe"]
+    static let knownKeys: Set<String> = ["sender", "smtp", "unsubscribe_url", "dedupe", "serve"]
     static let knownSMTPKeys: Set<String> = ["url", "starttls", "username", "ca_file", "timeout"]
 
     /// Reads `muster.yaml`, collecting every problem.
@@ -55,6 +57,7 @@ public struct WorkspaceSettings: Sendable, Equatable {
             settings.smtpTimeout = smtp.positiveInt("timeout", what: "'smtp'")
         }
         if let rules = MailboxRules.parse(map["dedupe"], diagnostics: diagnostics) { settings.dedupe = rules }
+        if let serve = ServeSettings.parse(map["serve"], diagnostics: diagnostics) { settings.serve = serve }
         return (diagnostics.hasErrors ? nil : settings, diagnostics.diagnostics)
     }
 }

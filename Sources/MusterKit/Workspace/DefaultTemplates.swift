@@ -61,6 +61,151 @@ Say in a few sentences what you ask for, of whom, and why now.
 
 Tell the story of the people this touches.
 """#### + "\n",
+        "web/footer.mustache": ####"""
+</main>
+<footer class="site">
+<p>This page loads nothing from other sites, sets no tracking cookie, and runs no script.</p>
+</footer>
+</body>
+</html>
+"""#### + "\n",
+        "web/header.mustache": ####"""
+<!DOCTYPE html>
+<html lang="{{lang}}">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{{page_title}}</title>
+<link rel="stylesheet" href="/style.css">
+</head>
+<body>
+<header class="site"><a href="/">{{site_name}}</a></header>
+<main id="main">
+"""#### + "\n",
+        "web/index.mustache": ####"""
+{{> header}}
+<h1>{{site_name}}</h1>
+{{#has_campaigns}}
+<ul class="campaigns">
+{{#campaigns}}
+<li><a href="/c/{{slug}}">{{title}}</a>: {{count}} of {{goal}} signatures{{#closed}} (closed){{/closed}}</li>
+{{/campaigns}}
+</ul>
+{{/has_campaigns}}
+{{^has_campaigns}}
+<p>No petition is open here at the moment.</p>
+{{/has_campaigns}}
+{{> footer}}
+"""#### + "\n",
+        "web/message.mustache": ####"""
+{{> header}}
+<h1>{{heading}}</h1>
+{{#paragraphs}}
+<p>{{.}}</p>
+{{/paragraphs}}
+{{#back_href}}
+<p><a href="{{back_href}}">{{back_text}}</a></p>
+{{/back_href}}
+{{> footer}}
+"""#### + "\n",
+        "web/petition.mustache": ####"""
+{{> header}}
+<article class="petition">
+<h1>{{title}}</h1>
+<section class="progress" aria-label="Progress">
+<p class="count"><strong>{{count}}</strong> of {{goal}} signatures</p>
+<progress max="{{goal_raw}}" value="{{count_progress}}">{{percent}}%</progress>
+{{#has_milestones}}
+<ul class="milestones">
+{{#milestones}}
+<li class="{{#reached}}reached{{/reached}}">{{at}} signatures{{#label}}: {{label}}{{/label}}{{#reached}} (reached){{/reached}}</li>
+{{/milestones}}
+</ul>
+{{/has_milestones}}
+{{#deadline}}
+<p class="deadline">{{#closed}}Closed on {{deadline}}.{{/closed}}{{^closed}}Open until {{deadline}}.{{/closed}}</p>
+{{/deadline}}
+</section>
+<div class="text">
+{{{petition_html}}}
+</div>
+</article>
+{{#closed}}
+<p class="closed">This petition is closed: it no longer takes signatures.</p>
+{{/closed}}
+{{^closed}}
+<form class="sign" method="post" action="/c/{{slug}}/sign" novalidate>
+<h2 id="sign-heading">Sign this petition</h2>
+{{#has_errors}}
+<div class="errors" role="alert" tabindex="-1" id="errors">
+<p>Please correct the {{error_count}} problem{{error_plural}} below.</p>
+</div>
+{{/has_errors}}
+<input type="hidden" name="csrf" value="{{csrf}}">
+<p class="hint">Fields marked (required) must be filled in.</p>
+{{#inputs}}
+<div class="field{{#error}} invalid{{/error}}">
+<label for="{{id}}">{{label}}{{#required}} <span class="req">(required)</span>{{/required}}</label>
+{{#error}}<p class="error" id="{{id}}-error">{{error}}</p>{{/error}}
+{{#is_select}}
+<select id="{{id}}" name="{{param}}"{{#required}} required{{/required}}{{#error}} aria-invalid="true" aria-describedby="{{id}}-error"{{/error}}>
+<option value="">Choose…</option>
+{{#options}}
+<option value="{{value}}"{{#selected}} selected{{/selected}}>{{value}}</option>
+{{/options}}
+</select>
+{{/is_select}}
+{{#is_textarea}}
+<textarea id="{{id}}" name="{{param}}" rows="4"{{#error}} aria-invalid="true" aria-describedby="{{id}}-error"{{/error}}>{{value}}</textarea>
+{{/is_textarea}}
+{{#is_input}}
+<input id="{{id}}" name="{{param}}" type="{{type}}" value="{{value}}" autocomplete="{{autocomplete}}"{{#required}} required{{/required}}{{#error}} aria-invalid="true" aria-describedby="{{id}}-error"{{/error}}>
+{{/is_input}}
+</div>
+{{/inputs}}
+{{#has_consents}}
+<fieldset class="consents">
+<legend>Optional</legend>
+{{#consents}}
+<div class="consent">
+<input type="checkbox" id="{{id}}" name="{{param}}" value="yes"{{#checked}} checked{{/checked}}>
+<label for="{{id}}">{{text}}</label>
+</div>
+{{/consents}}
+</fieldset>
+{{/has_consents}}
+<p><button type="submit">Sign</button></p>
+<p class="hint">We will email you a link: your signature counts once you confirm it.</p>
+</form>
+{{/closed}}
+{{> footer}}
+"""#### + "\n",
+        "web/style.css": ####"""
+/* The sign page's styles: served as /style.css (Content-Security-Policy allows styles
+   from this site only). Copy to your workspace's templates/web/style.css to change them. */
+:root { --accent: #1d5e8c; --error: #a4161a; --text: #1b1b1b; --muted: #555; }
+* { box-sizing: border-box; }
+body { margin: 0 auto; max-width: 42rem; padding: 0 1rem 2rem; font: 1.05rem/1.5 system-ui, sans-serif; color: var(--text); background: #fff; }
+header.site, footer.site { padding: .75rem 0; color: var(--muted); font-size: .9rem; }
+header.site a { color: inherit; }
+h1 { line-height: 1.2; }
+a { color: var(--accent); }
+progress { width: 100%; height: 1.25rem; }
+.count { font-size: 1.2rem; margin-bottom: .25rem; }
+.milestones { padding-left: 1.2rem; color: var(--muted); }
+.milestones .reached { color: var(--text); }
+form.sign { margin-top: 2rem; padding: 1rem; border: 2px solid var(--accent); border-radius: .5rem; }
+.field { margin: 1rem 0; }
+label { display: block; font-weight: 600; }
+.consent label { display: inline; font-weight: normal; }
+input[type=text], input[type=email], select, textarea { width: 100%; padding: .5rem; font: inherit; border: 1px solid #767676; border-radius: .25rem; }
+.invalid input, .invalid select, .invalid textarea { border: 2px solid var(--error); }
+.error, .errors { color: var(--error); font-weight: 600; }
+.req, .hint { color: var(--muted); font-weight: normal; font-size: .95rem; }
+fieldset { border: 1px solid #ccc; border-radius: .25rem; }
+button { font: inherit; font-weight: 600; padding: .6rem 1.5rem; color: #fff; background: var(--accent); border: 0; border-radius: .25rem; cursor: pointer; }
+button:focus, input:focus, select:focus, textarea:focus, a:focus { outline: 3px solid #f5a623; outline-offset: 2px; }
+"""#### + "\n",
         "workspace/gitignore": ####"""
 # Written by `muster init`. Ledgers hold signers' personal data: keep them out of git.
 campaigns/*/ledger.sqlite

@@ -1,0 +1,222 @@
+import Dispatch
+import Foundation
+import Hummingbird
+import HummingbirdCore
+import Logging
+import NIOCore
+
+/// `muster serve`: the collective's own sign page over a workspace's campaigns.
+///
+/// Built on Hummingbird 2 (SwiftNIO). Every response carries a strict
+/// Content-Security-Policy (nothing from other hosts, no script, no framing); every
+/// request is logged as one line with no personal data: the time, the method, the
+/// route's pattern (never the path as sent, which may hold a token), the status and the
+/// time taken.
+public struct WebServer: Sendable {
+    public struct Configuration: Sendable {
+        public var workspace: Workspace
+        /// The campaigns to serve, with their manifests.
+        public var campaigns: [(Campaign, Manifest)]
+        public var listen: ListenAddress
+        public var settings: ServeSettings
+        public var clock: any Clock
+
+        public init(workspace: Workspace, campaigns: [(Campaign, Manifest)], listen: ListenAddress, settings: ServeSettings, clock: any Clock) {
+            self.workspace = workspace
+            self.campaigns = campaigns
+            self.listen = listen
+            self.settings = settings
+            self.clock = clock
+        }
+    }
+
+    /// Seconds a connection may stay idle (no byte read or written) before it is closed.
+    static let idleTimeout: Int64 = 30
+    /// The largest request head (request line and headers) accepted.
+    static let maxHeaderBytes = 16 * 1024
+
+    let configuration: Configuration
+    let sites: [String: CampaignSite]
+    let order: [String]
+    let templates: WebTemplates
+    let formToken = FormToken()
+    let siteName = "Petitions"
+
+    /// Opens every campaign's ledger (creating and migrating it as the CLI does) and
+    /// reads the templates; throws before anything listens.
+    public init(_ configuration: Configuration) throws {
+        self.configuration = configuration
+        var sites: [String: CampaignSite] = [:]
+        for (campaign, manifest) in configuration.campaigns {
+            sites[campaign.slug] = try CampaignSite(campaign: campaign, manifest: manifest)
+        }
+        self.sites = sites
+        self.order = configuration.campaigns.map(\.0.slug)
+        self.templates = try WebTemplates(workspace: configuration.workspace)
+    }
+
+    /// Serves until SIGTERM or SIGINT, then lets in-flight requests finish. `ready` is
+    /// called once with the address actually bound (the port chosen when 0 was asked).
+    /// Blocks the calling thread.
+    public func run(ready: @escaping @Sendable (ListenAddress) -> Void) throws {
+        let outcome = Outcome()
+        let done = DispatchSemaphore(value: 0)
+        let server = self
+        Task.detached {
+            do { try await server.serve(ready: ready) } catch { outcome.error = error }
+            done.signal()
+        }
+        done.wait()
+        if let error = outcome.error {
+            if let error = error as? MusterError { throw error }
+            throw MusterError.failure("cannot serve on \(configuration.listen): \(error)")
+        }
+    }
+
+    private final class Outcome: @unchecked Sendable {
+        // Written by the server task before it signals, read after the wait.
+        var error: (any Error)?
+    }
+
+    func serve(ready: @escaping @Sendable (ListenAddress) -> Void) async throws {
+        var logger = Logger(label: "muster.serve")
+        logger.logLevel = .critical
+        let host = configuration.listen.host
+        let http = HTTP1Channel.Configuration(
+            idleTimeout: .seconds(Self.idleTimeout),
+            httpDecoderConfiguration: .init(maxHeaderFieldSize: Self.maxHeaderBytes, maxHeaderListSize: Self.maxHeaderBytes, maxHeaderFieldCount: 100))
+        let app = Application(
+            router: buildRouter(),
+            server: .http1(configuration: http),
+            configuration: .init(address: .hostname(host, port: configuration.listen.port), serverName: nil),
+            onServerRunning: { channel in
+                ready(ListenAddress(host: host, port: channel.localAddress?.port ?? 0))
+            },
+            logger: logger)
+        try await app.runService()
+    }
+
+    func buildRouter() -> Router<BasicRequestContext> {
+        let router = Router(context: BasicRequestContext.self)
+        router.add(middleware: PageMiddleware(server: self))
+        router.get("/healthz") { _, _ in try await self.health() }
+        router.get("/style.css") { _, _ in
+            Self.response(.ok, self.templates.stylesheet, type: "text/css; charset=utf-8", cache: "public, max-age=300")
+        }
+        router.get("/") { _, _ in try await self.index() }
+        router.get("/c/:slug") { _, context in
+            let site = try self.site(context)
+            return try await self.petition(site, form: SignForm(), status: .ok)
+        }
+        return router
+    }
+
+    // MARK: - Pages
+
+    func site(_ context: BasicRequestContext) throws -> CampaignSite {
+        guard let slug = context.parameters.get("slug"), let site = sites[slug] else { throw HTTPError(.notFound) }
+        return site
+    }
+
+    func health() async throws -> Response {
+        var problems: [String] = []
+        for slug in order {
+            if let problem = await sites[slug]!.desk.writableProblem() { problems.append("\(slug): \(problem)") }
+        }
+        if problems.isEmpty { return Self.response(.ok, "ok\n", type: "text/plain; charset=utf-8") }
+        return Self.response(.serviceUnavailable, problems.joined(separator: "\n") + "\n", type: "text/plain; charset=utf-8")
+    }
+
+    func index() async throws -> Response {
+        if order.count == 1 {
+            return Response(status: .seeOther, headers: [.location: "/c/\(order[0])", .cacheControl: "no-store"])
+        }
+        var listed: [(CampaignSite, LedgerStanding)] = []
+        for slug in order {
+            let site = sites[slug]!
+            listed.append((site, try await site.desk.standing()))
+        }
+        let now = configuration.clock.now()
+        return html(.ok, "index", PageContext.index(sites: listed, siteName: siteName, now: now))
+    }
+
+    func petition(_ site: CampaignSite, form: SignForm, status: HTTPResponse.Status) async throws -> Response {
+        let standing = try await site.desk.standing()
+        let now = configuration.clock.now()
+        let context = PageContext.petition(site, standing: standing, form: form, csrf: formToken.issue(slug: site.slug, at: now),
+                                           siteName: siteName, now: now)
+        return html(status, "petition", context)
+    }
+
+    func message(_ status: HTTPResponse.Status, heading: String, _ paragraphs: [String], back: (href: String, text: String)? = nil) -> Response {
+        html(status, "message", PageContext.message(heading: heading, paragraphs: paragraphs, back: back, siteName: siteName))
+    }
+
+    func html(_ status: HTTPResponse.Status, _ template: String, _ context: [String: Any]) -> Response {
+        Self.response(status, templates.render(template, context), type: "text/html; charset=utf-8")
+    }
+
+    static func response(_ status: HTTPResponse.Status, _ body: String, type: String, cache: String = "no-store") -> Response {
+        Response(status: status, headers: [.contentType: type, .cacheControl: cache],
+                 body: .init(byteBuffer: ByteBuffer(string: body)))
+    }
+}
+
+/// Security headers, error pages and the one log line of every request.
+struct PageMiddleware: RouterMiddleware {
+    typealias Context = BasicRequestContext
+    let server: WebServer
+
+    /// No script at all, styles and images from this site only, forms posted here only,
+    /// never framed.
+    static let contentSecurityPolicy =
+        "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        let started = DispatchTime.now().uptimeNanoseconds
+        var response: Response
+        do {
+            response = try await next(request, context)
+        } catch let error as HTTPError {
+            response = page(for: error.status)
+        } catch {
+            response = server.message(.internalServerError, heading: "Something went wrong",
+                                      ["The server could not complete this request. Nothing was recorded; please try again in a moment."])
+            WebLog.line("error \(Self.kind(of: error))")
+        }
+        response.headers[.contentSecurityPolicy] = Self.contentSecurityPolicy
+        response.headers[.xContentTypeOptions] = "nosniff"
+        response.headers[.init("Referrer-Policy")!] = "no-referrer"
+        response.headers[.init("X-Frame-Options")!] = "DENY"
+        let elapsed = Double(DispatchTime.now().uptimeNanoseconds - started) / 1_000_000
+        // The route's pattern (`/c/{slug}`); "-" when no route matched.
+        let route = context.endpointPath.flatMap { $0.hasPrefix("/") ? $0 : nil } ?? "-"
+        WebLog.line("\(request.method.rawValue) \(route) \(response.status.code) \(String(format: "%.1f", elapsed))ms")
+        return response
+    }
+
+    func page(for status: HTTPResponse.Status) -> Response {
+        switch status {
+        case .notFound:
+            return server.message(.notFound, heading: "Page not found", ["There is no page at this address."], back: ("/", "See the petitions"))
+        default:
+            return server.message(status, heading: status.reasonPhrase, ["The server could not handle this request."])
+        }
+    }
+
+    /// The error's type, never its text (which could quote what a signer typed).
+    static func kind(of error: any Error) -> String {
+        if let error = error as? MusterError { return "muster-\(error.status.rawValue)" }
+        return String(describing: type(of: error))
+    }
+}
+
+/// The server's log: one line per request on standard error, UTC time first.
+enum WebLog {
+    static func line(_ text: String) {
+        let line = "\(Timestamp.format(Date())) \(text)\n"
+        _ = line.utf8CString.withUnsafeBufferPointer { buffer in
+            write(STDERR_FILENO, buffer.baseAddress, buffer.count - 1)
+        }
+    }
+}

@@ -24,7 +24,7 @@ struct LedgerMigration: Sendable {
     let apply: @Sendable (SQLiteDatabase) throws -> Void
 
     /// Every migration, in order: the last one's version is the newest ledger format.
-    static let all: [LedgerMigration] = [createLedger, dropOutboxLeftovers]
+    static let all: [LedgerMigration] = [createLedger, dropOutboxLeftovers, webPending]
 
     /// Format 1, the ledger as muster 0.1.0 made it (Tests/Fixtures/ledger-v1).
     static let createLedger = LedgerMigration(version: 1, name: "create the ledger") { database in
@@ -83,6 +83,33 @@ struct LedgerMigration: Sendable {
             """)
         // Format 1 was applied before migrations were recorded: when is not known.
         try database.prepare("INSERT INTO migrations (version, name, applied_at) VALUES (1, ?, NULL)").run(.text(createLedger.name))
+    }
+}
+
+extension LedgerMigration {
+    /// Format 3 (`muster serve`): signatures made on the sign page wait here, outside the
+    /// chain and uncounted, until their signer confirms by email; each row is also the
+    /// durable queue entry of its confirmation (or "you already signed") mail. Personal
+    /// data lives in `data` only, and the row is deleted on confirmation or expiry.
+    /// TODO(merge): renumber to the next free version when other branches' migrations land.
+    static let webPending = LedgerMigration(version: 3, name: "pending web signatures") { database in
+        try database.execute("""
+            CREATE TABLE pending (
+                id INTEGER PRIMARY KEY,
+                token_hash TEXT NOT NULL UNIQUE,
+                purpose TEXT NOT NULL,
+                fingerprint TEXT NOT NULL,
+                created_at TEXT NOT NULL,
+                expires_at TEXT NOT NULL,
+                data TEXT NOT NULL,
+                mail_token TEXT,
+                mail_state TEXT NOT NULL,
+                mail_attempts INTEGER NOT NULL DEFAULT 0,
+                mail_reply TEXT
+            );
+            CREATE INDEX pending_by_fingerprint ON pending(fingerprint, purpose, created_at);
+            CREATE INDEX pending_by_expiry ON pending(expires_at);
+            """)
     }
 }
 

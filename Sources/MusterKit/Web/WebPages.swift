@@ -133,9 +133,12 @@ enum PageContext {
             ["param": "consent." + consent.key, "id": "in-consent-" + consent.key, "text": consent.text,
              "checked": form.consents.contains(consent.key)]
         }
+        let fieldErrors = form.errors.keys.filter { $0 != "form" }.count
         context["has_errors"] = !form.errors.isEmpty
-        context["error_count"] = String(form.errors.count)
-        context["error_plural"] = form.errors.count == 1 ? "" : "s"
+        context["has_field_errors"] = fieldErrors > 0
+        if let formError = form.errors["form"] { context["form_error"] = formError }
+        context["error_count"] = String(fieldErrors)
+        context["error_plural"] = fieldErrors == 1 ? "" : "s"
         return context
     }
 

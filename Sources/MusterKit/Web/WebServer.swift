@@ -108,7 +108,74 @@ public struct WebServer: Sendable {
             let site = try self.site(context)
             return try await self.petition(site, form: SignForm(), status: .ok)
         }
+        router.post("/c/:slug/sign") { request, context in
+            let site = try self.site(context)
+            return try await self.sign(site, request: request)
+        }
         return router
+    }
+
+    /// The largest form body accepted (a comment is at most 2,000 characters).
+    static let maxFormBytes = 64 * 1024
+
+    /// `POST /c/<slug>/sign`: a valid form becomes a pending signature and a queued mail;
+    /// the answer is the same "check your inbox" page whether the address is new, already
+    /// signed, or was sent a mail in the last day.
+    func sign(_ site: CampaignSite, request: Request) async throws -> Response {
+        let now = configuration.clock.now()
+        if let refusal = crossSiteRefusal(request) { return refusal }
+        guard !site.isClosed(at: now) else {
+            return message(.forbidden, heading: "This petition is closed", ["It no longer takes signatures."], back: ("/c/\(site.slug)", "Back to the petition"))
+        }
+        guard request.headers[.contentType]?.lowercased().hasPrefix("application/x-www-form-urlencoded") == true else {
+            return message(.unsupportedMediaType, heading: "Unexpected form", ["Please use the sign form on the petition page."], back: ("/c/\(site.slug)", "Back to the petition"))
+        }
+        let tooLarge = message(.contentTooLarge, heading: "Too much text", ["The form sent more than the page accepts. Please shorten your comment and try again."], back: ("/c/\(site.slug)", "Back to the petition"))
+        if let length = request.headers[.contentLength].flatMap(Int.init), length > Self.maxFormBytes { return tooLarge }
+        var request = request
+        let body: ByteBuffer
+        do {
+            body = try await request.collectBody(upTo: Self.maxFormBytes)
+        } catch is NIOTooManyBytesError {
+            return tooLarge
+        } catch let error as HTTPError where error.status == .contentTooLarge {
+            return tooLarge
+        }
+        var form = SignForm(pairs: FormBody.decode(Array(buffer: body)), manifest: site.manifest)
+        let token = FormBody.decode(Array(buffer: body)).first { $0.0 == "csrf" }?.1 ?? ""
+        let signature = form.validate(against: site.manifest)
+        if !formToken.isValid(token, slug: site.slug, at: now) {
+            form.errors["form"] = "This form was too old or did not come from this page. Please check your details and send it again."
+        }
+        guard form.errors.isEmpty, let signature else {
+            return try await petition(site, form: form, status: .unprocessableContent)
+        }
+        _ = try await site.desk.perform { ledger in try ledger.addPending(signature, at: now) }
+        return message(.ok, heading: "Check your inbox", [
+            "We have sent an email to the address you gave. Your signature counts once you open the link in it and press the confirmation button.",
+            "The link is valid for 7 days. If nothing arrives within an hour, look in your spam folder.",
+        ], back: ("/c/\(site.slug)", "Back to the petition"))
+    }
+
+    /// A 403 page when a POST comes from another site: its `Origin` is not this server
+    /// (`serve.base_url`, or the Host it was sent to), or, without `Origin`, its
+    /// `Sec-Fetch-Site` says cross-site. Browsers that send neither (text browsers)
+    /// still need the form's token.
+    func crossSiteRefusal(_ request: Request) -> Response? {
+        let refusal = message(.forbidden, heading: "Sent from another site",
+                              ["This form can only be sent from the petition's own page. Nothing was recorded."], back: ("/", "Go to the petitions"))
+        if let origin = request.headers[.origin] {
+            var allowed: [String] = []
+            if let base = configuration.settings.baseURL, let components = URLComponents(string: base),
+               let scheme = components.scheme, let host = components.host {
+                allowed.append("\(scheme)://\(host)" + (components.port.map { ":\($0)" } ?? ""))
+            } else if let authority = request.head.authority {
+                allowed.append("http://\(authority)")
+            }
+            return allowed.contains(origin.lowercased()) ? nil : refusal
+        }
+        if let site = request.headers[.init("Sec-Fetch-Site")!], !["same-origin", "none"].contains(site) { return refusal }
+        return nil
     }
 
     // MARK: - Pages

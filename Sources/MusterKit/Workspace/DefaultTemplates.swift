@@ -138,7 +138,8 @@ Tell the story of the people this touches.
 <h2 id="sign-heading">Sign this petition</h2>
 {{#has_errors}}
 <div class="errors" role="alert" tabindex="-1" id="errors">
-<p>Please correct the {{error_count}} problem{{error_plural}} below.</p>
+{{#form_error}}<p>{{form_error}}</p>{{/form_error}}
+{{#has_field_errors}}<p>Please correct the {{error_count}} problem{{error_plural}} below.</p>{{/has_field_errors}}
 </div>
 {{/has_errors}}
 <input type="hidden" name="csrf" value="{{csrf}}">

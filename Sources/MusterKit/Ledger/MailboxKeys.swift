@@ -124,13 +124,17 @@ extension Ledger {
         Self.announce(note)
     }
 
-    /// The counted signature whose mailbox key is `key`, the earliest if several are
-    /// (a group `dedupe` has not withdrawn yet).
+    /// Inside a write transaction: the counted signature whose mailbox key is `key`, the
+    /// earliest if several are (a group `dedupe` has not withdrawn yet).
+    ///
+    /// Not bounded by the recorded head: a batch writes the head only when it ends, and its
+    /// own signatures must be found too. Nothing else lies beyond the head, since every
+    /// write first checks that nothing is (`ensureNothingBesideChain`).
     func firstSignature(mailboxKey key: String) throws -> (seq: Int64, at: String)? {
         if selectMailbox == nil {
             selectMailbox = try database.prepare("""
                 SELECT e.seq, e.at FROM mailbox_keys m JOIN entries e ON e.seq = m.seq
-                WHERE m.key = ? AND e.kind = 'signature' AND \(Self.chained("e")) ORDER BY e.at, e.seq LIMIT 1
+                WHERE m.key = ? AND e.kind = 'signature' AND e.seq >= 1 ORDER BY e.at, e.seq LIMIT 1
                 """)
         }
         let statement = selectMailbox!

@@ -5,7 +5,7 @@ import MusterKit
 extension Muster {
     struct Dedupe: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "List signatures the dedupe rules count as one person; withdraw the later ones.",
+            abstract: "List people who signed more than once; withdraw the later signatures.",
             discussion: """
                 New signatures are checked against the mailbox rules as they come in
                 (`ana+1@gmail.com` is `a.na@gmail.com` is `ana@googlemail.com`). Signatures

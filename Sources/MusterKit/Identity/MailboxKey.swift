@@ -3,7 +3,7 @@ import Foundation
 /// Which spellings of an address reach one inbox, and so count as one person: the rules
 /// `MailboxKey` applies. The built-in provider table (`providers`) is the only place
 /// provider knowledge lives; a workspace adds to it with `dedupe:` in `muster.yaml`
-/// (`MailboxRules.parse`). The README ("Who counts as one person") has the table.
+/// (`MailboxRules.parse`). docs/identity.md ("Who counts as one person") has the table.
 public struct MailboxRules: Sendable, Equatable {
     /// What one domain adds to the workspace-wide rules.
     public struct DomainRule: Sendable, Equatable {

@@ -4,7 +4,8 @@
     verify_ledger.py LEDGER.sqlite [--json]
 
 It shares no code with muster: Python's standard library only (sqlite3, hashlib, json).
-It opens the ledger read-only and checks what `muster verify` checks — every entry's
+It reads ledger formats 1 and 2 as they are (it never migrates one: muster does that when
+it opens an older ledger). It opens the ledger read-only and checks what `muster verify` checks — every entry's
 hash and link, every personal-data hash, every redaction, the head and count recorded
 in `meta`, and that nothing lies beside the chain — and prints the same summary:
 
@@ -22,15 +23,23 @@ import sys
 
 GENESIS = "0" * 64
 PREFIX = b"muster-ledger-v1\x00"
-SCHEMA_VERSION = 1
 
-# The database objects a ledger may hold (type, name), and the meta records.
-SCHEMA_OBJECTS = {
+# The database objects (type, name) a ledger of each format may hold, and the meta
+# records (the same in every format). Entries, personal data and meta are read the same
+# way in every format so far; only the other objects differ. A ledger is read as it is:
+# this verifier never migrates one.
+COMMON_OBJECTS = {
     ("table", "meta"), ("table", "entries"), ("table", "personal"), ("table", "outbox"),
     ("index", "sqlite_autoindex_meta_1"),
     ("index", "entries_one_signature_per_signer"), ("index", "entries_by_kind_and_time"),
-    ("index", "entries_opt_outs"), ("index", "outbox_in_order"), ("index", "outbox_by_state"),
+    ("index", "entries_opt_outs"), ("index", "outbox_in_order"),
     ("table", "sqlite_stat1"), ("table", "sqlite_stat4"),
+}
+SCHEMA_OBJECTS = {
+    # Format 1: ledgers made before 2026-11-27 may also hold the index outbox_by_state.
+    1: COMMON_OBJECTS | {("index", "outbox_by_state")},
+    # Format 2 (migration 2): outbox_by_state dropped, the migrations table added.
+    2: COMMON_OBJECTS | {("table", "migrations")},
 }
 META_KEYS = {"fingerprint_key", "head_seq", "head_hash", "signature_count", "schema_version"}
 KINDS = {b"signature", b"redaction", b"optout"}
@@ -79,8 +88,10 @@ def verify(path):
         version = meta_value(db, "schema_version")
     except sqlite3.Error as error:
         raise LedgerUnreadable(f"{path}: {error}")
-    if version != SCHEMA_VERSION:
-        raise LedgerUnreadable(f"{path} has ledger format {version}; this verifier reads format {SCHEMA_VERSION}")
+    if not isinstance(version, int) or isinstance(version, bool) or version not in SCHEMA_OBJECTS:
+        formats = ", ".join(map(str, sorted(SCHEMA_OBJECTS)))
+        raise LedgerUnreadable(f"{path} has ledger format {version!r}; this verifier reads formats {formats}")
+    schema_objects = SCHEMA_OBJECTS[version]
     head_seq = meta_value(db, "head_seq")
     head_hash = meta_value(db, "head_hash")
     signature_count = meta_value(db, "signature_count")
@@ -165,7 +176,7 @@ def verify(path):
 
     # 4. Nothing beside the chain.
     for kind, name in db.execute("SELECT type, name FROM sqlite_schema"):
-        if (kind, name) not in SCHEMA_OBJECTS:
+        if (kind, name) not in schema_objects:
             problem(None, f"the ledger holds a {kind} '{name}' that muster did not create")
     for table in ("entries", "personal"):
         columns = db.execute(f"PRAGMA table_info({table})").fetchall()

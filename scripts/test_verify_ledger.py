@@ -10,7 +10,10 @@ sign-up sheet imported, signatures with comments and personal fields, a `forget`
 the chain, and so on. For each ledger it runs both verifiers and requires that they
 agree — ok or not, the first bad entry, count, entries, forgotten and head — and that
 each verdict is the expected one, so a verifier that always says "ok" (or always
-"FAILED") fails here. Run by Tests/MusterCLITests/DocsTests.swift (`make test`).
+"FAILED") fails here. Then the committed format-1 fixture (Tests/Fixtures/ledger-v1), as
+it is and tampered: verify_ledger.py reads it at format 1, `muster verify` migrates it
+(and says so on stderr), and verify_ledger.py reads it again at the newest format; all
+three agree. Run by Tests/MusterCLITests/DocsTests.swift (`make test`).
 """
 import json
 import os
@@ -153,11 +156,18 @@ def main():
             ("edited personal data", False, "UPDATE personal SET data = replace(data, 'a', 'e') WHERE seq = 12"),
             ("personal data deleted without a redaction", False, "DELETE FROM personal WHERE seq = 20"),
             ("personal data restored after forget", False, restore_personal),
+            # SQLite gives an empty blob to C as a NULL pointer: muster once took it for "no row".
+            ("personal data put back after forget, with an empty salt", False,
+             f"INSERT INTO personal (seq, salt, data) VALUES ({forgotten}, x'', "
+             "'{\"email\":\"bo@example.org\",\"name\":\"Bo Chen\"}')"),
+            ("personal data put back after forget, salt and data empty", False,
+             f"INSERT INTO personal (seq, salt, data) VALUES ({forgotten}, x'', '')"),
             ("stray personal data", False, "INSERT INTO personal (seq, salt, data) VALUES (100000, x'00', '{}')"),
             ("signature count edited", False, "UPDATE meta SET value = value + 1 WHERE key = 'signature_count'"),
             ("head hash edited", False, "UPDATE meta SET value = '" + "1" * 64 + "' WHERE key = 'head_hash'"),
             ("a meta record muster does not write", False, "INSERT INTO meta (key, value) VALUES ('note', 'hi')"),
             ("a trigger", False, "CREATE TRIGGER hide AFTER INSERT ON entries BEGIN SELECT 1; END"),
+            ("the state index format 2 dropped", False, "CREATE INDEX outbox_by_state ON outbox(template, state)"),
             ("an outbox row for no chained signature", False,
              "INSERT INTO outbox (template, recipient, signature, state, updated_at) VALUES ('thank-you', 'abc', 3, 'queued', 'x')"),
             ("an outbox row for a target key", True,
@@ -223,11 +233,79 @@ def main():
                 failures.append(f"{name}: a rewritten chain kept its head hash")
             else:
                 print(f"test_verify_ledger: {line} — verify_ledger.py agrees", file=sys.stderr)
+        failures += fixture_cases(muster, ws, folder)
     if failures:
         for failure in failures:
             print(f"test_verify_ledger: {failure}", file=sys.stderr)
         sys.exit(1)
-    print(f"test_verify_ledger: {len(cases)} ledgers, both verifiers agree on each", file=sys.stderr)
+    print(f"test_verify_ledger: {len(cases) + len(FIXTURE_CASES)} ledgers, both verifiers agree on each", file=sys.stderr)
+
+
+FIXTURE = ROOT / "Tests" / "Fixtures" / "ledger-v1"
+# (name, expected ok, SQL applied to a copy of the format-1 fixture before anything reads it)
+FIXTURE_CASES = [
+    ("the format-1 fixture", True, None),
+    ("the format-1 fixture with the state index of older ledgers", True, "CREATE INDEX outbox_by_state ON outbox(template, state)"),
+    ("the format-1 fixture with a table muster did not create", False, "CREATE TABLE notes (text)"),
+    ("the format-1 fixture, personal data put back with an empty salt", False,
+     "INSERT INTO personal (seq, salt, data) SELECT seq, x'', '{}' FROM entries "
+     "WHERE kind = 'signature' AND seq NOT IN (SELECT seq FROM personal)"),
+]
+
+
+def fixture_cases(muster, ws, folder):
+    """The committed format-1 ledger (Tests/Fixtures/ledger-v1), read as it is by
+    verify_ledger.py, then opened by `muster verify` (which migrates it to the newest
+    format and says so on stderr), then read again by verify_ledger.py: the three verdicts
+    agree, and on the pristine fixture they are the ones its maker recorded."""
+    failures = []
+    expected = json.loads((FIXTURE / "expected.json").read_text())
+    target = ws / "campaigns" / SLUG / "ledger.sqlite"
+
+    def version_of(path):
+        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        try:
+            return db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0]
+        finally:
+            db.close()
+
+    def python_verdict(path):
+        proc = run([sys.executable, str(VERIFIER), str(path), "--json"], ws, check=False)
+        if proc.returncode not in (0, 1):
+            sys.exit(f"test_verify_ledger: verify_ledger.py exited {proc.returncode}: {proc.stderr.strip()}")
+        return summary(json.loads(proc.stdout))
+
+    for name, want, change in FIXTURE_CASES:
+        for suffix in ("", "-wal", "-shm"):
+            pathlib.Path(str(target) + suffix).unlink(missing_ok=True)
+        shutil.copyfile(FIXTURE / expected["ledger"], target)
+        if change:
+            tamper(target, change)
+        if version_of(target) != 1:
+            failures.append(f"{name}: the fixture is not of format 1")
+            continue
+        format1 = python_verdict(target)
+        first = run([muster, "verify", "--json"], ws, check=False)
+        ours = summary(json.loads(first.stdout))
+        migrated = version_of(target)
+        theirs = python_verdict(target)
+        again = run([muster, "verify", "--json"], ws, check=False)
+        note = f"muster: migrated {target} from ledger format 1 to {migrated}"
+        if not (ours == format1 == theirs):
+            failures.append(f"{name}: the verifiers disagree:\n  verify_ledger.py (format 1):  {format1}\n"
+                            f"  muster verify (migrating):    {ours}\n  verify_ledger.py (format {migrated}): {theirs}")
+        elif ours["ok"] != want or (first.returncode == 0) != want:
+            failures.append(f"{name}: expected {'ok' if want else 'FAILED'}, all said {ours} (exit {first.returncode})")
+        elif change is None and (ours["head"] != expected["head"] or ours["count"] != expected["count"]):
+            failures.append(f"{name}: head {ours['head']} and count {ours['count']}, not those expected.json records")
+        elif migrated < 2 or note not in first.stderr:
+            failures.append(f"{name}: muster verify left format {migrated} and said {first.stderr.strip()!r}, not {note!r}")
+        elif "migrated" in again.stderr or summary(json.loads(again.stdout)) != ours:
+            failures.append(f"{name}: a second muster verify did not find the ledger as the first left it: {again.stderr.strip()}")
+        else:
+            print(f"test_verify_ledger: {name}: {'ok' if ours['ok'] else 'FAILED at ' + str(ours['first_bad_entry'])}"
+                  f" — verify_ledger.py agrees at format 1 and at format {migrated}", file=sys.stderr)
+    return failures
 
 
 def rechain(path, sql):

@@ -4,10 +4,11 @@
     verify_ledger.py LEDGER.sqlite [--json]
 
 It shares no code with muster: Python's standard library only (sqlite3, hashlib, json).
-It opens the ledger read-only and checks what `muster verify` checks — every entry's
-hash and link, every personal-data hash, every redaction and withdrawal, the head and
-count recorded in `meta`, and that nothing lies beside the chain (mailbox keys
-included) — and prints the same summary:
+It reads ledger formats 1, 2 and 3 as they are (it never migrates one: muster does that
+when it opens an older ledger). It opens the ledger read-only and checks what `muster
+verify` checks — every entry's hash and link, every personal-data hash, every redaction
+and withdrawal, the head and count recorded in `meta`, and that nothing lies beside the
+chain (mailbox keys included) — and prints the same summary:
 
     ok: 243 signatures (1 forgotten, 2 withdrawn), 247 entries
     head 59f27712…
@@ -24,17 +25,25 @@ import sys
 
 GENESIS = "0" * 64
 PREFIX = b"muster-ledger-v1\x00"
-SCHEMA_VERSIONS = {1, 2, 3}
 
-# The database objects a ledger may hold (type, name), and the meta records.
-SCHEMA_OBJECTS = {
+# The database objects (type, name) a ledger of each format may hold, and the meta
+# records (the same in every format). Entries, personal data and meta are read the same
+# way in every format so far; only the other objects differ. A ledger is read as it is:
+# this verifier never migrates one.
+COMMON_OBJECTS = {
     ("table", "meta"), ("table", "entries"), ("table", "personal"), ("table", "outbox"),
     ("index", "sqlite_autoindex_meta_1"),
     ("index", "entries_one_signature_per_signer"), ("index", "entries_by_kind_and_time"),
-    ("index", "entries_opt_outs"), ("index", "outbox_in_order"), ("index", "outbox_by_state"),
+    ("index", "entries_opt_outs"), ("index", "outbox_in_order"),
     ("table", "sqlite_stat1"), ("table", "sqlite_stat4"),
-    ("table", "migrations"),  # format 2 on
-    ("table", "mailbox_keys"), ("index", "mailbox_keys_by_key"),  # format 3 on
+}
+SCHEMA_OBJECTS = {
+    # Format 1: ledgers made before 2026-11-27 may also hold the index outbox_by_state.
+    1: COMMON_OBJECTS | {("index", "outbox_by_state")},
+    # Format 2 (migration 2): outbox_by_state dropped, the migrations table added.
+    2: COMMON_OBJECTS | {("table", "migrations")},
+    # Format 3 (migration 3): the mailbox keys, derived data beside the chain.
+    3: COMMON_OBJECTS | {("table", "migrations"), ("table", "mailbox_keys"), ("index", "mailbox_keys_by_key")},
 }
 META_KEYS = {"fingerprint_key", "head_seq", "head_hash", "signature_count", "schema_version", "mailbox_rules"}
 KINDS = {b"signature", b"redaction", b"optout", b"withdrawal"}
@@ -89,9 +98,10 @@ def verify(path):
         version = meta_value(db, "schema_version")
     except sqlite3.Error as error:
         raise LedgerUnreadable(f"{path}: {error}")
-    if version not in SCHEMA_VERSIONS:
-        raise LedgerUnreadable(f"{path} has ledger format {version}; this verifier reads formats "
-                               f"{min(SCHEMA_VERSIONS)}–{max(SCHEMA_VERSIONS)}")
+    if not isinstance(version, int) or isinstance(version, bool) or version not in SCHEMA_OBJECTS:
+        formats = ", ".join(map(str, sorted(SCHEMA_OBJECTS)))
+        raise LedgerUnreadable(f"{path} has ledger format {version!r}; this verifier reads formats {formats}")
+    schema_objects = SCHEMA_OBJECTS[version]
     head_seq = meta_value(db, "head_seq")
     head_hash = meta_value(db, "head_hash")
     signature_count = meta_value(db, "signature_count")
@@ -197,7 +207,7 @@ def verify(path):
 
     # 4. Nothing beside the chain.
     for kind, name in db.execute("SELECT type, name FROM sqlite_schema"):
-        if (kind, name) not in SCHEMA_OBJECTS:
+        if (kind, name) not in schema_objects:
             problem(None, f"the ledger holds a {kind} '{name}' that muster did not create")
     tables = {name for (name,) in db.execute("SELECT name FROM sqlite_schema WHERE type = 'table'")}
     for table in ("entries", "personal") + (("mailbox_keys",) if "mailbox_keys" in tables else ()):
@@ -227,18 +237,20 @@ def verify(path):
         elif chained_signature.get(signature) != recipient or recipient is None:
             problem(signature, f"the outbox of template '{template}' has a row for entry {signature}, which is not that signer's signature in the hash chain")
     if "mailbox_keys" in tables:
-        # Mailbox keys: derived data, one per chained signature that counts and still has
-        # its personal data, 64 lower-case hex digits each; once made (meta.mailbox_rules),
+        # Mailbox keys: derived data, one per chained signature that counts and is not
+        # forgotten, 64 lower-case hex digits each; once made (meta.mailbox_rules),
         # none missing.
         keyed = set()
         for seq, key in db.execute("SELECT seq, key FROM mailbox_keys WHERE typeof(seq) = 'integer'"):
             keyed.add(seq)
-            if not (1 <= seq <= head_seq and kinds.get(seq) == b"signature" and seq in personal and seq not in withdrawn):
+            if not (1 <= seq <= head_seq and kinds.get(seq) == b"signature" and seq in personal
+                    and seq not in redacted and seq not in withdrawn):
                 problem(seq, f"a mailbox key is stored for entry {seq}, which is not a signature that counts")
             elif not (isinstance(key, str) and len(key) == 64 and set(key) <= HEX):
                 problem(seq, f"the mailbox key of entry {seq} is not 64 hexadecimal digits")
         if db.execute("SELECT count(*) FROM meta WHERE key = 'mailbox_rules'").fetchone()[0]:
-            for seq in sorted(s for s, k in kinds.items() if k == b"signature" and s in personal and s not in withdrawn):
+            for seq in sorted(s for s, k in kinds.items()
+                              if k == b"signature" and s in personal and s not in redacted and s not in withdrawn):
                 if seq not in keyed:
                     problem(seq, f"entry {seq} counts but its mailbox key is missing")
     for (key,) in db.execute("SELECT key FROM meta"):

@@ -8,10 +8,11 @@ extension Muster {
             abstract: "Bulk-add signatures from a CSV file.",
             discussion: """
                 Columns are matched from the header (a plain name,email,… sheet, muster's own
-                export, Action Network, Change.org and Google Forms exports; see README) and
-                with --map COLUMN=FIELD, where FIELD is name, first_name, last_name, email,
-                comment, signed_at, source, collector, consent, consent:KEY, a manifest field,
-                or ignore. First and last name columns are joined.
+                export, Action Network, Change.org and Google Forms exports; see
+                docs/import.md) and with --map COLUMN=FIELD, where FIELD is name, first_name,
+                last_name, email, comment, signed_at, source, collector, consent,
+                consent:KEY, a manifest field, or ignore. First and last name columns are
+                joined.
 
                 Every row is validated as `muster sign` does. Bad rows do not stop the import:
                 they go to the rejects file (default FILE.rejects.csv beside the input) with

@@ -18,22 +18,54 @@ extension Ledger {
         "\(alias).seq BETWEEN 1 AND (SELECT value FROM meta WHERE key = 'head_seq')"
     }
 
-    /// The tables and indexes muster creates (names as in `sqlite_schema`); `verify`
-    /// reports any other table, index, view or trigger. The unique fingerprint index may
-    /// be missing only inside a bulk import's own transaction, which no reader sees.
+    /// The SQL condition "the signature `seq` (an SQL expression) was forgotten": a
+    /// redaction entry the chain covers names it.
+    ///
+    /// That, and not the absence of a `personal` row, is what makes a signer forgotten: a
+    /// personal row put back for a forgotten signer (with `sqlite3`, say) is tampering,
+    /// which `verify` reports, and every reader ignores it, so the signer is never
+    /// exported, merged or mailed again. The redacted seqs are an uncorrelated subquery,
+    /// which SQLite evaluates once per statement; a body that is not JSON or has no integer
+    /// `redacts` names nothing (and `verify` reports it).
+    static func forgotten(_ seq: String) -> String {
+        """
+        \(seq) IN (SELECT json_extract(r.body, '$.redacts') FROM entries r WHERE r.kind = 'redaction' AND \(chained("r"))         AND CASE WHEN json_valid(r.body) THEN json_type(r.body, '$.redacts') = 'integer' ELSE 0 END)
+        """
+    }
+
+    /// The tables and indexes muster creates in a ledger of the newest format (names as
+    /// in `sqlite_schema`); `verify` reports any other table, index, view or trigger. The
+    /// unique fingerprint index may be missing only inside a bulk import's own
+    /// transaction, which no reader sees.
     static let schemaObjects: Set<String> = [
         "table meta", "table entries", "table personal", "table outbox",
         "index sqlite_autoindex_meta_1",
         "index entries_one_signature_per_signer", "index entries_by_kind_and_time", "index entries_opt_outs",
-        "index outbox_in_order", "table migrations",
-        // Format 3: mailbox keys, derived from personal data (MailboxKeys.swift).
-        "table mailbox_keys", "index mailbox_keys_by_key",
-        // Format-1 ledgers made before 2026-11-27 have it until migrated to format 2 (merge
-        // reads another machine's ledger, and verifies it, without migrating it).
-        "index outbox_by_state",
+        "index outbox_in_order",
+        "table migrations", // format 2
+        "table mailbox_keys", "index mailbox_keys_by_key", // format 3: derived data (MailboxKeys.swift)
         // SQLite's own statistics (ANALYZE, `PRAGMA optimize`): they hold no rows of muster's.
         "table sqlite_stat1", "table sqlite_stat4",
     ]
+
+    /// `schemaObjects` as a ledger of `format` has them. Only merge reads (and verifies) a
+    /// ledger of an older format, another machine's, without migrating it. A migration
+    /// that creates or drops an object adds a line here for the formats before it.
+    static func schemaObjects(format: Int64) -> Set<String> {
+        var objects = schemaObjects
+        if format < 3 {
+            // Format 3 adds the mailbox keys.
+            objects.remove("table mailbox_keys")
+            objects.remove("index mailbox_keys_by_key")
+        }
+        if format < 2 {
+            // Format 2 records its migrations, and drops the state index that format-1
+            // ledgers made before 2026-11-27 have.
+            objects.remove("table migrations")
+            objects.insert("index outbox_by_state")
+        }
+        return objects
+    }
 
     /// "entries 1–N", or "no entries yet" for an empty chain, for messages.
     static func chainExtent(_ head: Int64) -> String {

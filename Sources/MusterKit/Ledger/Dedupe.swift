@@ -107,7 +107,8 @@ extension Ledger {
             SELECT m.key, e.seq, e.at, e.body, p.data FROM mailbox_keys m
             JOIN entries e ON e.seq = m.seq JOIN personal p ON p.seq = e.seq
             WHERE m.key IN (SELECT k.key FROM mailbox_keys k GROUP BY k.key HAVING count(*) > 1)
-              AND e.kind = 'signature' AND \(Self.chained("e")) AND e.seq NOT IN (\(Self.withdrawnSeqs()))
+              AND e.kind = 'signature' AND \(Self.chained("e")) AND NOT \(Self.forgotten("e.seq"))
+              AND e.seq NOT IN (\(Self.withdrawnSeqs()))
             ORDER BY m.key, e.at, e.seq
             """)
         defer { statement.reset() }

@@ -81,7 +81,8 @@ extension Ledger {
         try database.execute("DROP INDEX IF EXISTS mailbox_keys_by_key; DELETE FROM mailbox_keys")
         let select = try database.prepare("""
             SELECT e.seq, p.data FROM entries e JOIN personal p ON p.seq = e.seq
-            WHERE e.kind = 'signature' AND \(Self.chained("e")) AND e.seq NOT IN (\(Self.withdrawnSeqs())) ORDER BY e.seq
+            WHERE e.kind = 'signature' AND \(Self.chained("e")) AND NOT \(Self.forgotten("e.seq"))
+              AND e.seq NOT IN (\(Self.withdrawnSeqs())) ORDER BY e.seq
             """)
         defer { select.reset() }
         let insert = try mailboxInsertStatement()

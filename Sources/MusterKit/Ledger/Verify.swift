@@ -192,10 +192,12 @@ extension Ledger {
 
         // The database objects: anything muster did not create could hide rows or change
         // them behind its back (a trigger, a view), and `seq` must stay the rowid (never NULL).
+        let format = try reader.scalarInt("SELECT value FROM meta WHERE key = 'schema_version'") ?? Ledger.schemaVersion
+        let expected = Self.schemaObjects(format: format)
         let objects = try reader.prepare("SELECT type, name FROM sqlite_schema ORDER BY type, name")
         while try objects.step() {
             let type = objects.text(0) ?? "", name = objects.text(1) ?? ""
-            if !Self.schemaObjects.contains("\(type) \(name)") {
+            if !expected.contains("\(type) \(name)") {
                 problem(nil, "the ledger holds \(type == "index" ? "an" : "a") \(type) '\(name)' that muster did not create")
             }
         }
@@ -284,7 +286,8 @@ extension Ledger {
         let strays = try reader.prepare("""
             SELECT m.seq, e.kind, EXISTS (SELECT 1 FROM personal p WHERE p.seq = m.seq) FROM mailbox_keys m
             LEFT JOIN entries e ON e.seq = m.seq AND \(Self.chained("e"))
-            WHERE typeof(m.seq) = 'integer' AND (e.seq IS NULL OR e.kind IS NOT 'signature' OR NOT EXISTS (SELECT 1 FROM personal p WHERE p.seq = m.seq))
+            WHERE typeof(m.seq) = 'integer' AND (e.seq IS NULL OR e.kind IS NOT 'signature'
+                                                 OR NOT EXISTS (SELECT 1 FROM personal p WHERE p.seq = m.seq) OR \(Self.forgotten("m.seq")))
             ORDER BY m.seq LIMIT \(limit)
             """)
         while try strays.step() {
@@ -317,7 +320,8 @@ extension Ledger {
         if try reader.scalarInt("SELECT count(*) FROM meta WHERE key = 'mailbox_rules'") == 1 {
             let missing = try reader.prepare("""
                 SELECT e.seq FROM entries e JOIN personal p ON p.seq = e.seq
-                WHERE e.kind = 'signature' AND \(Self.chained("e")) AND NOT EXISTS (SELECT 1 FROM mailbox_keys m WHERE m.seq = e.seq)
+                WHERE e.kind = 'signature' AND \(Self.chained("e")) AND NOT \(Self.forgotten("e.seq"))
+                  AND NOT EXISTS (SELECT 1 FROM mailbox_keys m WHERE m.seq = e.seq)
                 ORDER BY e.seq LIMIT \(limit + withdrawn.count)
                 """)
             var reported = 0
@@ -396,7 +400,7 @@ private struct ChainSegment {
         var segment = ChainSegment()
         func problem(_ entry: Int64, _ reason: String) { segment.problems.append(.init(entry: entry, reason: reason)) }
         let statement = try database.prepare("""
-            SELECT e.seq, e.kind, e.at, e.fingerprint, e.body, e.personal_hash, e.prev, e.hash, p.salt, p.data
+            SELECT e.seq, e.kind, e.at, e.fingerprint, e.body, e.personal_hash, e.prev, e.hash, p.salt, p.data, p.seq IS NOT NULL
             FROM entries e LEFT JOIN personal p ON p.seq = e.seq WHERE e.seq BETWEEN ? AND ? ORDER BY e.seq
             """)
         try statement.bind([.int(from), .int(through)])
@@ -421,7 +425,9 @@ private struct ChainSegment {
                 expectedSeq = seq
             }
             // Each column's bytes, read once: 1 kind, 2 at, 3 fingerprint, 4 body,
-            // 5 personal_hash, 6 prev, 7 hash, 8 salt, 9 data.
+            // 5 personal_hash, 6 prev, 7 hash, 8 salt, 9 data. Column 10 says whether a
+            // personal row exists: its bytes cannot (SQLite gives a NULL pointer for an
+            // empty blob, so an empty salt would look like no row at all).
             for column in 1...9 { columns[column] = statement.rawBytes(Int32(column)) }
 
             if segment.entries == 1 {
@@ -452,7 +458,7 @@ private struct ChainSegment {
             switch entryKind {
             case .signature:
                 segment.signatures += 1
-                if columns[8].baseAddress == nil {
+                if statement.int64(10) == 0 {
                     segment.withoutPersonal.insert(seq)
                 } else {
                     buffer.removeAll(keepingCapacity: true)

@@ -121,6 +121,31 @@ import Testing
         #expect(try ledger.verify().ok)
     }
 
+    /// The byte-by-byte key of plain ASCII addresses (an import's common case) is the
+    /// character-by-character one, under every kind of rule.
+    @Test func theASCIIFastPathIsTheDefinition() throws {
+        let custom = MailboxRules(separators: ["+", "="], domains: [
+            "example.org": .init(separators: ["-"], ignoreDots: true, sameAs: ["example.net"]),
+            "gmail.com": .init()])
+        var generator = SystemRandomNumberGenerator()
+        let locals = ["ana", "a.na", "ana+1", "+ana", "ana-list", "a.n.a-x+y", "...", ".+x", "a=b", "ana_x", "a-", "-a"]
+        let domains = ["gmail.com", "googlemail.com", "yahoo.com", "example.org", "example.net", "me.com", "pm.me", "other.example"]
+        var compared = 0
+        for rules in [MailboxRules.standard, MailboxRules(keepTags: true), custom] {
+            for local in locals + (0..<200).map({ _ in String((0..<Int.random(in: 1...8, using: &generator)).map { _ in "ab.+-=_".randomElement(using: &generator)! }) }) {
+                for domain in domains {
+                    let canonical = local + "@" + domain
+                    guard let fast = MailboxKey.plainASCIIKey(canonical, rules: rules) else { continue }
+                    #expect(fast == (try MailboxKey.characterKey(forCanonical: canonical, rules: rules)), "\(canonical)")
+                    compared += 1
+                }
+            }
+        }
+        #expect(compared > 3_000)
+        #expect(MailboxKey.plainASCIIKey("zoé@example.org", rules: .standard) == nil)
+        #expect(MailboxKey.plainASCIIKey(#""a b"@example.org"#, rules: .standard) == nil)
+    }
+
     @Test func anAddressRefusedTodayStillGetsAKeyOfItsOwn() throws {
         let rules = MailboxRules.standard
         // A mixed-script label (Latin and Cyrillic а), which muster 0.1.0 accepted.

@@ -17,7 +17,7 @@ extension Ledger {
     /// as a signature that counts. Durable when it returns (`synchronous=FULL`).
     public func append(_ signature: ValidSignature, at date: Date) throws -> AppendOutcome {
         let fingerprint = try fingerprint(canonicalEmail: signature.canonicalEmail)
-        let mailbox = try mailboxKey(forEmail: signature.email)
+        let mailbox = try mailboxKeyMaker().key(for: signature)
         var note: String?
         let outcome: AppendOutcome = try withStorage(path: url.path) {
             try database.writeTransaction {

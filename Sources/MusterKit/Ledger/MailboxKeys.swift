@@ -25,19 +25,33 @@ struct MailboxKeyMaker: @unchecked Sendable {
     /// muster accepted) — the address as stored, trimmed, NFC and lower-cased, so that
     /// it still has a key of its own. Distinct prefixes keep the two apart.
     static func input(forEmail email: String, rules: MailboxRules) -> String {
-        if let key = try? MailboxKey.key(for: email, rules: rules) { return "mailbox\0" + key }
+        if let canonical = try? EmailAddress.canonical(email) { return input(forCanonical: canonical, rules: rules) }
         return "mailbox-as-stored\0" + TextField.nfc(TextField.trimmed(email)).lowercased()
     }
 
-    func code(forEmail email: String) -> HashedAuthenticationCode<SHA256> {
+    /// The same for an address already canonical (a validated signature's
+    /// `canonicalEmail`, which is what `EmailAddress.canonical` gives for its email).
+    static func input(forCanonical canonical: String, rules: MailboxRules) -> String {
+        if let key = try? MailboxKey.key(forCanonical: canonical, rules: rules) { return "mailbox\0" + key }
+        return "mailbox-as-stored\0" + canonical
+    }
+
+    private func code(of input: String) -> HashedAuthenticationCode<SHA256> {
         var code = hmac
-        var input = Self.input(forEmail: email, rules: rules)
+        var input = input
         input.withUTF8 { code.update(data: UnsafeRawBufferPointer($0)) }
         return code.finalize()
     }
 
-    /// The key of `email`, 64 lower-case hex digits.
-    func key(forEmail email: String) -> String { Hex.encode(code(forEmail: email)) }
+    /// The key of `email` (as typed and stored), 64 lower-case hex digits.
+    func key(forEmail email: String) -> String { Hex.encode(code(of: Self.input(forEmail: email, rules: rules))) }
+
+    /// The key of a validated signature, from its canonical address.
+    func code(for signature: ValidSignature) -> HashedAuthenticationCode<SHA256> {
+        code(of: Self.input(forCanonical: signature.canonicalEmail, rules: rules))
+    }
+
+    func key(for signature: ValidSignature) -> String { Hex.encode(code(for: signature)) }
 }
 
 extension MailboxRules {

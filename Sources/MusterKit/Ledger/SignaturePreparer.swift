@@ -118,7 +118,7 @@ public struct SignaturePreparer: @unchecked Sendable {
         var hasher = SHA256()
         hasher.update(data: salt)
         personal.withUTF8 { hasher.update(data: UnsafeRawBufferPointer($0)) }
-        return PreparedSignature(fingerprint: Hex.encode(code.finalize()), mailboxKey: mailboxes.key(forEmail: signature.email),
+        return PreparedSignature(fingerprint: Hex.encode(code.finalize()), mailboxKey: mailboxes.key(for: signature),
                                  at: Timestamp.format(date), body: Ledger.canonical(.body, of: signature),
                                  personal: personal, salt: salt, personalHash: Hex.encode(hasher.finalize()))
     }
@@ -137,7 +137,7 @@ public struct SignaturePreparer: @unchecked Sendable {
             return FingerprintKey(raw)
         }
         salts.next(appendingTo: &batch.bytes)
-        let mailbox = mailboxes.code(forEmail: signature.email).withUnsafeBytes { raw in
+        let mailbox = mailboxes.code(for: signature).withUnsafeBytes { raw in
             batch.bytes.append(contentsOf: repeatElement(0, count: 64))
             batch.bytes.withUnsafeMutableBytes { Hex.write(raw, to: $0.baseAddress! + start + 144) }
             return FingerprintKey(raw)

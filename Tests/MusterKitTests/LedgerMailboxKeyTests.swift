@@ -1,3 +1,4 @@
+import Crypto
 import Foundation
 import Testing
 @testable import MusterKit
@@ -144,6 +145,37 @@ import Testing
         #expect(compared > 3_000)
         #expect(MailboxKey.plainASCIIKey("zoé@example.org", rules: .standard) == nil)
         #expect(MailboxKey.plainASCIIKey(#""a b"@example.org"#, rules: .standard) == nil)
+    }
+
+    /// The import's keyed hash is HMAC-SHA256, for any key and message length.
+    @Test func keyedHashIsHMACSHA256() throws {
+        var generator = SystemRandomNumberGenerator()
+        for keyLength in [0, 1, 32, 63, 64, 65, 200] {
+            let key = (0..<keyLength).map { _ in UInt8.random(in: 0...255, using: &generator) }
+            let keyed = KeyedHash(key: key)
+            for length in [0, 1, 55, 56, 64, 119, 1000] {
+                let message = (0..<length).map { _ in UInt8.random(in: 0...255, using: &generator) }
+                let expected = Array(HMAC<SHA256>.authenticationCode(for: message, using: SymmetricKey(data: key)))
+                #expect(message.withUnsafeBytes { Array(keyed.code($0)) } == expected, "key \(keyLength), message \(length)")
+                let cut = length / 3
+                #expect(message.withUnsafeBytes { Array(keyed.code(UnsafeRawBufferPointer(rebasing: $0[..<cut]), UnsafeRawBufferPointer(rebasing: $0[cut...]))) } == expected)
+            }
+        }
+    }
+
+    /// A signature's key as `sign` and `import` compute it (from its canonical address) is
+    /// the key a rebuild computes from its personal data (the address as typed).
+    @Test func theKeyOfASignatureIsTheKeyOfItsStoredAddress() throws {
+        let folder = try TemporaryFolder()
+        let ledger = try ledger(folder)
+        for rules in [MailboxRules.standard, MailboxRules(keepTags: true)] {
+            ledger.mailboxRules = rules
+            let maker = try ledger.mailboxKeyMaker()
+            for email in Self.ana + [" Zoé@Bücher.example ", "k@ｅｘａｍｐｌｅ.org", "ＡＮＡ+x@example.net", "ﬁona@example.org", #""a b"@example.org"#, "straße@example.org"] {
+                let valid = try signature(email)
+                #expect(maker.key(for: valid) == maker.key(forEmail: valid.email), "\(email)")
+            }
+        }
     }
 
     @Test func anAddressRefusedTodayStillGetsAKeyOfItsOwn() throws {

@@ -34,7 +34,7 @@ public final class Ledger {
     let database: SQLiteDatabase
     public let url: URL
     /// The keyed hash of canonical emails, read from `meta` on first use.
-    var fingerprintHMAC: HMAC<SHA256>?
+    var fingerprintHMAC: KeyedHash?
     /// Statements prepared once per connection (Append.swift, this file).
     var selectSignature: SQLiteStatement?
     var insertEntry: SQLiteStatement?
@@ -146,11 +146,9 @@ public final class Ledger {
         if fingerprintHMAC == nil {
             let statement = try database.prepare("SELECT value FROM meta WHERE key = 'fingerprint_key'")
             guard try statement.step() else { throw MusterError.failure("\(url.path) has no fingerprint key; it is not a muster ledger") }
-            fingerprintHMAC = HMAC<SHA256>(key: SymmetricKey(data: statement.blob(0)))
+            fingerprintHMAC = KeyedHash(key: statement.blob(0))
         }
-        var hmac = fingerprintHMAC!
-        hmac.update(data: Array(canonicalEmail.utf8))
-        return Hex.encode(hmac.finalize())
+        return Hex.encode(fingerprintHMAC!.code(canonicalEmail))
     }
 
     // MARK: - Head and meta

@@ -15,9 +15,9 @@ import Foundation
 /// Only signatures that count have a key: chained, not forgotten (their personal data,
 /// and so their address, is gone) and not withdrawn. `forget` and `dedupe --withdraw`
 /// delete the row; `verify` reports a row for any other entry as made outside muster.
-struct MailboxKeyMaker: @unchecked Sendable {
-    // HMAC is a value type holding the keyed state; each call works on its own copy.
-    let hmac: HMAC<SHA256>
+struct MailboxKeyMaker: Sendable {
+    /// HMAC-SHA256 under the ledger's fingerprint key.
+    let hmac: KeyedHash
     let rules: MailboxRules
 
     /// What is keyed for `email` (as typed, as the personal data holds it): the mailbox
@@ -36,19 +36,16 @@ struct MailboxKeyMaker: @unchecked Sendable {
         return "mailbox-as-stored\0" + canonical
     }
 
-    private func code(of input: String) -> HashedAuthenticationCode<SHA256> {
-        var code = hmac
-        var input = input
-        input.withUTF8 { code.update(data: UnsafeRawBufferPointer($0)) }
-        return code.finalize()
-    }
-
     /// The key of `email` (as typed and stored), 64 lower-case hex digits.
-    func key(forEmail email: String) -> String { Hex.encode(code(of: Self.input(forEmail: email, rules: rules))) }
+    func key(forEmail email: String) -> String { Hex.encode(hmac.code(Self.input(forEmail: email, rules: rules))) }
 
-    /// The key of a validated signature, from its canonical address.
-    func code(for signature: ValidSignature) -> HashedAuthenticationCode<SHA256> {
-        code(of: Self.input(forCanonical: signature.canonicalEmail, rules: rules))
+    /// The key of a validated signature, from its canonical address: `input(forCanonical:)`
+    /// keyed without joining the prefix to the key first.
+    func code(for signature: ValidSignature) -> SHA256.Digest {
+        guard let key = try? MailboxKey.key(forCanonical: signature.canonicalEmail, rules: rules) else {
+            return hmac.code("mailbox-as-stored\0", signature.canonicalEmail)
+        }
+        return hmac.code("mailbox\0", key)
     }
 
     func key(for signature: ValidSignature) -> String { Hex.encode(code(for: signature)) }

@@ -97,38 +97,31 @@ public struct PreparedBatch: Sendable {
 
 /// Prepares signatures for one ledger (it holds that ledger's fingerprint key and rules).
 public struct SignaturePreparer: @unchecked Sendable {
-    // HMAC is a value type holding the keyed state; each call works on its own copy.
     // The salt source is used by the one thread that prepares.
-    let hmac: HMAC<SHA256>
+    let hmac: KeyedHash
     let mailboxes: MailboxKeyMaker
     let salts = SaltSource()
 
-    init(hmac: HMAC<SHA256>, rules: MailboxRules) {
+    init(hmac: KeyedHash, rules: MailboxRules) {
         self.hmac = hmac
         mailboxes = MailboxKeyMaker(hmac: hmac, rules: rules)
     }
 
     /// Fingerprint, canonical bodies, salt and personal-data hash of `signature` made at `date`.
     public func prepare(_ signature: ValidSignature, at date: Date) -> PreparedSignature {
-        var code = hmac
-        var email = signature.canonicalEmail
-        email.withUTF8 { code.update(data: UnsafeRawBufferPointer($0)) }
         var personal = Ledger.canonical(.personal, of: signature)
         let salt = salts.next()
         var hasher = SHA256()
         hasher.update(data: salt)
         personal.withUTF8 { hasher.update(data: UnsafeRawBufferPointer($0)) }
-        return PreparedSignature(fingerprint: Hex.encode(code.finalize()), mailboxKey: mailboxes.key(for: signature),
+        return PreparedSignature(fingerprint: Hex.encode(hmac.code(signature.canonicalEmail)), mailboxKey: mailboxes.key(for: signature),
                                  at: Timestamp.format(date), body: Ledger.canonical(.body, of: signature),
                                  personal: personal, salt: salt, personalHash: Hex.encode(hasher.finalize()))
     }
 
     /// The same as `prepare(_:at:)`, appended to `batch` without allocating per row.
     public func prepare(_ signature: ValidSignature, at date: Date, into batch: inout PreparedBatch) {
-        var code = hmac
-        var email = signature.canonicalEmail
-        email.withUTF8 { code.update(data: UnsafeRawBufferPointer($0)) }
-        let mac = code.finalize()
+        let mac = hmac.code(signature.canonicalEmail)
         let start = batch.bytes.count
         // Fingerprint and (until it is known) personal-data hash.
         batch.bytes.append(contentsOf: repeatElement(0, count: 128))

@@ -9,8 +9,8 @@
    (`-c`, `--campaign`), and every positional argument (`<file>`). `--version`, `-h` and
    `--help` are named once, under "Common options".
 2. `--json` keys. The commands run on a scratch workspace holding the example campaign:
-   init, new, list, check, sign (added and duplicate), import (and --dry-run), verify
-   (ok and failed), forget (each outcome), unsubscribe, report (full and --public),
+   init, new, list, check, sign (added and duplicate), import (and --dry-run), dedupe
+   (a dry run with addresses, and --withdraw), verify (ok and failed), forget (each outcome), unsubscribe, report (full and --public),
    merge, mail preview, mail send --dry-run and mail status. Every key they print, at
    any depth, is named in backticks in that command's section. Keys of objects that are
    maps (import's `columns` and `reasons`, mail status's `templates`) are data, not
@@ -216,6 +216,15 @@ def check_json_keys(muster, sections, problems):
         run("muster mail status", ["mail", "status"], ws)
         run("muster unsubscribe", ["unsubscribe", "someone@example.org"], ws)
         run("muster unsubscribe", ["unsubscribe", "someone@example.org"], ws)
+        # dedupe: two spellings of one mailbox, let in while keep_tags was on
+        settings = (ws / "muster.yaml").read_text(encoding="utf-8")
+        (ws / "muster.yaml").write_text(settings + "\ndedupe:\n  keep_tags: true\n", encoding="utf-8")
+        run("muster sign", ["sign", "--name", "Ana", "--email", "ana+petition@example.org", "--field", "region=Lyon",
+                            "--by", "Sam"], ws)
+        (ws / "muster.yaml").write_text(settings, encoding="utf-8")
+        run("muster dedupe", ["dedupe", "--withdraw", "--dry-run", "--show-addresses"], ws)
+        run("muster dedupe", ["dedupe", "--withdraw"], ws)
+        run("muster verify", ["verify"], ws)
         run("muster forget", ["forget", "ana@example.org"], ws)
         run("muster forget", ["forget", "ana@example.org"], ws)
         run("muster forget", ["forget", "nobody@example.org"], ws, ok=(1,))

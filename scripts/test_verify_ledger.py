@@ -6,7 +6,7 @@ agrees with `muster verify` on real ledgers and on tampered copies.
 
 Makes a ledger with the real binary in a temporary workspace (the example campaign's
 sign-up sheet imported, signatures with comments and personal fields, a `forget`, an
-`unsubscribe`), then, on copies of it, edits a body, deletes a row, adds a row beside
+`unsubscribe`, a signature that `dedupe --withdraw` withdraws), then, on copies of it, edits a body, deletes a row, adds a row beside
 the chain, and so on. For each ledger it runs both verifiers and requires that they
 agree — ok or not, the first bad entry, count, entries, forgotten and head — and that
 each verdict is the expected one, so a verifier that always says "ok" (or always
@@ -39,7 +39,9 @@ def run(args, cwd, env=None, check=True):
 
 
 def make_ledger(muster, folder):
-    """A real ledger: the example sheet imported, three signed, one forgotten, one unsubscribed."""
+    """A real ledger: the example sheet imported, three signed, one forgotten, one unsubscribed,
+    and one person who signed twice (while `dedupe: keep_tags: true` let a tag through),
+    the second signature withdrawn."""
     ws = folder / "ws"
     run([muster, "init", str(ws)], folder)
     shutil.copytree(ROOT / "campaigns" / SLUG, ws / "campaigns" / SLUG)
@@ -58,6 +60,12 @@ def make_ledger(muster, folder):
     copy_ledger(ledger, before_forget)
     run([muster, "forget", "bo@example.org"], ws, env={"MUSTER_NOW": "2026-11-28T10:00:00Z"})
     run([muster, "unsubscribe", "dana@example.org"], ws, env={"MUSTER_NOW": "2026-11-28T10:05:00Z"})
+    settings = (ws / "muster.yaml").read_text(encoding="utf-8")
+    (ws / "muster.yaml").write_text(settings + "\ndedupe:\n  keep_tags: true\n", encoding="utf-8")
+    run([muster, "sign", "--name", "Carla Dias", "--email", "carla+news@example.org", "--field", "region=Nantes"], ws,
+        env={"MUSTER_NOW": "2026-11-28T10:10:00Z"})
+    (ws / "muster.yaml").write_text(settings, encoding="utf-8")
+    run([muster, "dedupe", "--withdraw"], ws, env={"MUSTER_NOW": "2026-11-28T10:15:00Z"})
     return ws, ledger, before_forget
 
 
@@ -102,7 +110,8 @@ def verdicts(muster, ws, ledger):
 def summary(report):
     bad = report.get("first_bad") or {}
     return {"ok": report["ok"], "count": report["count"], "entries": report["entries"],
-            "redacted": report["redacted"], "head": report["head"], "first_bad_entry": bad.get("entry")}
+            "redacted": report["redacted"], "withdrawn": report.get("withdrawn"), "head": report["head"],
+            "first_bad_entry": bad.get("entry")}
 
 
 def main():
@@ -118,6 +127,9 @@ def main():
         db = sqlite3.connect(pristine)
         head = db.execute("SELECT value FROM meta WHERE key = 'head_seq'").fetchone()[0]
         forgotten = db.execute("SELECT seq FROM entries WHERE kind = 'signature' AND seq NOT IN (SELECT seq FROM personal)").fetchone()[0]
+        withdrawal, withdrawn = db.execute(
+            "SELECT seq, json_extract(body, '$.withdraws') FROM entries WHERE kind = 'withdrawal'").fetchone()
+        optout = db.execute("SELECT seq FROM entries WHERE kind = 'optout'").fetchone()[0]
         db.close()
 
         def restore_personal(path):
@@ -161,6 +173,14 @@ def main():
             ("an outbox row for a target key", True,
              "INSERT INTO outbox (template, recipient, signature, state, updated_at) VALUES ('deliver-petition', '" + "ab" * 32 + "', NULL, 'sent', 'x')"),
             ("a redaction of a non-signature", False, None),  # filled in below
+            ("a mailbox key for a forgotten signer", False,
+             f"INSERT INTO mailbox_keys (seq, key) VALUES ({forgotten}, '{'ab' * 32}')"),
+            ("a mailbox key for a withdrawn signature", False,
+             f"INSERT INTO mailbox_keys (seq, key) VALUES ({withdrawn}, '{'ab' * 32}')"),
+            ("a mailbox key deleted", False, "DELETE FROM mailbox_keys WHERE seq = 12"),
+            ("a mailbox key that is not a key", False, "UPDATE mailbox_keys SET key = 'carla@example.org' WHERE seq = 12"),
+            ("the withdrawal's body edited", False,
+             f"UPDATE entries SET body = replace(body, ':{withdrawn}', ':{withdrawn - 1}') WHERE seq = {withdrawal}"),
         ]
         # A whole new chain from entry 1 verifies again — only its head hash changes.
         rehashed = folder / "rehashed.sqlite"
@@ -171,7 +191,23 @@ def main():
         bad_redaction = folder / "bad-redaction.sqlite"
         copy_ledger(pristine, bad_redaction)
         rechain(bad_redaction, f"UPDATE entries SET body = '{{\"redacts\":{head}}}' WHERE kind = 'redaction'")
-        cases[-2] = ("a redaction of a non-signature", False, bad_redaction)
+        cases[cases.index(("a redaction of a non-signature", False, None))] = ("a redaction of a non-signature", False, bad_redaction)
+        # Withdrawals correctly chained but naming what no withdrawal may: only the
+        # withdrawal rules catch them.
+        for name, body in [("a withdrawal of an opt-out", f'{{"duplicate_of":1,"withdraws":{optout}}}'),
+                           ("a withdrawal of an unknown entry", '{"duplicate_of":1,"withdraws":99999}'),
+                           ("a withdrawal as a duplicate of itself", f'{{"duplicate_of":{withdrawn},"withdraws":{withdrawn}}}'),
+                           ("a withdrawal without a target", '{"duplicate_of":1}')]:
+            forged = folder / f"forged-{len(cases)}.sqlite"
+            copy_ledger(pristine, forged)
+            rechain(forged, f"UPDATE entries SET body = '{body}' WHERE seq = {withdrawal}")
+            cases.append((name, False, forged))
+        twice = folder / "withdrawn-twice.sqlite"
+        copy_ledger(pristine, twice)
+        rechain(twice, f"INSERT INTO entries (seq, kind, at, fingerprint, body, personal_hash, prev, hash) "
+                       f"SELECT seq + 1, kind, at, fingerprint, body, personal_hash, '', '' FROM entries WHERE seq = {withdrawal}; "
+                       f"UPDATE meta SET value = value + 1 WHERE key = 'head_seq'")
+        cases.append(("a signature withdrawn twice", False, twice))
 
         pristine_head = None
         for name, expected, change in cases:

@@ -221,7 +221,7 @@ enum LedgerFixture {
 
         // A later migration failing rolls back the ones before it too: all pending
         // migrations are one transaction, so the ledger stays at the format it had.
-        let third = LedgerMigration(version: 3, name: "fails") { database in
+        let third = LedgerMigration(version: Ledger.schemaVersion + 1, name: "fails") { database in
             try database.execute("CREATE TABLE half_done (x)")
             throw Injected()
         }

@@ -43,6 +43,7 @@ extension Ledger {
         "index entries_one_signature_per_signer", "index entries_by_kind_and_time", "index entries_opt_outs",
         "index outbox_in_order",
         "table migrations", // format 2
+        "table mailbox_keys", "index mailbox_keys_by_key", // format 3: derived data (MailboxKeys.swift)
         // SQLite's own statistics (ANALYZE, `PRAGMA optimize`): they hold no rows of muster's.
         "table sqlite_stat1", "table sqlite_stat4",
     ]
@@ -52,6 +53,11 @@ extension Ledger {
     /// that creates or drops an object adds a line here for the formats before it.
     static func schemaObjects(format: Int64) -> Set<String> {
         var objects = schemaObjects
+        if format < 3 {
+            // Format 3 adds the mailbox keys.
+            objects.remove("table mailbox_keys")
+            objects.remove("index mailbox_keys_by_key")
+        }
         if format < 2 {
             // Format 2 records its migrations, and drops the state index that format-1
             // ledgers made before 2026-11-27 have.
@@ -67,7 +73,20 @@ extension Ledger {
     }
 
     /// The records muster keeps in `meta`; `verify` reports any other.
-    static let metaKeys: Set<String> = ["fingerprint_key", "head_seq", "head_hash", "signature_count", "schema_version"]
+    static let metaKeys: Set<String> = ["fingerprint_key", "head_seq", "head_hash", "signature_count", "schema_version", "mailbox_rules"]
+
+    /// SQL: the entries that chained withdrawals withdraw (`{"withdraws":N}`), a list for
+    /// `seq IN (…)`. A body that is not JSON or names no integer is skipped here (`verify`
+    /// reports it); the CASE keeps `json_type` off bodies that are not JSON.
+    static func withdrawnSeqs(upTo instant: String? = nil) -> String {
+        """
+        SELECT json_extract(w.body, '$.withdraws') FROM entries w WHERE w.kind = 'withdrawal' AND \(chained("w"))
+          AND CASE WHEN json_valid(w.body) THEN json_type(w.body, '$.withdraws') = 'integer' ELSE 0 END\(instant.map { " AND w.at <= \($0)" } ?? "")
+        """
+    }
+
+    /// SQL: how many chained signatures are withdrawn (each counted once).
+    static let withdrawnCountSQL = "SELECT count(*) FROM entries s WHERE s.seq IN (\(withdrawnSeqs())) AND s.kind = 'signature' AND \(chained("s"))"
 
     /// Throws (exit 1) when the ledger holds anything outside its chain, so that a
     /// long-lived writer such as the kiosk refuses before it starts rather than at its
@@ -77,19 +96,19 @@ extension Ledger {
     }
 
     /// Inside a write transaction: throws (exit 1, nothing written) when the ledger holds
-    /// an entry or personal data outside its chain (seq ≤ 0 or beyond the head).
+    /// an entry, personal data or a mailbox key outside its chain (seq ≤ 0 or beyond the head).
     ///
     /// Writing would be wrong either way: an entry beside the chain could make a real new
     /// signer look like a duplicate (the unique fingerprint index sees every row), and
     /// appending would give the forged row a place inside the range the chain covers.
-    /// Four probes of the rowid b-trees: it costs nothing however large the ledger.
+    /// Six probes of the rowid b-trees: it costs nothing however large the ledger.
     func ensureNothingBesideChain() throws {
         let head = try metaInt("head_seq")
-        for table in ["entries", "personal"] {
+        for table in ["entries", "personal", "mailbox_keys"] {
             let outside = try database.scalarInt("SELECT seq FROM \(table) WHERE seq < 1 ORDER BY seq LIMIT 1")
                 ?? database.scalarInt("SELECT seq FROM \(table) WHERE seq > ? ORDER BY seq LIMIT 1", .int(head))
             if let outside {
-                let what = table == "entries" ? "an entry" : "personal data"
+                let what = table == "entries" ? "an entry" : table == "personal" ? "personal data" : "a mailbox key"
                 throw MusterError.failure("""
                     \(url.path) holds \(what) numbered \(outside), outside its hash chain (\(Self.chainExtent(head))): \
                     the ledger was altered outside muster; nothing was written — run `muster verify`

@@ -31,9 +31,9 @@ public struct OutboxRow: Sendable, Equatable {
 extension Ledger {
     /// The SQL condition for a signer (`e`, with personal data `p`) who can be mailed:
     /// not forgotten (no chained redaction names the entry, and its personal row is there:
-    /// the join), not opted out, and — with parameter ?1 — consenting.
+    /// the join), not withdrawn, not opted out, and — with parameter ?1 — consenting.
     static let mailableSignerCondition = """
-        e.kind = 'signature' AND \(chained("e")) AND NOT \(forgotten("e.seq"))
+        e.kind = 'signature' AND \(chained("e")) AND NOT \(forgotten("e.seq")) AND e.seq NOT IN (\(withdrawnSeqs()))
         AND NOT EXISTS (SELECT 1 FROM entries x WHERE x.kind = 'optout' AND x.fingerprint = e.fingerprint AND \(chained("x")))
         AND (?1 IS NULL OR EXISTS (SELECT 1 FROM json_each(e.body, '$.consent') WHERE value = ?1))
         """

@@ -60,11 +60,11 @@ struct MailboxKeyMaker: Sendable {
 
 extension MailboxRules {
     /// A hash of everything a mailbox key depends on besides the address: the key's
-    /// version and the rules (the provider table included), in a canonical order. The
+    /// version (2: 16-byte BLOBs; ledgers with version 1's hex keys are rebuilt) and the rules (the provider table included), in a canonical order. The
     /// ledger records it (`meta.mailbox_rules`); a different one means the keys are rebuilt.
     public var stamp: String {
         func list(_ characters: [Character]) -> String { characters.map(String.init).sorted().joined(separator: " ") }
-        var text = "muster mailbox key 1\nkeep_tags \(keepTags)\nseparators \(list(separators))\n"
+        var text = "muster mailbox key 2\nkeep_tags \(keepTags)\nseparators \(list(separators))\n"
         for (domain, rule) in domains.sorted(by: { $0.key < $1.key }) {
             text += "domain \(domain) separators \(list(rule.separators)) ignore_dots \(rule.ignoreDots) same_as \(rule.sameAs.sorted().joined(separator: " "))\n"
         }

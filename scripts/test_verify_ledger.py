@@ -174,9 +174,9 @@ def main():
              "INSERT INTO outbox (template, recipient, signature, state, updated_at) VALUES ('deliver-petition', '" + "ab" * 32 + "', NULL, 'sent', 'x')"),
             ("a redaction of a non-signature", False, None),  # filled in below
             ("a mailbox key for a forgotten signer", False,
-             f"INSERT INTO mailbox_keys (seq, key) VALUES ({forgotten}, '{'ab' * 32}')"),
+             f"INSERT INTO mailbox_keys (seq, key) VALUES ({forgotten}, X'{'ab' * 16}')"),
             ("a mailbox key for a withdrawn signature", False,
-             f"INSERT INTO mailbox_keys (seq, key) VALUES ({withdrawn}, '{'ab' * 32}')"),
+             f"INSERT INTO mailbox_keys (seq, key) VALUES ({withdrawn}, X'{'ab' * 16}')"),
             ("a mailbox key deleted", False, "DELETE FROM mailbox_keys WHERE seq = 12"),
             ("a mailbox key that is not a key", False, "UPDATE mailbox_keys SET key = 'carla@example.org' WHERE seq = 12"),
             ("the withdrawal's body edited", False,

@@ -47,7 +47,6 @@ SCHEMA_OBJECTS = {
 }
 META_KEYS = {"fingerprint_key", "head_seq", "head_hash", "signature_count", "schema_version", "mailbox_rules"}
 KINDS = {b"signature", b"redaction", b"optout", b"withdrawal"}
-HEX = set("0123456789abcdef")
 
 
 def raw(value):
@@ -238,7 +237,7 @@ def verify(path):
             problem(signature, f"the outbox of template '{template}' has a row for entry {signature}, which is not that signer's signature in the hash chain")
     if "mailbox_keys" in tables:
         # Mailbox keys: derived data, one per chained signature that counts and is not
-        # forgotten, 64 lower-case hex digits each; once made (meta.mailbox_rules),
+        # forgotten, 16 bytes each; once made (meta.mailbox_rules),
         # none missing.
         keyed = set()
         for seq, key in db.execute("SELECT seq, key FROM mailbox_keys WHERE typeof(seq) = 'integer'"):
@@ -246,8 +245,8 @@ def verify(path):
             if not (1 <= seq <= head_seq and kinds.get(seq) == b"signature" and seq in personal
                     and seq not in redacted and seq not in withdrawn):
                 problem(seq, f"a mailbox key is stored for entry {seq}, which is not a signature that counts")
-            elif not (isinstance(key, str) and len(key) == 64 and set(key) <= HEX):
-                problem(seq, f"the mailbox key of entry {seq} is not 64 hexadecimal digits")
+            elif not (isinstance(key, bytes) and len(key) == 16):
+                problem(seq, f"the mailbox key of entry {seq} is not 16 bytes")
         if db.execute("SELECT count(*) FROM meta WHERE key = 'mailbox_rules'").fetchone()[0]:
             for seq in sorted(s for s, k in kinds.items()
                               if k == b"signature" and s in personal and s not in redacted and s not in withdrawn):

@@ -244,11 +244,11 @@ import Testing
         let box = try Self.workspace()
         #expect(try box.run(["dedupe", "--withdraw"], environment: Self.now).status == 0)
         let head = try #require(try box.run(["verify", "--json"]).json()["head"] as? String)
-        let key = String(repeating: "c", count: 64)
+        let key = "X'" + String(repeating: "c", count: 32) + "'"
         for (sql, needle) in [
-            ("INSERT INTO mailbox_keys VALUES (1, '\(key)')", "entry 1: a mailbox key is stored for entry 1, which was withdrawn"),
-            ("INSERT INTO mailbox_keys VALUES (15, '\(key)')", "entry 15: a mailbox key is stored for entry 15, whose signer was forgotten"),
-            ("INSERT INTO mailbox_keys VALUES (99, '\(key)')", "entry 99: a mailbox key is stored for entry 99, which is outside the hash chain"),
+            ("INSERT INTO mailbox_keys VALUES (1, \(key))", "entry 1: a mailbox key is stored for entry 1, which was withdrawn"),
+            ("INSERT INTO mailbox_keys VALUES (15, \(key))", "entry 15: a mailbox key is stored for entry 15, whose signer was forgotten"),
+            ("INSERT INTO mailbox_keys VALUES (99, \(key))", "entry 99: a mailbox key is stored for entry 99, which is outside the hash chain"),
             ("DELETE FROM mailbox_keys WHERE seq = 24", "entry 24: entry 24 counts but its mailbox key is missing"),
             ("UPDATE entries SET at = '2020-01-01T00:00:00.000Z' WHERE seq = 26", "entry 26: entry 26 was altered"),
             // The last withdrawal deleted: the signature it withdrew counts again, without its key.

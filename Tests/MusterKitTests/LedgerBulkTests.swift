@@ -142,7 +142,7 @@ import Testing
         func text(_ range: Range<Int>) -> String { String(decoding: batch.bytes[range], as: UTF8.self) }
         let atStart = row.start + PreparedBatch.fixedBytes, bodyStart = atStart + row.atCount, personalStart = bodyStart + row.bodyCount
         #expect(text(row.start..<(row.start + 64)) == single.fingerprint)
-        #expect(text((row.start + 144)..<(row.start + 208)) == single.mailboxKey)
+        #expect(Array(batch.bytes[(row.start + 144)..<(row.start + 160)]) == single.mailboxKey)
         #expect(text(atStart..<bodyStart) == single.at)
         #expect(text(bodyStart..<personalStart) == single.body)
         #expect(text(personalStart..<(personalStart + row.personalCount)) == single.personal)
@@ -152,7 +152,7 @@ import Testing
         let set = FingerprintSet(capacity: 4)
         #expect(set.insert(hex: single.fingerprint) == true)
         #expect(set.insert(row.key) == false)
-        #expect(set.insert(hex: single.mailboxKey) == true)
+        #expect(single.mailboxKey.withUnsafeBytes { set.insert(FingerprintKey(mailboxKey: $0)) })
         #expect(set.insert(row.mailbox) == false)
     }
 

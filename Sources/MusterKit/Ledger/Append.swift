@@ -250,7 +250,7 @@ extension Ledger {
                 let at = UnsafeRawBufferPointer(rebasing: bytes[(row.start + PreparedBatch.fixedBytes)..<atEnd])
                 let body = UnsafeRawBufferPointer(rebasing: bytes[atEnd..<bodyEnd])
                 let data = UnsafeRawBufferPointer(rebasing: bytes[bodyEnd..<(bodyEnd + row.personalCount)])
-                if isNew.isEmpty ? try firstSignature(mailboxKey: String(decoding: mailbox, as: UTF8.self)) != nil : !isNew[index] {
+                if isNew.isEmpty ? try firstSignature(mailboxKey: mailbox) != nil : !isNew[index] {
                     duplicates += 1
                     continue
                 }
@@ -277,7 +277,7 @@ extension Ledger {
                 try personal.bindText(3, borrowing: data)
                 try personal.runBound()
                 try mailboxInsert.bindInt(1, seq)
-                try mailboxInsert.bindText(2, borrowing: mailbox)
+                try mailboxInsert.bindBlob(2, borrowing: mailbox)
                 try mailboxInsert.runBound()
                 head.seq = seq
                 head.signatures += 1
@@ -290,8 +290,9 @@ extension Ledger {
 
     /// Inside a write transaction: the fingerprints of every signature in the ledger and
     /// the mailbox keys of those that count, read into memory, and the indexes on them
-    /// dropped; returns the indexes' definitions to recreate them. Nil (and nothing
-    /// changed) when an index is not there as expected.
+    /// dropped (a random insert per row into each costs more than one sort at the end);
+    /// returns the indexes' definitions to recreate them. Nil (and nothing changed) when
+    /// an index is not there as expected.
     private func startBulkAppend(capacity: Int) throws -> (fingerprints: FingerprintSet, mailboxes: FingerprintSet, indexSQL: [String])? {
         let names = ["entries_one_signature_per_signer", "mailbox_keys_by_key"]
         var indexSQL: [String] = []
@@ -303,15 +304,22 @@ extension Ledger {
         }
         let fingerprints = FingerprintSet(capacity: capacity)
         let mailboxes = FingerprintSet(capacity: capacity)
-        for (set, sql, unique) in [(fingerprints, "SELECT e.fingerprint FROM entries e WHERE e.kind = 'signature' AND \(Self.chained("e"))", true),
-                                   (mailboxes, "SELECT m.key FROM mailbox_keys m WHERE \(Self.chained("m"))", false)] {
-            let statement = try database.prepare(sql)
+        do {
+            let statement = try database.prepare("SELECT e.fingerprint FROM entries e WHERE e.kind = 'signature' AND \(Self.chained("e"))")
             defer { statement.reset() }
             while try statement.step() {
                 // Every stored fingerprint is 64 lower-case hex digits and unique; anything
-                // else keeps the indexes in place. (Mailbox keys may repeat: a group that
-                // `dedupe` has not withdrawn.)
-                guard let new = statement.withBytes(0, { set.insert(hexBytes: $0) }), new || !unique else { return nil }
+                // else keeps the index in place.
+                guard statement.withBytes(0, { fingerprints.insert(hexBytes: $0) }) == true else { return nil }
+            }
+        }
+        do {
+            // Mailbox keys may repeat (a group `dedupe` has not withdrawn yet).
+            let statement = try database.prepare("SELECT m.key FROM mailbox_keys m WHERE \(Self.chained("m"))")
+            defer { statement.reset() }
+            while try statement.step() {
+                guard let key = statement.withBytes(0, { FingerprintKey(storedMailboxKey: $0) }) else { return nil }
+                _ = mailboxes.insert(key)
             }
         }
         for name in names { try database.execute("DROP INDEX \(name)") }
@@ -350,7 +358,7 @@ public final class LedgerBatch {
             case false?: return false
             case nil: throw MusterError.failure("a prepared signature has a malformed fingerprint")
             }
-            guard mailboxes.insert(hex: prepared.mailboxKey) == true else { return false }
+            guard prepared.mailboxKey.withUnsafeBytes({ mailboxes.insert(FingerprintKey(mailboxKey: $0)) }) else { return false }
         } else if try ledger.firstSignature(mailboxKey: prepared.mailboxKey) != nil {
             return false
         }

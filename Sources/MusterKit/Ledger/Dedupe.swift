@@ -113,14 +113,14 @@ extension Ledger {
             """)
         defer { statement.reset() }
         var groups: [DuplicateGroup] = []
-        var currentKey: String?
+        var currentKey: [UInt8]?
         var members: [DuplicateGroup.Member] = []
         func close() {
             if members.count > 1 { groups.append(DuplicateGroup(keep: members[0], later: Array(members.dropFirst()))) }
             members = []
         }
         while try statement.step() {
-            let key = statement.text(0) ?? ""
+            let key = statement.blob(0)
             if key != currentKey {
                 close()
                 currentKey = key

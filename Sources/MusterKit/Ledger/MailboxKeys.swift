@@ -5,9 +5,11 @@ import Foundation
 /// `ana@gmail.com` who already signed (one person, one signature; docs/identity.md).
 ///
 /// The fingerprint inside the hash chain is of the canonical address and can never
-/// change. The mailbox key is *derived* data beside it, in `mailbox_keys(seq, key)`:
-/// `hex(HMAC-SHA256(fingerprint key, "mailbox\0" ‖ MailboxKey.key(email, rules)))`, keyed
-/// like the fingerprint, never a plain address. It depends on the workspace's `dedupe:`
+/// change. The mailbox key is *derived* data beside it, in `mailbox_keys(seq, key)`: the
+/// first 16 bytes of `HMAC-SHA256(fingerprint key, "mailbox\0" ‖ MailboxKey.key(email,
+/// rules))`, keyed like the fingerprint, never a plain address. (128 bits: two different
+/// mailboxes among a billion share a key with a probability below 10⁻²⁰; half the
+/// bytes of the full code keep an import's extra writes small.) It depends on the workspace's `dedupe:`
 /// rules, which can change, so the ledger records which rules its keys were made with
 /// (`meta.mailbox_rules`, a hash of them) and every write that checks duplicates first
 /// rebuilds all keys, in its own transaction, when the rules differ (`syncMailboxKeys`).
@@ -36,8 +38,13 @@ struct MailboxKeyMaker: Sendable {
         return "mailbox-as-stored\0" + canonical
     }
 
-    /// The key of `email` (as typed and stored), 64 lower-case hex digits.
-    func key(forEmail email: String) -> String { Hex.encode(hmac.code(Self.input(forEmail: email, rules: rules))) }
+    /// Bytes of a key: the start of the code.
+    static let keyLength = 16
+
+    static func key(_ code: SHA256.Digest) -> [UInt8] { Array(code.prefix(keyLength)) }
+
+    /// The key of `email` (as typed and stored).
+    func key(forEmail email: String) -> [UInt8] { Self.key(hmac.code(Self.input(forEmail: email, rules: rules))) }
 
     /// The key of a validated signature, from its canonical address: `input(forCanonical:)`
     /// keyed without joining the prefix to the key first.
@@ -48,16 +55,16 @@ struct MailboxKeyMaker: Sendable {
         return hmac.code("mailbox\0", key)
     }
 
-    func key(for signature: ValidSignature) -> String { Hex.encode(code(for: signature)) }
+    func key(for signature: ValidSignature) -> [UInt8] { Self.key(code(for: signature)) }
 }
 
 extension MailboxRules {
     /// A hash of everything a mailbox key depends on besides the address: the key's
-    /// version and the rules (the provider table included), in a canonical order. The
+    /// version (2: 16-byte BLOBs; ledgers with version 1's hex keys are rebuilt) and the rules (the provider table included), in a canonical order. The
     /// ledger records it (`meta.mailbox_rules`); a different one means the keys are rebuilt.
     public var stamp: String {
         func list(_ characters: [Character]) -> String { characters.map(String.init).sorted().joined(separator: " ") }
-        var text = "muster mailbox key 1\nkeep_tags \(keepTags)\nseparators \(list(separators))\n"
+        var text = "muster mailbox key 2\nkeep_tags \(keepTags)\nseparators \(list(separators))\n"
         for (domain, rule) in domains.sorted(by: { $0.key < $1.key }) {
             text += "domain \(domain) separators \(list(rule.separators)) ignore_dots \(rule.ignoreDots) same_as \(rule.sameAs.sorted().joined(separator: " "))\n"
         }
@@ -66,16 +73,13 @@ extension MailboxRules {
 }
 
 extension Ledger {
-    /// The index on `mailbox_keys(key)`, as migration 3 makes it (recreated after a rebuild).
-    static let mailboxKeyIndexSQL = "CREATE INDEX mailbox_keys_by_key ON mailbox_keys(key)"
-
     func mailboxKeyMaker() throws -> MailboxKeyMaker {
         _ = try fingerprint(canonicalEmail: "")
         return MailboxKeyMaker(hmac: fingerprintHMAC!, rules: mailboxRules)
     }
 
     /// The mailbox key of `email` in this ledger under its rules (for tests and tools).
-    func mailboxKey(forEmail email: String) throws -> String {
+    func mailboxKey(forEmail email: String) throws -> [UInt8] {
         try mailboxKeyMaker().key(forEmail: email)
     }
 
@@ -88,8 +92,7 @@ extension Ledger {
         let recorded = try database.scalarText("SELECT value FROM meta WHERE key = 'mailbox_rules'")
         guard recorded != stamp else { return nil }
         let maker = try mailboxKeyMaker()
-        // One sort at the end instead of a random index insert per row.
-        try database.execute("DROP INDEX IF EXISTS mailbox_keys_by_key; DELETE FROM mailbox_keys")
+        try database.execute("DELETE FROM mailbox_keys")
         let select = try database.prepare("""
             SELECT e.seq, p.data FROM entries e JOIN personal p ON p.seq = e.seq
             WHERE e.kind = 'signature' AND \(Self.chained("e")) AND NOT \(Self.forgotten("e.seq"))
@@ -107,11 +110,10 @@ extension Ledger {
                 email = Self.jsonObject(data)["email"] as? String ?? ""
             }
             try insert.bindInt(1, select.int64(0))
-            try insert.bindText(2, maker.key(forEmail: email))
+            try insert.bindBlob(2, maker.key(forEmail: email))
             try insert.runBound()
             count += 1
         }
-        try database.execute(Self.mailboxKeyIndexSQL)
         try setMeta("mailbox_rules", .text(stamp))
         guard count > 0 || recorded != nil else { return nil } // a new ledger: nothing to say
         let why = recorded == nil ? "new in ledger format 3" : "the dedupe rules changed"
@@ -142,7 +144,11 @@ extension Ledger {
     /// Not bounded by the recorded head: a batch writes the head only when it ends, and its
     /// own signatures must be found too. Nothing else lies beyond the head, since every
     /// write first checks that nothing is (`ensureNothingBesideChain`).
-    func firstSignature(mailboxKey key: String) throws -> (seq: Int64, at: String)? {
+    func firstSignature(mailboxKey key: [UInt8]) throws -> (seq: Int64, at: String)? {
+        try key.withUnsafeBytes { try firstSignature(mailboxKey: $0) }
+    }
+
+    func firstSignature(mailboxKey key: UnsafeRawBufferPointer) throws -> (seq: Int64, at: String)? {
         if selectMailbox == nil {
             selectMailbox = try database.prepare("""
                 SELECT e.seq, e.at FROM mailbox_keys m JOIN entries e ON e.seq = m.seq
@@ -151,8 +157,11 @@ extension Ledger {
         }
         let statement = selectMailbox!
         statement.reset()
-        try statement.bind([.text(key)])
-        defer { statement.reset() } // never leave a read open between transactions
+        try statement.bindBlob(1, borrowing: key)
+        defer {
+            statement.reset() // never leave a read open between transactions
+            statement.clearBindings()
+        }
         guard try statement.step() else { return nil }
         return (statement.int64(0), statement.text(1) ?? "")
     }
@@ -163,10 +172,10 @@ extension Ledger {
     }
 
     /// Records the mailbox key of signature `seq`, inside the transaction that appended it.
-    func insertMailboxKey(seq: Int64, key: String) throws {
+    func insertMailboxKey(seq: Int64, key: [UInt8]) throws {
         let insert = try mailboxInsertStatement()
         try insert.bindInt(1, seq)
-        try insert.bindText(2, key)
+        try insert.bindBlob(2, key)
         try insert.runBound()
     }
 }

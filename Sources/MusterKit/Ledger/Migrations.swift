@@ -92,7 +92,7 @@ struct LedgerMigration: Sendable {
     /// refills it whenever the rules change; `meta.mailbox_rules` records which rules).
     static let addMailboxKeys = LedgerMigration(version: 3, name: "add mailbox keys for duplicates") { database in
         try database.execute("""
-            CREATE TABLE mailbox_keys (seq INTEGER PRIMARY KEY, key TEXT NOT NULL);
+            CREATE TABLE mailbox_keys (seq INTEGER PRIMARY KEY, key BLOB NOT NULL);
             CREATE INDEX mailbox_keys_by_key ON mailbox_keys(key);
             """)
     }

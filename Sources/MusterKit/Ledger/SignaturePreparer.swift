@@ -53,7 +53,7 @@ extension Ledger {
 public struct PreparedSignature: Sendable {
     let fingerprint: String
     /// The mailbox key (MailboxKeys.swift), under the rules of the ledger that prepared it.
-    let mailboxKey: String
+    let mailboxKey: [UInt8]
     let at: String
     let body: String
     let personal: String
@@ -65,8 +65,8 @@ public struct PreparedSignature: Sendable {
 /// reading thread hands to the writing one.
 public struct PreparedBatch: Sendable {
     /// Per row: its fingerprint (64 hex digits), personal-data hash (64 hex digits), salt
-    /// (16 bytes) and mailbox key (64 hex digits), then its time, body and personal data;
-    /// rows back to back.
+    /// (16 bytes) and mailbox key (16 bytes), then its time, body and personal data; rows
+    /// back to back.
     var bytes: [UInt8] = []
     var rows: [Row] = []
 
@@ -82,7 +82,7 @@ public struct PreparedBatch: Sendable {
     }
 
     /// Where a row's time starts: after fingerprint, personal-data hash, salt and mailbox key.
-    static let fixedBytes = 208
+    static let fixedBytes = 160
 
     public init() {}
 
@@ -131,9 +131,9 @@ public struct SignaturePreparer: @unchecked Sendable {
         }
         salts.next(appendingTo: &batch.bytes)
         let mailbox = mailboxes.code(for: signature).withUnsafeBytes { raw in
-            batch.bytes.append(contentsOf: repeatElement(0, count: 64))
-            batch.bytes.withUnsafeMutableBytes { Hex.write(raw, to: $0.baseAddress! + start + 144) }
-            return FingerprintKey(raw)
+            let key = UnsafeRawBufferPointer(rebasing: raw[..<MailboxKeyMaker.keyLength])
+            batch.bytes.append(contentsOf: key)
+            return FingerprintKey(mailboxKey: key)
         }
         Timestamp.append(date, to: &batch.bytes)
         let bodyStart = batch.bytes.count

@@ -278,7 +278,7 @@ extension Ledger {
 
     /// Mailbox keys (derived data, MailboxKeys.swift) that muster cannot have written: a
     /// row for anything but a chained signature that counts and has its personal data, a
-    /// key that is not 64 lower-case hex digits, and — once keys were made (`mailbox_rules`
+    /// key that is not 16 bytes, and — once keys were made (`mailbox_rules`
     /// is recorded) — a signature that counts without its key.
     private func mailboxKeyProblems(head: Int64, withdrawn: Set<Int64>, limit: Int, on reader: SQLiteDatabase) throws -> [VerifyReport.Problem] {
         var problems: [VerifyReport.Problem] = []
@@ -311,11 +311,11 @@ extension Ledger {
         probe.reset()
         let malformed = try reader.prepare("""
             SELECT seq FROM mailbox_keys WHERE typeof(seq) = 'integer'
-              AND (typeof(key) <> 'text' OR length(key) <> 64 OR key GLOB '*[^0-9a-f]*') ORDER BY seq LIMIT \(limit)
+              AND (typeof(key) <> 'blob' OR length(key) <> 16) ORDER BY seq LIMIT \(limit)
             """)
         while try malformed.step() {
             let seq = malformed.int64(0)
-            problem(seq, "the mailbox key of entry \(seq) is not 64 hexadecimal digits, as muster writes it")
+            problem(seq, "the mailbox key of entry \(seq) is not 16 bytes, as muster writes it")
         }
         if try reader.scalarInt("SELECT count(*) FROM meta WHERE key = 'mailbox_rules'") == 1 {
             let missing = try reader.prepare("""

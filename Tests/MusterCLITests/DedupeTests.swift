@@ -6,24 +6,14 @@ import Testing
 /// muster 0.1.0 before the rules existed (Tests/Fixtures/ledger-v1-variants). Every
 /// person here is invented.
 @Suite(.serialized) struct DedupeTests {
-    static let fixture = MusterBinary.packageRoot.appendingPathComponent("Tests/Fixtures/ledger-v1-variants")
+    static let fixture = CommittedFixture("ledger-v1-variants")
     static let ledger = "campaigns/variants/ledger.sqlite"
     static let now = ["MUSTER_NOW": "2026-11-26T12:00:00Z"]
 
-    static func expected() throws -> [String: Any] {
-        let data = try Data(contentsOf: fixture.appendingPathComponent("expected.json"))
-        return try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
-    }
+    static func expected() throws -> [String: Any] { try fixture.expected() }
 
     /// A sandbox holding a copy of the fixture's workspace.
-    static func workspace() throws -> Sandbox {
-        let box = try Sandbox()
-        let source = fixture.appendingPathComponent("workspace")
-        for name in try FileManager.default.contentsOfDirectory(atPath: source.path) {
-            try FileManager.default.copyItem(at: source.appendingPathComponent(name), to: box.path(name))
-        }
-        return box
-    }
+    static func workspace() throws -> Sandbox { try fixture.workspace() }
 
     /// The groups of `dedupe --json`: each as [kept entry, later entries…].
     static func groups(_ json: [String: Any]) throws -> Set<[Int]> {
@@ -229,7 +219,7 @@ import Testing
         #expect(tagged.stderr.contains("new in ledger format 3"), "\(tagged)")
 
         // Back to the standard rules.
-        try box.write("muster.yaml", try String(contentsOf: Self.fixture.appendingPathComponent("workspace/muster.yaml"), encoding: .utf8))
+        try box.write("muster.yaml", try String(contentsOf: Self.fixture.folder.appendingPathComponent("workspace/muster.yaml"), encoding: .utf8))
         let standard = try box.run(["dedupe", "--json"])
         #expect(try Self.groups(standard.json()) == Set(try #require(expected["groups"] as? [[Int]])))
         #expect(standard.stderr.contains("the dedupe rules changed"), "\(standard)")

@@ -35,6 +35,10 @@ import sys
 import tempfile
 import urllib.parse
 
+sys.dont_write_bytecode = True
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+from check_cli_docs import commands as command_tree  # the one walk over the dump's command tree
+
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 REFERENCE = ROOT / "docs" / "reference.md"
 SLUG = "fair-rates-translators"
@@ -91,13 +95,6 @@ def links(text):
 
 # ---------------------------------------------------------------- 1. reference coverage
 
-def command_paths(info, path=()):
-    path = path + (info["commandName"],)
-    yield path, info
-    for sub in info.get("subcommands") or []:
-        yield from command_paths(sub, path)
-
-
 def reference_sections(text):
     """Maps 'muster mail send' to the text of its section (up to the next command heading)."""
     sections, current, lines = {}, None, []
@@ -127,7 +124,7 @@ def check_reference(muster, problems):
         if not common or not named(token, common.group(1)):
             problems.append(f"docs/reference.md: 'Common options' does not name {token}")
     commands = options = 0
-    for path, info in command_paths(dump):
+    for path, info in command_tree(dump):
         if not info.get("shouldDisplay", True):
             continue
         name = " ".join(path)

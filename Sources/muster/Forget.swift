@@ -11,7 +11,8 @@ extension Muster {
                 unchanged.
                 What remains: the signing time, source, collector, non-personal fields (such as
                 a region), consents, and a keyed fingerprint of the address, so the same
-                address signing again is still a duplicate.
+                address signing again is still a duplicate. (Another spelling of the same
+                mailbox, such as a +tag, is not: its mailbox key goes with the address.)
                 """)
 
         @Argument(help: "The email address to forget.")
@@ -29,7 +30,7 @@ extension Muster {
         func run() throws {
             try reportingErrors {
                 let (context, campaign, canonical) = try RunContext.forAddress(email, campaignOptions)
-                guard let ledger = try Ledger.open(campaign.ledgerURL, create: false) else {
+                guard let ledger = try Ledger.open(campaign, create: false) else {
                     throw MusterError.failure("no signature from that address in \(campaign.slug) (its ledger is empty)")
                 }
                 switch try ledger.forget(canonicalEmail: canonical, at: context.clock.now()) {
@@ -39,6 +40,9 @@ extension Muster {
                 case .alreadyForgotten(let seq):
                     if output.json { return Console.json(Outcome(status: "already_forgotten", entry: seq, redaction: nil)) }
                     Console.line("already forgotten: signature \(seq) holds no personal data")
+                case .pendingErased(let count):
+                    if output.json { return Console.json(Outcome(status: "pending_erased", entry: nil, redaction: nil)) }
+                    Console.line("erased: \(count) unconfirmed signature\(count == 1 ? "" : "s") from the sign page; no signature from that address counts")
                 case .notFound:
                     if output.json {
                         Console.json(Outcome(status: "not_found", entry: nil, redaction: nil))

@@ -3,7 +3,7 @@ import Foundation
 /// Which spellings of an address reach one inbox, and so count as one person: the rules
 /// `MailboxKey` applies. The built-in provider table (`providers`) is the only place
 /// provider knowledge lives; a workspace adds to it with `dedupe:` in `muster.yaml`
-/// (`MailboxRules.parse`). The README ("Who counts as one person") has the table.
+/// (`MailboxRules.parse`). docs/identity.md ("Who counts as one person") has the table.
 public struct MailboxRules: Sendable, Equatable {
     /// What one domain adds to the workspace-wide rules.
     public struct DomainRule: Sendable, Equatable {
@@ -95,7 +95,18 @@ public enum MailboxKey {
     ///
     /// A pure function: the same address and rules give the same key on every machine.
     public static func key(for address: String, rules: MailboxRules = .standard) throws(EmailAddress.Problem) -> String {
-        let canonical = try EmailAddress.canonical(address)
+        try key(forCanonical: EmailAddress.canonical(address), rules: rules)
+    }
+
+    /// `key(for:rules:)` of an address already in canonical form (what
+    /// `EmailAddress.canonical` returned for it), without canonicalising it again.
+    static func key(forCanonical canonical: String, rules: MailboxRules) throws(EmailAddress.Problem) -> String {
+        if let plain = plainASCIIKey(canonical, rules: rules) { return plain }
+        return try characterKey(forCanonical: canonical, rules: rules)
+    }
+
+    /// `key(forCanonical:rules:)` character by character: the definition, for any address.
+    static func characterKey(forCanonical canonical: String, rules: MailboxRules) throws(EmailAddress.Problem) -> String {
         guard let at = canonical.lastIndex(of: "@") else { throw .noAt }
         let (domain, rule) = rules.rule(for: String(canonical[canonical.index(after: at)...]))
         let local = folded(String(canonical[..<at]))
@@ -113,6 +124,31 @@ public enum MailboxKey {
             if result.isEmpty { result = String(mailbox) }
         }
         return result + "@" + domain
+    }
+
+    /// The same key for the common case — an ASCII canonical address with an unquoted
+    /// local part (already lower-case: canonical addresses are) — byte by byte, without
+    /// walking characters (an import computes one per row); nil for anything else.
+    static func plainASCIIKey(_ canonical: String, rules: MailboxRules) -> String? {
+        var text = canonical
+        return text.withUTF8 { bytes -> String? in
+            guard bytes.first != UInt8(ascii: "\""), !bytes.contains(where: { $0 >= 0x80 || ($0 >= 0x41 && $0 <= 0x5A) }) else { return nil }
+            guard let at = bytes.lastIndex(of: UInt8(ascii: "@")) else { return nil }
+            let (domain, rule) = rules.rule(for: String(decoding: UnsafeBufferPointer(rebasing: bytes[(at + 1)...]), as: UTF8.self))
+            var end = at
+            if !rules.keepTags {
+                let separators = (rules.separators + (rule?.separators ?? [])).compactMap(\.asciiValue)
+                if let cut = bytes[..<at].firstIndex(where: separators.contains), cut != 0 { end = cut }
+            }
+            var local = Array(bytes[..<end])
+            if rule?.ignoreDots == true {
+                let undotted = local.filter { $0 != UInt8(ascii: ".") }
+                if !undotted.isEmpty { local = undotted }
+            }
+            local.append(UInt8(ascii: "@"))
+            local.append(contentsOf: domain.utf8)
+            return String(decoding: local, as: UTF8.self)
+        }
     }
 
     /// NFKC, then full case folding, then NFKC again (case folding can denormalise).

@@ -1,6 +1,6 @@
 /// "Did you mean …?" for a domain one typing slip away from a common mail provider:
 /// `gmial.com`, `hotmial.com`, `yahooo.com`. A hint only: the address is kept as typed
-/// unless the signer takes the suggestion. The README ("Who counts as one person") lists them.
+/// unless the signer takes the suggestion. docs/identity.md ("Typos") describes them.
 public enum TypoHint {
     /// The providers a slip is checked against.
     public static let providers: [String] = [

@@ -101,7 +101,9 @@ public enum Importer {
 
         // The ledger: the campaign's own, or for a dry run without one, a throwaway one
         // that never touches the disk under a name.
+        let rules = try campaign.workspace.mailboxRules()
         let (ledger, scratch) = try Ledger.openForRun(campaign.ledgerURL, dryRun: request.dryRun)
+        ledger.mailboxRules = rules
 
         // Rejected rows hold names and addresses: they are written to an unnamed file
         // that only gets its name once complete (see PrivateFile), and what a killed

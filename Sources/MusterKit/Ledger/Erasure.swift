@@ -10,6 +10,9 @@ extension Ledger {
         case alreadyForgotten(seq: Int64)
         /// No signature with that address.
         case notFound
+        /// No signature with that address, but `count` unconfirmed ones from the sign
+        /// page (format 5's `pending`) were erased.
+        case pendingErased(count: Int)
     }
 
     /// Erases the personal data and salt of the signature with `canonicalEmail`,
@@ -19,11 +22,17 @@ extension Ledger {
         let outcome: ForgetOutcome = try withStorage(path: url.path) {
             try database.writeTransaction {
                 try ensureNothingBesideChain()
-                guard let signature = try firstSignature(fingerprint: fingerprint) else { return .notFound }
+                // Unconfirmed signatures from the sign page go too (Web/PendingStore.swift).
+                let pending = try erasePending(canonicalEmail: canonicalEmail)
+                guard let signature = try firstSignature(fingerprint: fingerprint) else {
+                    return pending > 0 ? .pendingErased(count: pending) : .notFound
+                }
                 guard try database.scalarInt("SELECT count(*) FROM personal WHERE seq = ?", .int(signature.seq)) == 1 else {
                     return .alreadyForgotten(seq: signature.seq)
                 }
                 try database.prepare("DELETE FROM personal WHERE seq = ?").run(.int(signature.seq))
+                // The mailbox key is derived from the address: it goes with it.
+                try database.prepare("DELETE FROM mailbox_keys WHERE seq = ?").run(.int(signature.seq))
                 // Relays quote the address in their replies ("550 <ana@…>: unknown user").
                 try database.prepare("UPDATE outbox SET reply = '(erased with the signer''s personal data)' WHERE signature = ? AND reply IS NOT NULL")
                     .run(.int(signature.seq))
@@ -32,7 +41,10 @@ extension Ledger {
                 return .forgotten(seq: signature.seq, redaction: redaction)
             }
         }
-        if case .forgotten = outcome { try scrubWriteAheadLog() }
+        switch outcome {
+        case .forgotten, .pendingErased: try scrubWriteAheadLog()
+        default: break
+        }
         return outcome
     }
 

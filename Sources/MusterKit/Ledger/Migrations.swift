@@ -24,7 +24,7 @@ struct LedgerMigration: Sendable {
     let apply: @Sendable (SQLiteDatabase) throws -> Void
 
     /// Every migration, in order: the last one's version is the newest ledger format.
-    static let all: [LedgerMigration] = [createLedger, dropOutboxLeftovers, webPending]
+    static let all: [LedgerMigration] = [createLedger, dropOutboxLeftovers, addMailboxKeys, reservedForMerkle, webPending]
 
     /// Format 1, the ledger as muster 0.1.0 made it (Tests/Fixtures/ledger-v1).
     static let createLedger = LedgerMigration(version: 1, name: "create the ledger") { database in
@@ -84,31 +84,52 @@ struct LedgerMigration: Sendable {
         // Format 1 was applied before migrations were recorded: when is not known.
         try database.prepare("INSERT INTO migrations (version, name, applied_at) VALUES (1, ?, NULL)").run(.text(createLedger.name))
     }
+    /// Format 3: a table for the mailbox key of every signature that counts (one person,
+    /// one signature: `ana+1@gmail.com` and `a.na@gmail.com` are `ana@gmail.com`), and the
+    /// `withdrawal` entry kind, which needs no schema. The keys are derived data, computed
+    /// in Swift from personal data and the workspace's `dedupe:` rules, so the migration
+    /// only makes the table: the first command that writes signatures fills it (and
+    /// refills it whenever the rules change; `meta.mailbox_rules` records which rules).
+    static let addMailboxKeys = LedgerMigration(version: 3, name: "add mailbox keys for duplicates") { database in
+        try database.execute("""
+            CREATE TABLE mailbox_keys (seq INTEGER PRIMARY KEY, key BLOB NOT NULL);
+            CREATE INDEX mailbox_keys_by_key ON mailbox_keys(key);
+            """)
+    }
 }
 
 extension LedgerMigration {
-    /// Format 3 (`muster serve`): signatures made on the sign page wait here, outside the
+    /// Format 4 is the Merkle tree's (issue 14, on another branch). This branch keeps the
+    /// number free with a step that changes nothing, so the migrator's 1, 2, 3… order
+    /// holds. TODO(merge): replace with the Merkle migration.
+    static let reservedForMerkle = LedgerMigration(version: 4, name: "reserved (the Merkle tree)") { _ in }
+
+    /// Format 5 (`muster serve`): signatures made on the sign page wait here, outside the
     /// chain and uncounted, until their signer confirms by email; each row is also the
     /// durable queue entry of its confirmation (or "you already signed") mail. Personal
-    /// data lives in `data` only, and the row is deleted on confirmation or expiry.
-    /// TODO(merge): renumber to the next free version when other branches' migrations land.
-    static let webPending = LedgerMigration(version: 3, name: "pending web signatures") { database in
+    /// data lives in `data` only; it is erased on confirmation, and the row on expiry.
+    /// `mailbox_key` is the signer's mailbox key (as in `mailbox_keys`), for duplicates,
+    /// the once-a-day mail limit and `forget`.
+    static let webPending = LedgerMigration(version: 5, name: "pending web signatures") { database in
         try database.execute("""
             CREATE TABLE pending (
                 id INTEGER PRIMARY KEY,
                 token_hash TEXT NOT NULL UNIQUE,
                 purpose TEXT NOT NULL,
-                fingerprint TEXT NOT NULL,
+                mailbox_key BLOB NOT NULL,
                 created_at TEXT NOT NULL,
                 expires_at TEXT NOT NULL,
                 data TEXT NOT NULL,
+                confirmed_seq INTEGER,
                 mail_token TEXT,
                 mail_state TEXT NOT NULL,
                 mail_attempts INTEGER NOT NULL DEFAULT 0,
+                mail_after TEXT,
                 mail_reply TEXT
             );
-            CREATE INDEX pending_by_fingerprint ON pending(fingerprint, purpose, created_at);
+            CREATE INDEX pending_by_key ON pending(mailbox_key, purpose, created_at);
             CREATE INDEX pending_by_expiry ON pending(expires_at);
+            CREATE INDEX pending_mail_queue ON pending(mail_state, id);
             """)
     }
 }

@@ -14,7 +14,8 @@ final class LedgerDesk: @unchecked Sendable {
     let url: URL
 
     init(campaign: Campaign) throws {
-        guard let ledger = try Ledger.open(campaign.ledgerURL, create: true) else {
+        // With the workspace's `dedupe:` rules: duplicates are found by mailbox.
+        guard let ledger = try Ledger.open(campaign, create: true) else {
             throw MusterError.failure("cannot open \(campaign.ledgerURL.path)")
         }
         self.ledger = ledger

@@ -3,13 +3,16 @@ import CSQLite
 import Foundation
 
 /// Signatures from the sign page awaiting email confirmation (table `pending`, ledger
-/// format 3): not counted, not in the chain, erased on confirmation or expiry.
+/// format 5): not counted, not in the chain; their personal data is erased on
+/// confirmation, and the row on expiry.
 ///
 /// Each row is also the durable queue entry of one mail to its signer: `mail_state`
-/// follows `OutboxState` (`queued` until a sender hands it to the relay), and
+/// follows `OutboxState` (`queued` until the server's mailer hands it to the relay), and
 /// `mail_token` holds the plain confirmation token only until then (the link in the
-/// mail needs it); afterwards only its SHA-256 (`token_hash`) remains, which is what a
-/// confirmation is looked up by.
+/// mail needs it); afterwards only its hash (`token_hash`) remains, which is what a
+/// confirmation is looked up by. The hash covers the campaign and the purpose
+/// (`SHA-256("muster-link\0confirm\0" slug "\0" token)`), so a token works for one
+/// campaign's confirmation only.
 extension Ledger {
     /// Why a pending row exists: the mail it sends.
     public enum PendingPurpose: String, Sendable {
@@ -23,40 +26,127 @@ extension Ledger {
     public enum PendingOutcome: Sendable, Equatable {
         /// Stored; a mail with `token` is queued.
         case queued(purpose: PendingPurpose, token: String)
-        /// Nothing stored: this address was sent the same kind of mail in the last day.
+        /// Nothing stored: this mailbox was sent the same kind of mail in the last day.
         case throttled(purpose: PendingPurpose)
     }
 
     /// How long a pending signature waits for its confirmation.
     public static let pendingLifetime: TimeInterval = 7 * 24 * 3600
-    /// At most one mail of each purpose per address in this window.
+    /// At most one mail of each purpose per mailbox in this window.
     public static let pendingMailInterval: TimeInterval = 24 * 3600
 
-    /// Stores `signature` as pending (or, when its signer already signed, an "already
-    /// signed" mail) in one durable transaction. Expired rows are erased first.
-    public func addPending(_ signature: ValidSignature, at date: Date) throws -> PendingOutcome {
+    /// Stores `signature` as pending (or, when its signer already signed — the same
+    /// address or the same mailbox under the `dedupe:` rules — an "already signed" mail)
+    /// in one durable transaction. Expired rows are erased first.
+    public func addPending(_ signature: ValidSignature, slug: String, at date: Date) throws -> PendingOutcome {
         let fingerprint = try fingerprint(canonicalEmail: signature.canonicalEmail)
+        let mailbox = try mailboxKeyMaker().key(for: signature)
         let token = Self.newToken()
-        return try withStorage(path: url.path) {
+        var note: String?
+        let outcome: PendingOutcome = try withStorage(path: url.path) {
             try database.writeTransaction {
                 try ensureNothingBesideChain()
+                note = try syncMailboxKeys()
                 try erasePendingExpired(at: date)
-                let purpose: PendingPurpose = try firstSignature(fingerprint: fingerprint) == nil ? .confirm : .alreadySigned
+                let signed = try firstSignature(fingerprint: fingerprint) ?? firstSignature(mailboxKey: mailbox)
+                let purpose: PendingPurpose = signed == nil ? .confirm : .alreadySigned
                 let since = Timestamp.format(date.addingTimeInterval(-Self.pendingMailInterval))
                 let recent = try database.scalarInt("""
-                    SELECT count(*) FROM pending WHERE fingerprint = ? AND purpose = ? AND created_at > ?
-                    """, .text(fingerprint), .text(purpose.rawValue), .text(since)) ?? 0
+                    SELECT count(*) FROM pending WHERE mailbox_key = ? AND purpose = ? AND created_at > ?
+                    """, .blob(mailbox), .text(purpose.rawValue), .text(since)) ?? 0
                 if recent > 0 { return .throttled(purpose: purpose) }
+                // An "already signed" row keeps the name and address only until its mail is sent.
+                let data = purpose == .confirm ? Self.pendingData(signature)
+                    : CanonicalJSON.encode(["email": signature.email, "name": signature.name])
                 try database.prepare("""
-                    INSERT INTO pending (token_hash, purpose, fingerprint, created_at, expires_at, data, mail_token, mail_state)
+                    INSERT INTO pending (token_hash, purpose, mailbox_key, created_at, expires_at, data, mail_token, mail_state)
                     VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-                    """).run(.text(Self.tokenHash(token)), .text(purpose.rawValue), .text(fingerprint),
+                    """).run(.text(Self.tokenHash(token, purpose: .confirm, slug: slug)), .text(purpose.rawValue), .blob(mailbox),
                              .text(Timestamp.format(date)), .text(Timestamp.format(date.addingTimeInterval(Self.pendingLifetime))),
-                             .text(purpose == .confirm ? Self.pendingData(signature) : "{}"), .text(token),
-                             .text(OutboxState.queued.rawValue))
+                             .text(data), .text(token), .text(OutboxState.queued.rawValue))
                 return .queued(purpose: purpose, token: token)
             }
         }
+        Self.announce(note)
+        return outcome
+    }
+
+    /// What a confirmation link leads to.
+    public enum PendingLookup: Sendable, Equatable {
+        /// A pending signature, not confirmed yet.
+        case waiting
+        /// Confirmed already (the button was pressed before).
+        case confirmed
+        /// No such token here: never issued, altered, for another campaign, or expired.
+        case unknown
+    }
+
+    /// Reads what `token` names, without changing anything (a GET of the link).
+    public func lookupPending(token: String, slug: String, at date: Date) throws -> PendingLookup {
+        guard Self.isWellFormedToken(token) else { return .unknown }
+        return try withStorage(path: url.path) {
+            let statement = try database.prepare("""
+                SELECT confirmed_seq FROM pending WHERE token_hash = ? AND purpose = 'confirm' AND expires_at > ?
+                """)
+            try statement.bind([.text(Self.tokenHash(token, purpose: .confirm, slug: slug)), .text(Timestamp.format(date))])
+            defer { statement.reset() }
+            guard try statement.step() else { return .unknown }
+            return statement.isNull(0) ? .waiting : .confirmed
+        }
+    }
+
+    /// What pressing the confirmation button did.
+    public enum ConfirmOutcome: Sendable, Equatable {
+        /// The signature entered the ledger as entry `seq`; `count` signatures now.
+        case confirmed(seq: Int64, count: Int64)
+        /// It had been confirmed before (a second press, a reload): nothing changed.
+        case alreadyConfirmed(count: Int64)
+        /// Another signature of the same mailbox was counted in the meantime (a `+tag`
+        /// variant confirmed first, or a signature typed in): this one is not added.
+        case duplicate(count: Int64)
+        /// No such token here (never issued, altered, other campaign, expired).
+        case unknown
+    }
+
+    /// `POST /confirm/<token>`: appends the pending signature (source `web`) in one
+    /// durable transaction that also erases its personal data from `pending`; idempotent.
+    public func confirmPending(token: String, slug: String, at date: Date) throws -> ConfirmOutcome {
+        guard Self.isWellFormedToken(token) else { return .unknown }
+        let hash = Self.tokenHash(token, purpose: .confirm, slug: slug)
+        let maker = try mailboxKeyMaker()
+        var note: String?
+        let outcome: ConfirmOutcome = try withStorage(path: url.path) {
+            try database.writeTransaction {
+                try ensureNothingBesideChain()
+                note = try syncMailboxKeys()
+                let statement = try database.prepare("""
+                    SELECT id, data, confirmed_seq FROM pending WHERE token_hash = ? AND purpose = 'confirm' AND expires_at > ?
+                    """)
+                try statement.bind([.text(hash), .text(Timestamp.format(date))])
+                guard try statement.step() else { statement.reset(); return .unknown }
+                let id = statement.int64(0), data = statement.text(1) ?? "", done = !statement.isNull(2)
+                statement.reset()
+                if done { return .alreadyConfirmed(count: try countedSignatures()) }
+                guard let signature = Self.pendingSignature(data) else {
+                    throw MusterError.failure("pending signature \(id) in \(url.path) is damaged (its data is not a signature)")
+                }
+                let fingerprint = try fingerprint(canonicalEmail: signature.canonicalEmail)
+                let mailbox = maker.key(for: signature)
+                if let first = try firstSignature(fingerprint: fingerprint) ?? firstSignature(mailboxKey: mailbox) {
+                    try database.prepare("UPDATE pending SET data = '{}', mail_token = NULL, confirmed_seq = ? WHERE id = ?")
+                        .run(.int(first.seq), .int(id))
+                    return .duplicate(count: try countedSignatures())
+                }
+                let seq = try appendEntry(kind: .signature, at: Timestamp.format(date), fingerprint: fingerprint,
+                                          body: Self.canonical(.body, of: signature), personal: Self.canonical(.personal, of: signature))
+                try insertMailboxKey(seq: seq, key: mailbox)
+                try database.prepare("UPDATE pending SET data = '{}', mail_token = NULL, confirmed_seq = ? WHERE id = ?")
+                    .run(.int(seq), .int(id))
+                return .confirmed(seq: seq, count: try countedSignatures())
+            }
+        }
+        Self.announce(note)
+        return outcome
     }
 
     /// Deletes pending rows past their expiry, with their personal data; how many.
@@ -66,15 +156,44 @@ extension Ledger {
         return Int(sqlite3_changes(database.handle))
     }
 
-    /// How many signatures wait for confirmation (not expired).
+    /// `erasePendingExpired` in a transaction of its own (the server's periodic sweep).
+    @discardableResult
+    public func sweepPending(at date: Date) throws -> Int {
+        try withStorage(path: url.path) {
+            try database.writeTransaction { try erasePendingExpired(at: date) }
+        }
+    }
+
+    /// Inside a write transaction: deletes the pending rows of the mailbox of
+    /// `canonicalEmail` (`forget`): their stored key, or, should the `dedupe:` rules have
+    /// changed since, the key of the address they hold. How many.
+    func erasePending(canonicalEmail: String) throws -> Int {
+        guard try database.scalarInt("SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name = 'pending'") == 1 else { return 0 }
+        let maker = try mailboxKeyMaker()
+        let key = maker.key(forEmail: canonicalEmail)
+        var ids: [Int64] = []
+        let select = try database.prepare("SELECT id, mailbox_key, data FROM pending")
+        while try select.step() {
+            var matches = select.blob(1) == key
+            if !matches, let object = CanonicalJSONReader.object(select.text(2) ?? ""), case .string(let email)? = object["email"] {
+                matches = maker.key(forEmail: email) == key
+            }
+            if matches { ids.append(select.int64(0)) }
+        }
+        select.reset()
+        for id in ids { try database.prepare("DELETE FROM pending WHERE id = ?").run(.int(id)) }
+        return ids.count
+    }
+
+    /// How many signatures wait for confirmation (not expired, not confirmed).
     public func pendingCount(at date: Date) throws -> Int64 {
         try withStorage(path: url.path) {
-            try database.scalarInt("SELECT count(*) FROM pending WHERE purpose = 'confirm' AND expires_at > ?",
+            try database.scalarInt("SELECT count(*) FROM pending WHERE purpose = 'confirm' AND confirmed_seq IS NULL AND expires_at > ?",
                                    .text(Timestamp.format(date))) ?? 0
         }
     }
 
-    /// A new confirmation token: 128 random bits, base64url without padding (22 characters).
+    /// A new token: 128 random bits, base64url without padding (22 characters).
     static func newToken() -> String {
         var generator = SystemRandomNumberGenerator()
         let bytes = (0..<16).map { _ in UInt8.random(in: 0...255, using: &generator) }
@@ -82,9 +201,17 @@ extension Ledger {
             .replacingOccurrences(of: "/", with: "_").replacingOccurrences(of: "=", with: "")
     }
 
-    /// What is stored of a token: its SHA-256, hex.
-    static func tokenHash(_ token: String) -> String {
-        Hex.encode(SHA256.hash(data: Array(token.utf8)))
+    /// 22 base64url characters, as `newToken` makes them.
+    static func isWellFormedToken(_ token: String) -> Bool {
+        token.utf8.count == 22 && token.utf8.allSatisfy { byte in
+            (0x30...0x39).contains(byte) || (0x41...0x5A).contains(byte) || (0x61...0x7A).contains(byte) || byte == 0x2D || byte == 0x5F
+        }
+    }
+
+    /// What is stored of a link's token: SHA-256 over the purpose, the campaign and the
+    /// token, hex. A token is looked up by this hash (no comparison of secrets).
+    static func tokenHash(_ token: String, purpose: PendingPurpose, slug: String) -> String {
+        Hex.encode(SHA256.hash(data: Array("muster-link\u{0}\(purpose.rawValue)\u{0}\(slug)\u{0}\(token)".utf8)))
     }
 
     /// The signature as JSON, to be appended unchanged once confirmed.

@@ -150,7 +150,7 @@ public struct WebServer: Sendable {
         guard form.errors.isEmpty, let signature else {
             return try await petition(site, form: form, status: .unprocessableContent)
         }
-        _ = try await site.desk.perform { ledger in try ledger.addPending(signature, at: now) }
+        _ = try await site.desk.perform { ledger in try ledger.addPending(signature, slug: site.slug, at: now) }
         return message(.ok, heading: "Check your inbox", [
             "We have sent an email to the address you gave. Your signature counts once you open the link in it and press the confirmation button.",
             "The link is valid for 7 days. If nothing arrives within an hour, look in your spam folder.",

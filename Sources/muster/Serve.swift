@@ -54,8 +54,17 @@ extension Muster {
                     let campaign = try workspace.resolveCampaign(slug, workingDirectory: workspace.root)
                     served.append((campaign, try context.manifest(campaign)))
                 }
+                let environment = ProcessInfo.processInfo.environment
+                var transport: BlastTransportFactory?
+                if settings.smtpURL != nil || environment["MUSTER_SMTP_URL"]?.isEmpty == false {
+                    transport = .curl(try settings.smtpSettings(workspace: workspace, environment: environment))
+                }
+                // A minute before the first retry; tests shorten it as for `mail send`.
+                let backoff = environment["MUSTER_BACKOFF_SECONDS"].flatMap(Double.init).flatMap { $0.isFinite && $0 >= 0 ? $0 : nil } ?? 60
                 let server = try WebServer(.init(workspace: workspace, campaigns: served, listen: address,
-                                                 settings: settings.serve, clock: context.clock))
+                                                 settings: settings.serve, clock: context.clock, workspaceSettings: settings,
+                                                 transport: transport, mailBackoff: max(backoff, 0.1)))
+                for warning in server.warnings { Console.error("muster: warning: \(warning)") }
                 let names = served.map(\.0.slug).joined(separator: ", ")
                 try server.run { bound in
                     Console.error("muster: serving http://\(bound)/ (\(names)); stop with Ctrl-C or SIGTERM")

@@ -27,6 +27,7 @@ Options:
   --silent-after-dot REGEX    save the message, then never reply
   --smtputf8                  advertise SMTPUTF8 (RFC 6531) and accept UTF-8 addresses
   --exit-on-stdin-eof         stop when stdin reaches end of file (tests pass a pipe)
+  --port PORT                 listen on this port (default: a free one)
 """
 import argparse
 import socket
@@ -239,6 +240,7 @@ def main():
     p.add_argument("--reset-in-data")
     p.add_argument("--smtputf8", action="store_true")
     p.add_argument("--exit-on-stdin-eof", action="store_true")
+    p.add_argument("--port", type=int, default=0)
     args = p.parse_args()
     os.makedirs(args.spool, exist_ok=True)
 
@@ -283,7 +285,8 @@ def main():
     listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     if args.reset_in_data:
         listener.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    listener.bind(("127.0.0.1", 0))
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listener.bind(("127.0.0.1", args.port))
     listener.listen(128)
     server = loop.run_until_complete(loop.create_server(
         factory, sock=listener, ssl=tls if args.mode == "smtps" else None))

@@ -15,8 +15,9 @@ public enum EmailAudience: String, Sendable, CaseIterable {
 /// An outreach email, `emails/<name>.md`: YAML front matter (`subject`, `audience`,
 /// optional `reply_to`, `consent` and `attach_signatures`) and a Mustache body written in Markdown.
 public struct EmailTemplate: Sendable {
-    /// The template's name (file name without `.md`), used in the outbox and Message-ID.
-    public let name: String
+    /// The template's name (file name without `.md`), used in the outbox and Message-ID
+    /// (`muster serve` renames its copy per mail, so each has a Message-ID of its own).
+    public internal(set) var name: String
     /// The path shown in diagnostics.
     public let file: String
     /// The subject's Mustache source.

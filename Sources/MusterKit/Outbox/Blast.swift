@@ -181,6 +181,9 @@ public final class Blast: @unchecked Sendable {
         self.ledger = ledger
         self.clock = clock
         self.configuration = configuration
+        if MailTemplates.serverTemplates[templateName] != nil {
+            throw MusterError.usage("emails/\(templateName).md is the mail `muster serve` sends to one signer of the sign page; it cannot be sent with `mail send`")
+        }
         self.template = try MailTemplates.load(templateName, campaign: campaign, manifest: manifest)
         guard let senderText = manifest.sender ?? settings.sender else {
             throw MusterError.badInput("no sender: set 'sender' in \(campaign.workspace.display(campaign.manifestURL)) or muster.yaml")

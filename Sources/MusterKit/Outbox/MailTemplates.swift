@@ -2,6 +2,11 @@ import Foundation
 
 /// Finding and checking a campaign's email templates.
 public enum MailTemplates {
+    /// Templates `muster serve` sends itself, one signer at a time, with the variables
+    /// only it has: `confirm` (a confirmation link, `{{confirm_url}}`) and
+    /// `already-signed` (`{{petition_url}}`). `mail send` refuses to blast them.
+    public static let serverTemplates: [String: [String]] = ["confirm": ["confirm_url"], "already-signed": ["petition_url"]]
+
     /// The names (file names without `.md`) of the campaign's templates.
     public static func names(in campaign: Campaign) -> [String] {
         let files = (try? FileManager.default.contentsOfDirectory(atPath: campaign.emailsURL.path)) ?? []
@@ -35,7 +40,8 @@ public enum MailTemplates {
         let display = campaign.workspace.display(url)
         do {
             let template = try EmailTemplate(contentsOf: url, displayPath: display)
-            let known = EmailTemplate.knownVariables(fields: manifest.fields.map(\.name))
+            let name = url.deletingPathExtension().lastPathComponent
+            let known = EmailTemplate.knownVariables(fields: manifest.fields.map(\.name) + (serverTemplates[name] ?? []))
             var found = (template.warnings + template.check(knownVariables: known)).map(\.asDiagnostic)
             if template.audience == .consenting, template.consent == nil, manifest.consents.count != 1 {
                 found.append(Diagnostic(file: display, line: 1, column: 1,

@@ -32,6 +32,12 @@ final class LedgerDesk: @unchecked Sendable {
         }
     }
 
+    /// Runs `body` with the ledger on the desk's queue, blocking the calling thread (the
+    /// mailer's own thread, never a cooperative one).
+    func sync<T>(_ body: (Ledger) throws -> T) throws -> T {
+        try queue.sync { try body(ledger) }
+    }
+
     /// The count and head hash as one consistent reading.
     func standing() async throws -> LedgerStanding {
         try await perform { ledger in

@@ -5,7 +5,7 @@ import Mustache
 /// workspace's own copy of each file first, the built-in one otherwise (read once, when
 /// the server starts).
 struct WebTemplates: Sendable {
-    static let pages = ["header", "footer", "index", "petition", "message"]
+    static let pages = ["header", "footer", "index", "petition", "message", "confirm"]
     let library: MustacheLibrary
     let stylesheet: String
 

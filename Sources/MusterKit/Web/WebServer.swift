@@ -20,13 +20,24 @@ public struct WebServer: Sendable {
         public var listen: ListenAddress
         public var settings: ServeSettings
         public var clock: any Clock
+        /// The workspace's settings (the sender of the server's mail).
+        public var workspaceSettings: WorkspaceSettings
+        /// The relay for confirmation mail (libcurl, as blasts); nil: the mail waits.
+        public var transport: BlastTransportFactory?
+        /// The first retry's wait after the relay deferred or could not be reached.
+        public var mailBackoff: Double
 
-        public init(workspace: Workspace, campaigns: [(Campaign, Manifest)], listen: ListenAddress, settings: ServeSettings, clock: any Clock) {
+        public init(workspace: Workspace, campaigns: [(Campaign, Manifest)], listen: ListenAddress, settings: ServeSettings,
+                    clock: any Clock, workspaceSettings: WorkspaceSettings,
+                    transport: BlastTransportFactory? = nil, mailBackoff: Double = 60) {
             self.workspace = workspace
             self.campaigns = campaigns
             self.listen = listen
             self.settings = settings
             self.clock = clock
+            self.workspaceSettings = workspaceSettings
+            self.transport = transport
+            self.mailBackoff = mailBackoff
         }
     }
 
@@ -41,18 +52,34 @@ public struct WebServer: Sendable {
     let templates: WebTemplates
     let formToken = FormToken()
     let siteName = "Petitions"
+    let mailer: ConfirmationMailer
+    /// Why some mail will wait (no relay, no sender), for the operator at start.
+    public let warnings: [String]
 
     /// Opens every campaign's ledger (creating and migrating it as the CLI does) and
-    /// reads the templates; throws before anything listens.
+    /// reads the templates (the mail ones included); throws before anything listens.
     public init(_ configuration: Configuration) throws {
         self.configuration = configuration
         var sites: [String: CampaignSite] = [:]
+        var mailSites: [ConfirmationMailer.Site] = []
+        var warnings: [String] = []
+        if configuration.transport == nil {
+            warnings.append("no SMTP relay (smtp.url in muster.yaml, or MUSTER_SMTP_URL): confirmation mail waits in the ledgers until one is set")
+        }
         for (campaign, manifest) in configuration.campaigns {
-            sites[campaign.slug] = try CampaignSite(campaign: campaign, manifest: manifest)
+            let site = try CampaignSite(campaign: campaign, manifest: manifest)
+            sites[campaign.slug] = site
+            let (mail, problem) = try SiteMail.load(campaign: campaign, manifest: manifest, settings: configuration.workspaceSettings)
+            if let problem { warnings.append("\(campaign.slug): \(problem): its confirmation mail waits in the ledger") }
+            mailSites.append(.init(slug: campaign.slug, title: manifest.title, goal: manifest.goal, deadline: manifest.deadline,
+                                   desk: site.desk, mail: mail))
         }
         self.sites = sites
         self.order = configuration.campaigns.map(\.0.slug)
         self.templates = try WebTemplates(workspace: configuration.workspace)
+        self.warnings = warnings
+        self.mailer = ConfirmationMailer(sites: mailSites, transportFactory: configuration.transport, baseURL: configuration.settings.baseURL ?? "",
+                                         clock: configuration.clock, backoff: configuration.mailBackoff)
     }
 
     /// Serves until SIGTERM or SIGINT, then lets in-flight requests finish. `ready` is
@@ -90,9 +117,12 @@ public struct WebServer: Sendable {
             server: .http1(configuration: http),
             configuration: .init(address: .hostname(host, port: configuration.listen.port), serverName: nil),
             onServerRunning: { channel in
-                ready(ListenAddress(host: host, port: channel.localAddress?.port ?? 0))
+                let bound = ListenAddress(host: host, port: channel.localAddress?.port ?? 0)
+                self.mailer.start(baseURL: self.configuration.settings.baseURL ?? "http://\(bound)")
+                ready(bound)
             },
             logger: logger)
+        defer { mailer.stop() }
         try await app.runService()
     }
 
@@ -111,6 +141,12 @@ public struct WebServer: Sendable {
         router.post("/c/:slug/sign") { request, context in
             let site = try self.site(context)
             return try await self.sign(site, request: request)
+        }
+        router.get("/confirm/:token") { _, context in
+            try await self.confirmPage(context.parameters.get("token") ?? "")
+        }
+        router.post("/confirm/:token") { request, context in
+            try await self.confirm(context.parameters.get("token") ?? "", request: request)
         }
         return router
     }
@@ -150,11 +186,84 @@ public struct WebServer: Sendable {
         guard form.errors.isEmpty, let signature else {
             return try await petition(site, form: form, status: .unprocessableContent)
         }
-        _ = try await site.desk.perform { ledger in try ledger.addPending(signature, slug: site.slug, at: now) }
+        let outcome = try await site.desk.perform { ledger in try ledger.addPending(signature, slug: site.slug, at: now) }
+        if case .queued = outcome { mailer.wake() }
         return message(.ok, heading: "Check your inbox", [
             "We have sent an email to the address you gave. Your signature counts once you open the link in it and press the confirmation button.",
             "The link is valid for 7 days. If nothing arrives within an hour, look in your spam folder.",
         ], back: ("/c/\(site.slug)", "Back to the petition"))
+    }
+
+    // MARK: - Confirmation
+
+    /// The campaign whose ledger knows `token` as a confirmation token, and what it is.
+    /// Tokens are hashed with the campaign's slug, so at most one can.
+    func pendingSite(_ token: String) async throws -> (CampaignSite, Ledger.PendingLookup)? {
+        let now = configuration.clock.now()
+        for slug in order {
+            let site = sites[slug]!
+            let found = try await site.desk.perform { ledger in try ledger.lookupPending(token: token, slug: slug, at: now) }
+            if found != .unknown { return (site, found) }
+        }
+        return nil
+    }
+
+    func unknownLink() -> Response {
+        message(.notFound, heading: "This link does not work", [
+            "It may have expired (confirmation links work for 7 days), been copied only in part, or be for a petition this site does not serve. Nothing was recorded.",
+            "You can sign again from the petition's page.",
+        ], back: ("/", "See the petitions"))
+    }
+
+    /// `GET /confirm/<token>`: one button; changes nothing (mail scanners open links).
+    func confirmPage(_ token: String) async throws -> Response {
+        guard let (site, state) = try await pendingSite(token) else { return unknownLink() }
+        let back = ("/c/\(site.slug)", "See the petition")
+        if state == .confirmed {
+            let standing = try await site.desk.standing()
+            return message(.ok, heading: "Your signature is counted", [
+                "You have already confirmed your signature on “\(site.manifest.title)”. \(Self.countSentence(standing.count, goal: site.manifest.goal))",
+            ], back: back)
+        }
+        var context = PageContext.message(heading: "Confirm your signature", paragraphs: [], siteName: siteName)
+        context["intro"] = "You are signing “\(site.manifest.title)”. Press the button to make your signature count."
+        context["token"] = token
+        return html(.ok, "confirm", context)
+    }
+
+    /// `POST /confirm/<token>`: the pending signature enters the ledger (source `web`);
+    /// pressing again, or reloading, changes nothing more.
+    func confirm(_ token: String, request: Request) async throws -> Response {
+        if let refusal = crossSiteRefusal(request) { return refusal }
+        guard let (site, _) = try await pendingSite(token) else { return unknownLink() }
+        let now = configuration.clock.now()
+        let back = ("/c/\(site.slug)", "See the petition")
+        guard !site.isClosed(at: now) else {
+            return message(.forbidden, heading: "This petition is closed", ["It no longer takes signatures. Nothing was recorded."], back: back)
+        }
+        let slug = site.slug
+        let outcome = try await site.desk.perform { ledger in try ledger.confirmPending(token: token, slug: slug, at: now) }
+        let goal = site.manifest.goal
+        switch outcome {
+        case .confirmed(_, let count):
+            return message(.ok, heading: "Thank you: your signature counts", [
+                "You signed “\(site.manifest.title)”. \(Self.countSentence(count, goal: goal))",
+            ], back: back)
+        case .alreadyConfirmed(let count):
+            return message(.ok, heading: "Your signature is counted", [
+                "You had already confirmed your signature on “\(site.manifest.title)”. \(Self.countSentence(count, goal: goal))",
+            ], back: back)
+        case .duplicate(let count):
+            return message(.ok, heading: "You have already signed", [
+                "This address (or another spelling of the same mailbox) had already signed “\(site.manifest.title)”: your signature counts once. \(Self.countSentence(count, goal: goal))",
+            ], back: back)
+        case .unknown:
+            return unknownLink()
+        }
+    }
+
+    static func countSentence(_ count: Int64, goal: Int) -> String {
+        "\(Number.grouped(count)) of \(Number.grouped(Int64(goal))) signatures so far."
     }
 
     /// A 403 page when a POST comes from another site: its `Origin` is not this server

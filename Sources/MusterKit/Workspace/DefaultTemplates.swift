@@ -36,6 +36,21 @@ consent:
 #   - name: "The decision maker"
 #     email: board@example.org
 """#### + "\n",
+        "campaign/emails/confirm.md": ####"""
+---
+subject: "Please confirm your signature: {{campaign.title}}"
+audience: signers
+---
+Hi {{first_name}},
+
+This address was used to sign **{{campaign.title}}** on our sign page. Your signature
+counts once you open this link and press the button "Confirm my signature":
+
+<{{confirm_url}}>
+
+The link works for 7 days. If you did not sign, ignore this message: nothing is
+recorded, and we will not write again.
+"""#### + "\n",
         "campaign/emails/thank-you.md": ####"""
 ---
 subject: "Thank you, {{first_name}}!"
@@ -60,6 +75,31 @@ Say in a few sentences what you ask for, of whom, and why now.
 ## Why it matters
 
 Tell the story of the people this touches.
+"""#### + "\n",
+        "web/already-signed.md": ####"""
+---
+subject: "You have already signed: {{campaign.title}}"
+audience: signers
+---
+Hi {{first_name}},
+
+Someone, probably you, tried to sign **{{campaign.title}}** again with this address on
+our sign page. You have already signed: your signature counts once, and nothing has
+changed.
+
+We are {{campaign.count}} so far. The petition: <{{petition_url}}>
+
+If it was not you, ignore this message.
+"""#### + "\n",
+        "web/confirm.mustache": ####"""
+{{> header}}
+<h1>{{heading}}</h1>
+<p>{{intro}}</p>
+<form method="post" action="/confirm/{{token}}">
+<button type="submit">Confirm my signature</button>
+</form>
+<p class="hint">Opening this page changes nothing: only the button does.</p>
+{{> footer}}
 """#### + "\n",
         "web/footer.mustache": ####"""
 </main>

@@ -167,6 +167,9 @@ public final class Blast: @unchecked Sendable {
     let info: CampaignMailInfo
     let messageSettings: MessageSettings
     let unsubscribeURL: String?
+    /// `serve.base_url` when it is https: unsubscribe links then go to `muster serve`'s `/u/<token>`.
+    let signPageURL: String?
+    let unsubscribeLinks: UnsubscribeLinks?
     /// Files every message carries: the signature sheet, for `attach_signatures`.
     let attachments: [MIMEAttachment]
     private let lock = NSLock()
@@ -200,6 +203,8 @@ public final class Blast: @unchecked Sendable {
                                 deadline: manifest.deadline, daysLeft: report.daysLeft, milestone: milestone, sender: sender)
         messageSettings = MessageSettings(unsubscribeMailbox: (try? sender.named(nil)) ?? sender)
         unsubscribeURL = settings.unsubscribeURL
+        signPageURL = settings.serve.baseURL.flatMap { $0.hasPrefix("https://") ? $0 : nil }
+        unsubscribeLinks = signPageURL == nil ? nil : try ledger.unsubscribeLinks()
         // Read once, with the count above, so every target gets the same sheet.
         attachments = try template.attachSignatures.map {
             [try SignatureSheet.attachment($0, campaign: campaign, manifest: manifest, ledger: ledger)]
@@ -257,7 +262,10 @@ public final class Blast: @unchecked Sendable {
     /// The message `recipient` would get, byte for byte.
     public func render(_ recipient: Recipient) throws -> RenderedMessage {
         var url: String?
-        if let base = unsubscribeURL {
+        if let base = signPageURL {
+            // The sign page's one-click link (RFC 8058; Web/UnsubscribeLinks.swift).
+            url = base + "/u/" + (unsubscribeLinks?.token(slug: campaign.slug, fingerprint: recipient.key) ?? "")
+        } else if let base = unsubscribeURL {
             url = base + (base.utf8.contains(UInt8(ascii: "?")) ? "&" : "?") + "c=\(campaign.slug)&r=\(recipient.key.prefix(32))"
         }
         let mailRecipient = MailRecipient(name: recipient.name, email: recipient.email, fields: recipient.fields, unsubscribeURL: url)

@@ -5,7 +5,7 @@ import Mustache
 /// workspace's own copy of each file first, the built-in one otherwise (read once, when
 /// the server starts).
 struct WebTemplates: Sendable {
-    static let pages = ["header", "footer", "index", "petition", "message", "confirm"]
+    static let pages = ["header", "footer", "index", "petition", "message", "confirm", "unsubscribe"]
     let library: MustacheLibrary
     let stylesheet: String
 
@@ -47,6 +47,8 @@ final class CampaignSite: Sendable {
     /// `petition.md` as HTML (raw HTML escaped), rendered once at start.
     let petitionHTML: String
     let desk: LedgerDesk
+    /// Checks the campaign's unsubscribe links.
+    let links: UnsubscribeLinks
 
     var slug: String { campaign.slug }
 
@@ -56,6 +58,7 @@ final class CampaignSite: Sendable {
         let markdown = (try? String(contentsOf: campaign.petitionURL, encoding: .utf8)) ?? ""
         self.petitionHTML = SafeMarkdown.html(markdown)
         self.desk = try LedgerDesk(campaign: campaign)
+        self.links = try desk.sync { try $0.unsubscribeLinks() }
     }
 
     /// Closed once the deadline day (UTC) is over.

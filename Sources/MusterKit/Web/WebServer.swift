@@ -148,6 +148,12 @@ public struct WebServer: Sendable {
         router.post("/confirm/:token") { request, context in
             try await self.confirm(context.parameters.get("token") ?? "", request: request)
         }
+        router.get("/u/:token") { _, context in
+            try await self.unsubscribePage(context.parameters.get("token") ?? "")
+        }
+        router.post("/u/:token") { request, context in
+            try await self.unsubscribe(context.parameters.get("token") ?? "", request: request)
+        }
         return router
     }
 
@@ -260,6 +266,50 @@ public struct WebServer: Sendable {
         case .unknown:
             return unknownLink()
         }
+    }
+
+    // MARK: - Unsubscribe
+
+    /// The campaign whose ledger made `token`, and the fingerprint it names.
+    func unsubscribeSite(_ token: String) -> (CampaignSite, String)? {
+        for slug in order {
+            let site = sites[slug]!
+            if let fingerprint = site.links.fingerprint(token: token, slug: slug) { return (site, fingerprint) }
+        }
+        return nil
+    }
+
+    func unknownUnsubscribeLink() -> Response {
+        message(.notFound, heading: "This link does not work", [
+            "It may have been copied only in part, or be for a campaign this site does not serve. Nothing was changed.",
+            "To stop receiving mail, reply to a message asking to be unsubscribed.",
+        ], back: ("/", "See the petitions"))
+    }
+
+    /// `GET /u/<token>`: one button; changes nothing.
+    func unsubscribePage(_ token: String) async throws -> Response {
+        guard let (site, fingerprint) = unsubscribeSite(token) else { return unknownUnsubscribeLink() }
+        if try await site.desk.perform({ try $0.isOptedOut(fingerprintHex: fingerprint) }) {
+            return message(.ok, heading: "You are unsubscribed", ["You will get no more mail about “\(site.manifest.title)”."],
+                           back: ("/c/\(site.slug)", "See the petition"))
+        }
+        var context = PageContext.message(heading: "Unsubscribe", paragraphs: [], siteName: siteName)
+        context["intro"] = "Stop all mail about “\(site.manifest.title)” to your address."
+        context["token"] = token
+        return html(.ok, "unsubscribe", context)
+    }
+
+    /// `POST /u/<token>`: the button, or a mail provider's RFC 8058 one-click POST (body
+    /// `List-Unsubscribe=One-Click`, sent without an `Origin`): appends an opt-out;
+    /// idempotent. A POST with another site's `Origin` is refused like every form.
+    func unsubscribe(_ token: String, request: Request) async throws -> Response {
+        if let refusal = crossSiteRefusal(request) { return refusal }
+        guard let (site, fingerprint) = unsubscribeSite(token) else { return unknownUnsubscribeLink() }
+        let now = configuration.clock.now()
+        _ = try await site.desk.perform { try $0.unsubscribe(fingerprintHex: fingerprint, at: now) }
+        return message(.ok, heading: "You are unsubscribed", [
+            "You will get no more mail about “\(site.manifest.title)”. Your signature, if you signed, still counts.",
+        ], back: ("/c/\(site.slug)", "See the petition"))
     }
 
     static func countSentence(_ count: Int64, goal: Int) -> String {

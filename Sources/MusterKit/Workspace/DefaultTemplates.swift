@@ -247,6 +247,17 @@ fieldset { border: 1px solid #ccc; border-radius: .25rem; }
 button { font: inherit; font-weight: 600; padding: .6rem 1.5rem; color: #fff; background: var(--accent); border: 0; border-radius: .25rem; cursor: pointer; }
 button:focus, input:focus, select:focus, textarea:focus, a:focus { outline: 3px solid #f5a623; outline-offset: 2px; }
 """#### + "\n",
+        "web/unsubscribe.mustache": ####"""
+{{> header}}
+<h1>{{heading}}</h1>
+<p>{{intro}}</p>
+<form method="post" action="/u/{{token}}">
+<input type="hidden" name="List-Unsubscribe" value="One-Click">
+<button type="submit">Unsubscribe</button>
+</form>
+<p class="hint">Opening this page changes nothing: only the button does. Your signature still counts.</p>
+{{> footer}}
+"""#### + "\n",
         "workspace/gitignore": ####"""
 # Written by `muster init`. Ledgers hold signers' personal data: keep them out of git.
 campaigns/*/ledger.sqlite

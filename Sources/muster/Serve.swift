@@ -13,8 +13,16 @@ extension Muster {
 
                 It listens on 127.0.0.1:8080 unless --listen or muster.yaml's serve.listen
                 says otherwise; put a TLS reverse proxy (Caddy, nginx) in front of it to
-                publish it. Routes: / (the campaigns), /c/SLUG (a petition and its sign
-                form), /style.css and /healthz (200 when every ledger can be written).
+                publish it, and set serve.base_url to its https address. Routes: / (the
+                campaigns), /c/SLUG (a petition and its sign form), /confirm/TOKEN (the
+                link of the confirmation mail), /u/TOKEN (one-click unsubscribe),
+                /c/SLUG/count.json and /c/SLUG/badge.svg (for other websites),
+                /style.css and /healthz (200 when every ledger can be written).
+
+                Signatures from the form count once confirmed by email. The server
+                sends that mail itself through the SMTP relay of muster.yaml (or
+                MUSTER_SMTP_URL), retrying while the relay is down; without a relay the
+                mail waits in the ledger. See docs/serve.md.
 
                 Each request is logged on standard error as one line: time, method,
                 route, status and duration; never an address, a name or a token.
@@ -61,9 +69,13 @@ extension Muster {
                 }
                 // A minute before the first retry; tests shorten it as for `mail send`.
                 let backoff = environment["MUSTER_BACKOFF_SECONDS"].flatMap(Double.init).flatMap { $0.isFinite && $0 >= 0 ? $0 : nil } ?? 60
-                let server = try WebServer(.init(workspace: workspace, campaigns: served, listen: address,
-                                                 settings: settings.serve, clock: context.clock, workspaceSettings: settings,
-                                                 transport: transport, mailBackoff: max(backoff, 0.1)))
+                var configuration = WebServer.Configuration(workspace: workspace, campaigns: served, listen: address,
+                                                            settings: settings.serve, clock: context.clock, workspaceSettings: settings,
+                                                            transport: transport, mailBackoff: max(backoff, 0.1))
+                // Test knobs: shorter deadlines for a request's head and body (seconds).
+                if let head = environment["MUSTER_SERVE_HEAD_TIMEOUT"].flatMap(Double.init), head > 0 { configuration.headTimeout = head }
+                if let body = environment["MUSTER_SERVE_BODY_TIMEOUT"].flatMap(Double.init), body > 0 { configuration.bodyTimeout = body }
+                let server = try WebServer(configuration)
                 for warning in server.warnings { Console.error("muster: warning: \(warning)") }
                 let names = served.map(\.0.slug).joined(separator: ", ")
                 try server.run { bound in

@@ -43,7 +43,9 @@ final class LedgerDesk: @unchecked Sendable {
         try await perform { ledger in
             try ledger.snapshot {
                 let head = try ledger.readHead()
-                return LedgerStanding(count: head.signatures, head: head.hash)
+                // Withdrawn duplicates are not counted (`muster dedupe --withdraw`).
+                return LedgerStanding(count: try ledger.countedSignatures(), head: head.hash,
+                                      updatedAt: head.seq > 0 ? try ledger.database.scalarText("SELECT at FROM entries WHERE seq = ?", .int(head.seq)) : nil)
             }
         }
     }
@@ -68,4 +70,6 @@ final class LedgerDesk: @unchecked Sendable {
 struct LedgerStanding: Sendable {
     var count: Int64
     var head: String
+    /// The time of the newest entry; nil for an empty ledger.
+    var updatedAt: String?
 }

@@ -26,6 +26,14 @@ public struct WebServer: Sendable {
         public var transport: BlastTransportFactory?
         /// The first retry's wait after the relay deferred or could not be reached.
         public var mailBackoff: Double
+        /// Seconds for a request's head, and then its body, to arrive.
+        public var headTimeout: Double = 20
+        public var bodyTimeout: Double = 20
+
+        var limits: ConnectionGuard.Limits {
+            .init(headTimeout: .milliseconds(Int64(headTimeout * 1000)), bodyTimeout: .milliseconds(Int64(bodyTimeout * 1000)),
+                  maxBodyBytes: WebServer.maxBodyBytes)
+        }
 
         public init(workspace: Workspace, campaigns: [(Campaign, Manifest)], listen: ListenAddress, settings: ServeSettings,
                     clock: any Clock, workspaceSettings: WorkspaceSettings,
@@ -109,7 +117,9 @@ public struct WebServer: Sendable {
         var logger = Logger(label: "muster.serve")
         logger.logLevel = .critical
         let host = configuration.listen.host
+        let limits = configuration.limits
         let http = HTTP1Channel.Configuration(
+            additionalChannelHandlers: [ConnectionGuard(limits)],
             idleTimeout: .seconds(Self.idleTimeout),
             httpDecoderConfiguration: .init(maxHeaderFieldSize: Self.maxHeaderBytes, maxHeaderListSize: Self.maxHeaderBytes, maxHeaderFieldCount: 100))
         let app = Application(
@@ -123,6 +133,15 @@ public struct WebServer: Sendable {
             },
             logger: logger)
         defer { mailer.stop() }
+        // Says when a stop was asked for (Hummingbird's service group does the stopping:
+        // no new connection; requests in flight, and their commits, finish first).
+        let notices = [SIGTERM, SIGINT].map { number -> any DispatchSourceSignal in
+            let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
+            source.setEventHandler { WebLog.line("stopping: finishing the requests in flight") }
+            source.resume()
+            return source
+        }
+        defer { notices.forEach { $0.cancel() } }
         try await app.runService()
     }
 
@@ -142,6 +161,12 @@ public struct WebServer: Sendable {
             let site = try self.site(context)
             return try await self.sign(site, request: request)
         }
+        router.get("/c/:slug/count.json") { _, context in
+            try await self.countJSON(try self.site(context))
+        }
+        router.get("/c/:slug/badge.svg") { _, context in
+            try await self.badge(try self.site(context))
+        }
         router.get("/confirm/:token") { _, context in
             try await self.confirmPage(context.parameters.get("token") ?? "")
         }
@@ -159,6 +184,8 @@ public struct WebServer: Sendable {
 
     /// The largest form body accepted (a comment is at most 2,000 characters).
     static let maxFormBytes = 64 * 1024
+    /// The largest body of any request: the connection is closed beyond it.
+    static let maxBodyBytes = 1024 * 1024
 
     /// `POST /c/<slug>/sign`: a valid form becomes a pending signature and a queued mail;
     /// the answer is the same "check your inbox" page whether the address is new, already
@@ -198,6 +225,34 @@ public struct WebServer: Sendable {
             "We have sent an email to the address you gave. Your signature counts once you open the link in it and press the confirmation button.",
             "The link is valid for 7 days. If nothing arrives within an hour, look in your spam folder.",
         ], back: ("/c/\(site.slug)", "Back to the petition"))
+    }
+
+    // MARK: - Embedding
+
+    /// How long embedders (and caches between) may keep `count.json` and the badge.
+    static let embedCache = "public, max-age=5"
+
+    /// `GET /c/<slug>/count.json`: `count`, `goal`, `percent`, `head` and `updated_at`
+    /// (the newest entry's time, null before the first), the same for every visitor.
+    func countJSON(_ site: CampaignSite) async throws -> Response {
+        let standing = try await site.desk.standing()
+        let goal = Int64(site.manifest.goal)
+        var object: [String: Any] = ["count": standing.count, "goal": goal, "percent": goal > 0 ? standing.count * 100 / goal : 0,
+                                     "head": standing.head]
+        object["updated_at"] = standing.updatedAt ?? NSNull()
+        let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
+        var response = Self.response(.ok, String(decoding: data, as: UTF8.self) + "\n", type: "application/json", cache: Self.embedCache)
+        response.headers[.accessControlAllowOrigin] = "*"
+        return response
+    }
+
+    /// `GET /c/<slug>/badge.svg`: "N signed" and a bar of the goal, for other websites.
+    func badge(_ site: CampaignSite) async throws -> Response {
+        let standing = try await site.desk.standing()
+        var response = Self.response(.ok, Badge.svg(count: standing.count, goal: Int64(site.manifest.goal)),
+                                     type: "image/svg+xml", cache: Self.embedCache)
+        response.headers[.init("Cross-Origin-Resource-Policy")!] = "cross-origin"
+        return response
     }
 
     // MARK: - Confirmation

@@ -55,6 +55,8 @@ final class ServerProcess {
     /// Everything the server wrote to stderr so far.
     var logText: String { log.text }
 
+    var logBuffer: LogBuffer { log }
+
     /// Sends SIGTERM and waits for the process to end; its exit status and full log.
     func stop() -> (status: Int32, log: String) {
         process.terminate()

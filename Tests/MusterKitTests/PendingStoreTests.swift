@@ -93,3 +93,72 @@ import Testing
         #expect(try ledger.forget(canonicalEmail: "zed@example.org", at: start) == .notFound)
     }
 }
+
+/// The mail queue inside `pending`: the outbox's state machine, never doubled.
+@Suite struct PendingMailQueueTests {
+    let start = Timestamp.parse("2026-11-26T10:00:00Z")!
+
+    func ledger(_ folder: TemporaryFolder) throws -> Ledger {
+        try #require(try Ledger.open(folder.url.appendingPathComponent("ledger.sqlite"), create: true))
+    }
+
+    func query(_ folder: TemporaryFolder, _ sql: String) throws -> [String] {
+        let database = try SQLiteDatabase(path: folder.url.appendingPathComponent("ledger.sqlite").path)
+        let statement = try database.prepare(sql)
+        var rows: [String] = []
+        while try statement.step() { rows.append(statement.text(0) ?? "NULL") }
+        return rows
+    }
+
+    func add(_ ledger: Ledger, _ email: String, at date: Date) throws -> Ledger.PendingOutcome {
+        let signature = try SignatureInput(name: "Ana Lima", email: email, fields: ["region": "Lyon"], consents: [], source: "web")
+            .validated(against: sampleManifest())
+        return try ledger.addPending(signature, slug: "fair-rates", at: date)
+    }
+
+    @Test func aClaimedMailIsNeverClaimedTwiceAndOnlyDeferredOnesComeBack() throws {
+        let folder = try TemporaryFolder()
+        let ledger = try ledger(folder)
+        for email in ["a@example.org", "b@example.org", "c@example.org", "d@example.org"] { _ = try add(ledger, email, at: start) }
+        let claimed = try ledger.claimPendingMail(limit: 10, at: start, now: start)
+        #expect(claimed.map(\.email) == ["a@example.org", "b@example.org", "c@example.org", "d@example.org"])
+        #expect(claimed.allSatisfy { $0.token.count == 22 && $0.attempts == 0 && $0.purpose == .confirm })
+        #expect(try ledger.claimPendingMail(limit: 10, at: start, now: start).isEmpty, "in flight: not claimed again")
+
+        let failure = SMTPFailure(replyCode: 451, replyText: "4.3.0 try later <a@example.org>", detail: "scripted")
+        let retry = start.addingTimeInterval(60)
+        try ledger.finishPendingMail(id: claimed[0].id, outcome: .deferred(failure), retryAt: retry)
+        try ledger.finishPendingMail(id: claimed[1].id, outcome: .unknown(failure), retryAt: retry)
+        try ledger.finishPendingMail(id: claimed[2].id, outcome: .rejected(failure), retryAt: retry)
+        try ledger.finishPendingMail(id: claimed[3].id, outcome: .delivered(SMTPReceipt(replyCode: 250, replyText: "OK")), retryAt: retry)
+        #expect(try query(folder, "SELECT mail_state || ' ' || (mail_token IS NULL) || ' ' || mail_attempts FROM pending ORDER BY id")
+                == ["deferred 0 1", "unknown 1 1", "failed 1 1", "sent 1 1"])
+        let replies = try query(folder, "SELECT mail_reply FROM pending ORDER BY id").prefix(3)
+        #expect(replies.allSatisfy { $0.contains("[address]") && !$0.contains("a@example.org") }, "no address in replies: \(replies)")
+        #expect(try ledger.claimPendingMail(limit: 10, at: start, now: start.addingTimeInterval(59)).isEmpty, "not before its time")
+        let again = try ledger.claimPendingMail(limit: 10, at: start, now: retry)
+        #expect(again.map(\.email) == ["a@example.org"] && again[0].attempts == 1, "only the deferred one, never the unknown one")
+        // A server that stopped with it in flight: unknown on the next start, not resent.
+        #expect(try ledger.recoverPendingMail() == 1)
+        #expect(try ledger.claimPendingMail(limit: 10, at: start, now: retry.addingTimeInterval(3600)).isEmpty)
+        // …but the signer may use the form again at once: a new mail, with a new token.
+        guard case .queued(.confirm, let token) = try add(ledger, "a@example.org", at: start.addingTimeInterval(120)) else {
+            Issue.record("not queued"); return
+        }
+        #expect(try ledger.claimPendingMail(limit: 10, at: start, now: retry).map(\.token) == [token])
+        // While that one is queued or sent, the same day, no third mail.
+        #expect(try add(ledger, "a@example.org", at: start.addingTimeInterval(180)) == .throttled(purpose: .confirm))
+    }
+
+    @Test func anAlreadySignedRowKeepsNothingOnceSent() throws {
+        let folder = try TemporaryFolder()
+        let ledger = try ledger(folder)
+        _ = try ledger.append(SignatureInput(name: "Bo", email: "bo@example.org", fields: ["region": "Lyon"]).validated(against: sampleManifest()), at: start)
+        guard case .queued(.alreadySigned, _) = try add(ledger, "bo+web@example.org", at: start) else { Issue.record("not queued"); return }
+        let claimed = try ledger.claimPendingMail(limit: 10, at: start, now: start)
+        #expect(claimed.count == 1 && claimed[0].purpose == .alreadySigned && claimed[0].email == "bo+web@example.org")
+        try ledger.finishPendingMail(id: claimed[0].id, outcome: .delivered(SMTPReceipt(replyCode: 250, replyText: "OK")), retryAt: start)
+        #expect(try query(folder, "SELECT data || ' ' || (mail_token IS NULL) FROM pending") == ["{} 1"])
+        #expect(try ledger.verify().ok)
+    }
+}

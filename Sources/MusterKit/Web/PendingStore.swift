@@ -26,7 +26,8 @@ extension Ledger {
     public enum PendingOutcome: Sendable, Equatable {
         /// Stored; a mail with `token` is queued.
         case queued(purpose: PendingPurpose, token: String)
-        /// Nothing stored: this mailbox was sent the same kind of mail in the last day.
+        /// Nothing stored: this mailbox was sent (or is about to be sent) the same kind of
+        /// mail in the last day.
         case throttled(purpose: PendingPurpose)
     }
 
@@ -51,8 +52,11 @@ extension Ledger {
                 let signed = try firstSignature(fingerprint: fingerprint) ?? firstSignature(mailboxKey: mailbox)
                 let purpose: PendingPurpose = signed == nil ? .confirm : .alreadySigned
                 let since = Timestamp.format(date.addingTimeInterval(-Self.pendingMailInterval))
+                // A mail the relay refused, or whose fate a stopped server could not know
+                // (never resent by itself), does not hold back the signer's next try.
                 let recent = try database.scalarInt("""
                     SELECT count(*) FROM pending WHERE mailbox_key = ? AND purpose = ? AND created_at > ?
+                      AND mail_state NOT IN (\(OutboxState.sqlList([.failed, .unknown])))
                     """, .blob(mailbox), .text(purpose.rawValue), .text(since)) ?? 0
                 if recent > 0 { return .throttled(purpose: purpose) }
                 // An "already signed" row keeps the name and address only until its mail is sent.

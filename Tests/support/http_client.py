@@ -14,8 +14,13 @@ Modes:
   split-post     send a POST of BODY (form-encoded) with its head and the first half
                  of the body, print "sent", wait for a line on stdin, send the rest and
                  print the response's status line
+  post-many      POST each line of the file PATH ("<path> TAB <form body>") from 16
+                 threads; print "ok N" for each 200 answer (N: the line's index) as it
+                 comes, "failed N" for any other outcome, then "done"
 Each gives up after 120 s (a safety net) and prints "timeout".
 """
+import http.client
+import threading
 import socket
 import sys
 import time
@@ -44,6 +49,9 @@ def main():
     mode, port = sys.argv[1], int(sys.argv[2])
     path = sys.argv[3] if len(sys.argv) > 3 else "/healthz"
     deadline = time.monotonic() + 120
+    if mode == "post-many":
+        post_many(port, path)
+        return
     s = connect(port)
     if mode == "trickle-head":
         s.sendall(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n".encode())
@@ -95,6 +103,38 @@ def main():
             response += data
         print(response.split(b"\r\n", 1)[0].decode() or "no response"); return
     print("timeout")
+
+
+def post_many(port, listing):
+    with open(listing, encoding="utf-8") as f:
+        jobs = [tuple(line.rstrip("\n").split("\t", 1)) for line in f if line.strip()]
+    lock, next_job = threading.Lock(), [0]
+
+    def worker():
+        while True:
+            with lock:
+                index = next_job[0]
+                next_job[0] += 1
+            if index >= len(jobs):
+                return
+            path, body = jobs[index]
+            try:
+                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+                conn.request("POST", path, body=body.encode(), headers={"Content-Type": "application/x-www-form-urlencoded"})
+                status = conn.getresponse().status
+                conn.close()
+                outcome = "ok" if status == 200 else "failed"
+            except Exception:
+                outcome = "failed"
+            with lock:
+                print(outcome, index, flush=True)
+
+    threads = [threading.Thread(target=worker) for _ in range(16)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    print("done", flush=True)
 
 
 if __name__ == "__main__":

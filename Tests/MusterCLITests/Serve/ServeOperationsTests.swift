@@ -122,3 +122,51 @@ extension ServerProcess {
         logBuffer.wait(until: Date(timeIntervalSinceNow: 120), done)
     }
 }
+
+/// kill -9 under load: every "check your inbox" and every "your signature counts" that
+/// reached a client stands for a durable row (issue 12, crash safety).
+@Suite struct ServeCrashTests {
+    static func ok(_ output: String) -> [Int] {
+        output.split(separator: "\n").compactMap { $0.hasPrefix("ok ") ? Int($0.dropFirst(3)) : nil }
+    }
+
+    @Test func killDashNineLosesNoAcknowledgedSignature() throws {
+        let box = try Sandbox.withCampaign(manifest: ServePageTests.manifest)
+        try box.write("muster.yaml", "sender: \"Fair Rates <hello@fairrates.example>\"\n") // no relay: tokens stay readable
+        var server = try ServerProcess(box)
+        let html = try server.get("/c/fair-rates").body
+        let range = try #require(html.range(of: #"name="csrf" value="[^"]+""#, options: .regularExpression))
+        let csrf = String(html[range].dropFirst(#"name="csrf" value=""#.count).dropLast())
+        let emails = (0..<300).map { "load\($0)@example.org" }
+        let listing = emails.map { email in
+            "/c/fair-rates/sign\t" + String(decoding: ServeSignTests.encode([("csrf", csrf), ("name", "Load Test"), ("email", email),
+                                                                           ("field.region", "Lyon")]), as: UTF8.self)
+        }
+        try box.write("sign.tsv", listing.joined(separator: "\n") + "\n")
+        let signing = try ServeOperationsTests.Client("post-many", server, [box.path("sign.tsv").path])
+        _ = signing.wait { Self.ok($0).count >= 30 || $0.contains("done") }
+        kill(server.process.processIdentifier, SIGKILL)
+        let signed = Self.ok(signing.wait { $0.contains("done") })
+        #expect(signed.count >= 30)
+        let stored = Set(try ServeSignTests.rows(box, "SELECT json_extract(data, '$.email') FROM pending").split(separator: "\n").map(String.init))
+        let lost = signed.map { emails[$0] }.filter { !stored.contains($0) }
+        #expect(lost.isEmpty, "acknowledged but not stored: \(lost)")
+        #expect(try box.run(["verify"]).status == 0)
+
+        // The same while confirming.
+        server = try ServerProcess(box)
+        let rows = try ServeSignTests.rows(box, "SELECT id || ' ' || mail_token FROM pending WHERE mail_token IS NOT NULL ORDER BY id")
+            .split(separator: "\n").map { $0.split(separator: " ").map(String.init) }
+        let ids = rows.map { $0[0] }, tokens = rows.map { $0[1] }
+        try box.write("confirm.tsv", tokens.map { "/confirm/\($0)\tgo=1" }.joined(separator: "\n") + "\n")
+        let confirming = try ServeOperationsTests.Client("post-many", server, [box.path("confirm.tsv").path])
+        _ = confirming.wait { Self.ok($0).count >= max(1, tokens.count / 2) || $0.contains("done") }
+        kill(server.process.processIdentifier, SIGKILL)
+        let confirmed = Self.ok(confirming.wait { $0.contains("done") })
+        let counted = Int(try ServeSignTests.rows(box, "SELECT count(*) FROM entries WHERE kind = 'signature'")) ?? -1
+        #expect(counted >= confirmed.count && !confirmed.isEmpty, "\(counted) counted, \(confirmed.count) told so")
+        let open = try ServeSignTests.rows(box, "SELECT count(*) FROM pending WHERE confirmed_seq IS NULL AND id IN (\(confirmed.map { ids[$0] }.joined(separator: ",")))")
+        #expect(open == "0", "every confirmation answered is in the ledger")
+        #expect(try box.run(["verify"]).status == 0)
+    }
+}

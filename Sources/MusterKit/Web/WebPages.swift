@@ -98,7 +98,8 @@ enum PageContext {
         context["percent"] = String(goal > 0 ? standing.count * 100 / goal : 0)
         context["has_milestones"] = !manifest.milestones.isEmpty
         context["milestones"] = manifest.milestones.map { milestone -> [String: Any] in
-            var item: [String: Any] = ["at": Number.grouped(Int64(milestone.at)), "reached": standing.count >= Int64(milestone.at)]
+            var item: [String: Any] = ["at": Number.grouped(Int64(milestone.at)), "one": milestone.at == 1,
+                                       "reached": standing.count >= Int64(milestone.at)]
             if let label = milestone.label { item["label"] = label }
             return item
         }

@@ -467,7 +467,10 @@ struct PageMiddleware: RouterMiddleware {
         }
         response.headers[.contentSecurityPolicy] = Self.contentSecurityPolicy
         response.headers[.xContentTypeOptions] = "nosniff"
-        response.headers[.init("Referrer-Policy")!] = "no-referrer"
+        // Not `no-referrer`: with it, browsers send `Origin: null` on the forms' POSTs, and
+        // the Origin check could not tell this site from another. `same-origin` gives
+        // other sites nothing (no token in a /confirm/ URL leaks) and this one its Origin.
+        response.headers[.init("Referrer-Policy")!] = "same-origin"
         response.headers[.init("X-Frame-Options")!] = "DENY"
         let elapsed = Double(DispatchTime.now().uptimeNanoseconds - started) / 1_000_000
         // The route's pattern (`/c/{slug}`); "-" when no route matched.

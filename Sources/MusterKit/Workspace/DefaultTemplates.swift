@@ -158,7 +158,7 @@ If it was not you, ignore this message.
 {{#has_milestones}}
 <ul class="milestones">
 {{#milestones}}
-<li class="{{#reached}}reached{{/reached}}">{{at}} signatures{{#label}}: {{label}}{{/label}}{{#reached}} (reached){{/reached}}</li>
+<li class="{{#reached}}reached{{/reached}}">{{at}} signature{{^one}}s{{/one}}{{#label}}: {{label}}{{/label}}{{#reached}} (reached){{/reached}}</li>
 {{/milestones}}
 </ul>
 {{/has_milestones}}
@@ -255,7 +255,7 @@ button:focus, input:focus, select:focus, textarea:focus, a:focus { outline: 3px 
 <input type="hidden" name="List-Unsubscribe" value="One-Click">
 <button type="submit">Unsubscribe</button>
 </form>
-<p class="hint">Opening this page changes nothing: only the button does. Your signature still counts.</p>
+<p class="hint">Opening this page changes nothing: only the button does. If you signed, your signature still counts.</p>
 {{> footer}}
 """#### + "\n",
         "workspace/gitignore": ####"""

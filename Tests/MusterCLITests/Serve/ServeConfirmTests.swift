@@ -69,7 +69,7 @@ struct ServeConfirmTests {
             let page = try server.get(path)
             #expect(page.status == 200 && page.body.contains("Confirm my signature"), "\(page)")
             #expect(page.body.contains(#"<form method="post" action="\#(path)">"#))
-            #expect(page.headers["cache-control"] == "no-store" && page.headers["referrer-policy"] == "no-referrer")
+            #expect(page.headers["cache-control"] == "no-store" && page.headers["referrer-policy"] == "same-origin")
         }
         #expect(try ServeSignTests.rows(box, "SELECT count(*) FROM entries") == "0")
         #expect(try ServeSignTests.rows(box, "SELECT confirmed_seq IS NULL FROM pending") == "1")

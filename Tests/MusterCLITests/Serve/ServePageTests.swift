@@ -49,7 +49,7 @@ import Testing
         #expect(html.contains("Fair rates &lt;for&gt; translators"), "the title is escaped")
         #expect(html.contains("<strong>0</strong> of 10 signatures"))
         #expect(html.contains(#"<progress max="10" value="0">"#))
-        #expect(html.contains("1 signatures: First one") && html.contains("5 signatures"))
+        #expect(html.contains("1 signature: First one") && html.contains("5 signatures"))
         #expect(html.contains("Open until 2099-12-31"))
         #expect(html.contains(#"<form class="sign" method="post" action="/c/fair-rates/sign""#))
         for name in ["name", "email", "field.region", "comment", "csrf"] {

@@ -71,6 +71,9 @@ public struct WebServer: Sendable {
         var sites: [String: CampaignSite] = [:]
         var mailSites: [ConfirmationMailer.Site] = []
         var warnings: [String] = []
+        if configuration.settings.baseURL == nil {
+            warnings.append("serve.base_url is not set in muster.yaml: links in mail point to the address the server listens on, and blasts carry no one-click unsubscribe link of this server")
+        }
         if configuration.transport == nil {
             warnings.append("no SMTP relay (smtp.url in muster.yaml, or MUSTER_SMTP_URL): confirmation mail waits in the ledgers until one is set")
         }

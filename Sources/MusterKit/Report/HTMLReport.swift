@@ -31,6 +31,9 @@ extension ProgressReport {
         if withdrawn > 0 {
             out += "<li><span class=\"label\">Withdrawn</span> <span data-key=\"withdrawn\" data-value=\"\(withdrawn)\">\(Number.grouped(withdrawn))</span> as duplicates (not counted)</li>\n"
         }
+        if pending > 0 {
+            out += "<li><span class=\"label\">Pending</span> <span data-key=\"pending\" data-value=\"\(pending)\">\(Number.grouped(pending))</span> from the sign page awaiting email confirmation (not counted)</li>\n"
+        }
         if let goalReachedOn {
             out += "<li><span class=\"label\">Goal</span> reached on <span data-key=\"goal_reached_on\">\(goalReachedOn)</span></li>\n"
         } else if let projectedDate {

@@ -97,9 +97,12 @@ public struct ProgressReport: Sendable, Codable, Equatable {
     public var isPublic: Bool? = nil
     /// Signatures withdrawn as duplicates (`muster dedupe --withdraw`); not in `count`.
     public var withdrawn: Int64 = 0
+    /// Signatures from the sign page waiting for their email confirmation, now (even with
+    /// `--at`); not in `count` (docs/serve.md).
+    public var pending: Int64 = 0
 
     enum CodingKeys: String, CodingKey {
-        case campaign, title, count, withdrawn, goal, percent, deadline
+        case campaign, title, count, withdrawn, pending, goal, percent, deadline
         case daysLeft = "days_left"
         case milestones
         case perDay = "per_day"
@@ -132,9 +135,11 @@ public struct ProgressReport: Sendable, Codable, Equatable {
 
         var tally = SignatureTally()
         var mail: [MailStatus] = []
+        var pending: Int64 = 0
         if let ledger = try Ledger.open(campaign.ledgerURL, create: false) {
             tally = try ledger.tally(upTo: asOf.map(Timestamp.format))
             mail = try ledger.mailStatus()
+            pending = try ledger.pendingCount(at: now)
         }
         let count = tally.count
         let perDayTable = Dictionary(tally.daily.map { ($0.day, $0.count) }, uniquingKeysWith: +)
@@ -221,6 +226,7 @@ public struct ProgressReport: Sendable, Codable, Equatable {
             quorums: quorums,
             mail: mail)
         report.withdrawn = tally.withdrawn
+        report.pending = pending
         return report
     }
 }
@@ -245,7 +251,13 @@ extension ProgressReport {
             byField: byField.filter { categories.contains($0.field) },
             quorumField: quorumField, quorums: quorums, mail: nil, isPublic: true)
         form.withdrawn = withdrawn
+        form.pending = pending
         return form
+    }
+
+    /// "4 signatures from the sign page await email confirmation (not counted)", or nil.
+    var pendingSentence: String? {
+        pending > 0 ? "\(Number.grouped(pending)) signature\(pending == 1 ? "" : "s") from the sign page await\(pending == 1 ? "s" : "") email confirmation (not counted)" : nil
     }
 
     /// "3 signatures withdrawn as duplicates (not counted)", or nil when none were.
@@ -304,6 +316,7 @@ extension ProgressReport {
         }
         out += "  pace \(paceSentence)\n"
         if let withdrawnSentence { out += "  \(withdrawnSentence)\n" }
+        if let pendingSentence { out += "  \(pendingSentence)\n" }
         if asOf != generatedAt { out += style.dim("  as of \(asOf)") + "\n" }
         if !milestones.isEmpty {
             out += "\n" + style.bold("Milestones") + "\n"
@@ -373,6 +386,7 @@ extension ProgressReport {
         }
         out += "- Pace: \(paceSentence)\n"
         if let withdrawnSentence { out += "- \(withdrawnSentence)\n" }
+        if let pendingSentence { out += "- \(pendingSentence)\n" }
         out += "- As of: \(asOf)\n\n"
         if !milestones.isEmpty {
             out += "## Milestones\n\n| | at | label | reached |\n|---|---:|---|---|\n"

@@ -74,6 +74,10 @@ struct ServeConfirmTests {
         #expect(try ServeSignTests.rows(box, "SELECT count(*) FROM entries") == "0")
         #expect(try ServeSignTests.rows(box, "SELECT confirmed_seq IS NULL FROM pending") == "1")
         #expect(try server.get("/c/fair-rates").body.contains("<strong>0</strong> of 10"))
+        // The report shows it as pending, not counted.
+        let pendingReport = try box.run(["report", "--json"]).json()
+        #expect(pendingReport["pending"] as? Int == 1 && pendingReport["count"] as? Int == 0, "\(pendingReport)")
+        #expect(try box.run(["report"]).stdout.contains("1 signature from the sign page awaits email confirmation (not counted)"))
 
         // A POST from another site is refused.
         let foreign = try server.request(path, method: "POST", headers: ["Origin": "https://evil.example"])
@@ -91,6 +95,8 @@ struct ServeConfirmTests {
         #expect(again.status == 200 && again.body.contains("already confirmed"), "\(again)")
         #expect(try server.get(path).body.contains("already confirmed"))
         #expect(try ServeSignTests.rows(box, "SELECT count(*) FROM entries") == "1")
+        let confirmedReport = try box.run(["report", "--json"]).json()
+        #expect(confirmedReport["pending"] as? Int == 0 && confirmedReport["count"] as? Int == 1, "\(confirmedReport)")
         let log = server.stop().log
         #expect(try box.run(["verify"]).status == 0)
         #expect(!log.contains(String(path.dropFirst(9))) && !log.contains("example.org") && log.contains("POST /confirm/{token} 200"), "\(log)")

@@ -163,7 +163,7 @@ extension Ledger {
                 var indexSQL: [String] = []
                 if expectedCount >= bulkMinimum && Int64(expectedCount) >= 2 * open.head.signatures,
                    Int64(expectedCount) + open.head.signatures <= Self.bulkMaximum,
-                   let bulk = try startBulkAppend(capacity: Int(open.head.signatures) + expectedCount) {
+                   let bulk = try startBulkAppend(existing: Int(open.head.signatures), capacity: Int(open.head.signatures) + expectedCount) {
                     open.fingerprints = bulk.fingerprints
                     open.mailboxes = bulk.mailboxes
                     indexSQL = bulk.indexSQL
@@ -230,14 +230,17 @@ extension Ledger {
         var added = 0, duplicates = 0
         // The head's hash follows its sequence number, also when an insert fails part-way.
         defer { if added > 0 { head.hash = String(decoding: UnsafeRawBufferPointer(previous), as: UTF8.self) } }
-        // With the fingerprints in memory, the whole batch is checked first: the lookups
-        // (a cache miss each) then overlap instead of waiting one by one between inserts.
-        // A row whose fingerprint is new but whose mailbox is not leaves its fingerprint in
-        // the set: a later row with it is a duplicate either way.
+        // With the keys in memory, the whole batch is checked first: the lookups (a cache
+        // miss each) then overlap instead of waiting one by one between inserts. See
+        // `startBulkAppend` for why the mailbox set alone catches the batch's own repeats.
         var isNew: [Bool] = []
         if let fingerprints, let mailboxes {
             isNew.reserveCapacity(batch.rows.count)
-            for row in batch.rows { isNew.append(fingerprints.insert(row.key) && mailboxes.insert(row.mailbox)) }
+            if fingerprints.isEmpty {
+                for row in batch.rows { isNew.append(mailboxes.insert(row.mailbox)) }
+            } else {
+                for row in batch.rows { isNew.append(!fingerprints.contains(row.key) && mailboxes.insert(row.mailbox)) }
+            }
         }
         try batch.bytes.withUnsafeBytes { bytes in
             for (index, row) in batch.rows.enumerated() {
@@ -288,12 +291,19 @@ extension Ledger {
         return (added, duplicates)
     }
 
-    /// Inside a write transaction: the fingerprints of every signature in the ledger and
-    /// the mailbox keys of those that count, read into memory, and the indexes on them
-    /// dropped (a random insert per row into each costs more than one sort at the end);
-    /// returns the indexes' definitions to recreate them. Nil (and nothing changed) when
-    /// an index is not there as expected.
-    private func startBulkAppend(capacity: Int) throws -> (fingerprints: FingerprintSet, mailboxes: FingerprintSet, indexSQL: [String])? {
+    /// Inside a write transaction: the fingerprints of every signature already in the
+    /// ledger and the mailbox keys of those that count, read into memory, and the indexes
+    /// on them dropped (a random insert per row into each costs more than one sort at the
+    /// end); returns the indexes' definitions to recreate them. Nil (and nothing changed)
+    /// when an index is not there as expected.
+    ///
+    /// The batch's own signatures go into the mailbox set only. A repeat of an earlier
+    /// row of the batch always has the same mailbox key as that row (the key is a function
+    /// of the canonical address, as the fingerprint is), so the mailbox set finds every
+    /// repeat within the batch; the fingerprint set only has to answer for the signatures
+    /// that were there before (a forgotten or withdrawn one has a fingerprint but no key).
+    /// An import into a new campaign thus checks one set of 16-byte keys per row.
+    private func startBulkAppend(existing: Int, capacity: Int) throws -> (fingerprints: FingerprintSet, mailboxes: FingerprintSet, indexSQL: [String])? {
         let names = ["entries_one_signature_per_signer", "mailbox_keys_by_key"]
         var indexSQL: [String] = []
         for name in names {
@@ -302,8 +312,8 @@ extension Ledger {
             }
             indexSQL.append(sql)
         }
-        let fingerprints = FingerprintSet(capacity: capacity)
-        let mailboxes = FingerprintSet(capacity: capacity)
+        let fingerprints = FingerprintSet(capacity: existing, width: 4)
+        let mailboxes = FingerprintSet(capacity: capacity, width: 2)
         do {
             let statement = try database.prepare("SELECT e.fingerprint FROM entries e WHERE e.kind = 'signature' AND \(Self.chained("e"))")
             defer { statement.reset() }
@@ -331,10 +341,11 @@ extension Ledger {
 public final class LedgerBatch {
     let ledger: Ledger
     var head: Ledger.Head
-    /// In a bulk append, the fingerprint of every signature so far (the unique index is
-    /// dropped until the end); nil otherwise.
+    /// In a bulk append, the fingerprint of every signature the ledger held when the batch
+    /// began (the unique index is dropped until the end); nil otherwise.
     var fingerprints: FingerprintSet?
-    /// …and the mailbox key of every signature that counts so far (its index dropped too).
+    /// …and the mailbox key of every signature that counts, the batch's own included (its
+    /// index dropped too).
     var mailboxes: FingerprintSet?
     /// False once the transaction is over (or can only be rolled back).
     var isOpen = true
@@ -353,11 +364,12 @@ public final class LedgerBatch {
     public func append(_ prepared: PreparedSignature) throws -> Bool {
         try checkOpen()
         if let fingerprints, let mailboxes {
-            switch fingerprints.insert(hex: prepared.fingerprint) {
-            case true?: break
-            case false?: return false
-            case nil: throw MusterError.failure("a prepared signature has a malformed fingerprint")
+            // As in `appendPacked`: the fingerprints of the signatures that were there
+            // before, and every mailbox key (see `startBulkAppend`).
+            guard let fingerprint = FingerprintKey(hex: prepared.fingerprint) else {
+                throw MusterError.failure("a prepared signature has a malformed fingerprint")
             }
+            if fingerprints.contains(fingerprint) { return false }
             guard prepared.mailboxKey.withUnsafeBytes({ mailboxes.insert(FingerprintKey(mailboxKey: $0)) }) else { return false }
         } else if try ledger.firstSignature(mailboxKey: prepared.mailboxKey) != nil {
             return false

@@ -186,7 +186,87 @@ import Testing
         #expect(throws: EmailAddress.Problem.self) { try MailboxKey.key(for: refused, rules: rules) }
         #expect(MailboxKeyMaker.input(forEmail: refused, rules: rules) == "mailbox-as-stored\0x@p\u{430}ypal.example")
         #expect(MailboxKeyMaker.input(forEmail: " X@P\u{410}YPAL.example ", rules: rules) == MailboxKeyMaker.input(forEmail: refused, rules: rules))
-        #expect(MailboxKeyMaker.input(forEmail: "A.Na@gmail.com", rules: rules) == "mailbox\0ana@gmail.com")
+        #expect(MailboxKeyMaker.input(forEmail: "A.Na@gmail.com", rules: rules) == "ana@gmail.com")
+    }
+
+    /// Key version 3: the mailbox is keyed as it is, so an address that is its own mailbox
+    /// has the first 16 bytes of its fingerprint as key (one HMAC per imported row, not
+    /// two), and a variant has the key of the address it stands for.
+    @Test func aMailboxIsKeyedAsItsOwnAddressWouldBe() throws {
+        let folder = try TemporaryFolder()
+        let ledger = try ledger(folder)
+        _ = try ledger.append(signature("bo@example.org"), at: clock.now())
+        let fingerprint = try query(folder, "SELECT fingerprint FROM entries WHERE seq = 1")
+        let key = try query(folder, "SELECT lower(hex(key)) FROM mailbox_keys WHERE seq = 1")
+        #expect(key.count == 1 && fingerprint.first?.hasPrefix(key[0]) == true, "\(key) \(fingerprint)")
+        let preparer = try ledger.signaturePreparer()
+        for (variant, mailbox) in [("A.NA+news@GoogleMail.com", "ana@gmail.com"), ("bo+x@example.org", "bo@example.org"), ("Bo@Example.ORG", "bo@example.org")] {
+            let prepared = preparer.prepare(try signature(variant), at: clock.now())
+            #expect(Hex.encode(prepared.mailboxKey) == String(try ledger.fingerprint(canonicalEmail: mailbox).prefix(32)), "\(variant)")
+            // The packed path (import) agrees with the one-by-one path.
+            var packed = PreparedBatch()
+            preparer.prepare(try signature(variant), at: clock.now(), into: &packed)
+            let row = try #require(packed.rows.first)
+            #expect(Hex.encode(Array(packed.bytes[(row.start + 144)..<(row.start + 160)])) == Hex.encode(prepared.mailboxKey), "\(variant)")
+        }
+    }
+
+    /// A ledger whose keys an earlier muster made (key version 2: the mailbox prefixed with
+    /// "mailbox\0") has them remade on its next write, and says why.
+    @Test func keysOfAnEarlierKeyVersionAreRemade() throws {
+        let folder = try TemporaryFolder()
+        let ledger = try ledger(folder)
+        _ = try ledger.append(signature("ana@gmail.com"), at: clock.now())
+        _ = try ledger.append(signature("bo@example.org"), at: clock.now())
+        let current = try query(folder, "SELECT lower(hex(key)) FROM mailbox_keys ORDER BY seq")
+        // What version 2 wrote: HMAC(key, "mailbox\0" ‖ mailbox), and its stamp.
+        let hmac = try #require(ledger.fingerprintHMAC)
+        let old = ["ana@gmail.com", "bo@example.org"].map { Hex.encode(MailboxKeyMaker.key(hmac.code("mailbox\0", $0))) }
+        #expect(old != current)
+        try tamper(folder, "UPDATE mailbox_keys SET key = X'\(old[0])' WHERE seq = 1; UPDATE mailbox_keys SET key = X'\(old[1])' WHERE seq = 2;"
+                   + "UPDATE meta SET value = '\(MailboxRules.standard.stamp(keyVersion: 2))' WHERE key = 'mailbox_rules'")
+        let reopened = try self.ledger(folder)
+        let note = try reopened.database.writeTransaction { try reopened.syncMailboxKeys() }
+        #expect(note?.contains("made the mailbox keys of 2 signatures") == true && note?.contains("this muster keys mailboxes differently") == true, "\(String(describing: note))")
+        #expect(try query(folder, "SELECT lower(hex(key)) FROM mailbox_keys ORDER BY seq") == current)
+        #expect(try query(folder, "SELECT value FROM meta WHERE key = 'mailbox_rules'") == [MailboxRules.standard.stamp])
+        // Other rules than the recorded ones are a rules change, whatever the version.
+        try tamper(folder, "UPDATE meta SET value = '\(MailboxRules(keepTags: true).stamp(keyVersion: 2))' WHERE key = 'mailbox_rules'")
+        let again = try reopened.database.writeTransaction { try reopened.syncMailboxKeys() }
+        #expect(again?.contains("the dedupe rules changed") == true, "\(String(describing: again))")
+    }
+
+    /// The bulk path holds the fingerprints of the signatures already there and the
+    /// mailbox keys of those that count plus its own: a forgotten or withdrawn signer's
+    /// exact address is still a duplicate, their other spellings are not (forgotten) or
+    /// are (withdrawn: the kept signature has the key), and repeats inside the batch are
+    /// found through the mailbox keys alone.
+    @Test func theBulkPathFindsEarlierSignersByFingerprintAndRepeatsByMailbox() throws {
+        let folder = try TemporaryFolder()
+        let ledger = try withdrawnLedger(folder) // 1 ana@gmail.com, 2 a.na+x@gmail.com (withdrawn), 3 bo@example.org
+        _ = try ledger.append(signature("cy@example.org"), at: clock.now())
+        guard case .forgotten = try ledger.forget(canonicalEmail: "cy@example.org", at: clock.now()) else { Issue.record("not forgotten"); return }
+        let preparer = try ledger.signaturePreparer()
+        let emails = ["cy@example.org", "Cy@Example.org", "c.y+1@example.org", "c.y+2@example.org", "a.na+x@gmail.com", "ana+y@gmail.com",
+                      "bo@example.org", "dee@example.org", "dee+1@example.org", "DEE@example.org"]
+        for path in ["packed", "one by one"] {
+            let added = try ledger.appendBatches(commit: false, expectedCount: 100, bulkMinimum: 1) { batch -> [Bool] in
+                #expect(batch.mailboxes != nil && batch.fingerprints?.count == 4, "every signature's fingerprint, the withdrawn and forgotten ones too")
+                if path == "packed" {
+                    var packed = PreparedBatch()
+                    for email in emails { preparer.prepare(try signature(email), at: clock.now(), into: &packed) }
+                    let counts = try batch.append(packed)
+                    return [counts.added == 2 && counts.duplicates == 8]
+                }
+                return try emails.map { try batch.append(preparer.prepare(signature($0), at: clock.now())) }
+            }
+            if path == "packed" {
+                #expect(added == [true], "c.y+1 (the forgotten signer's other spelling) and dee are new; the rest are duplicates")
+            } else {
+                #expect(added == [false, false, true, false, false, false, false, true, false, false])
+            }
+        }
+        #expect(try ledger.verify().ok)
     }
 
     @Test func aForgottenSignerHasNoKeyButTheExactAddressStaysADuplicate() throws {

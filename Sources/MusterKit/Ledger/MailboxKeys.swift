@@ -6,8 +6,11 @@ import Foundation
 ///
 /// The fingerprint inside the hash chain is of the canonical address and can never
 /// change. The mailbox key is *derived* data beside it, in `mailbox_keys(seq, key)`: the
-/// first 16 bytes of `HMAC-SHA256(fingerprint key, "mailbox\0" ‖ MailboxKey.key(email,
-/// rules))`, keyed like the fingerprint, never a plain address. (128 bits: two different
+/// first 16 bytes of `HMAC-SHA256(fingerprint key, MailboxKey.key(email, rules))`, keyed
+/// like the fingerprint, never a plain address. For most addresses the mailbox is the
+/// canonical address itself, so the key is the fingerprint's first 16 bytes and an
+/// import computes one code per row, not two (key version 3; version 2 prefixed the
+/// mailbox with "mailbox\0"). (128 bits: two different
 /// mailboxes among a billion share a key with a probability below 10⁻²⁰; half the
 /// bytes of the full code keep an import's extra writes small.) It depends on the workspace's `dedupe:`
 /// rules, which can change, so the ledger records which rules its keys were made with
@@ -34,7 +37,7 @@ struct MailboxKeyMaker: Sendable {
     /// The same for an address already canonical (a validated signature's
     /// `canonicalEmail`, which is what `EmailAddress.canonical` gives for its email).
     static func input(forCanonical canonical: String, rules: MailboxRules) -> String {
-        if let key = try? MailboxKey.key(forCanonical: canonical, rules: rules) { return "mailbox\0" + key }
+        if let key = try? MailboxKey.key(forCanonical: canonical, rules: rules) { return key }
         return "mailbox-as-stored\0" + canonical
     }
 
@@ -47,12 +50,15 @@ struct MailboxKeyMaker: Sendable {
     func key(forEmail email: String) -> [UInt8] { Self.key(hmac.code(Self.input(forEmail: email, rules: rules))) }
 
     /// The key of a validated signature, from its canonical address: `input(forCanonical:)`
-    /// keyed without joining the prefix to the key first.
-    func code(for signature: ValidSignature) -> SHA256.Digest {
+    /// keyed without joining a prefix to the address first. `fingerprint`, the code of the
+    /// canonical address when the caller has it, is the answer when the mailbox is that
+    /// same address.
+    func code(for signature: ValidSignature, fingerprint: SHA256.Digest? = nil) -> SHA256.Digest {
         guard let key = try? MailboxKey.key(forCanonical: signature.canonicalEmail, rules: rules) else {
             return hmac.code("mailbox-as-stored\0", signature.canonicalEmail)
         }
-        return hmac.code("mailbox\0", key)
+        if let fingerprint, key == signature.canonicalEmail { return fingerprint }
+        return hmac.code(key)
     }
 
     func key(for signature: ValidSignature) -> [UInt8] { Self.key(code(for: signature)) }
@@ -60,11 +66,18 @@ struct MailboxKeyMaker: Sendable {
 
 extension MailboxRules {
     /// A hash of everything a mailbox key depends on besides the address: the key's
-    /// version (2: 16-byte BLOBs; ledgers with version 1's hex keys are rebuilt) and the rules (the provider table included), in a canonical order. The
-    /// ledger records it (`meta.mailbox_rules`); a different one means the keys are rebuilt.
-    public var stamp: String {
+    /// version (3: the mailbox keyed as it is; 2 prefixed it with "mailbox\0"; 1 stored
+    /// hex — ledgers with older keys have them rebuilt) and the rules (the provider table
+    /// included), in a canonical order. The ledger records it (`meta.mailbox_rules`); a
+    /// different one means the keys are rebuilt.
+    public var stamp: String { stamp(keyVersion: Self.keyVersion) }
+
+    /// The version of the keys this muster makes.
+    static let keyVersion = 3
+
+    func stamp(keyVersion: Int) -> String {
         func list(_ characters: [Character]) -> String { characters.map(String.init).sorted().joined(separator: " ") }
-        var text = "muster mailbox key 2\nkeep_tags \(keepTags)\nseparators \(list(separators))\n"
+        var text = "muster mailbox key \(keyVersion)\nkeep_tags \(keepTags)\nseparators \(list(separators))\n"
         for (domain, rule) in domains.sorted(by: { $0.key < $1.key }) {
             text += "domain \(domain) separators \(list(rule.separators)) ignore_dots \(rule.ignoreDots) same_as \(rule.sameAs.sorted().joined(separator: " "))\n"
         }
@@ -116,7 +129,9 @@ extension Ledger {
         }
         try setMeta("mailbox_rules", .text(stamp))
         guard count > 0 || recorded != nil else { return nil } // a new ledger: nothing to say
-        let why = recorded == nil ? "new in ledger format 3" : "the dedupe rules changed"
+        let why = recorded == nil ? "new in ledger format 3"
+            : (1..<MailboxRules.keyVersion).contains { mailboxRules.stamp(keyVersion: $0) == recorded } ? "this muster keys mailboxes differently"
+            : "the dedupe rules changed"
         return "made the mailbox keys of \(Number.grouped(count)) signature\(count == 1 ? "" : "s") in \(url.path) (\(why)); `muster dedupe` lists signers who signed more than once"
     }
 

@@ -157,6 +157,16 @@ struct FingerprintKey: Sendable {
                  UInt64(bigEndian: bytes.loadUnaligned(fromByteOffset: 8, as: UInt64.self)), 0, 0)
     }
 
+    init(words: (UInt64, UInt64, UInt64, UInt64)) {
+        self.words = words
+    }
+
+    /// A fingerprint's raw hex bytes (as stored); nil unless 64 lower-case hex digits.
+    init?(hexBytes: UnsafeRawBufferPointer) {
+        guard let words = FingerprintSet.decode(UnsafeBufferPointer(start: hexBytes.baseAddress?.assumingMemoryBound(to: UInt8.self), count: hexBytes.count)) else { return nil }
+        self.words = words
+    }
+
     /// A fingerprint written as 64 lower-case hex digits (as stored); nil for anything else.
     init?(hex: String) {
         var text = hex

@@ -62,6 +62,9 @@ import Testing
         // Personal data leaves `pending` on confirmation, whatever the outcome.
         #expect(try query(folder, "SELECT data FROM pending") == ["{}", "{}"])
         #expect(try query(folder, "SELECT source FROM (SELECT json_extract(body, '$.source') AS source FROM entries)") == ["web"])
+        // As for any append: a +tag spelling keeps a mailbox-key row (its key is not its
+        // fingerprint's start); a plain address would need none.
+        #expect(try query(folder, "SELECT count(*) FROM mailbox_keys") == ["1"])
         #expect(try ledger.verify().ok)
     }
 

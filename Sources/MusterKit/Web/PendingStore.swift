@@ -143,7 +143,7 @@ extension Ledger {
                 }
                 let seq = try appendEntry(kind: .signature, at: Timestamp.format(date), fingerprint: fingerprint,
                                           body: Self.canonical(.body, of: signature), personal: Self.canonical(.personal, of: signature))
-                try insertMailboxKey(seq: seq, key: mailbox)
+                try insertMailboxKey(seq: seq, key: mailbox, fingerprint: fingerprint)
                 try database.prepare("UPDATE pending SET data = '{}', mail_token = NULL, confirmed_seq = ? WHERE id = ?")
                     .run(.int(seq), .int(id))
                 return .confirmed(seq: seq, count: try countedSignatures())

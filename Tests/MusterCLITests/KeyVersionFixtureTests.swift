@@ -23,7 +23,10 @@ import Testing
 
         // Reading: no migration, no key rewrite, the same head and counts.
         let verify = try box.run(["verify", "--json"])
-        #expect(verify.status == 0 && verify.stderr.isEmpty, "\(verify)")
+        // Later formats (5: the sign page's pending table) migrate it on opening, which
+        // touches neither entries nor keys; nothing else may be said.
+        let said = verify.stderr.split(separator: "\n").filter { !$0.hasPrefix("muster: migrated ") }
+        #expect(verify.status == 0 && said.isEmpty, "\(verify)")
         let json = try verify.json()
         for key in ["head", "count", "entries", "withdrawn", "redacted"] {
             #expect(json[key] as? NSObject == expected[key] as? NSObject, "\(key): \(json)")

@@ -109,7 +109,11 @@ extension LedgerMigration {
     /// durable queue entry of its confirmation (or "you already signed") mail. Personal
     /// data lives in `data` only; it is erased on confirmation, and the row on expiry.
     /// `mailbox_key` is the signer's mailbox key (as in `mailbox_keys`), for duplicates,
-    /// the once-a-day mail limit and `forget`.
+    /// the once-a-day mail limit and `forget`. `client_key` (a keyed hash of the client's
+    /// address, never the address) and `domain` (the email's domain) feed the manifest's
+    /// `web:` limits; `held` names the limit a held submission went over (`client` or
+    /// `domain`): its mail is not sent and it is not counted until `muster review`
+    /// approves it.
     static let webPending = LedgerMigration(version: 5, name: "pending web signatures") { database in
         try database.execute("""
             CREATE TABLE pending (
@@ -125,7 +129,10 @@ extension LedgerMigration {
                 mail_state TEXT NOT NULL,
                 mail_attempts INTEGER NOT NULL DEFAULT 0,
                 mail_after TEXT,
-                mail_reply TEXT
+                mail_reply TEXT,
+                client_key BLOB,
+                domain TEXT,
+                held TEXT
             );
             CREATE INDEX pending_by_key ON pending(mailbox_key, purpose, created_at);
             CREATE INDEX pending_by_expiry ON pending(expires_at);

@@ -38,7 +38,7 @@ extension Ledger {
             try database.writeTransaction {
                 let select = try database.prepare("""
                     SELECT id, purpose, data, mail_token, token_hash, mail_attempts FROM pending
-                    WHERE mail_state IN (\(OutboxState.sqlList(OutboxState.pending))) AND expires_at > ?
+                    WHERE mail_state IN (\(OutboxState.sqlList(OutboxState.pending))) AND held IS NULL AND expires_at > ?
                       AND (mail_after IS NULL OR mail_after <= ?)
                     ORDER BY id LIMIT ?
                     """)
@@ -130,7 +130,7 @@ extension Ledger {
         try withStorage(path: url.path) {
             let text = try database.scalarText("""
                 SELECT min(coalesce(mail_after, '')) FROM pending
-                WHERE mail_state IN (\(OutboxState.sqlList(OutboxState.pending))) AND expires_at > ?
+                WHERE mail_state IN (\(OutboxState.sqlList(OutboxState.pending))) AND held IS NULL AND expires_at > ?
                 """, .text(Timestamp.format(date)))
             guard let text else { return nil }
             return text.isEmpty ? date : Timestamp.parse(text)

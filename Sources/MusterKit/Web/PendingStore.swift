@@ -29,6 +29,27 @@ extension Ledger {
         /// Nothing stored: this mailbox was sent (or is about to be sent) the same kind of
         /// mail in the last day.
         case throttled(purpose: PendingPurpose)
+        /// Stored held (over a `web:` limit): no mail until `muster review` approves it.
+        case held(purpose: PendingPurpose, cause: HeldCause)
+    }
+
+    /// Inside a write transaction: the limit a new submission from `clientKey` for
+    /// `domain` would go over, if any. Every stored submission counts (held ones too), in
+    /// the last minute and the last hour.
+    func heldCause(clientKey: [UInt8]?, domain: String, limits: WebLimits, at date: Date) throws -> HeldCause? {
+        let minute = Timestamp.format(date.addingTimeInterval(-60)), hour = Timestamp.format(date.addingTimeInterval(-3600))
+        func count(_ column: String, _ value: SQLiteValue, since: String) throws -> Int64 {
+            try database.scalarInt("SELECT count(*) FROM pending WHERE \(column) = ? AND created_at > ?", value, .text(since)) ?? 0
+        }
+        if let clientKey {
+            if try count("client_key", .blob(clientKey), since: minute) >= Int64(limits.clientPerMinute)
+                || count("client_key", .blob(clientKey), since: hour) >= Int64(limits.clientPerHour) { return .client }
+        }
+        if !domain.isEmpty, !limits.domainExempt.contains(domain) {
+            if try count("domain", .text(domain), since: minute) >= Int64(limits.domainPerMinute)
+                || count("domain", .text(domain), since: hour) >= Int64(limits.domainPerHour) { return .domain }
+        }
+        return nil
     }
 
     /// How long a pending signature waits for its confirmation.
@@ -39,8 +60,18 @@ extension Ledger {
     /// Stores `signature` as pending (or, when its signer already signed — the same
     /// address or the same mailbox under the `dedupe:` rules — an "already signed" mail)
     /// in one durable transaction. Expired rows are erased first.
-    public func addPending(_ signature: ValidSignature, slug: String, at date: Date) throws -> PendingOutcome {
+    ///
+    /// `client` is the submitter's address (see `ClientAddress`): only a keyed hash of it
+    /// is stored. When the client or the email's domain is over the `limits`, the row is
+    /// stored *held*: no mail is sent and it waits for `muster review`.
+    public func addPending(_ signature: ValidSignature, slug: String, at date: Date,
+                           client: String? = nil, limits: WebLimits = WebLimits()) throws -> PendingOutcome {
         let fingerprint = try fingerprint(canonicalEmail: signature.canonicalEmail)
+        let clientKey: [UInt8]? = client.flatMap(ClientAddress.normalized).map {
+            Array(fingerprintHMAC!.code("muster-client\u{0}\($0)").prefix(16))
+        }
+        let domain = signature.canonicalEmail.split(separator: "@").last.map { $0.lowercased() } ?? ""
+
         let mailbox = try mailboxKeyMaker().key(for: signature)
         let token = Self.newToken()
         var note: String?
@@ -56,18 +87,33 @@ extension Ledger {
                 // (never resent by itself), does not hold back the signer's next try.
                 let recent = try database.scalarInt("""
                     SELECT count(*) FROM pending WHERE mailbox_key = ? AND purpose = ? AND created_at > ?
-                      AND mail_state NOT IN (\(OutboxState.sqlList([.failed, .unknown])))
+                      AND mail_state NOT IN (\(OutboxState.sqlList([.failed, .unknown]))) AND held IS NULL
                     """, .blob(mailbox), .text(purpose.rawValue), .text(since)) ?? 0
                 if recent > 0 { return .throttled(purpose: purpose) }
+                let held = try heldCause(clientKey: clientKey, domain: domain, limits: limits, at: date)
+                if held != nil {
+                    // One held row per mailbox and purpose is enough for review.
+                    let waiting = try database.scalarInt(
+                        "SELECT count(*) FROM pending WHERE mailbox_key = ? AND purpose = ? AND held IS NOT NULL",
+                        .blob(mailbox), .text(purpose.rawValue)) ?? 0
+                    if waiting > 0 { return .throttled(purpose: purpose) }
+                } else {
+                    // A submission that passes supersedes a held one of the same mailbox.
+                    try database.prepare("DELETE FROM pending WHERE mailbox_key = ? AND purpose = ? AND held IS NOT NULL")
+                        .run(.blob(mailbox), .text(purpose.rawValue))
+                }
                 // An "already signed" row keeps the name and address only until its mail is sent.
                 let data = purpose == .confirm ? Self.pendingData(signature)
                     : CanonicalJSON.encode(["email": signature.email, "name": signature.name])
                 try database.prepare("""
-                    INSERT INTO pending (token_hash, purpose, mailbox_key, created_at, expires_at, data, mail_token, mail_state)
-                    VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                    INSERT INTO pending (token_hash, purpose, mailbox_key, created_at, expires_at, data, mail_token, mail_state,
+                                         client_key, domain, held)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                     """).run(.text(Self.tokenHash(token, purpose: .confirm, slug: slug)), .text(purpose.rawValue), .blob(mailbox),
                              .text(Timestamp.format(date)), .text(Timestamp.format(date.addingTimeInterval(Self.pendingLifetime))),
-                             .text(data), .text(token), .text(OutboxState.queued.rawValue))
+                             .text(data), .text(token), .text(OutboxState.queued.rawValue),
+                             clientKey.map { .blob($0) } ?? .null, .text(domain), held.map { .text($0.rawValue) } ?? .null)
+                if let held { return .held(purpose: purpose, cause: held) }
                 return .queued(purpose: purpose, token: token)
             }
         }
@@ -90,7 +136,7 @@ extension Ledger {
         guard Self.isWellFormedToken(token) else { return .unknown }
         return try withStorage(path: url.path) {
             let statement = try database.prepare("""
-                SELECT confirmed_seq FROM pending WHERE token_hash = ? AND purpose = 'confirm' AND expires_at > ?
+                SELECT confirmed_seq FROM pending WHERE token_hash = ? AND purpose = 'confirm' AND held IS NULL AND expires_at > ?
                 """)
             try statement.bind([.text(Self.tokenHash(token, purpose: .confirm, slug: slug)), .text(Timestamp.format(date))])
             defer { statement.reset() }
@@ -124,7 +170,7 @@ extension Ledger {
                 try ensureNothingBesideChain()
                 note = try syncMailboxKeys()
                 let statement = try database.prepare("""
-                    SELECT id, data, confirmed_seq FROM pending WHERE token_hash = ? AND purpose = 'confirm' AND expires_at > ?
+                    SELECT id, data, confirmed_seq FROM pending WHERE token_hash = ? AND purpose = 'confirm' AND held IS NULL AND expires_at > ?
                     """)
                 try statement.bind([.text(hash), .text(Timestamp.format(date))])
                 guard try statement.step() else { statement.reset(); return .unknown }
@@ -192,7 +238,7 @@ extension Ledger {
     /// How many signatures wait for confirmation (not expired, not confirmed).
     public func pendingCount(at date: Date) throws -> Int64 {
         try withStorage(path: url.path) {
-            try database.scalarInt("SELECT count(*) FROM pending WHERE purpose = 'confirm' AND confirmed_seq IS NULL AND expires_at > ?",
+            try database.scalarInt("SELECT count(*) FROM pending WHERE purpose = 'confirm' AND confirmed_seq IS NULL AND held IS NULL AND expires_at > ?",
                                    .text(Timestamp.format(date))) ?? 0
         }
     }

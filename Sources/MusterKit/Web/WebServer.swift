@@ -148,8 +148,8 @@ public struct WebServer: Sendable {
         try await app.runService()
     }
 
-    func buildRouter() -> Router<BasicRequestContext> {
-        let router = Router(context: BasicRequestContext.self)
+    func buildRouter() -> Router<WebRequestContext> {
+        let router = Router(context: WebRequestContext.self)
         router.add(middleware: PageMiddleware(server: self))
         router.get("/healthz") { _, _ in try await self.health() }
         router.get("/style.css") { _, _ in
@@ -162,7 +162,7 @@ public struct WebServer: Sendable {
         }
         router.post("/c/:slug/sign") { request, context in
             let site = try self.site(context)
-            return try await self.sign(site, request: request)
+            return try await self.sign(site, request: request, peer: context.peer)
         }
         router.get("/c/:slug/count.json") { _, context in
             try await self.countJSON(try self.site(context))
@@ -193,7 +193,7 @@ public struct WebServer: Sendable {
     /// `POST /c/<slug>/sign`: a valid form becomes a pending signature and a queued mail;
     /// the answer is the same "check your inbox" page whether the address is new, already
     /// signed, or was sent a mail in the last day.
-    func sign(_ site: CampaignSite, request: Request) async throws -> Response {
+    func sign(_ site: CampaignSite, request: Request, peer: String? = nil) async throws -> Response {
         let now = configuration.clock.now()
         if let refusal = crossSiteRefusal(request) { return refusal }
         guard !site.isClosed(at: now) else {
@@ -222,7 +222,13 @@ public struct WebServer: Sendable {
         guard form.errors.isEmpty, let signature else {
             return try await petition(site, form: form, status: .unprocessableContent)
         }
-        let outcome = try await site.desk.perform { ledger in try ledger.addPending(signature, slug: site.slug, at: now) }
+        // The client's address is used here only, to be hashed under the ledger's key.
+        let client = ClientAddress.resolve(peer: peer, forwardedFor: request.headers[values: .init("X-Forwarded-For")!],
+                                           trusted: configuration.settings.trustedProxies)
+        let limits = site.manifest.web
+        let outcome = try await site.desk.perform { ledger in
+            try ledger.addPending(signature, slug: site.slug, at: now, client: client, limits: limits)
+        }
         if case .queued = outcome { mailer.wake() }
         return message(.ok, heading: "Check your inbox", [
             "We have sent an email to the address you gave. Your signature counts once you open the link in it and press the confirmation button.",
@@ -397,7 +403,7 @@ public struct WebServer: Sendable {
 
     // MARK: - Pages
 
-    func site(_ context: BasicRequestContext) throws -> CampaignSite {
+    func site(_ context: WebRequestContext) throws -> CampaignSite {
         guard let slug = context.parameters.get("slug"), let site = sites[slug] else { throw HTTPError(.notFound) }
         return site
     }
@@ -448,7 +454,7 @@ public struct WebServer: Sendable {
 
 /// Security headers, error pages and the one log line of every request.
 struct PageMiddleware: RouterMiddleware {
-    typealias Context = BasicRequestContext
+    typealias Context = WebRequestContext
     let server: WebServer
 
     /// No script at all, styles and images from this site only, forms posted here only,
@@ -505,5 +511,18 @@ enum WebLog {
         _ = line.utf8CString.withUnsafeBufferPointer { buffer in
             write(STDERR_FILENO, buffer.baseAddress, buffer.count - 1)
         }
+    }
+}
+
+/// The request context: Hummingbird's core storage and the peer's IP address (for the
+/// per-client limits only; never logged or stored).
+public struct WebRequestContext: RequestContext {
+    public var coreContext: CoreRequestContextStorage
+    /// The connected peer's IP address as text (the proxy's, behind one).
+    public let peer: String?
+
+    public init(source: ApplicationRequestContextSource) {
+        coreContext = .init(source: source)
+        peer = source.channel.remoteAddress?.ipAddress
     }
 }

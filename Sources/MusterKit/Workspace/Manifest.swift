@@ -54,6 +54,8 @@ public struct Manifest: Sendable, Equatable {
     public var targets: [Target]
     public var fields: [Field]
     public var consents: [Consent]
+    /// The sign page's limits (`web:`); the defaults when the section is absent.
+    public var web: WebLimits = WebLimits()
 
     /// Names a manifest field cannot take: they are built into every signature.
     public static let reservedFieldNames: Set<String> = ["name", "email", "comment", "first_name", "signed_at", "source", "collector", "consent"]
@@ -62,7 +64,7 @@ public struct Manifest: Sendable, Equatable {
 }
 
 extension Manifest {
-    static let knownKeys: Set<String> = ["title", "goal", "deadline", "sender", "milestones", "quorums", "targets", "fields", "consent", "description"]
+    static let knownKeys: Set<String> = ["title", "goal", "deadline", "sender", "milestones", "quorums", "targets", "fields", "consent", "description", "web"]
 
     /// Reads and validates a manifest, collecting every problem.
     ///
@@ -253,9 +255,10 @@ extension Manifest {
             }
         }
 
+        let web = WebLimits.parse(map["web"], diagnostics: diagnostics)
         guard let title, let goal else { return nil }
         return Manifest(title: title, goal: goal, deadline: deadline, sender: sender, milestones: milestones,
-                        quorums: quorums, targets: targets, fields: fields, consents: consents)
+                        quorums: quorums, targets: targets, fields: fields, consents: consents, web: web)
     }
 }
 

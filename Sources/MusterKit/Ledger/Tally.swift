@@ -10,6 +10,9 @@ struct SignatureTally {
     var daily: [(day: String, count: Int64)] = []
     /// How many signatures share each non-personal body (source, collector, fields, consents).
     var bodies: [String: Int64] = [:]
+    /// UTC hours with at least `ProgressReport.burstThreshold` signatures, oldest first
+    /// (`YYYY-MM-DDTHH`).
+    var bursts: [(hour: String, count: Int64)] = []
     var head = Ledger.genesis
 }
 
@@ -28,8 +31,20 @@ extension Ledger {
                 if let instant { try statement.bind([.text(instant)]) }
                 var currentDay: [UInt8] = []
                 var currentCount: Int64 = 0
+                var currentHour: [UInt8] = []
+                var hourCount: Int64 = 0
+                func closeHour() {
+                    if hourCount >= ProgressReport.burstThreshold { tally.bursts.append((String(decoding: currentHour, as: UTF8.self), hourCount)) }
+                }
                 while try statement.step() {
                     let at = statement.rawBytes(0)
+                    let hour = UnsafeRawBufferPointer(rebasing: at.prefix(13))
+                    if !currentHour.elementsEqual(hour) {
+                        closeHour()
+                        currentHour = Array(hour)
+                        hourCount = 0
+                    }
+                    hourCount += 1
                     let day = UnsafeRawBufferPointer(rebasing: at.prefix(10))
                     if !currentDay.elementsEqual(day) {
                         if currentCount > 0 { tally.daily.append((String(decoding: currentDay, as: UTF8.self), currentCount)) }
@@ -41,6 +56,7 @@ extension Ledger {
                     tally.bodies[statement.text(1) ?? "{}", default: 0] += 1
                 }
                 if currentCount > 0 { tally.daily.append((String(decoding: currentDay, as: UTF8.self), currentCount)) }
+                closeHour()
                 let withdrawn = try database.prepare("""
                     SELECT count(*) FROM entries s WHERE s.seq IN (\(Self.withdrawnSeqs(upTo: instant == nil ? nil : "?1")))
                       AND s.kind = 'signature' AND \(Self.chained("s"))\(instant == nil ? "" : " AND s.at <= ?1")
@@ -56,5 +72,22 @@ extension Ledger {
             }
         }
         return tally
+    }
+
+    /// Signatures that count from the sign page (source `web`) per UTC hour
+    /// (`YYYY-MM-DDTHH`), up to `instant`.
+    func webSignaturesPerHour(upTo instant: String?) throws -> [String: Int64] {
+        try withStorage(path: url.path) {
+            let statement = try database.prepare("""
+                SELECT substr(e.at, 1, 13), count(*) FROM entries e WHERE e.kind = 'signature' AND \(Self.chained("e"))\(instant == nil ? "" : " AND e.at <= ?1")
+                  AND e.seq NOT IN (\(Self.withdrawnSeqs(upTo: instant == nil ? nil : "?1"))) AND json_extract(e.body, '$.source') = 'web'
+                GROUP BY 1
+                """)
+            if let instant { try statement.bind([.text(instant)]) }
+            defer { statement.reset() }
+            var hours: [String: Int64] = [:]
+            while try statement.step() { hours[statement.text(0) ?? ""] = statement.int64(1) }
+            return hours
+        }
     }
 }

@@ -34,6 +34,9 @@ extension ProgressReport {
         if pending > 0 {
             out += "<li><span class=\"label\">Pending</span> <span data-key=\"pending\" data-value=\"\(pending)\">\(Number.grouped(pending))</span> from the sign page awaiting email confirmation (not counted)</li>\n"
         }
+        if held > 0 {
+            out += "<li><span class=\"label\">Held</span> <span data-key=\"held\" data-value=\"\(held)\">\(Number.grouped(held))</span> from the sign page held for review (not counted)</li>\n"
+        }
         if let goalReachedOn {
             out += "<li><span class=\"label\">Goal</span> reached on <span data-key=\"goal_reached_on\">\(goalReachedOn)</span></li>\n"
         } else if let projectedDate {
@@ -52,6 +55,13 @@ extension ProgressReport {
             out += "<section>\n<h2>Quorums by \(htmlEscape(quorumField)) <small data-key=\"quorums_met\" data-value=\"\(met)\">\(met) of \(quorums.count) met</small></h2>\n\(quorumChart())\n</section>\n"
         }
         out += "<section>\n<h2>Last \(perDay.count) days</h2>\n\(dayChart())\n</section>\n"
+        if !bursts.isEmpty {
+            out += "<section>\n<h2>Unusual bursts <small>\(Self.burstThreshold) or more signatures an hour</small></h2>\n<ul>\n"
+            for burst in bursts {
+                out += "<li data-key=\"burst\" data-value=\"\(burst.count)\">\(htmlEscape(Self.burstLine(burst)))</li>\n"
+            }
+            out += "</ul>\n</section>\n"
+        }
         if !milestones.isEmpty {
             out += "<section>\n<h2>Milestones</h2>\n<table>\n<thead><tr><th></th><th class=\"n\">at</th><th>label</th><th>reached</th></tr></thead>\n<tbody>\n"
             for milestone in milestones {

@@ -100,9 +100,27 @@ public struct ProgressReport: Sendable, Codable, Equatable {
     /// Signatures from the sign page waiting for their email confirmation, now (even with
     /// `--at`); not in `count` (docs/serve.md).
     public var pending: Int64 = 0
+    /// Forms from the sign page held over its `web:` limits, waiting for `muster review`,
+    /// now (even with `--at`); not in `count`.
+    public var held: Int64 = 0
+    /// UTC hours in which at least `burstThreshold` signatures that count were made (on
+    /// this petition; by the time they were confirmed, for the sign page's), oldest first.
+    public var bursts: [Burst] = []
+
+    /// An hour of unusually many signatures: UK Parliament e-petitions logs any source
+    /// with 100 or more signatures an hour on one petition.
+    public static let burstThreshold: Int64 = 100
+
+    public struct Burst: Sendable, Codable, Equatable {
+        /// The hour's start, `YYYY-MM-DDTHH:00Z`.
+        public let hour: String
+        public let count: Int64
+        /// Of them, from the sign page (source `web`).
+        public let web: Int64
+    }
 
     enum CodingKeys: String, CodingKey {
-        case campaign, title, count, withdrawn, pending, goal, percent, deadline
+        case campaign, title, count, withdrawn, pending, held, bursts, goal, percent, deadline
         case daysLeft = "days_left"
         case milestones
         case perDay = "per_day"
@@ -135,11 +153,15 @@ public struct ProgressReport: Sendable, Codable, Equatable {
 
         var tally = SignatureTally()
         var mail: [MailStatus] = []
-        var pending: Int64 = 0
+        var pending: Int64 = 0, held: Int64 = 0
+        var bursts: [Burst] = []
         if let ledger = try Ledger.open(campaign.ledgerURL, create: false) {
             tally = try ledger.tally(upTo: asOf.map(Timestamp.format))
             mail = try ledger.mailStatus()
             pending = try ledger.pendingCount(at: now)
+            held = try ledger.heldCount(at: now)
+            let webByHour = tally.bursts.isEmpty ? [:] : try ledger.webSignaturesPerHour(upTo: asOf.map(Timestamp.format))
+            bursts = tally.bursts.map { Burst(hour: $0.hour + ":00Z", count: $0.count, web: webByHour[$0.hour] ?? 0) }
         }
         let count = tally.count
         let perDayTable = Dictionary(tally.daily.map { ($0.day, $0.count) }, uniquingKeysWith: +)
@@ -227,6 +249,8 @@ public struct ProgressReport: Sendable, Codable, Equatable {
             mail: mail)
         report.withdrawn = tally.withdrawn
         report.pending = pending
+        report.held = held
+        report.bursts = bursts
         return report
     }
 }
@@ -252,12 +276,26 @@ extension ProgressReport {
             quorumField: quorumField, quorums: quorums, mail: nil, isPublic: true)
         form.withdrawn = withdrawn
         form.pending = pending
+        form.held = held
+        form.bursts = bursts
         return form
     }
 
     /// "4 signatures from the sign page await email confirmation (not counted)", or nil.
     var pendingSentence: String? {
         pending > 0 ? "\(Number.grouped(pending)) signature\(pending == 1 ? "" : "s") from the sign page await\(pending == 1 ? "s" : "") email confirmation (not counted)" : nil
+    }
+
+    /// "2 forms from the sign page held for review (not counted)", or nil.
+    var heldSentence: String? {
+        held > 0 ? "\(Number.grouped(held)) form\(held == 1 ? "" : "s") from the sign page held for review (not counted)" : nil
+    }
+
+    /// "2026-12-03 04:00–05:00 UTC: 130 signatures (120 from the sign page)".
+    static func burstLine(_ burst: Burst) -> String {
+        let day = burst.hour.prefix(10), hour = Int(burst.hour.dropFirst(11).prefix(2)) ?? 0
+        let end = String(format: "%02d:00", (hour + 1) % 24)
+        return "\(day) \(String(format: "%02d:00", hour))–\(end) UTC: \(Number.grouped(burst.count)) signatures (\(Number.grouped(burst.web)) from the sign page)"
     }
 
     /// "3 signatures withdrawn as duplicates (not counted)", or nil when none were.
@@ -317,6 +355,7 @@ extension ProgressReport {
         out += "  pace \(paceSentence)\n"
         if let withdrawnSentence { out += "  \(withdrawnSentence)\n" }
         if let pendingSentence { out += "  \(pendingSentence)\n" }
+        if let heldSentence { out += "  \(heldSentence)\n" }
         if asOf != generatedAt { out += style.dim("  as of \(asOf)") + "\n" }
         if !milestones.isEmpty {
             out += "\n" + style.bold("Milestones") + "\n"
@@ -337,6 +376,10 @@ extension ProgressReport {
             let bar = peak == 0 ? "" : TextBar.blocks(Double(day.count) / Double(peak), width: 30)
             let number = String(repeating: " ", count: countWidth - Number.grouped(day.count).count) + Number.grouped(day.count)
             out += "  \(day.date)  \(number)" + (bar.isEmpty ? "" : "  \(style.green(bar))") + "\n"
+        }
+        if !bursts.isEmpty {
+            out += "\n" + style.bold("Unusual bursts (\(Self.burstThreshold) or more signatures an hour)") + "\n"
+            for burst in bursts { out += "  \(Self.burstLine(burst))\n" }
         }
         for (heading, rows, quorum) in breakdowns where !rows.isEmpty {
             out += "\n" + style.bold(heading) + "\n"
@@ -387,6 +430,7 @@ extension ProgressReport {
         out += "- Pace: \(paceSentence)\n"
         if let withdrawnSentence { out += "- \(withdrawnSentence)\n" }
         if let pendingSentence { out += "- \(pendingSentence)\n" }
+        if let heldSentence { out += "- \(heldSentence)\n" }
         out += "- As of: \(asOf)\n\n"
         if !milestones.isEmpty {
             out += "## Milestones\n\n| | at | label | reached |\n|---|---:|---|---|\n"
@@ -399,6 +443,10 @@ extension ProgressReport {
         let peak = perDay.map(\.count).max() ?? 0
         for day in perDay {
             out += "| \(day.date) | \(Number.grouped(day.count)) | \(peak == 0 ? "" : TextBar.blocks(Double(day.count) / Double(peak), width: 20)) |\n"
+        }
+        if !bursts.isEmpty {
+            out += "\n## Unusual bursts (\(Self.burstThreshold) or more signatures an hour)\n\n"
+            for burst in bursts { out += "- \(Self.burstLine(burst))\n" }
         }
         for (heading, rows, quorum) in breakdowns where !rows.isEmpty {
             out += "\n## \(heading)\n\n"

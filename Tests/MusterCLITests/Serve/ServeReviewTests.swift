@@ -41,6 +41,9 @@ struct ServeReviewTests {
         #expect(clientID.range(of: "^client:[0-9a-f]{8}$", options: .regularExpression) != nil, "\(clientID)")
         #expect((client["window"] as? String)?.hasSuffix(":00Z") == true && client["count"] as? Int == 1)
 
+        let report = try box.run(["report", "--json"]).json()
+        #expect(report["held"] as? Int == 2 && report["pending"] as? Int == 3, "\(report)")
+        #expect(try box.run(["report"]).stdout.contains("2 forms from the sign page held for review (not counted)"))
         let bad = try box.run(["review", "--approve", "everyone"])
         #expect(bad.status == 64 && bad.stderr.contains("not 'everyone'"), "\(bad)")
 

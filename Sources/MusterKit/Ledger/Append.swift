@@ -68,8 +68,9 @@ extension Ledger {
     func appendEntry(kind: EntryKind, at: String, fingerprint: String?, body: String, personal: String?,
                      salt: [UInt8], personalHash: String?, head: inout Head) throws -> Int64 {
         let seq = head.seq + 1
-        let hash = LedgerHash.entry(seq: seq, kind: kind.rawValue, at: at, fingerprint: fingerprint,
-                                    body: body, personalHash: personalHash, prev: head.hash)
+        let bytes = LedgerHash.entryBytes(seq: seq, kind: kind.rawValue, at: at, fingerprint: fingerprint,
+                                          body: body, personalHash: personalHash, prev: head.hash)
+        let hash = Hex.encode(SHA256.hash(data: bytes))
         let (insertEntry, insertPersonal) = try entryStatements()
         do {
             let insert = insertEntry
@@ -92,6 +93,7 @@ extension Ledger {
             try insert.bindText(3, personal)
             try insert.runBound()
         }
+        try appendLeaf(Merkle.leafHash(bytes), head: &head)
         head.seq = seq
         head.hash = hash
         if kind == .signature { head.signatures += 1 }
@@ -237,10 +239,13 @@ extension Ledger {
                 }
                 let seq = head.seq + 1
                 // The hash: the same bytes as LedgerHash.entry gathers.
+                // After a 0x00 byte, so that the same buffer also gives the Merkle leaf hash.
                 scratch.removeAll(keepingCapacity: true)
+                scratch.append(0)
                 LedgerHash.appendEntryFields(seq: seq, kind: EntryKind.signature.rawValue, at: at, fingerprint: fingerprint, body: body,
                                              personalHash: personalHash, prev: UnsafeRawBufferPointer(previous), to: &scratch)
-                scratch.withUnsafeBytes { SHA256.hash(data: $0) }.withUnsafeBytes { Hex.write($0, to: current.baseAddress!) }
+                scratch.withUnsafeBytes { SHA256.hash(data: UnsafeRawBufferPointer(rebasing: $0.dropFirst())) }
+                    .withUnsafeBytes { Hex.write($0, to: current.baseAddress!) }
                 try entry.bindInt(1, seq)
                 try entry.bindText(2, EntryKind.signature.rawValue)
                 try entry.bindText(3, borrowing: at)
@@ -257,6 +262,7 @@ extension Ledger {
                 try personal.bindBlob(2, borrowing: salt)
                 try personal.bindText(3, borrowing: data)
                 try personal.runBound()
+                try appendLeaf(scratch.withUnsafeBytes { Array(SHA256.hash(data: $0)) }, head: &head)
                 head.seq = seq
                 head.signatures += 1
                 swap(&previous, &current)

@@ -26,6 +26,8 @@ extension Ledger {
         "index sqlite_autoindex_meta_1",
         "index entries_one_signature_per_signer", "index entries_by_kind_and_time", "index entries_opt_outs",
         "index outbox_in_order", "table migrations",
+        // Format 3: the Merkle tree's complete subtrees (Transparency/LedgerTree.swift).
+        "table merkle_nodes",
         // Format-1 ledgers made before 2026-11-27 have it until migrated to format 2 (merge
         // reads another machine's ledger, and verifies it, without migrating it).
         "index outbox_by_state",

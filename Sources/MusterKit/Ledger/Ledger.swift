@@ -37,6 +37,7 @@ public final class Ledger {
     var insertEntry: SQLiteStatement?
     var insertPersonal: SQLiteStatement?
     var updateMeta: SQLiteStatement?
+    var insertNode: SQLiteStatement?
 
     init(database: SQLiteDatabase, url: URL) {
         self.database = database
@@ -152,6 +153,8 @@ public final class Ledger {
         var seq: Int64
         var hash: String
         var signatures: Int64
+        /// The Merkle tree's right edge, loaded on the first append (Transparency/LedgerTree.swift).
+        var tree: MerkleFrontier?
     }
 
     func readHead() throws -> Head {

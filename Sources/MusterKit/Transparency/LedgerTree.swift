@@ -1,0 +1,177 @@
+import Crypto
+import Foundation
+
+/// The Merkle tree over the ledger's entries (docs/transparency.md).
+///
+/// Leaf n (0-based) is entry n + 1, and its leaf data is exactly the bytes the hash chain
+/// hashes for that entry (`LedgerHash.entryBytes`). The table `merkle_nodes` keeps the
+/// hash of every complete subtree of level 1 and above, at `Merkle.position(level:index:)`;
+/// leaves are recomputed from their entry when needed. Each append adds its leaf's
+/// completed subtrees in the same transaction as the entry (one row on average), so the
+/// root of any size, an inclusion proof or a consistency proof reads O(log n) rows.
+extension Ledger {
+    /// The stored tree, read inside a transaction on `database`.
+    struct StoredTree: MerkleNodeSource {
+        let ledger: Ledger
+
+        func subtree(level: Int, index: Int64) throws -> Merkle.Hash {
+            if level == 0 { return try ledger.leafHash(seq: index + 1) }
+            let statement = try ledger.database.prepare("SELECT hash FROM merkle_nodes WHERE pos = ?")
+            try statement.bind([.int(Merkle.position(level: level, index: index))])
+            defer { statement.reset() }
+            guard try statement.step(), case let hash = statement.blob(0), hash.count == 32 else {
+                let first = (index << Int64(level)) + 1
+                throw MusterError.failure("""
+                    \(ledger.url.path): the Merkle tree has no node for entries \(first)–\(first + (1 << Int64(level)) - 1); \
+                    the ledger was altered outside muster — run `muster verify`
+                    """)
+            }
+            return hash
+        }
+    }
+
+    /// The leaf hash of entry `seq`, recomputed from its stored columns.
+    func leafHash(seq: Int64) throws -> Merkle.Hash {
+        let statement = try database.prepare("SELECT kind, at, fingerprint, body, personal_hash, prev FROM entries WHERE seq = ?")
+        try statement.bind([.int(seq)])
+        defer { statement.reset() }
+        guard try statement.step() else {
+            throw MusterError.failure("\(url.path) has no entry \(seq); the ledger was altered outside muster — run `muster verify`")
+        }
+        return Merkle.leafHash(Self.leafData(seq: seq, statement, from: 0))
+    }
+
+    /// The leaf data of entry `seq` from a row whose columns `first`… are kind, at,
+    /// fingerprint, body, personal_hash and prev.
+    static func leafData(seq: Int64, _ statement: SQLiteStatement, from first: Int32) -> [UInt8] {
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(400)
+        LedgerHash.appendEntryFields(seq: seq, kind: statement.text(first) ?? "", at: statement.rawBytes(first + 1),
+                                     fingerprint: statement.rawBytes(first + 2), body: statement.rawBytes(first + 3),
+                                     personalHash: statement.rawBytes(first + 4), prev: statement.rawBytes(first + 5), to: &bytes)
+        return bytes
+    }
+
+    /// The right edge of the stored tree of `size` leaves.
+    func loadFrontier(size: Int64) throws -> MerkleFrontier {
+        let tree = StoredTree(ledger: self)
+        return MerkleFrontier(size: size, hashes: try MerkleFrontier.edge(size: size).map { try tree.subtree(level: $0.level, index: $0.index) })
+    }
+
+    /// Inside a write transaction: adds `leaf` as leaf `head.seq` (the entry being
+    /// appended) and stores the subtrees it completes.
+    func appendLeaf(_ leaf: Merkle.Hash, head: inout Head) throws {
+        if head.tree?.size != head.seq { head.tree = try loadFrontier(size: head.seq) }
+        if insertNode == nil { insertNode = try database.prepare("INSERT INTO merkle_nodes (pos, hash) VALUES (?, ?)") }
+        let insert = insertNode!
+        try head.tree!.append(leaf: leaf) { level, index, hash in
+            try insert.bindInt(1, Merkle.position(level: level, index: index))
+            try insert.bindBlob(2, hash)
+            try insert.runBound()
+        }
+    }
+
+    /// The tree over the entries the chain covers, for reading roots and proofs inside
+    /// `snapshot`; its size is `meta.head_seq`.
+    public func withTree<T>(_ body: (_ tree: any MerkleNodeSource, _ size: Int64) throws -> T) throws -> T {
+        try snapshot {
+            guard try database.scalarInt("SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name = 'merkle_nodes'") == 1 else {
+                throw MusterError.failure("\(url.path) has no Merkle tree (ledger format below \(LedgerMigration.merkleTree.version)); open it with `muster verify` to migrate it")
+            }
+            return try body(StoredTree(ledger: self), try metaInt("head_seq"))
+        }
+    }
+
+    /// The entry `seq` as the public log and receipts show it, and its leaf hash.
+    public func publicEntry(seq: Int64) throws -> PublicEntry {
+        let statement = try database.prepare("SELECT kind, at, fingerprint, body, personal_hash, prev, hash FROM entries WHERE seq = ?")
+        try statement.bind([.int(seq)])
+        defer { statement.reset() }
+        guard try statement.step() else { throw MusterError.failure("\(url.path) has no entry \(seq)") }
+        return PublicEntry(seq: seq, kind: statement.text(0) ?? "", at: statement.text(1) ?? "", fingerprint: statement.text(2),
+                           body: statement.text(3) ?? "", personalHash: statement.text(4), prev: statement.text(5) ?? "",
+                           hash: statement.text(6) ?? "")
+    }
+
+    /// Each chained entry in order, as the public log shows it.
+    public func forEachPublicEntry(through size: Int64, _ body: (PublicEntry) throws -> Void) throws {
+        let statement = try database.prepare("SELECT seq, kind, at, fingerprint, body, personal_hash, prev, hash FROM entries WHERE seq BETWEEN 1 AND ? ORDER BY seq")
+        try statement.bind([.int(size)])
+        defer { statement.reset() }
+        while try statement.step() {
+            try body(PublicEntry(seq: statement.int64(0), kind: statement.text(1) ?? "", at: statement.text(2) ?? "",
+                                 fingerprint: statement.text(3), body: statement.text(4) ?? "", personalHash: statement.text(5),
+                                 prev: statement.text(6) ?? "", hash: statement.text(7) ?? ""))
+        }
+    }
+
+    /// The chained signature of `canonicalEmail`, with its salt and personal data when
+    /// they are still there; nil when that address has not signed.
+    public func signatureForReceipt(canonicalEmail: String) throws -> (entry: PublicEntry, salt: [UInt8]?, personal: String?)? {
+        let fingerprint = try fingerprint(canonicalEmail: canonicalEmail)
+        return try snapshot {
+            guard let found = try firstSignature(fingerprint: fingerprint) else { return nil }
+            let entry = try publicEntry(seq: found.seq)
+            let statement = try database.prepare("SELECT salt, data FROM personal WHERE seq = ?")
+            try statement.bind([.int(found.seq)])
+            defer { statement.reset() }
+            guard try statement.step() else { return (entry, nil, nil) }
+            return (entry, statement.blob(0), statement.text(1))
+        }
+    }
+}
+
+/// An entry without personal data: what the public log and a receipt show.
+public struct PublicEntry: Sendable, Equatable {
+    public let seq: Int64
+    public let kind: String
+    public let at: String
+    public let fingerprint: String?
+    public let body: String
+    public let personalHash: String?
+    public let prev: String
+    public let hash: String
+
+    /// The leaf data: the bytes the chain hashes for this entry.
+    public var leafData: [UInt8] {
+        LedgerHash.entryBytes(seq: seq, kind: kind, at: at, fingerprint: fingerprint, body: body, personalHash: personalHash, prev: prev)
+    }
+
+    /// The canonical JSON object of the public log (docs/transparency.md).
+    public var json: String {
+        var object: [String: Any] = ["seq": seq, "kind": kind, "at": at, "body": body, "prev": prev, "hash": hash]
+        if let fingerprint { object["fingerprint"] = fingerprint }
+        if let personalHash { object["personal_hash"] = personalHash }
+        return CanonicalJSON.encode(object)
+    }
+}
+
+extension LedgerMigration {
+    /// Format 3: the Merkle tree over the entries (RFC 9162 hashing), built here for the
+    /// entries 1…head a ledger already holds, and kept by every append from now on.
+    static let merkleTree = LedgerMigration(version: 3, name: "add the Merkle tree over the entries") { database in
+        try database.execute("CREATE TABLE merkle_nodes (pos INTEGER PRIMARY KEY, hash BLOB NOT NULL)")
+        let head = try database.scalarInt("SELECT value FROM meta WHERE key = 'head_seq'") ?? 0
+        let entries = try database.prepare("SELECT seq, kind, at, fingerprint, body, personal_hash, prev FROM entries WHERE seq BETWEEN 1 AND ? ORDER BY seq")
+        try entries.bind([.int(head)])
+        defer { entries.reset() }
+        let insert = try database.prepare("INSERT INTO merkle_nodes (pos, hash) VALUES (?, ?)")
+        var frontier = MerkleFrontier()
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(1024)
+        // Leaves in the order of the entries; a missing entry (a damaged ledger) is left
+        // out, and `verify` reports both the gap and the tree that does not match it.
+        while try entries.step() {
+            bytes.removeAll(keepingCapacity: true)
+            bytes.append(0)
+            LedgerHash.appendEntryFields(seq: entries.int64(0), kind: entries.text(1) ?? "", at: entries.rawBytes(2),
+                                         fingerprint: entries.rawBytes(3), body: entries.rawBytes(4),
+                                         personalHash: entries.rawBytes(5), prev: entries.rawBytes(6), to: &bytes)
+            try frontier.append(leaf: Array(SHA256.hash(data: bytes))) { level, index, hash in
+                try insert.bindInt(1, Merkle.position(level: level, index: index))
+                try insert.bindBlob(2, hash)
+                try insert.runBound()
+            }
+        }
+    }
+}

@@ -12,24 +12,52 @@ extension Muster {
                 edited, deleted or reordered — and when the file holds anything the chain
                 (entries 1 to the head) does not account for: an entry numbered outside it,
                 stray personal data or outbox rows, a table, index, view or trigger muster
-                did not create.
+                did not create. Also checks the Merkle tree against the entries.
+
+                --against CHECKPOINT (a file, or the size of one in checkpoints/) also
+                checks that checkpoint's signature with the campaign's public key and
+                proves (RFC 9162 consistency proof) that the ledger still holds, unchanged,
+                every entry it covered. Exits 1 with the reason when it does not.
                 """)
+
+        @Option(help: ArgumentHelp("Also prove the ledger extends this published checkpoint.", valueName: "FILE|SIZE"))
+        var against: String?
 
         @OptionGroup var campaignOptions: CampaignOptions
         @OptionGroup var output: OutputOptions
+
+        /// The JSON of `verify --against`: the report's keys and `against`.
+        struct AgainstReport: Encodable {
+            let report: VerifyReport
+            let against: CampaignTransparency.Consistency
+
+            enum CodingKeys: String, CodingKey { case against }
+
+            func encode(to encoder: Encoder) throws {
+                try report.encode(to: encoder)
+                var container = encoder.container(keyedBy: CodingKeys.self)
+                try container.encode(against, forKey: .against)
+            }
+        }
 
         func run() throws {
             try reportingErrors {
                 let context = try RunContext.make(campaignOptions.workspaceOptions)
                 let campaign = try context.campaign(campaignOptions)
                 guard let ledger = try Ledger.open(campaign.ledgerURL, create: false) else {
+                    if against != nil { throw MusterError.failure("\(campaign.slug) has no ledger: it cannot extend any checkpoint") }
                     if output.json { return Console.json(VerifyReport.empty) }
                     Console.line("ok: 0 signatures (no ledger yet)")
                     return
                 }
                 let report = try ledger.verify()
+                var consistency: CampaignTransparency.Consistency?
+                if let against {
+                    let transparency = CampaignTransparency(campaign: campaign)
+                    consistency = try transparency.consistency(of: transparency.checkpointNote(against).note, ledger: ledger, report: report)
+                }
                 if output.json {
-                    Console.json(report)
+                    if let consistency { Console.json(AgainstReport(report: report, against: consistency)) } else { Console.json(report) }
                 } else if report.ok {
                     let redacted = report.redacted > 0 ? " (\(Number.grouped(report.redacted)) forgotten)" : ""
                     Console.line("ok: \(Number.grouped(report.count)) signatures\(redacted), \(Number.grouped(report.entries)) entries")
@@ -38,7 +66,14 @@ extension Muster {
                     Console.line("FAILED: \(bad.entry.map { "entry \($0): " } ?? "")\(bad.reason)")
                     if report.problems > 1 { Console.line("\(report.problems - 1) more problem\(report.problems == 2 ? "" : "s") after it") }
                 }
-                if !report.ok { throw ExitCode.failure }
+                if let consistency, !output.json {
+                    if consistency.ok, let size = consistency.size, let now = consistency.treeSize {
+                        Console.line("consistent with the checkpoint of \(Number.grouped(size)) entries: they are unchanged; the tree now has \(Number.grouped(now))")
+                    } else {
+                        Console.line("FAILED: checkpoint \(against ?? ""): \(consistency.reason ?? "not consistent")")
+                    }
+                }
+                if !report.ok || consistency?.ok == false { throw ExitCode.failure }
             }
         }
     }

@@ -1,0 +1,247 @@
+import Foundation
+import Testing
+@testable import MusterKit
+
+/// Checkpoints, `verify --against`, receipts and the public log, with the real binary,
+/// and the reference verifier (scripts/muster_verify.py) run on what it writes.
+@Suite struct TransparencyCLITests {
+    static let verifier = MusterBinary.packageRoot.appendingPathComponent("scripts/muster_verify.py")
+
+    /// A folder outside the workspace for the private keys (XDG_CONFIG_HOME).
+    final class KeyHome {
+        let url: URL
+        init() throws {
+            url = FileManager.default.temporaryDirectory.appendingPathComponent("muster-keys-\(UUID().uuidString)")
+            try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+        }
+        deinit { try? FileManager.default.removeItem(at: url) }
+        var environment: [String: String] { ["XDG_CONFIG_HOME": url.path, "MUSTER_CHECKPOINT_KEY": ""] }
+    }
+
+    static func python(_ arguments: [String], in box: Sandbox) throws -> RunResult {
+        try Sandbox.run(URL(fileURLWithPath: "/usr/bin/env"), ["python3", verifier.path] + arguments, in: box.root)
+    }
+
+    static func sign(_ box: Sandbox, _ range: ClosedRange<Int>, region: String = "Lyon") throws {
+        for index in range {
+            let result = try box.run(["sign", "--name", "Signer \(index)", "--email", "s\(index)@example.org", "--field", "region=\(region)"])
+            try #require(result.status == 0, "\(result)")
+        }
+    }
+
+    static let vkey = "campaigns/fair-rates/checkpoint.vkey"
+
+    @Test func theWholeStoryChecksOutWithTheReferenceVerifier() throws {
+        let box = try Sandbox.withCampaign()
+        let keys = try KeyHome()
+        try Self.sign(box, 1...5)
+        let first = try box.run(["checkpoint", "--json"], environment: keys.environment)
+        #expect(first.status == 0, "\(first)")
+        #expect(try first.json()["size"] as? Int == 5)
+        #expect(box.exists("campaigns/fair-rates/checkpoints/5.txt") && box.exists(Self.vkey))
+        // The private key: outside the workspace, mode 0600; nothing in the workspace holds it.
+        let keyFiles = try FileManager.default.contentsOfDirectory(atPath: keys.url.appendingPathComponent("muster/keys").path)
+        #expect(keyFiles.count == 1)
+        let keyPath = keys.url.appendingPathComponent("muster/keys/\(keyFiles[0])").path
+        let mode = try FileManager.default.attributesOfItem(atPath: keyPath)[.posixPermissions] as? Int
+        #expect(mode == 0o600)
+        let secret = try String(contentsOfFile: keyPath, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+        let grep = try Sandbox.run(URL(fileURLWithPath: "/usr/bin/grep"), ["-rlF", String(secret.split(separator: "+").last!), "."], in: box.root)
+        #expect(grep.stdout.isEmpty, "the private key leaked into the workspace: \(grep.stdout)")
+
+        // More of everything: signatures, an import, a merge, a forget, an opt-out.
+        try Self.sign(box, 6...8, region: "Paris")
+        try box.write("people.csv", "name,email,region\nIa,ia@example.org,Lyon\nJo,jo@example.org,Paris\n")
+        #expect(try box.run(["import", "people.csv"]).status == 0)
+        let other = try Sandbox.withCampaign()
+        #expect(try other.run(["sign", "--name", "Ka", "--email", "ka@example.org", "--field", "region=Lyon"]).status == 0)
+        #expect(try box.run(["merge", other.path("campaigns/fair-rates/ledger.sqlite").path]).status == 0)
+        #expect(try box.run(["forget", "s2@example.org"]).status == 0)
+        #expect(try box.run(["unsubscribe", "s3@example.org"]).status == 0)
+
+        let against = try box.run(["verify", "--against", "5", "--json"])
+        #expect(against.status == 0, "\(against)")
+        let consistency = try #require(try against.json()["against"] as? [String: Any])
+        #expect(consistency["ok"] as? Bool == true && consistency["tree_size"] as? Int == 13, "\(against)")
+
+        let second = try box.run(["checkpoint", "--proof-from", "5", "--out", "proof.json"], environment: keys.environment)
+        #expect(second.status == 0, "\(second)")
+        let proof = try Self.python(["consistency", "proof.json", "--key", Self.vkey, "--json"], in: box)
+        #expect(proof.status == 0, "\(proof)")
+
+        // A receipt, checked by the reference verifier; then tampered with.
+        let receipt = try box.run(["receipt", "S4@example.org", "--out", "receipt.json"])
+        #expect(receipt.status == 0, "\(receipt)")
+        let checked = try Self.python(["receipt", "receipt.json", "--key", Self.vkey, "--email", "s4@example.org", "--json"], in: box)
+        #expect(checked.status == 0, "\(checked)")
+        #expect(try checked.json()["entry"] as? Int == 4)
+        let text = try String(contentsOf: box.path("receipt.json"), encoding: .utf8)
+        for (what, from, to) in [("name", "Signer 4", "Signer 5"), ("proof", "\"inclusion_proof\" : [\n    \"", "\"inclusion_proof\" : [\n    \"A"),
+                                 ("body", "region\\\\\":\\\\\"Lyon", "region\\\\\":\\\\\"Nice"), ("index", "\"leaf_index\" : 3", "\"leaf_index\" : 4")] {
+            #expect(text.contains(from), "\(what) not found to tamper with")
+            try box.write("bad.json", text.replacingOccurrences(of: from, with: to))
+            let refused = try Self.python(["receipt", "bad.json", "--key", Self.vkey], in: box)
+            #expect(refused.status == 1 && refused.stdout.hasPrefix("FAILED: "), "\(what): \(refused)")
+        }
+
+        // The public log recounts to the report's count, and carries no personal data.
+        #expect(try box.run(["export", "--log", "--out", "log.jsonl"]).status == 0)
+        let log = try String(contentsOf: box.path("log.jsonl"), encoding: .utf8)
+        #expect(!log.contains("example.org") && !log.contains("Signer"))
+        let recount = try Self.python(["log", "log.jsonl", "--checkpoint", "campaigns/fair-rates/checkpoints/13.txt", "--key", Self.vkey, "--json"], in: box)
+        #expect(recount.status == 0, "\(recount)")
+        let report = try box.run(["report", "--json"])
+        #expect(try recount.json()["signatures"] as? Int == (try report.json()["count"] as? Int))
+        #expect(try (report.json()["checkpoint"] as? [String: Any])?["size"] as? Int == 13)
+        // A log with an entry changed no longer has the checkpoint's root.
+        try box.write("bad.jsonl", log.replacingOccurrences(of: "Paris", with: "Lyon"))
+        #expect(try Self.python(["log", "bad.jsonl", "--checkpoint", "campaigns/fair-rates/checkpoints/13.txt", "--key", Self.vkey], in: box).status == 1)
+        // Withheld fields: the tree still adds up.
+        #expect(try box.run(["export", "--log", "--omit-field", "region", "--out", "withheld.jsonl"]).status == 0)
+        let withheld = try Self.python(["log", "withheld.jsonl", "--checkpoint", "campaigns/fair-rates/checkpoints/13.txt", "--key", Self.vkey, "--json"], in: box)
+        #expect(withheld.status == 0, "\(withheld)")
+        #expect(!(try String(contentsOf: box.path("withheld.jsonl"), encoding: .utf8)).contains("Lyon"))
+
+        // A receipt issued before a forget still verifies afterwards.
+        #expect(try box.run(["forget", "s4@example.org"]).status == 0)
+        #expect(try Self.python(["receipt", "receipt.json", "--key", Self.vkey], in: box).status == 0)
+        let gone = try box.run(["receipt", "s4@example.org"])
+        #expect(gone.status == 1 && gone.stderr.contains("forgotten"), "\(gone)")
+    }
+
+    /// Rewrites entry 2 and everything after it so the chain verifies again, and lets the
+    /// migration rebuild the tree: a consistent ledger with another history.
+    static let rewrite = """
+        import hashlib, sqlite3, sys
+        db = sqlite3.connect(sys.argv[1])
+        db.execute("UPDATE entries SET body = replace(body, 'Lyon', 'Paris') WHERE seq = 2")
+        prev = None
+        for seq, kind, at, fp, body, ph, old_prev in db.execute("SELECT seq, kind, at, fingerprint, body, personal_hash, prev FROM entries ORDER BY seq").fetchall():
+            prev = prev or old_prev
+            data = b"muster-ledger-v1\\0" + str(seq).encode()
+            for field in (kind, at, fp, body, ph, prev):
+                data += b"\\0" + (field or "").encode()
+            h = hashlib.sha256(data).hexdigest()
+            db.execute("UPDATE entries SET prev = ?, hash = ? WHERE seq = ?", (prev, h, seq))
+            prev = h
+        db.execute("UPDATE meta SET value = ? WHERE key = 'head_hash'", (prev,))
+        db.execute("DROP TABLE merkle_nodes")
+        db.execute("DELETE FROM migrations WHERE version >= 3")
+        db.execute("UPDATE meta SET value = 2 WHERE key = 'schema_version'")
+        db.commit()
+        """
+
+    @Test func aRewrittenHistoryCannotProveConsistency() throws {
+        let box = try Sandbox.withCampaign()
+        let keys = try KeyHome()
+        try Self.sign(box, 1...4)
+        #expect(try box.run(["checkpoint"], environment: keys.environment).status == 0)
+        try Self.sign(box, 5...6)
+        try box.write("rewrite.py", Self.rewrite)
+        let rewritten = try Sandbox.run(URL(fileURLWithPath: "/usr/bin/env"), ["python3", "rewrite.py", box.path("campaigns/fair-rates/ledger.sqlite").path], in: box.root)
+        try #require(rewritten.status == 0, "\(rewritten)")
+        let plain = try box.run(["verify"])
+        #expect(plain.status == 0, "the rewritten ledger is consistent in itself: \(plain)")
+        let against = try box.run(["verify", "--against", "4"])
+        #expect(against.status == 1, "\(against)")
+        #expect(against.stdout.contains("FAILED: checkpoint 4: the ledger's first 4 entries are not the ones the checkpoint signed"), "\(against)")
+        // muster will not sign the new history over the old checkpoint's size either.
+        let receipt = try box.run(["receipt", "s1@example.org", "--checkpoint", "4"])
+        #expect(receipt.status == 1 && receipt.stderr.contains("no longer has the tree"), "\(receipt)")
+    }
+
+    @Test func anAlteredTreeOrAForeignCheckpointIsRefused() throws {
+        let box = try Sandbox.withCampaign()
+        let keys = try KeyHome()
+        try Self.sign(box, 1...6)
+        #expect(try box.run(["checkpoint"], environment: keys.environment).status == 0)
+        #expect(try box.run(["new", "other", "--title", "Other", "--goal", "5"]).status == 0)
+        #expect(try box.run(["sign", "-c", "other", "--name", "O", "--email", "o@example.org"]).status == 0)
+        #expect(try box.run(["checkpoint", "-c", "other"], environment: keys.environment).status == 0)
+
+        let foreign = try box.run(["verify", "--against", "campaigns/other/checkpoints/1.txt"])
+        #expect(foreign.status == 1 && foreign.stdout.contains("not for this campaign"), "\(foreign)")
+        let note = try String(contentsOf: box.path("campaigns/fair-rates/checkpoints/6.txt"), encoding: .utf8)
+        try box.write("truncated.txt", String(note.prefix(note.count - 30)))
+        let truncated = try box.run(["verify", "--against", "truncated.txt"])
+        #expect(truncated.status == 1 && truncated.stdout.contains("truncated"), "\(truncated)")
+        try box.write("edited.txt", note.replacingOccurrences(of: "signatures 6", with: "signatures 60"))
+        let edited = try box.run(["verify", "--against", "edited.txt"])
+        #expect(edited.status == 1 && edited.stdout.contains("does not verify"), "\(edited)")
+        // A checkpoint signed with another key under this campaign's origin.
+        let origin = String(note.prefix { $0 != "\n" })
+        let stranger = try NoteSigner.generate(name: origin)
+        try box.write("stranger.txt", try stranger.sign(try SignedNote(parsing: note).text))
+        let signedByStranger = try box.run(["verify", "--against", "stranger.txt"])
+        #expect(signedByStranger.status == 1 && signedByStranger.stdout.contains("not signed by the key"), "\(signedByStranger)")
+
+        try box.sqlite("campaigns/fair-rates/ledger.sqlite", "UPDATE merkle_nodes SET hash = zeroblob(32) WHERE pos = 2")
+        let altered = try box.run(["verify", "--against", "6"])
+        #expect(altered.status == 1 && altered.stdout.contains("Merkle tree does not match"), "\(altered)")
+    }
+
+    @Test func theFormat1FixtureGetsATreeThatVerifiesAndRecounts() throws {
+        let box = try LedgerMigrationCLITests.workspace()
+        let keys = try KeyHome()
+        let expected = try LedgerMigrationCLITests.expected()
+        let checkpoint = try box.run(["checkpoint", "--json"], environment: keys.environment)
+        #expect(checkpoint.status == 0, "\(checkpoint)")
+        let size = try #require(try checkpoint.json()["size"] as? Int)
+        #expect(try box.run(["verify", "--against", String(size)]).status == 0)
+        #expect(try box.run(["export", "--log", "--out", "log.jsonl"]).status == 0)
+        let recount = try Self.python(["log", "log.jsonl", "--checkpoint", "campaigns/fair-rates/checkpoints/\(size).txt",
+                                       "--key", Self.vkey, "--json"], in: box)
+        #expect(recount.status == 0, "\(recount)")
+        #expect(try recount.json()["signatures"] as? Int == expected["count"] as? Int)
+    }
+
+    /// muster's proof verification and the reference verifier's give the same verdict on
+    /// valid and tampered proofs over random trees of every size from 1 to 1,100.
+    @Test func museAndTheReferenceVerifierAgreeOnRandomProofs() throws {
+        var generator = SystemRandomNumberGenerator()
+        var cases: [[String: Any]] = []
+        var verdicts: [Bool] = []
+        func hex(_ bytes: [UInt8]) -> String { Hex.encode(bytes) }
+        var tree = MemoryMerkleTree()
+        for size in Int64(1)...1100 {
+            tree.append(leafHash: (0..<32).map { _ in UInt8.random(in: 0...255, using: &generator) })
+            let root = try tree.root(size: size)
+            let index = Int64.random(in: 0..<size, using: &generator)
+            var proof = try tree.inclusionProof(index: index, size: size)
+            var leaf = try tree.subtree(level: 0, index: index)
+            var claimedIndex = index, claimedSize = size
+            switch Int.random(in: 0..<5, using: &generator) {
+            case 0 where !proof.isEmpty: proof[Int.random(in: 0..<proof.count, using: &generator)][0] ^= 1
+            case 1: leaf[31] ^= 0x40
+            case 2: claimedSize += 1
+            case 3 where size > 1: claimedIndex = (index + 1) % size
+            default: break
+            }
+            let ok = (try? Merkle.verifyInclusion(index: claimedIndex, size: claimedSize, leafHash: leaf, proof: proof, root: root)) != nil
+            cases.append(["type": "inclusion", "index": claimedIndex, "size": claimedSize, "leaf": hex(leaf), "proof": proof.map(hex), "root": hex(root)])
+            verdicts.append(ok)
+
+            let old = Int64.random(in: 1...size, using: &generator)
+            var consistency = try tree.consistencyProof(oldSize: old, newSize: size)
+            var oldRoot = try tree.root(size: old)
+            var claimedOld = old
+            switch Int.random(in: 0..<4, using: &generator) {
+            case 0 where !consistency.isEmpty: consistency[Int.random(in: 0..<consistency.count, using: &generator)][7] ^= 2
+            case 1: oldRoot[0] ^= 1
+            case 2 where old > 1: claimedOld -= 1
+            default: break
+            }
+            let consistent = (try? Merkle.verifyConsistency(oldSize: claimedOld, newSize: size, oldRoot: oldRoot, newRoot: root, proof: consistency)) != nil
+            cases.append(["type": "consistency", "old_size": claimedOld, "new_size": size, "old_root": hex(oldRoot), "new_root": hex(root),
+                          "proof": consistency.map(hex)])
+            verdicts.append(consistent)
+        }
+        #expect(verdicts.contains(true) && verdicts.contains(false))
+        let box = try Sandbox()
+        try JSONSerialization.data(withJSONObject: cases).write(to: box.path("cases.json"))
+        let result = try Self.python(["vectors", "cases.json", "--json"], in: box)
+        #expect(result.status == 0, "\(result)")
+        let theirs = try #require(try result.json()["verdicts"] as? [Bool])
+        #expect(theirs == verdicts)
+    }
+}

@@ -23,6 +23,9 @@ import sys
 GENESIS = "0" * 64
 PREFIX = b"muster-ledger-v1\x00"
 SCHEMA_VERSION = 1
+# Formats it reads: 2 adds the migrations table, 3 the Merkle tree (docs/transparency.md),
+# which this chain verifier leaves to scripts/muster_verify.py and `muster verify`.
+SCHEMA_VERSIONS = (1, 2, 3)
 
 # The database objects a ledger may hold (type, name), and the meta records.
 SCHEMA_OBJECTS = {
@@ -31,6 +34,7 @@ SCHEMA_OBJECTS = {
     ("index", "entries_one_signature_per_signer"), ("index", "entries_by_kind_and_time"),
     ("index", "entries_opt_outs"), ("index", "outbox_in_order"), ("index", "outbox_by_state"),
     ("table", "sqlite_stat1"), ("table", "sqlite_stat4"),
+    ("table", "migrations"), ("table", "merkle_nodes"),
 }
 META_KEYS = {"fingerprint_key", "head_seq", "head_hash", "signature_count", "schema_version"}
 KINDS = {b"signature", b"redaction", b"optout"}
@@ -51,6 +55,29 @@ def entry_hash(seq, kind, at, fingerprint, body, personal_hash, prev):
     for field in (kind, at, fingerprint, body, personal_hash, prev):
         data += b"\x00" + field
     return sha256_hex(data)
+
+
+def leaf_hash(seq, kind, at, fingerprint, body, personal_hash, prev):
+    """The entry's Merkle leaf hash (docs/transparency.md): SHA-256 of 0x00 and the
+    bytes its entry hash covers."""
+    data = b"\x00" + PREFIX + str(seq).encode("ascii")
+    for field in (kind, at, fingerprint, body, personal_hash, prev):
+        data += b"\x00" + field
+    return hashlib.sha256(data).digest()
+
+
+def merkle_nodes(leaves):
+    """The complete subtrees of level 1 and above of the RFC 9162 tree over `leaves`, as
+    (position, hash) in the order they complete: the rows of the table merkle_nodes."""
+    stack, nodes = [], []
+    for leaf in leaves:
+        size, h = 1, leaf
+        while stack and stack[-1][0] == size:
+            h = hashlib.sha256(b"\x01" + stack.pop()[1] + h).digest()
+            size *= 2
+            nodes.append((len(nodes) + 1, h))
+        stack.append((size, h))
+    return nodes
 
 
 def redaction_target(body):
@@ -79,8 +106,8 @@ def verify(path):
         version = meta_value(db, "schema_version")
     except sqlite3.Error as error:
         raise LedgerUnreadable(f"{path}: {error}")
-    if version != SCHEMA_VERSION:
-        raise LedgerUnreadable(f"{path} has ledger format {version}; this verifier reads format {SCHEMA_VERSION}")
+    if version not in SCHEMA_VERSIONS:
+        raise LedgerUnreadable(f"{path} has ledger format {version}; this verifier reads formats {', '.join(map(str, SCHEMA_VERSIONS))}")
     head_seq = meta_value(db, "head_seq")
     head_hash = meta_value(db, "head_hash")
     signature_count = meta_value(db, "signature_count")
@@ -108,10 +135,12 @@ def verify(path):
         SELECT seq, CAST(kind AS BLOB), CAST(at AS BLOB), CAST(fingerprint AS BLOB), CAST(body AS BLOB),
                CAST(personal_hash AS BLOB), CAST(prev AS BLOB), CAST(hash AS BLOB)
         FROM entries WHERE seq BETWEEN 1 AND ? ORDER BY seq""", (head_seq,))
+    leaves = []
     for seq, kind, at, fingerprint, body, personal_hash, prev, stored in rows:
         kind, at, fingerprint, body = raw(kind), raw(at), raw(fingerprint), raw(body)
         personal_hash, prev, stored = raw(personal_hash), raw(prev), raw(stored)
         entries += 1
+        leaves.append(leaf_hash(seq, kind, at, fingerprint, body, personal_hash, prev))
         if seq != expected:
             if seq == expected + 1:
                 problem(expected, f"entry {expected} is missing (deleted?); entry {seq} follows entry {expected - 1}")
@@ -162,6 +191,15 @@ def verify(path):
             problem(max(last_seq, 1), f"the ledger's record of its newest entry ({head_seq}) does not match its last entry ({last_seq})")
     elif signature_count != signatures:
         problem(max(last_seq, 1), f"the ledger recorded {signature_count} signatures but holds {signatures}")
+
+    # The Merkle tree (format 3): every complete subtree stored as the entries make it.
+    if db.execute("SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name = 'merkle_nodes'").fetchone()[0]:
+        expected_nodes = merkle_nodes(leaves)
+        stored_nodes = db.execute("SELECT pos, CAST(hash AS BLOB) FROM merkle_nodes ORDER BY pos").fetchall()
+        if [(p, raw(h)) for p, h in stored_nodes] != expected_nodes:
+            problem(None, "the Merkle tree does not match the entries: a node was altered, removed or added outside muster")
+    elif version >= 3:
+        problem(None, "the ledger's Merkle tree (the table merkle_nodes) is missing")
 
     # 4. Nothing beside the chain.
     for kind, name in db.execute("SELECT type, name FROM sqlite_schema"):

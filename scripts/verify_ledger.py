@@ -67,7 +67,7 @@ def leaf_hash(seq, kind, at, fingerprint, body, personal_hash, prev):
 
 
 def merkle_nodes(leaves):
-    """The complete subtrees of level 1 and above of the RFC 9162 tree over `leaves`, as
+    """The complete subtrees of 16 leaves or more of the RFC 9162 tree over `leaves`, as
     (position, hash) in the order they complete: the rows of the table merkle_nodes."""
     stack, nodes = [], []
     for leaf in leaves:
@@ -75,7 +75,8 @@ def merkle_nodes(leaves):
         while stack and stack[-1][0] == size:
             h = hashlib.sha256(b"\x01" + stack.pop()[1] + h).digest()
             size *= 2
-            nodes.append((len(nodes) + 1, h))
+            if size >= 16:
+                nodes.append((len(nodes) + 1, h))
         stack.append((size, h))
     return nodes
 

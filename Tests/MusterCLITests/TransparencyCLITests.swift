@@ -153,7 +153,9 @@ import Testing
     @Test func anAlteredTreeOrAForeignCheckpointIsRefused() throws {
         let box = try Sandbox.withCampaign()
         let keys = try KeyHome()
-        try Self.sign(box, 1...6)
+        // 20 entries, so that the tree stores a node (subtrees of 16 entries or more).
+        try box.write("people.csv", "name,email,region\n" + (1...20).map { "P \($0),p\($0)@example.org,Lyon\n" }.joined())
+        #expect(try box.run(["import", "people.csv"]).status == 0)
         #expect(try box.run(["checkpoint"], environment: keys.environment).status == 0)
         #expect(try box.run(["new", "other", "--title", "Other", "--goal", "5"]).status == 0)
         #expect(try box.run(["sign", "-c", "other", "--name", "O", "--email", "o@example.org", "--field", "region=Lyon"]).status == 0)
@@ -161,11 +163,11 @@ import Testing
 
         let foreign = try box.run(["verify", "-c", "fair-rates", "--against", "campaigns/other/checkpoints/1.txt"])
         #expect(foreign.status == 1 && foreign.stdout.contains("not for this campaign"), "\(foreign)")
-        let note = try String(contentsOf: box.path("campaigns/fair-rates/checkpoints/6.txt"), encoding: .utf8)
+        let note = try String(contentsOf: box.path("campaigns/fair-rates/checkpoints/20.txt"), encoding: .utf8)
         try box.write("truncated.txt", String(note.prefix(note.count - 30)))
         let truncated = try box.run(["verify", "-c", "fair-rates", "--against", "truncated.txt"])
         #expect(truncated.status == 1 && truncated.stdout.contains("truncated"), "\(truncated)")
-        try box.write("edited.txt", note.replacingOccurrences(of: "signatures 6", with: "signatures 60"))
+        try box.write("edited.txt", note.replacingOccurrences(of: "signatures 20", with: "signatures 21"))
         let edited = try box.run(["verify", "-c", "fair-rates", "--against", "edited.txt"])
         #expect(edited.status == 1 && edited.stdout.contains("does not verify"), "\(edited)")
         // A checkpoint signed with another key under this campaign's origin.
@@ -175,8 +177,8 @@ import Testing
         let signedByStranger = try box.run(["verify", "-c", "fair-rates", "--against", "stranger.txt"])
         #expect(signedByStranger.status == 1 && signedByStranger.stdout.contains("not signed by the key"), "\(signedByStranger)")
 
-        try box.sqlite("campaigns/fair-rates/ledger.sqlite", "UPDATE merkle_nodes SET hash = zeroblob(32) WHERE pos = 2")
-        let altered = try box.run(["verify", "-c", "fair-rates", "--against", "6"])
+        try box.sqlite("campaigns/fair-rates/ledger.sqlite", "UPDATE merkle_nodes SET hash = zeroblob(32) WHERE pos = 1")
+        let altered = try box.run(["verify", "-c", "fair-rates", "--against", "20"])
         #expect(altered.status == 1 && altered.stdout.contains("Merkle tree does not match"), "\(altered)")
     }
 

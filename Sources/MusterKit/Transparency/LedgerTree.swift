@@ -5,10 +5,11 @@ import Foundation
 ///
 /// Leaf n (0-based) is entry n + 1, and its leaf data is exactly the bytes the hash chain
 /// hashes for that entry (`LedgerHash.entryBytes`). The table `merkle_nodes` keeps the
-/// hash of every complete subtree of level 1 and above, at `Merkle.position(level:index:)`;
-/// leaves are recomputed from their entry when needed. Each append adds its leaf's
-/// completed subtrees in the same transaction as the entry (one row on average), so the
-/// root of any size, an inclusion proof or a consistency proof reads O(log n) rows.
+/// hash of every complete subtree of 16 leaves or more (`Merkle.storedLevel`), at
+/// `Merkle.position(level:index:)`; smaller subtrees and leaves are recomputed from their
+/// entries when needed. Each append adds the stored subtrees it completes in the same
+/// transaction as the entry (one row per 8 entries on average), so the root of any size,
+/// an inclusion proof or a consistency proof reads O(log n) rows and a few entries.
 extension Ledger {
     /// The stored tree, read inside a transaction on `database`.
     struct StoredTree: MerkleNodeSource {
@@ -16,6 +17,15 @@ extension Ledger {
 
         func subtree(level: Int, index: Int64) throws -> Merkle.Hash {
             if level == 0 { return try ledger.leafHash(seq: index + 1) }
+            if level < Merkle.storedLevel {
+                // Not stored: rebuilt from its 2…8 entries.
+                let first = index << Int64(level)
+                var frontier = MerkleFrontier()
+                for seq in (first + 1)...(first + (1 << Int64(level))) {
+                    frontier.append(leaf: try ledger.leafHash(seq: seq)) { _, _, _ in }
+                }
+                return frontier.root
+            }
             let statement = try ledger.database.prepare("SELECT hash FROM merkle_nodes WHERE pos = ?")
             try statement.bind([.int(Merkle.position(level: level, index: index))])
             defer { statement.reset() }
@@ -65,6 +75,7 @@ extension Ledger {
         if insertNode == nil { insertNode = try database.prepare("INSERT INTO merkle_nodes (pos, hash) VALUES (?, ?)") }
         let insert = insertNode!
         try head.tree!.append(leaf: leaf) { level, index, hash in
+            guard level >= Merkle.storedLevel else { return }
             try insert.bindInt(1, Merkle.position(level: level, index: index))
             try insert.bindBlob(2, hash)
             try insert.runBound()
@@ -168,6 +179,7 @@ extension LedgerMigration {
                                          fingerprint: entries.rawBytes(3), body: entries.rawBytes(4),
                                          personalHash: entries.rawBytes(5), prev: entries.rawBytes(6), to: &bytes)
             try frontier.append(leaf: Array(SHA256.hash(data: bytes))) { level, index, hash in
+                guard level >= Merkle.storedLevel else { return }
                 try insert.bindInt(1, Merkle.position(level: level, index: index))
                 try insert.bindBlob(2, hash)
                 try insert.runBound()

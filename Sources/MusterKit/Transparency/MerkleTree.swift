@@ -36,17 +36,27 @@ public enum Merkle {
 
     // MARK: - Storage positions
 
-    /// Where the complete subtree of `level` ≥ 1 and `index` is stored: its 1-based place
-    /// in the order trees complete as leaves are appended (post-order). Appending leaf n
-    /// (0-based) completes the subtrees of levels 1…t, t its number of trailing one bits,
-    /// after the n − popcount(n) completed before it; so every append adds rows at the end.
+    /// The lowest level the ledger stores: complete subtrees of 16 leaves and more. Smaller
+    /// ones are recomputed from their (at most 8) entries, which keeps an append to about one
+    /// stored row per 8 entries.
+    static let storedLevel = 4
+
+    /// Where the complete subtree of `level` ≥ `storedLevel` and `index` is stored: its
+    /// 1-based place in the order such subtrees complete as leaves are appended (post-order).
+    /// Seen as a tree whose leaves are the subtrees of `storedLevel`, the node of height
+    /// h = level − storedLevel completes with that tree's leaf m = (index+1)·2^h − 1, after
+    /// the 2m − popcount(m) nodes completed before it; so every append adds rows at the end.
     static func position(level: Int, index: Int64) -> Int64 {
-        let leaf = ((index + 1) << Int64(level)) - 1
-        return leaf - Int64(leaf.nonzeroBitCount) + Int64(level)
+        let height = Int64(level - storedLevel)
+        let leaf = ((index + 1) << height) - 1
+        return 2 * leaf - Int64(leaf.nonzeroBitCount) + height + 1
     }
 
-    /// How many complete subtrees of level ≥ 1 a tree of `size` leaves has.
-    static func storedNodeCount(size: Int64) -> Int64 { size - Int64(size.nonzeroBitCount) }
+    /// How many complete subtrees of level ≥ `storedLevel` a tree of `size` leaves has.
+    static func storedNodeCount(size: Int64) -> Int64 {
+        let units = size >> Int64(storedLevel)
+        return 2 * units - Int64(units.nonzeroBitCount)
+    }
 
     // MARK: - Verifying proofs (RFC 9162 §2.1.3.2 and §2.1.4.2)
 

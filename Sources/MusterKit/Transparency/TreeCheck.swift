@@ -95,6 +95,7 @@ private final class TreeCheckJob: @unchecked Sendable {
                     for leaf in first..<end {
                         let start = Int(leaf) * 32
                         try frontier.append(leaf: Array(bytes[start..<(start + 32)])) { level, relative, hash in
+                            guard level >= Merkle.storedLevel else { return }
                             let index = relative + (first >> Int64(level))
                             guard try rows.step(), rows.int64(0) == Merkle.position(level: level, index: index),
                                   rows.withBytes(1, { $0.elementsEqual(hash) }) else {

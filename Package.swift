@@ -26,6 +26,11 @@ let package = Package(
             providers: [.apt(["libcurl4-openssl-dev"])]
         ),
         .systemLibrary(
+            name: "CIDN2",
+            pkgConfig: "libidn2",
+            providers: [.apt(["libidn2-dev"])]
+        ),
+        .systemLibrary(
             name: "CCmark",
             pkgConfig: "libcmark",
             providers: [.apt(["libcmark-dev"])]
@@ -36,6 +41,7 @@ let package = Package(
                 "CSQLite",
                 "CCurl",
                 "CCmark",
+                "CIDN2",
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "Mustache", package: "swift-mustache"),
                 .product(name: "Crypto", package: "swift-crypto"),
@@ -52,7 +58,7 @@ let package = Package(
             name: "muster-fixture",
             dependencies: ["MusterKit"]
         ),
-        .testTarget(name: "MusterKitTests", dependencies: ["MusterKit"]),
+        .testTarget(name: "MusterKitTests", dependencies: ["MusterKit"], exclude: ["Fixtures"]),
         .testTarget(name: "MusterCLITests", dependencies: ["MusterKit"], exclude: ["Snapshots"]),
     ],
     swiftLanguageModes: [.v6]

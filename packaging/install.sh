@@ -7,7 +7,7 @@
 #   ./install.sh --uninstall         removes exactly the files this script installs
 #
 # The Swift runtime is linked into the binary; it needs only C libraries (libcurl, SQLite,
-# cmark and what they link), which it checks first, naming the Debian/Ubuntu packages to
+# cmark, libidn2 and what they link), which it checks first, naming the Debian/Ubuntu packages to
 # install if one is missing.
 set -eu
 

@@ -9,8 +9,8 @@
    (`-c`, `--campaign`), and every positional argument (`<file>`). `--version`, `-h` and
    `--help` are named once, under "Common options".
 2. `--json` keys. The commands run on a scratch workspace holding the example campaign:
-   init, new, list, check, sign (added and duplicate), import (and --dry-run), verify
-   (ok and failed), forget (each outcome), unsubscribe, report (full and --public),
+   init, new, list, check, sign (added and duplicate), import (and --dry-run), dedupe
+   (a dry run with addresses, and --withdraw), verify (ok and failed), forget (each outcome), unsubscribe, report (full and --public),
    merge, mail preview, mail send --dry-run and mail status. Every key they print, at
    any depth, is named in backticks in that command's section. Keys of objects that are
    maps (import's `columns` and `reasons`, mail status's `templates`) are data, not
@@ -34,6 +34,10 @@ import subprocess
 import sys
 import tempfile
 import urllib.parse
+
+sys.dont_write_bytecode = True
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+from check_cli_docs import commands as command_tree  # the one walk over the dump's command tree
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 REFERENCE = ROOT / "docs" / "reference.md"
@@ -91,13 +95,6 @@ def links(text):
 
 # ---------------------------------------------------------------- 1. reference coverage
 
-def command_paths(info, path=()):
-    path = path + (info["commandName"],)
-    yield path, info
-    for sub in info.get("subcommands") or []:
-        yield from command_paths(sub, path)
-
-
 def reference_sections(text):
     """Maps 'muster mail send' to the text of its section (up to the next command heading)."""
     sections, current, lines = {}, None, []
@@ -127,7 +124,7 @@ def check_reference(muster, problems):
         if not common or not named(token, common.group(1)):
             problems.append(f"docs/reference.md: 'Common options' does not name {token}")
     commands = options = 0
-    for path, info in command_paths(dump):
+    for path, info in command_tree(dump):
         if not info.get("shouldDisplay", True):
             continue
         name = " ".join(path)
@@ -216,6 +213,15 @@ def check_json_keys(muster, sections, problems):
         run("muster mail status", ["mail", "status"], ws)
         run("muster unsubscribe", ["unsubscribe", "someone@example.org"], ws)
         run("muster unsubscribe", ["unsubscribe", "someone@example.org"], ws)
+        # dedupe: two spellings of one mailbox, let in while keep_tags was on
+        settings = (ws / "muster.yaml").read_text(encoding="utf-8")
+        (ws / "muster.yaml").write_text(settings + "\ndedupe:\n  keep_tags: true\n", encoding="utf-8")
+        run("muster sign", ["sign", "--name", "Ana", "--email", "ana+petition@example.org", "--field", "region=Lyon",
+                            "--by", "Sam"], ws)
+        (ws / "muster.yaml").write_text(settings, encoding="utf-8")
+        run("muster dedupe", ["dedupe", "--withdraw", "--dry-run", "--show-addresses"], ws)
+        run("muster dedupe", ["dedupe", "--withdraw"], ws)
+        run("muster verify", ["verify"], ws)
         run("muster forget", ["forget", "ana@example.org"], ws)
         run("muster forget", ["forget", "ana@example.org"], ws)
         run("muster forget", ["forget", "nobody@example.org"], ws, ok=(1,))

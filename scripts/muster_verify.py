@@ -379,13 +379,40 @@ def cmd_consistency(args, out):
     return [f"consistent: the checkpoint of {new['size']} entries extends the one of {old['size']} unchanged"]
 
 
+def json_integer(body, name):
+    """The JSON integer member `name` of an entry's body (a JSON text), or None."""
+    try:
+        value = json.loads(body).get(name)
+    except (ValueError, AttributeError, TypeError):
+        return None
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def check_withdrawal(number, entry, kinds, withdrawn):
+    """A withdrawal takes one earlier signature out of the count, once, as a duplicate of
+    another earlier signature (docs/ledger-format.md, "Withdrawals")."""
+    target, original = json_integer(entry.get("body"), "withdraws"), json_integer(entry.get("body"), "duplicate_of")
+    if target is None or original is None:
+        raise Failed(f"line {number}: a withdrawal without a valid target")
+    if kinds.get(target) != "signature" or target >= number:
+        raise Failed(f"line {number}: the withdrawal takes out entry {target}, which is not an earlier signature")
+    if target in withdrawn:
+        raise Failed(f"line {number}: the withdrawal takes out entry {target}, which line {withdrawn[target]} already took out")
+    if original == target or kinds.get(original) != "signature" or original >= number:
+        raise Failed(f"line {number}: the withdrawal names entry {original} as the signature kept, which is not another earlier signature")
+    withdrawn[target] = number
+
+
 def cmd_log(args, out):
     key = read_key(args["key"])
     with open(args["checkpoint"], encoding="utf-8") as f:
         checkpoint = parse_checkpoint(f.read(), key)
     size = checkpoint["size"]
     leaves = []
-    counts = {"signature": 0, "redaction": 0, "optout": 0}
+    counts = {"signature": 0, "redaction": 0, "optout": 0, "withdrawal": 0}
+    kinds = {}  # seq -> kind, for the withdrawals' targets
+    withdrawn = {}  # withdrawn signature -> the withdrawal that took it out
+    days = {}  # seq -> day, for the signatures whose lines show it
     withheld = 0
     per_day = {}
     previous = None  # the previous line's entry hash, when it was given
@@ -415,6 +442,12 @@ def cmd_log(args, out):
                 if kind == "signature":
                     day = entry["at"][:10]
                     per_day[day] = per_day.get(day, 0) + 1
+                    days[number] = day
+                elif kind == "withdrawal":
+                    check_withdrawal(number, entry, kinds, withdrawn)
+                    target = json_integer(entry["body"], "withdraws")
+                    if target in days:  # a signature withdrawn leaves its day's count
+                        per_day[days[target]] -= 1
             else:
                 try:
                     leaf = bytes.fromhex(entry["leaf_hash"])
@@ -426,18 +459,24 @@ def cmd_log(args, out):
                 previous = None
                 if kind == "signature":
                     withheld += 1
+                elif kind == "withdrawal":
+                    raise Failed(f"line {number}: a withdrawal given as its leaf hash only: which signature it takes out cannot be checked")
+            kinds[number] = kind
             counts[kind] += 1
     if len(leaves) < size:
         raise Failed(f"the log has {len(leaves)} entries; the checkpoint covers {size}")
     root = root_of(leaves)
     if root != checkpoint["root"]:
         raise Failed("the log's entries do not have the checkpoint's root hash: the log is not the one that was signed")
-    if checkpoint["signatures"] is not None and checkpoint["signatures"] != counts["signature"]:
-        raise Failed(f"the checkpoint states {checkpoint['signatures']} signatures; its entries hold {counts['signature']}")
-    out.update(entries=size, signatures=counts["signature"], redactions=counts["redaction"], optouts=counts["optout"],
-               withheld=withheld, per_day=dict(sorted(per_day.items())), origin=checkpoint["origin"])
+    counted = counts["signature"] - len(withdrawn)
+    if checkpoint["signatures"] is not None and checkpoint["signatures"] != counted:
+        raise Failed(f"the checkpoint states {checkpoint['signatures']} signatures; its entries hold {counted}"
+                     + (f" ({counts['signature']} signature entries, {len(withdrawn)} withdrawn)" if withdrawn else ""))
+    out.update(entries=size, signatures=counted, redactions=counts["redaction"], optouts=counts["optout"],
+               withdrawn=len(withdrawn), withheld=withheld, per_day=dict(sorted(per_day.items())), origin=checkpoint["origin"])
+    aside = f", {len(withdrawn)} withdrawn as duplicates" if withdrawn else ""
     lines = [f"log ok: {size} entries with the root the checkpoint of {checkpoint['origin']} signed",
-             f"signatures {counts['signature']} (forgotten ones included), redactions {counts['redaction']}, opt-outs {counts['optout']}"]
+             f"signatures {counted} (forgotten ones included{aside}), redactions {counts['redaction']}, opt-outs {counts['optout']}"]
     if withheld:
         lines.append(f"{withheld} of the signatures are withheld lines: in the tree, but their kind is the collective's word")
     return lines

@@ -6,11 +6,14 @@ agrees with `muster verify` on real ledgers and on tampered copies.
 
 Makes a ledger with the real binary in a temporary workspace (the example campaign's
 sign-up sheet imported, signatures with comments and personal fields, a `forget`, an
-`unsubscribe`), then, on copies of it, edits a body, deletes a row, adds a row beside
+`unsubscribe`, a signature that `dedupe --withdraw` withdraws), then, on copies of it, edits a body, deletes a row, adds a row beside
 the chain, and so on. For each ledger it runs both verifiers and requires that they
 agree — ok or not, the first bad entry, count, entries, forgotten and head — and that
 each verdict is the expected one, so a verifier that always says "ok" (or always
-"FAILED") fails here. Run by Tests/MusterCLITests/DocsTests.swift (`make test`).
+"FAILED") fails here. Then the committed format-1 fixture (Tests/Fixtures/ledger-v1), as
+it is and tampered: verify_ledger.py reads it at format 1, `muster verify` migrates it
+(and says so on stderr), and verify_ledger.py reads it again at the newest format; all
+three agree. Run by Tests/MusterCLITests/DocsTests.swift (`make test`).
 """
 import json
 import os
@@ -36,7 +39,9 @@ def run(args, cwd, env=None, check=True):
 
 
 def make_ledger(muster, folder):
-    """A real ledger: the example sheet imported, three signed, one forgotten, one unsubscribed."""
+    """A real ledger: the example sheet imported, three signed, one forgotten, one unsubscribed,
+    and one person who signed twice (while `dedupe: keep_tags: true` let a tag through),
+    the second signature withdrawn."""
     ws = folder / "ws"
     run([muster, "init", str(ws)], folder)
     shutil.copytree(ROOT / "campaigns" / SLUG, ws / "campaigns" / SLUG)
@@ -55,6 +60,12 @@ def make_ledger(muster, folder):
     copy_ledger(ledger, before_forget)
     run([muster, "forget", "bo@example.org"], ws, env={"MUSTER_NOW": "2026-11-28T10:00:00Z"})
     run([muster, "unsubscribe", "dana@example.org"], ws, env={"MUSTER_NOW": "2026-11-28T10:05:00Z"})
+    settings = (ws / "muster.yaml").read_text(encoding="utf-8")
+    (ws / "muster.yaml").write_text(settings + "\ndedupe:\n  keep_tags: true\n", encoding="utf-8")
+    run([muster, "sign", "--name", "Carla Dias", "--email", "carla+news@example.org", "--field", "region=Nantes"], ws,
+        env={"MUSTER_NOW": "2026-11-28T10:10:00Z"})
+    (ws / "muster.yaml").write_text(settings, encoding="utf-8")
+    run([muster, "dedupe", "--withdraw"], ws, env={"MUSTER_NOW": "2026-11-28T10:15:00Z"})
     return ws, ledger, before_forget
 
 
@@ -99,7 +110,8 @@ def verdicts(muster, ws, ledger):
 def summary(report):
     bad = report.get("first_bad") or {}
     return {"ok": report["ok"], "count": report["count"], "entries": report["entries"],
-            "redacted": report["redacted"], "head": report["head"], "first_bad_entry": bad.get("entry")}
+            "redacted": report["redacted"], "withdrawn": report.get("withdrawn"), "head": report["head"],
+            "first_bad_entry": bad.get("entry")}
 
 
 def main():
@@ -115,6 +127,9 @@ def main():
         db = sqlite3.connect(pristine)
         head = db.execute("SELECT value FROM meta WHERE key = 'head_seq'").fetchone()[0]
         forgotten = db.execute("SELECT seq FROM entries WHERE kind = 'signature' AND seq NOT IN (SELECT seq FROM personal)").fetchone()[0]
+        withdrawal, withdrawn = db.execute(
+            "SELECT seq, json_extract(body, '$.withdraws') FROM entries WHERE kind = 'withdrawal'").fetchone()
+        optout = db.execute("SELECT seq FROM entries WHERE kind = 'optout'").fetchone()[0]
         db.close()
 
         def restore_personal(path):
@@ -141,17 +156,32 @@ def main():
             ("edited personal data", False, "UPDATE personal SET data = replace(data, 'a', 'e') WHERE seq = 12"),
             ("personal data deleted without a redaction", False, "DELETE FROM personal WHERE seq = 20"),
             ("personal data restored after forget", False, restore_personal),
+            # SQLite gives an empty blob to C as a NULL pointer: muster once took it for "no row".
+            ("personal data put back after forget, with an empty salt", False,
+             f"INSERT INTO personal (seq, salt, data) VALUES ({forgotten}, x'', "
+             "'{\"email\":\"bo@example.org\",\"name\":\"Bo Chen\"}')"),
+            ("personal data put back after forget, salt and data empty", False,
+             f"INSERT INTO personal (seq, salt, data) VALUES ({forgotten}, x'', '')"),
             ("stray personal data", False, "INSERT INTO personal (seq, salt, data) VALUES (100000, x'00', '{}')"),
             ("signature count edited", False, "UPDATE meta SET value = value + 1 WHERE key = 'signature_count'"),
             ("head hash edited", False, "UPDATE meta SET value = '" + "1" * 64 + "' WHERE key = 'head_hash'"),
             ("a meta record muster does not write", False, "INSERT INTO meta (key, value) VALUES ('note', 'hi')"),
             ("a trigger", False, "CREATE TRIGGER hide AFTER INSERT ON entries BEGIN SELECT 1; END"),
             ("an altered Merkle tree node", False, "UPDATE merkle_nodes SET hash = zeroblob(32) WHERE pos = 3"),
+            ("the state index format 2 dropped", False, "CREATE INDEX outbox_by_state ON outbox(template, state)"),
             ("an outbox row for no chained signature", False,
              "INSERT INTO outbox (template, recipient, signature, state, updated_at) VALUES ('thank-you', 'abc', 3, 'queued', 'x')"),
             ("an outbox row for a target key", True,
              "INSERT INTO outbox (template, recipient, signature, state, updated_at) VALUES ('deliver-petition', '" + "ab" * 32 + "', NULL, 'sent', 'x')"),
             ("a redaction of a non-signature", False, None),  # filled in below
+            ("a mailbox key for a forgotten signer", False,
+             f"INSERT INTO mailbox_keys (seq, key) VALUES ({forgotten}, X'{'ab' * 16}')"),
+            ("a mailbox key for a withdrawn signature", False,
+             f"INSERT INTO mailbox_keys (seq, key) VALUES ({withdrawn}, X'{'ab' * 16}')"),
+            ("a mailbox key deleted", False, "DELETE FROM mailbox_keys WHERE seq = 12"),
+            ("a mailbox key that is not a key", False, "UPDATE mailbox_keys SET key = 'carla@example.org' WHERE seq = 12"),
+            ("the withdrawal's body edited", False,
+             f"UPDATE entries SET body = replace(body, ':{withdrawn}', ':{withdrawn - 1}') WHERE seq = {withdrawal}"),
         ]
         # A whole new chain from entry 1 verifies again — only its head hash changes.
         rehashed = folder / "rehashed.sqlite"
@@ -162,7 +192,23 @@ def main():
         bad_redaction = folder / "bad-redaction.sqlite"
         copy_ledger(pristine, bad_redaction)
         rechain(bad_redaction, f"UPDATE entries SET body = '{{\"redacts\":{head}}}' WHERE kind = 'redaction'")
-        cases[-2] = ("a redaction of a non-signature", False, bad_redaction)
+        cases[cases.index(("a redaction of a non-signature", False, None))] = ("a redaction of a non-signature", False, bad_redaction)
+        # Withdrawals correctly chained but naming what no withdrawal may: only the
+        # withdrawal rules catch them.
+        for name, body in [("a withdrawal of an opt-out", f'{{"duplicate_of":1,"withdraws":{optout}}}'),
+                           ("a withdrawal of an unknown entry", '{"duplicate_of":1,"withdraws":99999}'),
+                           ("a withdrawal as a duplicate of itself", f'{{"duplicate_of":{withdrawn},"withdraws":{withdrawn}}}'),
+                           ("a withdrawal without a target", '{"duplicate_of":1}')]:
+            forged = folder / f"forged-{len(cases)}.sqlite"
+            copy_ledger(pristine, forged)
+            rechain(forged, f"UPDATE entries SET body = '{body}' WHERE seq = {withdrawal}")
+            cases.append((name, False, forged))
+        twice = folder / "withdrawn-twice.sqlite"
+        copy_ledger(pristine, twice)
+        rechain(twice, f"INSERT INTO entries (seq, kind, at, fingerprint, body, personal_hash, prev, hash) "
+                       f"SELECT seq + 1, kind, at, fingerprint, body, personal_hash, '', '' FROM entries WHERE seq = {withdrawal}; "
+                       f"UPDATE meta SET value = value + 1 WHERE key = 'head_seq'")
+        cases.append(("a signature withdrawn twice", False, twice))
 
         pristine_head = None
         for name, expected, change in cases:
@@ -188,11 +234,79 @@ def main():
                 failures.append(f"{name}: a rewritten chain kept its head hash")
             else:
                 print(f"test_verify_ledger: {line} — verify_ledger.py agrees", file=sys.stderr)
+        failures += fixture_cases(muster, ws, folder)
     if failures:
         for failure in failures:
             print(f"test_verify_ledger: {failure}", file=sys.stderr)
         sys.exit(1)
-    print(f"test_verify_ledger: {len(cases)} ledgers, both verifiers agree on each", file=sys.stderr)
+    print(f"test_verify_ledger: {len(cases) + len(FIXTURE_CASES)} ledgers, both verifiers agree on each", file=sys.stderr)
+
+
+FIXTURE = ROOT / "Tests" / "Fixtures" / "ledger-v1"
+# (name, expected ok, SQL applied to a copy of the format-1 fixture before anything reads it)
+FIXTURE_CASES = [
+    ("the format-1 fixture", True, None),
+    ("the format-1 fixture with the state index of older ledgers", True, "CREATE INDEX outbox_by_state ON outbox(template, state)"),
+    ("the format-1 fixture with a table muster did not create", False, "CREATE TABLE notes (text)"),
+    ("the format-1 fixture, personal data put back with an empty salt", False,
+     "INSERT INTO personal (seq, salt, data) SELECT seq, x'', '{}' FROM entries "
+     "WHERE kind = 'signature' AND seq NOT IN (SELECT seq FROM personal)"),
+]
+
+
+def fixture_cases(muster, ws, folder):
+    """The committed format-1 ledger (Tests/Fixtures/ledger-v1), read as it is by
+    verify_ledger.py, then opened by `muster verify` (which migrates it to the newest
+    format and says so on stderr), then read again by verify_ledger.py: the three verdicts
+    agree, and on the pristine fixture they are the ones its maker recorded."""
+    failures = []
+    expected = json.loads((FIXTURE / "expected.json").read_text())
+    target = ws / "campaigns" / SLUG / "ledger.sqlite"
+
+    def version_of(path):
+        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        try:
+            return db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0]
+        finally:
+            db.close()
+
+    def python_verdict(path):
+        proc = run([sys.executable, str(VERIFIER), str(path), "--json"], ws, check=False)
+        if proc.returncode not in (0, 1):
+            sys.exit(f"test_verify_ledger: verify_ledger.py exited {proc.returncode}: {proc.stderr.strip()}")
+        return summary(json.loads(proc.stdout))
+
+    for name, want, change in FIXTURE_CASES:
+        for suffix in ("", "-wal", "-shm"):
+            pathlib.Path(str(target) + suffix).unlink(missing_ok=True)
+        shutil.copyfile(FIXTURE / expected["ledger"], target)
+        if change:
+            tamper(target, change)
+        if version_of(target) != 1:
+            failures.append(f"{name}: the fixture is not of format 1")
+            continue
+        format1 = python_verdict(target)
+        first = run([muster, "verify", "--json"], ws, check=False)
+        ours = summary(json.loads(first.stdout))
+        migrated = version_of(target)
+        theirs = python_verdict(target)
+        again = run([muster, "verify", "--json"], ws, check=False)
+        note = f"muster: migrated {target} from ledger format 1 to {migrated}"
+        if not (ours == format1 == theirs):
+            failures.append(f"{name}: the verifiers disagree:\n  verify_ledger.py (format 1):  {format1}\n"
+                            f"  muster verify (migrating):    {ours}\n  verify_ledger.py (format {migrated}): {theirs}")
+        elif ours["ok"] != want or (first.returncode == 0) != want:
+            failures.append(f"{name}: expected {'ok' if want else 'FAILED'}, all said {ours} (exit {first.returncode})")
+        elif change is None and (ours["head"] != expected["head"] or ours["count"] != expected["count"]):
+            failures.append(f"{name}: head {ours['head']} and count {ours['count']}, not those expected.json records")
+        elif migrated < 2 or note not in first.stderr:
+            failures.append(f"{name}: muster verify left format {migrated} and said {first.stderr.strip()!r}, not {note!r}")
+        elif "migrated" in again.stderr or summary(json.loads(again.stdout)) != ours:
+            failures.append(f"{name}: a second muster verify did not find the ledger as the first left it: {again.stderr.strip()}")
+        else:
+            print(f"test_verify_ledger: {name}: {'ok' if ours['ok'] else 'FAILED at ' + str(ours['first_bad_entry'])}"
+                  f" — verify_ledger.py agrees at format 1 and at format {migrated}", file=sys.stderr)
+    return failures
 
 
 def rechain(path, sql):

@@ -4,15 +4,18 @@
     verify_ledger.py LEDGER.sqlite [--json]
 
 It shares no code with muster: Python's standard library only (sqlite3, hashlib, json).
-It opens the ledger read-only and checks what `muster verify` checks — every entry's
-hash and link, every personal-data hash, every redaction, the head and count recorded
-in `meta`, and that nothing lies beside the chain — and prints the same summary:
+It reads ledger formats 1 to 4 as they are (it never migrates one: muster does that
+when it opens an older ledger). It opens the ledger read-only and checks what `muster
+verify` checks — every entry's hash and link, every personal-data hash, every redaction
+and withdrawal, the head and count recorded in `meta`, and that nothing lies beside the
+chain (mailbox keys included) — and prints the same summary:
 
-    ok: 243 signatures (1 forgotten), 245 entries
+    ok: 243 signatures (1 forgotten, 2 withdrawn), 247 entries
     head 59f27712…
 
 or `FAILED: entry N: reason`. With --json it prints one object with the keys of
-`muster verify --json` (ok, count, entries, redacted, head, problems, first_bad).
+`muster verify --json` (ok, count, entries, redacted, withdrawn, head, problems,
+first_bad). The count leaves withdrawn signatures out.
 Exit status: 0 when the ledger verifies, 1 when it does not, 2 when it cannot be read.
 """
 import hashlib
@@ -22,22 +25,33 @@ import sys
 
 GENESIS = "0" * 64
 PREFIX = b"muster-ledger-v1\x00"
-SCHEMA_VERSION = 1
-# Formats it reads: 2 adds the migrations table, 3 the Merkle tree (docs/transparency.md),
-# which this chain verifier leaves to scripts/muster_verify.py and `muster verify`.
-SCHEMA_VERSIONS = (1, 2, 3)
 
-# The database objects a ledger may hold (type, name), and the meta records.
-SCHEMA_OBJECTS = {
+# The database objects (type, name) a ledger of each format may hold, and the meta
+# records (the same in every format). Entries, personal data and meta are read the same
+# way in every format so far; only the other objects differ. A ledger is read as it is:
+# this verifier never migrates one.
+COMMON_OBJECTS = {
     ("table", "meta"), ("table", "entries"), ("table", "personal"), ("table", "outbox"),
     ("index", "sqlite_autoindex_meta_1"),
     ("index", "entries_one_signature_per_signer"), ("index", "entries_by_kind_and_time"),
-    ("index", "entries_opt_outs"), ("index", "outbox_in_order"), ("index", "outbox_by_state"),
+    ("index", "entries_opt_outs"), ("index", "outbox_in_order"),
     ("table", "sqlite_stat1"), ("table", "sqlite_stat4"),
-    ("table", "migrations"), ("table", "merkle_nodes"),
 }
-META_KEYS = {"fingerprint_key", "head_seq", "head_hash", "signature_count", "schema_version"}
-KINDS = {b"signature", b"redaction", b"optout"}
+SCHEMA_OBJECTS = {
+    # Format 1: ledgers made before 2026-11-27 may also hold the index outbox_by_state.
+    1: COMMON_OBJECTS | {("index", "outbox_by_state")},
+    # Format 2 (migration 2): outbox_by_state dropped, the migrations table added.
+    2: COMMON_OBJECTS | {("table", "migrations")},
+    # Format 3 (migration 3): the mailbox keys, derived data beside the chain.
+    3: COMMON_OBJECTS | {("table", "migrations"), ("table", "mailbox_keys"), ("index", "mailbox_keys_by_key")},
+    # Format 4 (migration 4): the Merkle tree over the entries (docs/transparency.md),
+    # checked here node by node against the entries.
+    4: COMMON_OBJECTS | {("table", "migrations"), ("table", "mailbox_keys"), ("index", "mailbox_keys_by_key"),
+                         ("table", "merkle_nodes")},
+}
+MERKLE_FORMAT = 4
+META_KEYS = {"fingerprint_key", "head_seq", "head_hash", "signature_count", "schema_version", "mailbox_rules"}
+KINDS = {b"signature", b"redaction", b"optout", b"withdrawal"}
 
 
 def raw(value):
@@ -81,13 +95,18 @@ def merkle_nodes(leaves):
     return nodes
 
 
-def redaction_target(body):
-    """The entry a redaction names: its body's "redacts" member, a JSON integer."""
+def integer_member(body, name):
+    """The JSON integer member `name` of an entry's body, or None."""
     try:
-        value = json.loads(body.decode("utf-8")).get("redacts")
+        value = json.loads(body.decode("utf-8")).get(name)
     except (ValueError, AttributeError, UnicodeDecodeError):
         return None
     return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def redaction_target(body):
+    """The entry a redaction names: its body's "redacts" member, a JSON integer."""
+    return integer_member(body, "redacts")
 
 
 def meta_value(db, key):
@@ -107,8 +126,10 @@ def verify(path):
         version = meta_value(db, "schema_version")
     except sqlite3.Error as error:
         raise LedgerUnreadable(f"{path}: {error}")
-    if version not in SCHEMA_VERSIONS:
-        raise LedgerUnreadable(f"{path} has ledger format {version}; this verifier reads formats {', '.join(map(str, SCHEMA_VERSIONS))}")
+    if not isinstance(version, int) or isinstance(version, bool) or version not in SCHEMA_OBJECTS:
+        formats = ", ".join(map(str, sorted(SCHEMA_OBJECTS)))
+        raise LedgerUnreadable(f"{path} has ledger format {version!r}; this verifier reads formats {formats}")
+    schema_objects = SCHEMA_OBJECTS[version]
     head_seq = meta_value(db, "head_seq")
     head_hash = meta_value(db, "head_hash")
     signature_count = meta_value(db, "signature_count")
@@ -128,6 +149,7 @@ def verify(path):
     kinds = {}
     without_personal = set()
     redactions = []
+    withdrawals = []  # (seq, withdrawn entry, the entry it duplicates)
     signatures = entries = 0
     expected = 1
     previous = GENESIS.encode("ascii")
@@ -166,6 +188,12 @@ def verify(path):
                 problem(seq, f"entry {seq} is a redaction without a valid target")
             else:
                 redactions.append((seq, target))
+        elif kind == b"withdrawal":
+            target, original = integer_member(body, "withdraws"), integer_member(body, "duplicate_of")
+            if target is None or original is None:
+                problem(seq, f"entry {seq} is a withdrawal without a valid target")
+            else:
+                withdrawals.append((seq, target, original))
         elif kind not in KINDS:
             problem(seq, f"entry {seq} has an unknown kind {kind!r}")
         previous = stored
@@ -184,6 +212,20 @@ def verify(path):
     for seq in sorted(without_personal - redacted):
         problem(seq, f"the personal data of entry {seq} is gone, but no redaction entry records its erasure")
 
+    # 2b. Withdrawals: each takes one earlier signature out of the count, once, as a
+    # duplicate of another earlier signature.
+    withdrawn = {}
+    for seq, target, original in withdrawals:
+        if target <= 0 or target >= seq or kinds.get(target) != b"signature":
+            problem(seq, f"entry {seq} withdraws entry {target}, which is not an earlier signature")
+        elif target in withdrawn:
+            problem(seq, f"entry {seq} withdraws entry {target}, which entry {withdrawn[target]} already withdrew")
+        elif original <= 0 or original >= seq or original == target or kinds.get(original) != b"signature":
+            problem(seq, f"entry {seq} withdraws entry {target} as a duplicate of entry {original}, "
+                         "which is not another earlier signature")
+        else:
+            withdrawn[target] = seq
+
     # 3. The head and count the ledger recorded.
     if head_seq != last_seq or head_hash != last_hash:
         if head_seq > last_seq:
@@ -193,20 +235,21 @@ def verify(path):
     elif signature_count != signatures:
         problem(max(last_seq, 1), f"the ledger recorded {signature_count} signatures but holds {signatures}")
 
-    # The Merkle tree (format 3): every complete subtree stored as the entries make it.
+    # The Merkle tree (format 4): every complete subtree stored as the entries make it.
     if db.execute("SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name = 'merkle_nodes'").fetchone()[0]:
         expected_nodes = merkle_nodes(leaves)
         stored_nodes = db.execute("SELECT pos, CAST(hash AS BLOB) FROM merkle_nodes ORDER BY pos").fetchall()
         if [(p, raw(h)) for p, h in stored_nodes] != expected_nodes:
             problem(None, "the Merkle tree does not match the entries: a node was altered, removed or added outside muster")
-    elif version >= 3:
+    elif version >= MERKLE_FORMAT:
         problem(None, "the ledger's Merkle tree (the table merkle_nodes) is missing")
 
     # 4. Nothing beside the chain.
     for kind, name in db.execute("SELECT type, name FROM sqlite_schema"):
-        if (kind, name) not in SCHEMA_OBJECTS:
+        if (kind, name) not in schema_objects:
             problem(None, f"the ledger holds a {kind} '{name}' that muster did not create")
-    for table in ("entries", "personal"):
+    tables = {name for (name,) in db.execute("SELECT name FROM sqlite_schema WHERE type = 'table'")}
+    for table in ("entries", "personal") + (("mailbox_keys",) if "mailbox_keys" in tables else ()):
         columns = db.execute(f"PRAGMA table_info({table})").fetchall()
         keys = [c for c in columns if c[5] > 0]
         seq = [c for c in columns if c[1] == "seq"]
@@ -232,13 +275,31 @@ def verify(path):
             problem(None, f"the outbox of template '{template}' has a row whose signature is not an entry number")
         elif chained_signature.get(signature) != recipient or recipient is None:
             problem(signature, f"the outbox of template '{template}' has a row for entry {signature}, which is not that signer's signature in the hash chain")
+    if "mailbox_keys" in tables:
+        # Mailbox keys: derived data, one per chained signature that counts and is not
+        # forgotten, 16 bytes each; once made (meta.mailbox_rules),
+        # none missing.
+        keyed = set()
+        for seq, key in db.execute("SELECT seq, key FROM mailbox_keys WHERE typeof(seq) = 'integer'"):
+            keyed.add(seq)
+            if not (1 <= seq <= head_seq and kinds.get(seq) == b"signature" and seq in personal
+                    and seq not in redacted and seq not in withdrawn):
+                problem(seq, f"a mailbox key is stored for entry {seq}, which is not a signature that counts")
+            elif not (isinstance(key, bytes) and len(key) == 16):
+                problem(seq, f"the mailbox key of entry {seq} is not 16 bytes")
+        if db.execute("SELECT count(*) FROM meta WHERE key = 'mailbox_rules'").fetchone()[0]:
+            for seq in sorted(s for s, k in kinds.items()
+                              if k == b"signature" and s in personal and s not in redacted and s not in withdrawn):
+                if seq not in keyed:
+                    problem(seq, f"entry {seq} counts but its mailbox key is missing")
     for (key,) in db.execute("SELECT key FROM meta"):
         if key not in META_KEYS:
             problem(None, f"the ledger's meta table holds a record '{key}' that muster did not write")
 
     first = min(problems, key=lambda p: float("inf") if p[0] is None else p[0]) if problems else None
     report = {
-        "ok": not problems, "count": signatures, "entries": entries, "redacted": len(redacted),
+        "ok": not problems, "count": signatures - len(withdrawn), "entries": entries, "redacted": len(redacted),
+        "withdrawn": len(withdrawn),
         "head": last_hash, "problems": len(problems),
     }
     if first is not None:
@@ -258,8 +319,10 @@ def main():
     if "--json" in sys.argv[1:]:
         print(json.dumps(report, sort_keys=True))
     elif report["ok"]:
-        forgotten = f" ({report['redacted']} forgotten)" if report["redacted"] else ""
-        print(f"ok: {report['count']} signatures{forgotten}, {report['entries']} entries")
+        notes = [f"{report['redacted']} forgotten"] if report["redacted"] else []
+        notes += [f"{report['withdrawn']} withdrawn"] if report["withdrawn"] else []
+        aside = f" ({', '.join(notes)})" if notes else ""
+        print(f"ok: {report['count']} signatures{aside}, {report['entries']} entries")
         print(f"head {report['head']}")
     else:
         bad = report["first_bad"]

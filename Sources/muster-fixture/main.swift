@@ -13,7 +13,7 @@ do {
     let workspace = Workspace(root: URL(fileURLWithPath: arguments[1]))
     let campaign = try workspace.resolveCampaign(arguments[2], workingDirectory: workspace.root)
     let (manifest, _) = try campaign.loadManifest()
-    guard let ledger = try Ledger.open(campaign.ledgerURL, create: true) else { exit(1) }
+    guard let ledger = try Ledger.open(campaign, create: true) else { exit(1) }
     let regions = manifest.field(named: "region")?.options ?? ["Lyon", "Paris", "Lille"]
     let start = Date().addingTimeInterval(-60 * 86_400)
     let step = 60 * 86_400 / Double(count)

@@ -11,7 +11,8 @@ extension Muster {
                 unchanged.
                 What remains: the signing time, source, collector, non-personal fields (such as
                 a region), consents, and a keyed fingerprint of the address, so the same
-                address signing again is still a duplicate.
+                address signing again is still a duplicate. (Another spelling of the same
+                mailbox, such as a +tag, is not: its mailbox key goes with the address.)
                 """)
 
         @Argument(help: "The email address to forget.")

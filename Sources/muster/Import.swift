@@ -8,19 +8,21 @@ extension Muster {
             abstract: "Bulk-add signatures from a CSV file.",
             discussion: """
                 Columns are matched from the header (a plain name,email,… sheet, muster's own
-                export, Action Network, Change.org and Google Forms exports; see README) and
-                with --map COLUMN=FIELD, where FIELD is name, first_name, last_name, email,
-                comment, signed_at, source, collector, consent, consent:KEY, a manifest field,
-                or ignore. First and last name columns are joined.
+                export, Action Network, Change.org and Google Forms exports; see
+                docs/import.md) and with --map COLUMN=FIELD, where FIELD is name, first_name,
+                last_name, email, comment, signed_at, source, collector, consent,
+                consent:KEY, a manifest field, or ignore. First and last name columns are
+                joined.
 
                 Every row is validated as `muster sign` does. Bad rows do not stop the import:
                 they go to the rejects file (default FILE.rejects.csv beside the input) with
                 their line number and the reason. Addresses that already signed, in the ledger
-                or earlier in the file, are counted as duplicates. A row with a time but no
-                name, email or comment is a forgotten signer as `muster export` writes one: it
-                is skipped and counted as forgotten. The import is one
-                transaction: all of it is recorded or none of it, and running it again
-                changes nothing.
+                or earlier in the file, are counted as duplicates, and so are other spellings
+                of the same mailbox (+tags, Gmail dots, provider aliases; see `dedupe:`).
+                A row with a time but no name, email or comment is a forgotten signer as
+                `muster export` writes one: it is skipped and counted as forgotten. The
+                import is one transaction: all of it is recorded or none of it, and running
+                it again changes nothing.
 
                 Exit 0 when the import went through (even with rejected rows); 65 when the file
                 itself is unreadable (invalid UTF-8, an unterminated quote, a 1 MiB field,
@@ -64,6 +66,11 @@ extension Muster {
                 Console.line("\(dryRun ? "dry run: " : "")\(verb) \(Number.grouped(Int64(summary.added))), duplicates \(Number.grouped(Int64(summary.duplicates))), rejected \(Number.grouped(Int64(summary.rejected))) of \(Number.grouped(Int64(summary.rows))) rows")
                 if summary.forgotten > 0 {
                     Console.line("skipped \(Number.grouped(Int64(summary.forgotten))) forgotten signer\(summary.forgotten == 1 ? "" : "s") (rows with a time but no name, email or comment, as `muster export` writes them: there is no one to add)")
+                }
+                if summary.suspectedTypos > 0 {
+                    let lines = summary.suspectedTypoLines.prefix(20).map(String.init).joined(separator: ", ")
+                    let more = summary.suspectedTypos > 20 ? ", …" : ""
+                    Console.line("\(Number.grouped(Int64(summary.suspectedTypos))) row\(summary.suspectedTypos == 1 ? " has a domain" : "s have domains") one typing slip from a common mail provider (e.g. gmial.com), imported as typed; check line\(summary.suspectedTypos == 1 ? "" : "s") \(lines)\(more)")
                 }
                 if !summary.ignoredColumns.isEmpty {
                     Console.line("ignored columns: \(summary.ignoredColumns.joined(separator: ", ")) (use --map COLUMN=FIELD to use them)")

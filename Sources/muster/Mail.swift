@@ -112,11 +112,11 @@ extension Muster.Mail {
             discussion: """
                 Prints the plan (audience, recipients, already sent, to send, first subject) and asks for confirmation on a terminal; --yes skips it (and is required when not on a terminal). Rerunning sends only what is left.
 
-                A message whose outcome was lost (the run was killed, or the connection dropped after the data was sent) is marked unknown and is resent only with --retry-unknown; after a killed run that is at most the message in flight on each connection (see README, "Blasts and the outbox"). 4xx replies and dropped connections are retried with exponential backoff; a 5xx reply to RCPT TO or DATA is a permanent failure of that message (sent again only with --retry-failed). A 5xx reply to the greeting, EHLO/HELO or MAIL FROM is about the relay or the sender, not a recipient: the blast stops and leaves the rows queued.
+                A message whose outcome was lost (the run was killed, or the connection dropped after the data was sent) is marked unknown and is resent only with --retry-unknown; after a killed run that is at most the message in flight on each connection (see docs/mail.md, "Blasts and the outbox"). 4xx replies and dropped connections are retried with exponential backoff; a 5xx reply to RCPT TO or DATA is a permanent failure of that message (sent again only with --retry-failed). A 5xx reply to the greeting, EHLO/HELO or MAIL FROM is about the relay or the sender, not a recipient: the blast stops and leaves the rows queued.
 
                 Whoever unsubscribes or is forgotten while a blast runs is not mailed from that moment on (checked just before each message goes to the relay).
 
-                Exit codes: 0 done; 75 some messages are still deferred (run again later); 69 the relay cannot be reached; 1 the relay refused the session, the sender or the login (nothing more was sent; rows stay queued); 64 a bad option (e.g. --rate out of range) or no --yes without a terminal.
+                Exit codes: 0 done; 75 some messages are still deferred (run again later); 69 the relay cannot be reached; 1 the relay refused the session, the sender, the login or TLS (nothing more was sent; rows not yet sent stay queued); 64 a bad option (e.g. --rate out of range) or no --yes without a terminal.
 
                 Examples:
                   muster mail send thank-you --to me@example.org   # a test to yourself

@@ -12,9 +12,11 @@ extension Muster {
                 appends its signatures (only those its chain covers) in their original
                 signed_at order, validated against this campaign's manifest, keeping their
                 time, source and collector (--by fills in a collector where the other ledger
-                has none). An address that already signed here is a duplicate and this
-                ledger keeps its own signature. Signers forgotten in the other ledger cannot
-                be matched by address and are skipped (counted). Unsubscribed signers stay
+                has none). An address that already signed here, or another spelling of its
+                mailbox under this workspace's dedupe rules, is a duplicate and this ledger
+                keeps its own signature. Signers forgotten in the other ledger cannot be
+                matched by address and are skipped (counted); signatures withdrawn there
+                (`muster dedupe`) are not merged. Unsubscribed signers stay
                 unsubscribed. Merging the same ledger twice changes nothing.
                 """)
 

@@ -24,7 +24,7 @@ struct Muster: ParsableCommand {
         version: MusterKitVersion.string,
         subcommands: [
             Init.self, New.self, List.self, Check.self,
-            Sign.self, Import.self, Export.self, Merge.self, Forget.self, Unsubscribe.self, Verify.self, Report.self,
+            Sign.self, Import.self, Export.self, Merge.self, Forget.self, Unsubscribe.self, Dedupe.self, Verify.self, Report.self,
             Checkpoint.self, Receipt.self,
             Mail.self, Smtp.self,
         ]

@@ -7,9 +7,10 @@ extension Muster {
         static let configuration = CommandConfiguration(
             abstract: "Add one signature, or run a signing kiosk for a stall.",
             discussion: """
-                One signature per email address per campaign: an address that already signed
-                (ignoring case, Unicode form and IDN spelling) is reported as a duplicate with
-                its first signing date, and the command still succeeds.
+                One signature per person per campaign: an address that already signed, or
+                another spelling of the same mailbox (case, Unicode and IDN forms, +tags,
+                Gmail dots, provider aliases; see `dedupe:` in muster.yaml), is reported as
+                a duplicate with its first signing date, and the command still succeeds.
 
                 --kiosk locks the terminal for a stall: the volunteer first chooses a
                 passphrase (typed twice, not shown); the screen and scrollback are
@@ -90,7 +91,7 @@ extension Muster {
                 let input = SignatureInput(name: name ?? "", email: email ?? "", comment: comment, fields: fieldValues,
                                            consents: consents, source: source ?? "cli", collector: collector)
                 let signature = try input.validated(against: manifest)
-                guard let ledger = try Ledger.open(campaign.ledgerURL, create: true) else { return }
+                guard let ledger = try Ledger.open(campaign, create: true) else { return }
                 switch try ledger.append(signature, at: context.clock.now()) {
                 case .added(let seq, let count):
                     if output.json { return Console.json(Added(status: "added", count: count, entry: seq, first_signed_at: nil)) }
@@ -112,7 +113,9 @@ extension Muster {
             if Console.stdoutIsTerminal && !output.json { screen = STDOUT_FILENO }
             else if Console.stderrIsTerminal { screen = STDERR_FILENO }
             else { throw MusterError.usage("--kiosk needs a terminal to show its screens on (standard error is not one)") }
-            guard let ledger = try Ledger.open(campaign.ledgerURL, create: true) else { return }
+            guard let ledger = try Ledger.open(campaign, create: true) else { return }
+            // Rebuilt keys are announced before the screen is taken over.
+            try ledger.refreshMailboxKeys()
             let session = KioskSession(manifest: manifest, ledger: ledger, clock: context.clock,
                                        source: source ?? "kiosk", collector: collector)
             try session.check()

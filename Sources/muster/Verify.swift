@@ -7,11 +7,13 @@ extension Muster {
             abstract: "Recompute the ledger's hash chain; print the count and head hash.",
             discussion: """
                 Checks every entry's hash and link to the one before, every signer's personal
-                data against the salted hash its entry recorded, and that erased data has a
-                redaction entry. Exits 1 and names the first bad entry when anything was
-                edited, deleted or reordered — and when the file holds anything the chain
-                (entries 1 to the head) does not account for: an entry numbered outside it,
-                stray personal data or outbox rows, a table, index, view or trigger muster
+                data against the salted hash its entry recorded, that erased data has a
+                redaction entry, and that each withdrawal takes out one earlier signature,
+                once. The count leaves withdrawn signatures out (`muster dedupe`).
+                Exits 1 and names the first bad entry when anything was edited, deleted or
+                reordered — and when the file holds anything the chain (entries 1 to the
+                head) does not account for: an entry numbered outside it, stray personal
+                data, mailbox keys or outbox rows, a table, index, view or trigger muster
                 did not create. Also checks the Merkle tree against the entries.
 
                 --against CHECKPOINT (a file, or the size of one in checkpoints/) also
@@ -59,8 +61,10 @@ extension Muster {
                 if output.json {
                     if let consistency { Console.json(AgainstReport(report: report, against: consistency)) } else { Console.json(report) }
                 } else if report.ok {
-                    let redacted = report.redacted > 0 ? " (\(Number.grouped(report.redacted)) forgotten)" : ""
-                    Console.line("ok: \(Number.grouped(report.count)) signatures\(redacted), \(Number.grouped(report.entries)) entries")
+                    let notes = [report.redacted > 0 ? "\(Number.grouped(report.redacted)) forgotten" : nil,
+                                 report.withdrawn > 0 ? "\(Number.grouped(report.withdrawn)) withdrawn" : nil].compactMap { $0 }
+                    let aside = notes.isEmpty ? "" : " (\(notes.joined(separator: ", ")))"
+                    Console.line("ok: \(Number.grouped(report.count)) signatures\(aside), \(Number.grouped(report.entries)) entries")
                     Console.line("head \(report.head)")
                 } else if let bad = report.firstBad {
                     Console.line("FAILED: \(bad.entry.map { "entry \($0): " } ?? "")\(bad.reason)")

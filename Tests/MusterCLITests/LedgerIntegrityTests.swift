@@ -81,6 +81,40 @@ import Testing
         #expect(unknown.stderr == "muster: error: no signature from that address in fair-rates\n")
     }
 
+    /// A forgotten signer's personal data put back with the sqlite3 client, with an empty
+    /// salt (SQLite hands an empty blob over as a NULL pointer, which `verify` once took
+    /// for "no row"): verify fails, and neither export nor a blast brings the signer back.
+    @Test func personalDataPutBackWithAnEmptySaltFailsVerifyAndStaysForgotten() throws {
+        let box = try signed(3)
+        try #require(try box.run(["forget", "signer2@example.org"]).status == 0)
+        try #require(try box.run(["verify"]).status == 0)
+        let putBack = try box.sqlite(Self.ledger, """
+            INSERT INTO personal (seq, salt, data) VALUES (2, x'', '{"email":"signer2@example.org","name":"Signer 2"}')
+            """)
+        try #require(putBack.status == 0, "\(putBack)")
+
+        let verify = try box.run(["verify"])
+        #expect(verify.status == 1, "\(verify)")
+        #expect(verify.stdout.hasPrefix("FAILED: entry 2: the personal data of entry 2 was altered: it no longer matches the hash the entry recorded\n"),
+                "\(verify)")
+        let json = try box.run(["verify", "--json"]).json()
+        #expect(json["ok"] as? Bool == false && json["problems"] as? Int == 2 && json["redacted"] as? Int == 1)
+
+        let export = try box.run(["export", "--format", "jsonl"])
+        #expect(export.status == 0, "\(export)")
+        #expect(!export.stdout.contains("signer2@example.org") && !export.stdout.contains("Signer 2"), "\(export.stdout)")
+        #expect(export.stdout.split(separator: "\n").count == 3, "the signature still counts")
+
+        let preview = try box.run(["mail", "send", "thank-you", "--dry-run", "--out", "preview"])
+        #expect(preview.status == 0, "\(preview)")
+        let messages = try FileManager.default.contentsOfDirectory(atPath: box.path("preview").path).filter { $0.hasSuffix(".eml") }
+        #expect(messages.count == 2, "\(messages)")
+        for name in messages {
+            let message = try String(contentsOf: box.path("preview/\(name)"), encoding: .utf8)
+            #expect(!message.contains("signer2@example.org"), "\(name) is for the forgotten signer")
+        }
+    }
+
     @Test func unsubscribeAppendsAnOptOut() throws {
         let box = try signed(2)
         let result = try box.run(["unsubscribe", "signer1@example.org", "--json"])

@@ -4,23 +4,13 @@ import Testing
 /// The built binary against the committed ledger of format 1 (Tests/Fixtures/ledger-v1):
 /// every muster to come must open, migrate and verify it.
 @Suite struct LedgerMigrationCLITests {
-    static let fixture = MusterBinary.packageRoot.appendingPathComponent("Tests/Fixtures/ledger-v1")
+    static let fixture = CommittedFixture("ledger-v1")
     static let ledger = "campaigns/fair-rates/ledger.sqlite"
 
-    static func expected() throws -> [String: Any] {
-        let data = try Data(contentsOf: fixture.appendingPathComponent("expected.json"))
-        return try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
-    }
+    static func expected() throws -> [String: Any] { try fixture.expected() }
 
     /// A sandbox holding a copy of the fixture's workspace.
-    static func workspace() throws -> Sandbox {
-        let box = try Sandbox()
-        let source = fixture.appendingPathComponent("workspace")
-        for name in try FileManager.default.contentsOfDirectory(atPath: source.path) {
-            try FileManager.default.copyItem(at: source.appendingPathComponent(name), to: box.path(name))
-        }
-        return box
-    }
+    static func workspace() throws -> Sandbox { try fixture.workspace() }
 
     func schemaVersion(_ box: Sandbox) throws -> String {
         try box.sqlite(Self.ledger, "SELECT value FROM meta WHERE key = 'schema_version'").stdout

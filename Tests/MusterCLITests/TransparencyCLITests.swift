@@ -126,8 +126,8 @@ import Testing
             prev = h
         db.execute("UPDATE meta SET value = ? WHERE key = 'head_hash'", (prev,))
         db.execute("DROP TABLE merkle_nodes")
-        db.execute("DELETE FROM migrations WHERE version >= 3")
-        db.execute("UPDATE meta SET value = 2 WHERE key = 'schema_version'")
+        db.execute("DELETE FROM migrations WHERE version >= 4")
+        db.execute("UPDATE meta SET value = 3 WHERE key = 'schema_version'")
         db.commit()
         """
 
@@ -189,12 +189,95 @@ import Testing
         let checkpoint = try box.run(["checkpoint", "--json"], environment: keys.environment)
         #expect(checkpoint.status == 0, "\(checkpoint)")
         let size = try #require(try checkpoint.json()["size"] as? Int)
+        // Migrated through every format (2, 3 and 4) in one go, the tree built by the last.
+        #expect(try box.sqlite("campaigns/fair-rates/ledger.sqlite", "SELECT group_concat(version) FROM (SELECT version FROM migrations ORDER BY version)").stdout
+                == "1,2,3,4\n")
+        #expect(try box.sqlite("campaigns/fair-rates/ledger.sqlite", "SELECT value FROM meta WHERE key = 'schema_version'").stdout == "4\n")
         #expect(try box.run(["verify", "--against", String(size)]).status == 0)
         #expect(try box.run(["export", "--log", "--out", "log.jsonl"]).status == 0)
         let recount = try Self.python(["log", "log.jsonl", "--checkpoint", "campaigns/fair-rates/checkpoints/\(size).txt",
                                        "--key", Self.vkey, "--json"], in: box)
         #expect(recount.status == 0, "\(recount)")
         #expect(try recount.json()["signatures"] as? Int == expected["count"] as? Int)
+    }
+
+    /// Withdrawals (`muster dedupe --withdraw`, on the format-1 ledger in which one person
+    /// signed under several spellings) are leaves like any other entry: the checkpoint
+    /// states the count without the withdrawn, and the reference verifier recounts it from
+    /// the public log, checking each withdrawal; a withdrawn signature gets no receipt.
+    @Test func withdrawalsAreLeavesAndTheRecountLeavesTheWithdrawnOut() throws {
+        let box = try DedupeTests.workspace()
+        let keys = try KeyHome()
+        let ledger = DedupeTests.ledger
+        #expect(try box.run(["verify"]).status == 0)
+        #expect(try box.run(["checkpoint"], environment: keys.environment).status == 0)
+        let before = try #require(Int(try box.sqlite(ledger, "SELECT value FROM meta WHERE key = 'head_seq'").stdout.trimmingCharacters(in: .whitespacesAndNewlines)))
+        let withdrew = try box.run(["dedupe", "--withdraw"], environment: DedupeTests.now)
+        #expect(withdrew.status == 0, "\(withdrew)")
+        let verify = try box.run(["verify", "--json"])
+        let verified = try verify.json()
+        let withdrawn = try #require(verified["withdrawn"] as? Int)
+        #expect(withdrawn > 0 && verified["entries"] as? Int == before + withdrawn, "\(verify)")
+
+        let made = try box.run(["checkpoint", "--json"], environment: keys.environment)
+        #expect(made.status == 0, "\(made)")
+        let size = try #require(try made.json()["size"] as? Int)
+        #expect(size == before + withdrawn, "every withdrawal is a leaf")
+        #expect(try made.json()["signatures"] as? Int == verified["count"] as? Int, "the checkpoint states the count without the withdrawn")
+        // The tree before the withdrawals is a prefix of the tree after them.
+        let against = try box.run(["verify", "--against", String(before)])
+        #expect(against.status == 0 && against.stdout.contains("consistent with the checkpoint of \(before) entries"), "\(against)")
+
+        let note = "campaigns/variants/checkpoints/\(size).txt"
+        let vkey = "campaigns/variants/checkpoint.vkey"
+        #expect(try box.run(["export", "--log", "--out", "log.jsonl"]).status == 0)
+        let recount = try Self.python(["log", "log.jsonl", "--checkpoint", note, "--key", vkey, "--json"], in: box)
+        #expect(recount.status == 0, "\(recount)")
+        #expect(try recount.json()["signatures"] as? Int == verified["count"] as? Int, "\(recount)")
+        #expect(try recount.json()["withdrawn"] as? Int == withdrawn, "\(recount)")
+        // The log before the withdrawals still recounts against the first checkpoint.
+        let first = try Self.python(["log", "log.jsonl", "--checkpoint", "campaigns/variants/checkpoints/\(before).txt", "--key", vkey, "--json"], in: box)
+        #expect(first.status == 0, "\(first)")
+        #expect(try first.json()["withdrawn"] as? Int == 0, "\(first)")
+
+        // A collective that signs a tree holding a second withdrawal of the same signature
+        // (its count one lower) is caught by the recount, though root and count match.
+        let target = try #require(Int(try box.sqlite(ledger, "SELECT json_extract(body, '$.withdraws') FROM entries WHERE seq = \(size)").stdout.trimmingCharacters(in: .whitespacesAndNewlines)))
+        try box.write("forge.py", """
+            import base64, hashlib, json, sys
+            sys.path.insert(0, sys.argv[1])
+            import muster_verify as mv
+            lines = [json.loads(l) for l in open("log.jsonl")]
+            last = lines[-1]
+            extra = dict(last, seq=last["seq"] + 1, prev=last["hash"])
+            extra["hash"] = hashlib.sha256(mv.entry_bytes(extra)).hexdigest()
+            lines.append(extra)
+            with open("forged.jsonl", "w") as f:
+                for e in lines:
+                    f.write(json.dumps(e, sort_keys=True, separators=(",", ":")) + "\\n")
+            print(base64.b64encode(mv.root_of([mv.leaf_hash(mv.entry_bytes(e)) for e in lines])).decode())
+            """)
+        let forge = try Sandbox.run(URL(fileURLWithPath: "/usr/bin/env"), ["python3", "forge.py", Self.verifier.deletingLastPathComponent().path], in: box.root)
+        try #require(forge.status == 0, "\(forge)")
+        let root = try #require(Data(base64Encoded: forge.stdout.trimmingCharacters(in: .whitespacesAndNewlines)))
+        let keyDirectory = keys.url.appendingPathComponent("muster/keys")
+        let keyFile = try #require(try FileManager.default.contentsOfDirectory(atPath: keyDirectory.path).first)
+        let signer = try NoteSigner(parsing: try String(contentsOf: keyDirectory.appendingPathComponent(keyFile), encoding: .utf8))
+        let forgedCount = try #require(verified["count"] as? Int) - 1
+        let forgedNote = try signer.sign(Checkpoint(origin: signer.name, size: Int64(size + 1), root: Array(root),
+                                                    signatures: Int64(forgedCount), time: nil).body)
+        try box.write("forged.txt", forgedNote)
+        let refused = try Self.python(["log", "forged.jsonl", "--checkpoint", "forged.txt", "--key", vkey], in: box)
+        #expect(refused.status == 1 && refused.stdout.contains("takes out entry \(target), which line \(size) already took out"), "\(refused)")
+
+        // A withdrawn signature gets no receipt; the one kept does.
+        let email = try box.sqlite(ledger, "SELECT json_extract(data, '$.email') FROM personal WHERE seq = \(target)").stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        let receipt = try box.run(["receipt", email])
+        #expect(receipt.status == 1 && receipt.stderr.contains("was withdrawn by entry \(size)"), "\(receipt)")
+        let kept = try #require(Int(try box.sqlite(ledger, "SELECT json_extract(body, '$.duplicate_of') FROM entries WHERE seq = \(size)").stdout.trimmingCharacters(in: .whitespacesAndNewlines)))
+        let keptEmail = try box.sqlite(ledger, "SELECT json_extract(data, '$.email') FROM personal WHERE seq = \(kept)").stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        #expect(try box.run(["receipt", keptEmail, "--out", "kept.json"]).status == 0)
+        #expect(try Self.python(["receipt", "kept.json", "--key", vkey], in: box).status == 0)
     }
 
     /// muster's proof verification and the reference verifier's give the same verdict on

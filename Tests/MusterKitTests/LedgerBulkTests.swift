@@ -140,8 +140,9 @@ import Testing
         preparer.prepare(signature, at: date, into: &batch)
         let row = batch.rows[1]
         func text(_ range: Range<Int>) -> String { String(decoding: batch.bytes[range], as: UTF8.self) }
-        let atStart = row.start + 144, bodyStart = atStart + row.atCount, personalStart = bodyStart + row.bodyCount
+        let atStart = row.start + PreparedBatch.fixedBytes, bodyStart = atStart + row.atCount, personalStart = bodyStart + row.bodyCount
         #expect(text(row.start..<(row.start + 64)) == single.fingerprint)
+        #expect(Array(batch.bytes[(row.start + 144)..<(row.start + 160)]) == single.mailboxKey)
         #expect(text(atStart..<bodyStart) == single.at)
         #expect(text(bodyStart..<personalStart) == single.body)
         #expect(text(personalStart..<(personalStart + row.personalCount)) == single.personal)
@@ -151,6 +152,8 @@ import Testing
         let set = FingerprintSet(capacity: 4)
         #expect(set.insert(hex: single.fingerprint) == true)
         #expect(set.insert(row.key) == false)
+        #expect(single.mailboxKey.withUnsafeBytes { set.insert(FingerprintKey(mailboxKey: $0)) })
+        #expect(set.insert(row.mailbox) == false)
     }
 
     @Test func fingerprintSetGrowsAndIsExact() throws {

@@ -120,6 +120,25 @@ enum LedgerFixture {
         #expect(try ledger.verify().ok)
     }
 
+    @Test func verifyAcceptsTheSchemaObjectsOfTheLedgersOwnFormatOnly() throws {
+        let folder = try TemporaryFolder()
+        // Format 1, read as it is (merge's other ledger): the old state index belongs there,
+        // a migrations table does not.
+        let old = try LedgerFixture.copy(into: folder, name: "old.sqlite")
+        try SQLiteDatabase(path: old.path, create: false).execute("CREATE INDEX outbox_by_state ON outbox(template, state)")
+        #expect(try Ledger.openExisting(old).verifySequentially().ok)
+        try SQLiteDatabase(path: old.path, create: false).execute("CREATE TABLE migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT)")
+        #expect(try Ledger.openExisting(old).verifySequentially().firstBad
+                == .init(entry: nil, reason: "the ledger holds a table 'migrations' that muster did not create"))
+        #expect(try version(old) == "1")
+        // The newest format: the other way round.
+        let new = try LedgerFixture.copy(into: folder, name: "new.sqlite")
+        let ledger = try #require(try Ledger.open(new, create: false))
+        #expect(try ledger.verify().ok)
+        try SQLiteDatabase(path: new.path, create: false).execute("CREATE INDEX outbox_by_state ON outbox(template, state)")
+        #expect(try ledger.verify().firstBad == .init(entry: nil, reason: "the ledger holds an index 'outbox_by_state' that muster did not create"))
+    }
+
     @Test func openingAgainChangesNothing() throws {
         let folder = try TemporaryFolder()
         let url = try LedgerFixture.copy(into: folder)

@@ -192,10 +192,23 @@ private final class Reference {
                 _ = try append(try SignatureInput(name: "Q \(index)", email: "q\(index)@example.org", fields: ["region": "Paris"]).validated(against: manifest), Date())
             }
         }
-        #expect(try ledger.verify().ok)
+        // A withdrawal (`muster dedupe --withdraw`) is a leaf like any other entry: two
+        // spellings signed under rules that kept them apart, then one withdrawn.
+        ledger.mailboxRules = MailboxRules(keepTags: true)
+        for email in ["r+1@gmail.com", "r+2@gmail.com"] {
+            _ = try ledger.append(try SignatureInput(name: "R", email: email, fields: ["region": "Lyon"]).validated(against: manifest), at: Date())
+        }
+        ledger.mailboxRules = .standard
+        #expect(try ledger.dedupe(withdraw: true, commit: true, showAddresses: false, at: Date()).withdrawn == 1)
+        let verified = try ledger.verify()
+        #expect(verified.ok && verified.withdrawn == 1, "\(verified)")
+        #expect(try ledger.signatureCount(through: 44) == 42, "the withdrawal (entry 45) is not among entries 1…44")
+        #expect(try ledger.signatureCount(through: 45) == verified.count)
+        #expect(try ledger.withdrawal(of: 44)?.entry == 45 && ledger.withdrawal(of: 43) == nil)
         // The stored tree equals a tree built in memory from the entries' leaf data.
         try ledger.withTree { tree, size in
-            #expect(size == 42)
+            #expect(size == 45)
+            #expect(try ledger.publicEntry(seq: size).kind == "withdrawal")
             var leaves: [Merkle.Hash] = []
             try ledger.forEachPublicEntry(through: size) { leaves.append(Merkle.leafHash($0.leafData)) }
             let memory = MemoryMerkleTree(leafHashes: leaves)

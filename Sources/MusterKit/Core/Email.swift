@@ -1,4 +1,3 @@
-import Synchronization
 import Foundation
 
 /// Email addresses: syntax (an RFC 5321 mailbox, with UTF-8 allowed as RFC 6531 does)
@@ -27,10 +26,13 @@ public enum EmailAddress {
         }
     }
 
-    /// The canonical form: trimmed, NFC, lower-cased, the domain IDNA-encoded (xn--).
+    /// The canonical form: trimmed, NFC, lower-cased, the domain as mail is delivered to
+    /// it (`IDNA.toASCII`: UTS #46 through libidn2, A-labels).
     ///
     /// Two addresses that differ only in case, Unicode normalisation, surrounding
-    /// space or the IDN/xn-- spelling of their domain are the same signer.
+    /// space, the IDN/xn-- spelling of their domain, or its fullwidth, compatibility and
+    /// full-stop variants are the same address. (Who is the same *person* — tags, dots,
+    /// provider aliases — is `MailboxKey`'s question.)
     public static func canonical(_ raw: String) throws(Problem) -> String {
         if let plain = plainASCIICanonical(raw) { return plain }
         for scalar in raw.unicodeScalars where TextField.isForbidden(scalar) && scalar != "\t" {
@@ -86,7 +88,7 @@ public enum EmailAddress {
         guard domainCount <= 253 else { return nil }
         var labels = 0, labelLength = 0
         var previous: UInt8 = 0x2E
-        for byte in bytes[(at + 1)...] {
+        for (domainOffset, byte) in bytes[(at + 1)...].enumerated() {
             if byte == 0x2E {
                 guard labelLength > 0, previous != 0x2D else { return nil }
                 labels += 1
@@ -94,6 +96,11 @@ public enum EmailAddress {
             } else {
                 let allowed = (byte >= 0x30 && byte <= 0x39) || (byte >= 0x61 && byte <= 0x7A) || byte == 0x2D
                 guard allowed, !(labelLength == 0 && byte == 0x2D) else { return nil }
+                // An xn-- label is Punycode to decode and check: the full path does that.
+                if labelLength == 3, byte == 0x2D, previous == 0x2D {
+                    let index = at + 1 + domainOffset
+                    if bytes[index - 3] == 0x78, bytes[index - 2] == 0x6E { return nil }
+                }
                 labelLength += 1
                 guard labelLength <= 63 else { return nil }
             }
@@ -137,7 +144,9 @@ public enum EmailAddress {
         }
     }
 
-    /// Returns the domain in ASCII (IDNA: each non-ASCII label as xn-- punycode).
+    /// The domain mail is delivered to, in ASCII (A-labels): `IDNA.toASCII` (libidn2,
+    /// UTS #46 non-transitional, IDNA2008), without a final root dot, at least two labels.
+    /// An address literal (`[192.0.2.1]`) is kept as typed.
     static func canonicalDomain(_ domain: String) throws(Problem) -> String {
         guard !domain.isEmpty else { throw .domain("it is empty") }
         if domain.hasPrefix("[") {
@@ -149,110 +158,17 @@ public enum EmailAddress {
             }
             return domain
         }
-        // UTS 46: ideographic and fullwidth full stops separate labels too.
-        let unified = domain.utf8.allSatisfy({ $0 < 0x80 }) ? domain : domain.replacingOccurrences(of: "\u{3002}", with: ".")
-            .replacingOccurrences(of: "\u{FF0E}", with: ".")
-            .replacingOccurrences(of: "\u{FF61}", with: ".")
-        var labels = unified.split(separator: ".", omittingEmptySubsequences: false).map(String.init)
-        if labels.count > 1, labels.last == "" { labels.removeLast() } // trailing root dot
-        guard labels.count >= 2 else { throw .domain("it needs a dot, as in example.org") }
-        var ascii: [String] = []
-        for label in labels {
-            guard !label.isEmpty else { throw .domain("empty label between dots") }
-            let encoded: String
-            if label.unicodeScalars.allSatisfy({ $0.isASCII }) {
-                encoded = label
-            } else {
-                guard let punycode = Punycode.encode(label) else { throw .domain("cannot encode \(label)") }
-                encoded = "xn--" + punycode
-            }
-            guard encoded.utf8.count <= 63 else { throw .domain("a label is longer than 63 characters") }
-            guard encoded.unicodeScalars.allSatisfy({ ($0.value >= 97 && $0.value <= 122) || ($0.value >= 48 && $0.value <= 57) || $0 == "-" }) else {
-                throw .domain("only letters, digits and hyphens are allowed")
-            }
-            guard !encoded.hasPrefix("-"), !encoded.hasSuffix("-") else {
-                throw .domain("a label starts or ends with a hyphen")
-            }
-            ascii.append(encoded)
+        var ascii: String
+        do {
+            ascii = try IDNA.toASCII(domain)
+        } catch {
+            throw .domain(error.description)
         }
-        let result = ascii.joined(separator: ".")
-        guard result.utf8.count <= 253 else { throw .domain("longer than 253 characters") }
-        return result
-    }
-}
-
-/// Punycode (RFC 3492), the encoding behind IDNA's xn-- labels.
-public enum Punycode {
-    private static let base = 36, tMin = 1, tMax = 26, skew = 38, damp = 700
-    private static let initialBias = 72, initialN = 128
-
-    private static func digit(_ value: Int) -> Character {
-        Character(UnicodeScalar(UInt8(value < 26 ? value + 97 : value + 22)))
-    }
-
-    private static func adapt(_ delta: Int, _ numPoints: Int, _ firstTime: Bool) -> Int {
-        var delta = firstTime ? delta / damp : delta / 2
-        delta += delta / numPoints
-        var k = 0
-        while delta > ((base - tMin) * tMax) / 2 {
-            delta /= base - tMin
-            k += base
-        }
-        return k + (base - tMin + 1) * delta / (delta + skew)
-    }
-
-    /// A host name in ASCII: each non-ASCII label as `xn--…`, lower-cased; nil when it
-    /// is not a valid host name (`localhost` is accepted, for test relays).
-    public static func asciiDomain(_ domain: String) -> String? {
-        // A blast converts the same few domains over and over: remember recent answers.
-        if let known = recentDomains.withLock({ $0[domain] }) { return known }
-        let prepared = TextField.nfc(domain).lowercased()
-        let ascii = prepared == "localhost" ? prepared : try? EmailAddress.canonicalDomain(prepared)
-        recentDomains.withLock { cache in
-            if cache.count >= 4096 { cache.removeAll(keepingCapacity: true) }
-            cache[domain] = .some(ascii)
+        if ascii.hasSuffix(".") { ascii.removeLast() } // the root label: example.org. is example.org
+        guard ascii.contains(".") else {
+            throw .domain(ascii.isEmpty ? "empty label between dots" : "it needs a dot, as in example.org")
         }
         return ascii
-    }
-
-    private static let recentDomains = Mutex<[String: String?]>([:])
-
-    /// Encodes a label (without the xn-- prefix); nil on overflow.
-    public static func encode(_ input: String) -> String? {
-        let scalars = input.unicodeScalars.map { Int($0.value) }
-        var output = String(input.unicodeScalars.filter(\.isASCII).map(Character.init))
-        let basicCount = output.count
-        var handled = basicCount
-        if basicCount > 0 { output.append("-") }
-        var n = initialN, delta = 0, bias = initialBias
-        while handled < scalars.count {
-            guard let m = scalars.filter({ $0 >= n }).min() else { break }
-            let (product, overflow) = (m - n).multipliedReportingOverflow(by: handled + 1)
-            guard !overflow else { return nil }
-            delta += product
-            n = m
-            for c in scalars {
-                if c < n { delta += 1 }
-                if c == n {
-                    var q = delta
-                    var k = base
-                    while true {
-                        let t = k <= bias ? tMin : (k >= bias + tMax ? tMax : k - bias)
-                        if q < t { break }
-                        output.append(digit(t + (q - t) % (base - t)))
-                        q = (q - t) / (base - t)
-                        k += base
-                    }
-                    output.append(digit(q))
-                    bias = adapt(delta, handled + 1, handled == basicCount)
-                    delta = 0
-                    handled += 1
-                }
-            }
-            delta += 1
-            n += 1
-        }
-        return output
     }
 }
 

@@ -53,6 +53,11 @@ public struct ImportSummary: Sendable, Codable, Equatable {
     public var columns: [String: String]
     public var ignoredColumns: [String]
     public var delimiter: String
+    /// Rows imported (or found duplicate) whose domain is one slip from a common
+    /// provider (`TypoHint`): imported as typed, counted here for the organiser to check.
+    public var suspectedTypos: Int = 0
+    /// Their line numbers in the file (the first 1,000), never the addresses.
+    public var suspectedTypoLines: [Int] = []
 
     enum CodingKeys: String, CodingKey {
         case rows, added, duplicates, rejected, forgotten
@@ -62,6 +67,8 @@ public struct ImportSummary: Sendable, Codable, Equatable {
         case count, columns
         case ignoredColumns = "ignored_columns"
         case delimiter
+        case suspectedTypos = "suspected_typos"
+        case suspectedTypoLines = "suspected_typo_lines"
     }
 }
 
@@ -94,7 +101,9 @@ public enum Importer {
 
         // The ledger: the campaign's own, or for a dry run without one, a throwaway one
         // that never touches the disk under a name.
+        let rules = try campaign.workspace.mailboxRules()
         let (ledger, scratch) = try Ledger.openForRun(campaign.ledgerURL, dryRun: request.dryRun)
+        ledger.mailboxRules = rules
 
         // Rejected rows hold names and addresses: they are written to an unnamed file
         // that only gets its name once complete (see PrivateFile), and what a killed
@@ -162,6 +171,8 @@ public enum Importer {
                 if let error = chunk.failure { throw fileError(error) }
                 summary.rows += chunk.rows
                 summary.forgotten += chunk.forgotten
+                summary.suspectedTypos += chunk.suspectedTypoLines.count
+                summary.suspectedTypoLines += chunk.suspectedTypoLines.prefix(max(0, 1000 - summary.suspectedTypoLines.count))
                 let (added, duplicates) = try batch.append(chunk.signatures)
                 summary.added += added
                 summary.duplicates += duplicates
@@ -228,6 +239,8 @@ struct ImportChunk: Sendable {
     var rows = 0
     /// Rows that are a forgotten signer (see `ImportSummary.forgotten`).
     var forgotten = 0
+    /// Line numbers of valid rows whose domain looks mistyped (`TypoHint`).
+    var suspectedTypoLines: [Int] = []
     var bytesRead = 0
     /// A file-level error: the import stops and nothing is written.
     var failure: CSVFileError?
@@ -290,6 +303,8 @@ final class ImportProducer: @unchecked Sendable {
     let preparer: SignaturePreparer
     let headerCount: Int
     let channel: ImportChannel
+    /// Domains already looked up for typos (the producer thread's alone).
+    var typos = TypoCache()
     static let chunkSize = 2048
 
     init(reader: CSVReader, builder: RowBuilder, preparer: SignaturePreparer, headerCount: Int, channel: ImportChannel) {
@@ -308,6 +323,7 @@ final class ImportProducer: @unchecked Sendable {
                 chunk.rows += 1
                 do {
                     let (signature, date) = try builder.signature(from: record.fields, headerCount: headerCount)
+                    if typos.isSuspect(signature.canonicalEmail) { chunk.suspectedTypoLines.append(record.line) }
                     preparer.prepare(signature, at: date, into: &chunk.signatures)
                 } catch is ForgottenRow {
                     chunk.forgotten += 1
@@ -459,5 +475,20 @@ public enum ImportDate {
         if local.utf8.count == 16 { local += ":00" }
         guard let date = Timestamp.parse(local + "Z") else { return nil }
         return date.addingTimeInterval(Double(-offset))
+    }
+}
+
+/// `TypoHint` per domain, remembered: an import sees the same few domains over and over.
+struct TypoCache {
+    private var seen: [Substring: Bool] = [:]
+
+    mutating func isSuspect(_ canonicalEmail: String) -> Bool {
+        guard let at = canonicalEmail.lastIndex(of: "@") else { return false }
+        let domain = canonicalEmail[canonicalEmail.index(after: at)...]
+        if let known = seen[domain] { return known }
+        let suspect = TypoHint.suggestion(forDomain: String(domain)) != nil
+        if seen.count >= 65_536 { seen.removeAll(keepingCapacity: true) }
+        seen[domain] = suspect
+        return suspect
     }
 }

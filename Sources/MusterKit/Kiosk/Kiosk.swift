@@ -141,6 +141,11 @@ public struct KioskSession {
                     _ = try SignatureInput.validatedEmail(raw)
                     return TextField.clean(raw)
                 }
+                // A domain one slip from a common provider (gmial.com): ask before recording.
+                if let corrected = Self.typoCorrection(signature.email),
+                   try askYesNo("Did you mean \(corrected)? [y/N]", default: false, console: &console, started: &started) {
+                    signature.email = corrected
+                }
                 for field in manifest.fields {
                     var prompt = field.label ?? field.name
                     if let options = field.options { prompt += " (\(options.joined(separator: ", ")))" }
@@ -205,6 +210,16 @@ public struct KioskSession {
                 return (tally, ending)
             }
         }
+    }
+
+    /// The typed address with its domain replaced by the provider it is one slip from,
+    /// or nil (`TypoHint`). Only what the signer just typed is shown back.
+    static func typoCorrection(_ typed: String) -> String? {
+        guard let canonical = try? EmailAddress.canonical(typed),
+              let at = canonical.lastIndex(of: "@"),
+              let provider = TypoHint.suggestion(forDomain: String(canonical[canonical.index(after: at)...])),
+              let typedAt = typed.lastIndex(of: "@") else { return nil }
+        return String(typed[..<typedAt]) + "@" + provider
     }
 
     /// The line that ends a session's screen.

@@ -12,21 +12,33 @@ extension Ledger {
         case duplicate(firstSignedAt: String, count: Int64)
     }
 
-    /// Appends one signature unless its canonical email already signed.
-    /// Durable when it returns (`synchronous=FULL`).
+    /// Appends one signature unless its signer already signed: the same canonical email
+    /// (the fingerprint), or the same mailbox under the workspace's rules (`mailboxRules`)
+    /// as a signature that counts. Durable when it returns (`synchronous=FULL`).
     public func append(_ signature: ValidSignature, at date: Date) throws -> AppendOutcome {
         let fingerprint = try fingerprint(canonicalEmail: signature.canonicalEmail)
-        return try withStorage(path: url.path) {
+        let mailbox = try mailboxKeyMaker().key(for: signature)
+        var note: String?
+        let outcome: AppendOutcome = try withStorage(path: url.path) {
             try database.writeTransaction {
                 try ensureNothingBesideChain()
-                if let first = try firstSignature(fingerprint: fingerprint) {
-                    return .duplicate(firstSignedAt: first.at, count: try metaInt("signature_count"))
+                note = try syncMailboxKeys()
+                if let first = try firstSignature(fingerprint: fingerprint) ?? firstSignature(mailboxKey: mailbox) {
+                    return .duplicate(firstSignedAt: first.at, count: try countedSignatures())
                 }
                 let seq = try appendEntry(kind: .signature, at: Timestamp.format(date), fingerprint: fingerprint,
                                           body: Self.canonical(.body, of: signature), personal: Self.canonical(.personal, of: signature))
-                return .added(seq: seq, count: try metaInt("signature_count"))
+                try insertMailboxKey(seq: seq, key: mailbox)
+                return .added(seq: seq, count: try countedSignatures())
             }
         }
+        Self.announce(note)
+        return outcome
+    }
+
+    /// Inside a transaction: the signatures that count, from the recorded total.
+    func countedSignatures() throws -> Int64 {
+        try metaInt("signature_count") - (database.scalarInt(Self.withdrawnCountSQL) ?? 0)
     }
 
     func firstSignature(fingerprint: String) throws -> (seq: Int64, at: String)? {
@@ -115,7 +127,7 @@ extension Ledger {
     /// bodies, salt and personal-data hash), so it can run on another thread.
     public func signaturePreparer() throws -> SignaturePreparer {
         _ = try fingerprint(canonicalEmail: "")
-        return SignaturePreparer(hmac: fingerprintHMAC!)
+        return SignaturePreparer(hmac: fingerprintHMAC!, rules: mailboxRules)
     }
 
     /// A batch expected to add at least this many signatures, and at least twice as many
@@ -147,13 +159,15 @@ extension Ledger {
             defer { batch?.isOpen = false }
             do {
                 try ensureNothingBesideChain()
+                let note = try syncMailboxKeys()
                 let open = LedgerBatch(ledger: self, head: try readHead())
                 batch = open
-                var indexSQL: String?
+                var indexSQL: [String] = []
                 if expectedCount >= bulkMinimum && Int64(expectedCount) >= 2 * open.head.signatures,
                    Int64(expectedCount) + open.head.signatures <= Self.bulkMaximum,
                    let bulk = try startBulkAppend(capacity: Int(open.head.signatures) + expectedCount) {
                     open.fingerprints = bulk.fingerprints
+                    open.mailboxes = bulk.mailboxes
                     indexSQL = bulk.indexSQL
                     // The tables and the remaining indexes are appended to in order: a small
                     // cache is enough, and it leaves room for the fingerprints.
@@ -165,12 +179,12 @@ extension Ledger {
                 let result = try body(open)
                 open.isOpen = false
                 if commit {
-                    if let indexSQL {
-                        open.fingerprints = nil
-                        try database.execute(indexSQL)
-                    }
+                    open.fingerprints = nil
+                    open.mailboxes = nil
+                    for sql in indexSQL { try database.execute(sql) }
                     try writeHead(open.head)
                     try database.execute("COMMIT")
+                    Self.announce(note)
                 } else {
                     try database.execute("ROLLBACK")
                 }
@@ -193,14 +207,16 @@ extension Ledger {
     }
 
     /// Appends the signatures packed in `batch` after `head`, in order, skipping those
-    /// whose signer already signed (checked in `fingerprints` when given, otherwise by the
-    /// unique index). The same entries as `appendEntry` would write, bound straight from
-    /// the batch's buffer.
-    func appendPacked(_ batch: PreparedBatch, head: inout Head, fingerprints: FingerprintSet?) throws -> (added: Int, duplicates: Int) {
+    /// whose signer already signed (checked in `fingerprints` and `mailboxes` when given,
+    /// otherwise by the unique index and a lookup of the mailbox key). The same entries
+    /// as `appendEntry` would write, bound straight from the batch's buffer, and their keys.
+    func appendPacked(_ batch: PreparedBatch, head: inout Head, fingerprints: FingerprintSet?, mailboxes: FingerprintSet?) throws -> (added: Int, duplicates: Int) {
         let (entry, personal) = try entryStatements()
+        let mailboxInsert = try mailboxInsertStatement()
         defer {
             entry.clearBindings()
             personal.clearBindings()
+            mailboxInsert.clearBindings()
         }
         // The previous entry's hash and this one's, in hex, swapped after each entry.
         var previous = UnsafeMutableRawBufferPointer.allocate(byteCount: 64, alignment: 8)
@@ -218,22 +234,25 @@ extension Ledger {
         defer { if added > 0 { head.hash = String(decoding: UnsafeRawBufferPointer(previous), as: UTF8.self) } }
         // With the fingerprints in memory, the whole batch is checked first: the lookups
         // (a cache miss each) then overlap instead of waiting one by one between inserts.
+        // A row whose fingerprint is new but whose mailbox is not leaves its fingerprint in
+        // the set: a later row with it is a duplicate either way.
         var isNew: [Bool] = []
-        if let fingerprints {
+        if let fingerprints, let mailboxes {
             isNew.reserveCapacity(batch.rows.count)
-            for row in batch.rows { isNew.append(fingerprints.insert(row.key)) }
+            for row in batch.rows { isNew.append(fingerprints.insert(row.key) && mailboxes.insert(row.mailbox)) }
         }
         try batch.bytes.withUnsafeBytes { bytes in
             for (index, row) in batch.rows.enumerated() {
                 let fingerprint = UnsafeRawBufferPointer(rebasing: bytes[row.start..<(row.start + 64)])
                 let personalHash = UnsafeRawBufferPointer(rebasing: bytes[(row.start + 64)..<(row.start + 128)])
                 let salt = UnsafeRawBufferPointer(rebasing: bytes[(row.start + 128)..<(row.start + 144)])
-                let atEnd = row.start + 144 + row.atCount
+                let mailbox = UnsafeRawBufferPointer(rebasing: bytes[(row.start + 144)..<(row.start + PreparedBatch.fixedBytes)])
+                let atEnd = row.start + PreparedBatch.fixedBytes + row.atCount
                 let bodyEnd = atEnd + row.bodyCount
-                let at = UnsafeRawBufferPointer(rebasing: bytes[(row.start + 144)..<atEnd])
+                let at = UnsafeRawBufferPointer(rebasing: bytes[(row.start + PreparedBatch.fixedBytes)..<atEnd])
                 let body = UnsafeRawBufferPointer(rebasing: bytes[atEnd..<bodyEnd])
                 let data = UnsafeRawBufferPointer(rebasing: bytes[bodyEnd..<(bodyEnd + row.personalCount)])
-                if !isNew.isEmpty && !isNew[index] {
+                if isNew.isEmpty ? try firstSignature(mailboxKey: mailbox) != nil : !isNew[index] {
                     duplicates += 1
                     continue
                 }
@@ -262,6 +281,9 @@ extension Ledger {
                 try personal.bindBlob(2, borrowing: salt)
                 try personal.bindText(3, borrowing: data)
                 try personal.runBound()
+                try mailboxInsert.bindInt(1, seq)
+                try mailboxInsert.bindBlob(2, borrowing: mailbox)
+                try mailboxInsert.runBound()
                 try appendLeaf(scratch.withUnsafeBytes { Array(SHA256.hash(data: $0)) }, head: &head)
                 head.seq = seq
                 head.signatures += 1
@@ -272,14 +294,22 @@ extension Ledger {
         return (added, duplicates)
     }
 
-    /// Inside a write transaction: the fingerprints of every signature in the ledger, read
-    /// into memory, and the unique index on them dropped; returns the index's definition to
-    /// recreate it. Nil (and nothing changed) when the index is not there as expected.
-    private func startBulkAppend(capacity: Int) throws -> (fingerprints: FingerprintSet, indexSQL: String)? {
-        guard let sql = try database.scalarText("SELECT sql FROM sqlite_schema WHERE type = 'index' AND name = 'entries_one_signature_per_signer'") else {
-            return nil
+    /// Inside a write transaction: the fingerprints of every signature in the ledger and
+    /// the mailbox keys of those that count, read into memory, and the indexes on them
+    /// dropped (a random insert per row into each costs more than one sort at the end);
+    /// returns the indexes' definitions to recreate them. Nil (and nothing changed) when
+    /// an index is not there as expected.
+    private func startBulkAppend(capacity: Int) throws -> (fingerprints: FingerprintSet, mailboxes: FingerprintSet, indexSQL: [String])? {
+        let names = ["entries_one_signature_per_signer", "mailbox_keys_by_key"]
+        var indexSQL: [String] = []
+        for name in names {
+            guard let sql = try database.scalarText("SELECT sql FROM sqlite_schema WHERE type = 'index' AND name = ?", .text(name)) else {
+                return nil
+            }
+            indexSQL.append(sql)
         }
         let fingerprints = FingerprintSet(capacity: capacity)
+        let mailboxes = FingerprintSet(capacity: capacity)
         do {
             let statement = try database.prepare("SELECT e.fingerprint FROM entries e WHERE e.kind = 'signature' AND \(Self.chained("e"))")
             defer { statement.reset() }
@@ -289,8 +319,17 @@ extension Ledger {
                 guard statement.withBytes(0, { fingerprints.insert(hexBytes: $0) }) == true else { return nil }
             }
         }
-        try database.execute("DROP INDEX entries_one_signature_per_signer")
-        return (fingerprints, sql)
+        do {
+            // Mailbox keys may repeat (a group `dedupe` has not withdrawn yet).
+            let statement = try database.prepare("SELECT m.key FROM mailbox_keys m WHERE \(Self.chained("m"))")
+            defer { statement.reset() }
+            while try statement.step() {
+                guard let key = statement.withBytes(0, { FingerprintKey(storedMailboxKey: $0) }) else { return nil }
+                _ = mailboxes.insert(key)
+            }
+        }
+        for name in names { try database.execute("DROP INDEX \(name)") }
+        return (fingerprints, mailboxes, indexSQL)
     }
 }
 
@@ -301,6 +340,8 @@ public final class LedgerBatch {
     /// In a bulk append, the fingerprint of every signature so far (the unique index is
     /// dropped until the end); nil otherwise.
     var fingerprints: FingerprintSet?
+    /// …and the mailbox key of every signature that counts so far (its index dropped too).
+    var mailboxes: FingerprintSet?
     /// False once the transaction is over (or can only be rolled back).
     var isOpen = true
 
@@ -317,19 +358,23 @@ public final class LedgerBatch {
     /// earlier in this batch) and nothing was written.
     public func append(_ prepared: PreparedSignature) throws -> Bool {
         try checkOpen()
-        if let fingerprints {
+        if let fingerprints, let mailboxes {
             switch fingerprints.insert(hex: prepared.fingerprint) {
             case true?: break
             case false?: return false
             case nil: throw MusterError.failure("a prepared signature has a malformed fingerprint")
             }
+            guard prepared.mailboxKey.withUnsafeBytes({ mailboxes.insert(FingerprintKey(mailboxKey: $0)) }) else { return false }
+        } else if try ledger.firstSignature(mailboxKey: prepared.mailboxKey) != nil {
+            return false
         }
         // Otherwise the unique index on signature fingerprints is the duplicate check: one
         // index descent instead of a lookup followed by an insert. A refused insert leaves
         // the head where it was.
         do {
-            try ledger.appendEntry(kind: .signature, at: prepared.at, fingerprint: prepared.fingerprint, body: prepared.body,
-                                   personal: prepared.personal, salt: prepared.salt, personalHash: prepared.personalHash, head: &head)
+            let seq = try ledger.appendEntry(kind: .signature, at: prepared.at, fingerprint: prepared.fingerprint, body: prepared.body,
+                                             personal: prepared.personal, salt: prepared.salt, personalHash: prepared.personalHash, head: &head)
+            try ledger.insertMailboxKey(seq: seq, key: prepared.mailboxKey)
             return true
         } catch is DuplicateSignature {
             return false
@@ -344,7 +389,7 @@ public final class LedgerBatch {
     public func append(_ batch: PreparedBatch) throws -> (added: Int, duplicates: Int) {
         try checkOpen()
         do {
-            return try ledger.appendPacked(batch, head: &head, fingerprints: fingerprints)
+            return try ledger.appendPacked(batch, head: &head, fingerprints: fingerprints, mailboxes: mailboxes)
         } catch {
             // The in-memory fingerprints may now hold signatures that were not written:
             // the transaction can only be rolled back.

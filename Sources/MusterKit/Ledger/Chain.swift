@@ -18,22 +18,59 @@ extension Ledger {
         "\(alias).seq BETWEEN 1 AND (SELECT value FROM meta WHERE key = 'head_seq')"
     }
 
-    /// The tables and indexes muster creates (names as in `sqlite_schema`); `verify`
-    /// reports any other table, index, view or trigger. The unique fingerprint index may
-    /// be missing only inside a bulk import's own transaction, which no reader sees.
+    /// The SQL condition "the signature `seq` (an SQL expression) was forgotten": a
+    /// redaction entry the chain covers names it.
+    ///
+    /// That, and not the absence of a `personal` row, is what makes a signer forgotten: a
+    /// personal row put back for a forgotten signer (with `sqlite3`, say) is tampering,
+    /// which `verify` reports, and every reader ignores it, so the signer is never
+    /// exported, merged or mailed again. The redacted seqs are an uncorrelated subquery,
+    /// which SQLite evaluates once per statement; a body that is not JSON or has no integer
+    /// `redacts` names nothing (and `verify` reports it).
+    static func forgotten(_ seq: String) -> String {
+        """
+        \(seq) IN (SELECT json_extract(r.body, '$.redacts') FROM entries r WHERE r.kind = 'redaction' AND \(chained("r"))         AND CASE WHEN json_valid(r.body) THEN json_type(r.body, '$.redacts') = 'integer' ELSE 0 END)
+        """
+    }
+
+    /// The tables and indexes muster creates in a ledger of the newest format (names as
+    /// in `sqlite_schema`); `verify` reports any other table, index, view or trigger. The
+    /// unique fingerprint index may be missing only inside a bulk import's own
+    /// transaction, which no reader sees.
     static let schemaObjects: Set<String> = [
         "table meta", "table entries", "table personal", "table outbox",
         "index sqlite_autoindex_meta_1",
         "index entries_one_signature_per_signer", "index entries_by_kind_and_time", "index entries_opt_outs",
-        "index outbox_in_order", "table migrations",
-        // Format 3: the Merkle tree's complete subtrees (Transparency/LedgerTree.swift).
-        "table merkle_nodes",
-        // Format-1 ledgers made before 2026-11-27 have it until migrated to format 2 (merge
-        // reads another machine's ledger, and verifies it, without migrating it).
-        "index outbox_by_state",
+        "index outbox_in_order",
+        "table migrations", // format 2
+        "table mailbox_keys", "index mailbox_keys_by_key", // format 3: derived data (MailboxKeys.swift)
+        "table merkle_nodes", // format 4: the Merkle tree's stored subtrees (Transparency/LedgerTree.swift)
         // SQLite's own statistics (ANALYZE, `PRAGMA optimize`): they hold no rows of muster's.
         "table sqlite_stat1", "table sqlite_stat4",
     ]
+
+    /// `schemaObjects` as a ledger of `format` has them. Only merge reads (and verifies) a
+    /// ledger of an older format, another machine's, without migrating it. A migration
+    /// that creates or drops an object adds a line here for the formats before it.
+    static func schemaObjects(format: Int64) -> Set<String> {
+        var objects = schemaObjects
+        if format < 4 {
+            // Format 4 adds the Merkle tree.
+            objects.remove("table merkle_nodes")
+        }
+        if format < 3 {
+            // Format 3 adds the mailbox keys.
+            objects.remove("table mailbox_keys")
+            objects.remove("index mailbox_keys_by_key")
+        }
+        if format < 2 {
+            // Format 2 records its migrations, and drops the state index that format-1
+            // ledgers made before 2026-11-27 have.
+            objects.remove("table migrations")
+            objects.insert("index outbox_by_state")
+        }
+        return objects
+    }
 
     /// "entries 1–N", or "no entries yet" for an empty chain, for messages.
     static func chainExtent(_ head: Int64) -> String {
@@ -41,7 +78,20 @@ extension Ledger {
     }
 
     /// The records muster keeps in `meta`; `verify` reports any other.
-    static let metaKeys: Set<String> = ["fingerprint_key", "head_seq", "head_hash", "signature_count", "schema_version"]
+    static let metaKeys: Set<String> = ["fingerprint_key", "head_seq", "head_hash", "signature_count", "schema_version", "mailbox_rules"]
+
+    /// SQL: the entries that chained withdrawals withdraw (`{"withdraws":N}`), a list for
+    /// `seq IN (…)`. A body that is not JSON or names no integer is skipped here (`verify`
+    /// reports it); the CASE keeps `json_type` off bodies that are not JSON.
+    static func withdrawnSeqs(upTo instant: String? = nil) -> String {
+        """
+        SELECT json_extract(w.body, '$.withdraws') FROM entries w WHERE w.kind = 'withdrawal' AND \(chained("w"))
+          AND CASE WHEN json_valid(w.body) THEN json_type(w.body, '$.withdraws') = 'integer' ELSE 0 END\(instant.map { " AND w.at <= \($0)" } ?? "")
+        """
+    }
+
+    /// SQL: how many chained signatures are withdrawn (each counted once).
+    static let withdrawnCountSQL = "SELECT count(*) FROM entries s WHERE s.seq IN (\(withdrawnSeqs())) AND s.kind = 'signature' AND \(chained("s"))"
 
     /// Throws (exit 1) when the ledger holds anything outside its chain, so that a
     /// long-lived writer such as the kiosk refuses before it starts rather than at its
@@ -51,19 +101,19 @@ extension Ledger {
     }
 
     /// Inside a write transaction: throws (exit 1, nothing written) when the ledger holds
-    /// an entry or personal data outside its chain (seq ≤ 0 or beyond the head).
+    /// an entry, personal data or a mailbox key outside its chain (seq ≤ 0 or beyond the head).
     ///
     /// Writing would be wrong either way: an entry beside the chain could make a real new
     /// signer look like a duplicate (the unique fingerprint index sees every row), and
     /// appending would give the forged row a place inside the range the chain covers.
-    /// Four probes of the rowid b-trees: it costs nothing however large the ledger.
+    /// Six probes of the rowid b-trees: it costs nothing however large the ledger.
     func ensureNothingBesideChain() throws {
         let head = try metaInt("head_seq")
-        for table in ["entries", "personal"] {
+        for table in ["entries", "personal", "mailbox_keys"] {
             let outside = try database.scalarInt("SELECT seq FROM \(table) WHERE seq < 1 ORDER BY seq LIMIT 1")
                 ?? database.scalarInt("SELECT seq FROM \(table) WHERE seq > ? ORDER BY seq LIMIT 1", .int(head))
             if let outside {
-                let what = table == "entries" ? "an entry" : "personal data"
+                let what = table == "entries" ? "an entry" : table == "personal" ? "personal data" : "a mailbox key"
                 throw MusterError.failure("""
                     \(url.path) holds \(what) numbered \(outside), outside its hash chain (\(Self.chainExtent(head))): \
                     the ledger was altered outside muster; nothing was written — run `muster verify`

@@ -24,6 +24,8 @@ extension Ledger {
                     return .alreadyForgotten(seq: signature.seq)
                 }
                 try database.prepare("DELETE FROM personal WHERE seq = ?").run(.int(signature.seq))
+                // The mailbox key is derived from the address: it goes with it.
+                try database.prepare("DELETE FROM mailbox_keys WHERE seq = ?").run(.int(signature.seq))
                 // Relays quote the address in their replies ("550 <ana@…>: unknown user").
                 try database.prepare("UPDATE outbox SET reply = '(erased with the signer''s personal data)' WHERE signature = ? AND reply IS NOT NULL")
                     .run(.int(signature.seq))

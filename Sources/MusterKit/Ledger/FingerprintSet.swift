@@ -123,6 +123,20 @@ final class FingerprintSet {
 struct FingerprintKey: Sendable {
     var words: (UInt64, UInt64, UInt64, UInt64)
 
+    /// A 16-byte mailbox key (the start of a keyed code, so as even as a fingerprint),
+    /// as the first two words; the other two are 0.
+    init(mailboxKey bytes: UnsafeRawBufferPointer) {
+        precondition(bytes.count == 16)
+        words = (UInt64(bigEndian: bytes.loadUnaligned(fromByteOffset: 0, as: UInt64.self)),
+                 UInt64(bigEndian: bytes.loadUnaligned(fromByteOffset: 8, as: UInt64.self)), 0, 0)
+    }
+
+    /// A mailbox key read back, nil unless it has 16 bytes.
+    init?(storedMailboxKey bytes: UnsafeRawBufferPointer) {
+        guard bytes.count == 16 else { return nil }
+        self.init(mailboxKey: bytes)
+    }
+
     init(_ bytes: UnsafeRawBufferPointer) {
         precondition(bytes.count == 32)
         words = (UInt64(bigEndian: bytes.loadUnaligned(fromByteOffset: 0, as: UInt64.self)),

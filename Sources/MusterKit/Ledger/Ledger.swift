@@ -10,6 +10,9 @@ public enum EntryKind: String, Sendable, Codable {
     case redaction
     /// An address that must never be mailed again (`muster unsubscribe`).
     case optout
+    /// A signature taken out of the count as a duplicate of an earlier one (`muster dedupe
+    /// --withdraw`): its body names both, `{"duplicate_of":A,"withdraws":B}`.
+    case withdrawal
 }
 
 /// A campaign's signature ledger, `ledger.sqlite`: an append-only, hash-chained
@@ -31,13 +34,18 @@ public final class Ledger {
     let database: SQLiteDatabase
     public let url: URL
     /// The keyed hash of canonical emails, read from `meta` on first use.
-    var fingerprintHMAC: HMAC<SHA256>?
+    var fingerprintHMAC: KeyedHash?
     /// Statements prepared once per connection (Append.swift, this file).
     var selectSignature: SQLiteStatement?
     var insertEntry: SQLiteStatement?
     var insertPersonal: SQLiteStatement?
     var updateMeta: SQLiteStatement?
     var insertNode: SQLiteStatement?
+    var selectMailbox: SQLiteStatement?
+    var insertMailbox: SQLiteStatement?
+    /// Who counts as one person (the workspace's `dedupe:` rules); the mailbox keys are
+    /// brought in line with them by the first write (MailboxKeys.swift).
+    public var mailboxRules: MailboxRules = .standard
 
     init(database: SQLiteDatabase, url: URL) {
         self.database = database
@@ -139,11 +147,9 @@ public final class Ledger {
         if fingerprintHMAC == nil {
             let statement = try database.prepare("SELECT value FROM meta WHERE key = 'fingerprint_key'")
             guard try statement.step() else { throw MusterError.failure("\(url.path) has no fingerprint key; it is not a muster ledger") }
-            fingerprintHMAC = HMAC<SHA256>(key: SymmetricKey(data: statement.blob(0)))
+            fingerprintHMAC = KeyedHash(key: statement.blob(0))
         }
-        var hmac = fingerprintHMAC!
-        hmac.update(data: Array(canonicalEmail.utf8))
-        return Hex.encode(hmac.finalize())
+        return Hex.encode(fingerprintHMAC!.code(canonicalEmail))
     }
 
     // MARK: - Head and meta
@@ -190,16 +196,31 @@ public final class Ledger {
 
     // MARK: - Reading
 
-    /// The number of signatures (forgotten ones included) among the entries the chain
-    /// covers — counted, not the record `meta` keeps (which `verify` checks against them).
-    /// One pass over the kind index: the rowid condition is kept off the index choice
-    /// (`+`), which would otherwise read the whole table.
+    /// The number of signatures that count (forgotten ones included, withdrawn ones not)
+    /// among the entries the chain covers — counted, not the record `meta` keeps (which
+    /// `verify` checks against them). One pass over the kind index: the rowid condition is
+    /// kept off the index choice (`+`), which would otherwise read the whole table.
     public func signatureCount() throws -> Int64 {
         try withStorage(path: url.path) {
             try database.scalarInt("""
-                SELECT count(*) FROM entries e WHERE e.kind = 'signature' AND +\(Self.chained("e"))
+                SELECT (SELECT count(*) FROM entries e WHERE e.kind = 'signature' AND +\(Self.chained("e")))
+                     - (\(Self.withdrawnCountSQL))
                 """) ?? 0
         }
+    }
+
+    /// The number of signatures withdrawn as duplicates (`muster dedupe --withdraw`).
+    public func withdrawnCount() throws -> Int64 {
+        try withStorage(path: url.path) { try database.scalarInt(Self.withdrawnCountSQL) ?? 0 }
+    }
+
+    /// Opens the ledger of `campaign` for writing signatures: as `open`, with the
+    /// workspace's `dedupe:` rules (muster.yaml), so duplicates are found by mailbox.
+    public static func open(_ campaign: Campaign, create: Bool) throws -> Ledger? {
+        let rules = try campaign.workspace.mailboxRules()
+        let ledger = try open(campaign.ledgerURL, create: create)
+        ledger?.mailboxRules = rules
+        return ledger
     }
 
     /// The hash of the newest entry (the genesis value when empty).

@@ -24,7 +24,7 @@ struct LedgerMigration: Sendable {
     let apply: @Sendable (SQLiteDatabase) throws -> Void
 
     /// Every migration, in order: the last one's version is the newest ledger format.
-    static let all: [LedgerMigration] = [createLedger, dropOutboxLeftovers, merkleTree]
+    static let all: [LedgerMigration] = [createLedger, dropOutboxLeftovers, addMailboxKeys, merkleTree]
 
     /// Format 1, the ledger as muster 0.1.0 made it (Tests/Fixtures/ledger-v1).
     static let createLedger = LedgerMigration(version: 1, name: "create the ledger") { database in
@@ -83,6 +83,18 @@ struct LedgerMigration: Sendable {
             """)
         // Format 1 was applied before migrations were recorded: when is not known.
         try database.prepare("INSERT INTO migrations (version, name, applied_at) VALUES (1, ?, NULL)").run(.text(createLedger.name))
+    }
+    /// Format 3: a table for the mailbox key of every signature that counts (one person,
+    /// one signature: `ana+1@gmail.com` and `a.na@gmail.com` are `ana@gmail.com`), and the
+    /// `withdrawal` entry kind, which needs no schema. The keys are derived data, computed
+    /// in Swift from personal data and the workspace's `dedupe:` rules, so the migration
+    /// only makes the table: the first command that writes signatures fills it (and
+    /// refills it whenever the rules change; `meta.mailbox_rules` records which rules).
+    static let addMailboxKeys = LedgerMigration(version: 3, name: "add mailbox keys for duplicates") { database in
+        try database.execute("""
+            CREATE TABLE mailbox_keys (seq INTEGER PRIMARY KEY, key BLOB NOT NULL);
+            CREATE INDEX mailbox_keys_by_key ON mailbox_keys(key);
+            """)
     }
 }
 

@@ -52,6 +52,8 @@ extension Ledger {
 /// A signature with everything computed that does not depend on the ledger's head.
 public struct PreparedSignature: Sendable {
     let fingerprint: String
+    /// The mailbox key (MailboxKeys.swift), under the rules of the ledger that prepared it.
+    let mailboxKey: [UInt8]
     let at: String
     let body: String
     let personal: String
@@ -62,8 +64,9 @@ public struct PreparedSignature: Sendable {
 /// Prepared signatures packed in one buffer, with no object per row: what the import's
 /// reading thread hands to the writing one.
 public struct PreparedBatch: Sendable {
-    /// Per row: its fingerprint (64 hex digits), personal-data hash (64 hex digits) and
-    /// salt (16 bytes), then its time, body and personal data; rows back to back.
+    /// Per row: its fingerprint (64 hex digits), personal-data hash (64 hex digits), salt
+    /// (16 bytes) and mailbox key (16 bytes), then its time, body and personal data; rows
+    /// back to back.
     var bytes: [UInt8] = []
     var rows: [Row] = []
 
@@ -74,12 +77,17 @@ public struct PreparedBatch: Sendable {
         var personalCount: Int
         /// The fingerprint's raw bytes, for a bulk append's duplicate check.
         var key: FingerprintKey
+        /// The mailbox key's raw bytes, likewise.
+        var mailbox: FingerprintKey
     }
+
+    /// Where a row's time starts: after fingerprint, personal-data hash, salt and mailbox key.
+    static let fixedBytes = 160
 
     public init() {}
 
     /// Room for `rows` rows of about `bytesPerRow` bytes.
-    public init(capacity rows: Int, bytesPerRow: Int = 320) {
+    public init(capacity rows: Int, bytesPerRow: Int = 384) {
         self.rows.reserveCapacity(rows)
         bytes.reserveCapacity(rows * bytesPerRow)
     }
@@ -87,35 +95,33 @@ public struct PreparedBatch: Sendable {
     public var count: Int { rows.count }
 }
 
-/// Prepares signatures for one ledger (it holds that ledger's fingerprint key).
+/// Prepares signatures for one ledger (it holds that ledger's fingerprint key and rules).
 public struct SignaturePreparer: @unchecked Sendable {
-    // HMAC is a value type holding the keyed state; each call works on its own copy.
     // The salt source is used by the one thread that prepares.
-    let hmac: HMAC<SHA256>
+    let hmac: KeyedHash
+    let mailboxes: MailboxKeyMaker
     let salts = SaltSource()
 
-    init(hmac: HMAC<SHA256>) { self.hmac = hmac }
+    init(hmac: KeyedHash, rules: MailboxRules) {
+        self.hmac = hmac
+        mailboxes = MailboxKeyMaker(hmac: hmac, rules: rules)
+    }
 
     /// Fingerprint, canonical bodies, salt and personal-data hash of `signature` made at `date`.
     public func prepare(_ signature: ValidSignature, at date: Date) -> PreparedSignature {
-        var code = hmac
-        var email = signature.canonicalEmail
-        email.withUTF8 { code.update(data: UnsafeRawBufferPointer($0)) }
         var personal = Ledger.canonical(.personal, of: signature)
         let salt = salts.next()
         var hasher = SHA256()
         hasher.update(data: salt)
         personal.withUTF8 { hasher.update(data: UnsafeRawBufferPointer($0)) }
-        return PreparedSignature(fingerprint: Hex.encode(code.finalize()), at: Timestamp.format(date), body: Ledger.canonical(.body, of: signature),
+        return PreparedSignature(fingerprint: Hex.encode(hmac.code(signature.canonicalEmail)), mailboxKey: mailboxes.key(for: signature),
+                                 at: Timestamp.format(date), body: Ledger.canonical(.body, of: signature),
                                  personal: personal, salt: salt, personalHash: Hex.encode(hasher.finalize()))
     }
 
     /// The same as `prepare(_:at:)`, appended to `batch` without allocating per row.
     public func prepare(_ signature: ValidSignature, at date: Date, into batch: inout PreparedBatch) {
-        var code = hmac
-        var email = signature.canonicalEmail
-        email.withUTF8 { code.update(data: UnsafeRawBufferPointer($0)) }
-        let mac = code.finalize()
+        let mac = hmac.code(signature.canonicalEmail)
         let start = batch.bytes.count
         // Fingerprint and (until it is known) personal-data hash.
         batch.bytes.append(contentsOf: repeatElement(0, count: 128))
@@ -124,6 +130,11 @@ public struct SignaturePreparer: @unchecked Sendable {
             return FingerprintKey(raw)
         }
         salts.next(appendingTo: &batch.bytes)
+        let mailbox = mailboxes.code(for: signature).withUnsafeBytes { raw in
+            let key = UnsafeRawBufferPointer(rebasing: raw[..<MailboxKeyMaker.keyLength])
+            batch.bytes.append(contentsOf: key)
+            return FingerprintKey(mailboxKey: key)
+        }
         Timestamp.append(date, to: &batch.bytes)
         let bodyStart = batch.bytes.count
         Ledger.appendCanonical(.body, of: signature, to: &batch.bytes)
@@ -136,8 +147,8 @@ public struct SignaturePreparer: @unchecked Sendable {
             hasher.update(bufferPointer: UnsafeRawBufferPointer(rebasing: bytes[personalStart..<end]))
             hasher.finalize().withUnsafeBytes { Hex.write($0, to: bytes.baseAddress! + start + 64) }
         }
-        batch.rows.append(PreparedBatch.Row(start: start, atCount: bodyStart - start - 144, bodyCount: personalStart - bodyStart,
-                                            personalCount: end - personalStart, key: key))
+        batch.rows.append(PreparedBatch.Row(start: start, atCount: bodyStart - start - PreparedBatch.fixedBytes, bodyCount: personalStart - bodyStart,
+                                            personalCount: end - personalStart, key: key, mailbox: mailbox))
     }
 }
 

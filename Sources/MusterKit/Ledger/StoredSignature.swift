@@ -25,8 +25,10 @@ public struct StoredSignature: Sendable, Equatable {
 }
 
 extension Ledger {
-    /// Calls `body` for every signature, in ledger order or, with `byTime`, in
-    /// `signed_at` order (ties in ledger order), on one consistent snapshot.
+    /// Calls `body` for every signature that counts (withdrawn ones left out), in ledger
+    /// order or, with `byTime`, in `signed_at` order (ties in ledger order), on one
+    /// consistent snapshot. A forgotten signature comes without personal data, even if a
+    /// personal row was put back for it.
     public func forEachSignature(byTime: Bool = false, _ body: (StoredSignature) throws -> Void) throws {
         try snapshot {
             try withStorage(path: url.path) {
@@ -34,8 +36,10 @@ extension Ledger {
                 let optouts = try database.prepare("SELECT e.fingerprint FROM entries e WHERE e.kind = 'optout' AND \(Self.chained("e"))")
                 while try optouts.step() { if let text = optouts.text(0) { optedOut.insert(text) } }
                 let statement = try database.prepare("""
-                    SELECT e.seq, e.at, e.fingerprint, e.body, p.data FROM entries e LEFT JOIN personal p ON p.seq = e.seq
-                    WHERE e.kind = 'signature' AND \(Self.chained("e")) ORDER BY \(byTime ? "e.at, e.seq" : "e.seq")
+                    SELECT e.seq, e.at, e.fingerprint, e.body, p.data
+                    FROM entries e LEFT JOIN personal p ON p.seq = e.seq AND NOT \(Self.forgotten("e.seq"))
+                    WHERE e.kind = 'signature' AND \(Self.chained("e")) AND e.seq NOT IN (\(Self.withdrawnSeqs()))
+                    ORDER BY \(byTime ? "e.at, e.seq" : "e.seq")
                     """)
                 while try statement.step() {
                     let fields = Self.jsonObject(statement.text(3))

@@ -13,12 +13,15 @@ public struct VerifyReport: Sendable, Codable, Equatable {
 
     /// True when every entry and every piece of personal data checks out.
     public let ok: Bool
-    /// Signatures in the ledger (forgotten ones included).
+    /// Signatures that count: those in the ledger (forgotten ones included) less the
+    /// withdrawn ones.
     public let count: Int64
     /// All entries: signatures, redactions and opt-outs.
     public let entries: Int64
     /// Signatures whose personal data was erased by `forget`.
     public let redacted: Int64
+    /// Signatures withdrawn as duplicates (`muster dedupe --withdraw`), not in `count`.
+    public let withdrawn: Int64
     /// The hash of the newest entry; a published report quotes it.
     public let head: String
     /// The earliest problem, when not ok.
@@ -27,10 +30,10 @@ public struct VerifyReport: Sendable, Codable, Equatable {
     public let problems: Int
 
     /// The report for a campaign that has no ledger yet.
-    public static let empty = VerifyReport(ok: true, count: 0, entries: 0, redacted: 0, head: Ledger.genesis, firstBad: nil, problems: 0)
+    public static let empty = VerifyReport(ok: true, count: 0, entries: 0, redacted: 0, withdrawn: 0, head: Ledger.genesis, firstBad: nil, problems: 0)
 
     enum CodingKeys: String, CodingKey {
-        case ok, count, entries, redacted, head
+        case ok, count, entries, redacted, withdrawn, head
         case firstBad = "first_bad"
         case problems
     }
@@ -108,6 +111,7 @@ extension Ledger {
         var isSignature = SeqFlags()
         var withoutPersonal = Set<Int64>()
         var redactions: [(seq: Int64, target: Int64)] = []
+        var withdrawals: [ChainSegment.Withdrawal] = []
         var signatures: Int64 = 0, entries: Int64 = 0
         // Where the chain stands before each segment: every segment's first entry must
         // follow it, whatever the segments before it held (the first follows the genesis).
@@ -129,6 +133,7 @@ extension Ledger {
             isSignature.append(contentsOf: segment.isSignature)
             withoutPersonal.formUnion(segment.withoutPersonal)
             redactions += segment.redactions
+            withdrawals += segment.withdrawals
             signatures += segment.signatures
             entries += segment.entries
         }
@@ -147,6 +152,22 @@ extension Ledger {
             problem(seq, "the personal data of entry \(seq) is gone, but no redaction entry records its erasure")
         }
 
+        // Each withdrawal takes one earlier signature out of the count, once, as a duplicate
+        // of another earlier signature.
+        var withdrawnBy: [Int64: Int64] = [:]
+        for withdrawal in withdrawals {
+            let (seq, target, original) = (withdrawal.seq, withdrawal.target, withdrawal.duplicateOf)
+            if target <= 0 || target >= seq || !isSignature[target] {
+                problem(seq, "entry \(seq) withdraws entry \(target), which is not an earlier signature")
+            } else if let earlier = withdrawnBy[target] {
+                problem(seq, "entry \(seq) withdraws entry \(target), which entry \(earlier) already withdrew")
+            } else if original <= 0 || original >= seq || original == target || !isSignature[original] {
+                problem(seq, "entry \(seq) withdraws entry \(target) as a duplicate of entry \(original), which is not another earlier signature")
+            } else {
+                withdrawnBy[target] = seq
+            }
+        }
+
         if recorded.seq != lastSeq || recorded.hash != headHash {
             if recorded.seq > lastSeq {
                 problem(lastSeq + 1, "the ledger ends at entry \(lastSeq), but it recorded entry \(recorded.seq) as its newest: entries at the end were removed")
@@ -157,30 +178,34 @@ extension Ledger {
             problem(max(lastSeq, 1), "the ledger recorded \(recorded.signatures) signatures but holds \(signatures)")
         }
 
-        problems += try besideTheChain(head: recorded.seq, on: reader)
+        problems += try besideTheChain(head: recorded.seq, withdrawn: Set(withdrawnBy.keys), on: reader)
         problems += try checkTree(leaves: segments.reduce(into: []) { $0 += $1.leaves }, on: treeReaders)
 
         let first = problems.min { ($0.entry ?? .max) < ($1.entry ?? .max) }
-        return VerifyReport(ok: problems.isEmpty, count: signatures, entries: entries, redacted: Int64(redacted.count),
-                            head: headHash, firstBad: first, problems: problems.count)
+        return VerifyReport(ok: problems.isEmpty, count: signatures - Int64(withdrawnBy.count), entries: entries, redacted: Int64(redacted.count),
+                            withdrawn: Int64(withdrawnBy.count), head: headHash, firstBad: first, problems: problems.count)
     }
 
     /// Everything in the file that the chain 1…`head` does not account for.
-    private func besideTheChain(head: Int64, on reader: SQLiteDatabase) throws -> [VerifyReport.Problem] {
+    private func besideTheChain(head: Int64, withdrawn: Set<Int64>, on reader: SQLiteDatabase) throws -> [VerifyReport.Problem] {
         var problems: [VerifyReport.Problem] = []
         func problem(_ entry: Int64?, _ reason: String) { problems.append(.init(entry: entry, reason: reason)) }
         let limit = 100
 
         // The database objects: anything muster did not create could hide rows or change
         // them behind its back (a trigger, a view), and `seq` must stay the rowid (never NULL).
+        let format = try reader.scalarInt("SELECT value FROM meta WHERE key = 'schema_version'") ?? Ledger.schemaVersion
+        let expected = Self.schemaObjects(format: format)
         let objects = try reader.prepare("SELECT type, name FROM sqlite_schema ORDER BY type, name")
         while try objects.step() {
             let type = objects.text(0) ?? "", name = objects.text(1) ?? ""
-            if !Self.schemaObjects.contains("\(type) \(name)") {
+            if !expected.contains("\(type) \(name)") {
                 problem(nil, "the ledger holds \(type == "index" ? "an" : "a") \(type) '\(name)' that muster did not create")
             }
         }
-        for table in ["entries", "personal"] {
+        // Format 3 on: mailbox keys (merge verifies another machine's ledger without migrating it).
+        let hasMailboxKeys = try reader.scalarInt("SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name = 'mailbox_keys'") == 1
+        for table in ["entries", "personal"] + (hasMailboxKeys ? ["mailbox_keys"] : []) {
             let key = try reader.prepare("SELECT type, pk, (SELECT count(*) FROM pragma_table_info(?1) WHERE pk > 0) FROM pragma_table_info(?1) WHERE name = 'seq'")
             try key.bind([.text(table)])
             guard try key.step(), key.text(0)?.uppercased() == "INTEGER", key.int64(1) == 1, key.int64(2) == 1 else {
@@ -240,6 +265,10 @@ extension Ledger {
             }
         }
 
+        if hasMailboxKeys {
+            problems += try mailboxKeyProblems(head: head, withdrawn: withdrawn, limit: limit, on: reader)
+        }
+
         // meta: the records muster keeps, and nothing else.
         let keys = try reader.prepare("SELECT key FROM meta ORDER BY key")
         while try keys.step() {
@@ -249,10 +278,74 @@ extension Ledger {
         return problems
     }
 
+    /// Mailbox keys (derived data, MailboxKeys.swift) that muster cannot have written: a
+    /// row for anything but a chained signature that counts and has its personal data, a
+    /// key that is not 16 bytes, and — once keys were made (`mailbox_rules`
+    /// is recorded) — a signature that counts without its key.
+    private func mailboxKeyProblems(head: Int64, withdrawn: Set<Int64>, limit: Int, on reader: SQLiteDatabase) throws -> [VerifyReport.Problem] {
+        var problems: [VerifyReport.Problem] = []
+        func problem(_ entry: Int64?, _ reason: String) { problems.append(.init(entry: entry, reason: reason)) }
+        let strays = try reader.prepare("""
+            SELECT m.seq, e.kind, EXISTS (SELECT 1 FROM personal p WHERE p.seq = m.seq) FROM mailbox_keys m
+            LEFT JOIN entries e ON e.seq = m.seq AND \(Self.chained("e"))
+            WHERE typeof(m.seq) = 'integer' AND (e.seq IS NULL OR e.kind IS NOT 'signature'
+                                                 OR NOT EXISTS (SELECT 1 FROM personal p WHERE p.seq = m.seq) OR \(Self.forgotten("m.seq")))
+            ORDER BY m.seq LIMIT \(limit)
+            """)
+        while try strays.step() {
+            let seq = strays.int64(0)
+            if seq < 1 || seq > head {
+                problem(seq, "a mailbox key is stored for entry \(seq), which is outside the hash chain (\(Self.chainExtent(head)))")
+            } else if strays.text(1) != EntryKind.signature.rawValue {
+                problem(seq, "a mailbox key is stored for entry \(seq), which is not a signature")
+            } else {
+                problem(seq, "a mailbox key is stored for entry \(seq), whose signer was forgotten (a forgotten signer has none)")
+            }
+        }
+        let probe = try reader.prepare("SELECT count(*) FROM mailbox_keys WHERE seq = ?")
+        for seq in withdrawn.sorted() {
+            probe.reset()
+            try probe.bind([.int(seq)])
+            if try probe.step(), probe.int64(0) > 0 {
+                problem(seq, "a mailbox key is stored for entry \(seq), which was withdrawn (a withdrawn signature has none)")
+            }
+        }
+        probe.reset()
+        let malformed = try reader.prepare("""
+            SELECT seq FROM mailbox_keys WHERE typeof(seq) = 'integer'
+              AND (typeof(key) <> 'blob' OR length(key) <> 16) ORDER BY seq LIMIT \(limit)
+            """)
+        while try malformed.step() {
+            let seq = malformed.int64(0)
+            problem(seq, "the mailbox key of entry \(seq) is not 16 bytes, as muster writes it")
+        }
+        if try reader.scalarInt("SELECT count(*) FROM meta WHERE key = 'mailbox_rules'") == 1 {
+            let missing = try reader.prepare("""
+                SELECT e.seq FROM entries e JOIN personal p ON p.seq = e.seq
+                WHERE e.kind = 'signature' AND \(Self.chained("e")) AND NOT \(Self.forgotten("e.seq"))
+                  AND NOT EXISTS (SELECT 1 FROM mailbox_keys m WHERE m.seq = e.seq)
+                ORDER BY e.seq LIMIT \(limit + withdrawn.count)
+                """)
+            var reported = 0
+            while try missing.step(), reported < limit {
+                let seq = missing.int64(0)
+                guard !withdrawn.contains(seq) else { continue }
+                problem(seq, "entry \(seq) counts but its mailbox key is missing (deleted?): another spelling of its address could sign again")
+                reported += 1
+            }
+        }
+        return problems
+    }
+
     static func redactedSeq(_ body: String) -> Int64? {
+        integerMember("redacts", of: body)
+    }
+
+    /// The integer member `name` of a JSON object body; nil when absent or not an integer.
+    static func integerMember(_ name: String, of body: String) -> Int64? {
         guard let data = body.data(using: .utf8),
               let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
-              let value = object["redacts"] as? NSNumber else { return nil }
+              let value = object[name] as? NSNumber else { return nil }
         return value.int64Value
     }
 }
@@ -290,8 +383,16 @@ private struct ChainSegment {
     var isSignature = SeqFlags()
     var withoutPersonal = Set<Int64>()
     var redactions: [(seq: Int64, target: Int64)] = []
+    var withdrawals: [Withdrawal] = []
     /// The Merkle leaf hash of each entry scanned, 32 bytes each, in order.
     var leaves: [UInt8] = []
+
+    /// A withdrawal entry: `seq` withdraws `target` as a duplicate of `duplicateOf`.
+    struct Withdrawal {
+        var seq: Int64
+        var target: Int64
+        var duplicateOf: Int64
+    }
 
     private static let hexDigits: [UInt8] = Array("0123456789abcdef".utf8)
     private static let prefix = Array("muster-ledger-v1\0".utf8)
@@ -303,7 +404,7 @@ private struct ChainSegment {
         var segment = ChainSegment()
         func problem(_ entry: Int64, _ reason: String) { segment.problems.append(.init(entry: entry, reason: reason)) }
         let statement = try database.prepare("""
-            SELECT e.seq, e.kind, e.at, e.fingerprint, e.body, e.personal_hash, e.prev, e.hash, p.salt, p.data
+            SELECT e.seq, e.kind, e.at, e.fingerprint, e.body, e.personal_hash, e.prev, e.hash, p.salt, p.data, p.seq IS NOT NULL
             FROM entries e LEFT JOIN personal p ON p.seq = e.seq WHERE e.seq BETWEEN ? AND ? ORDER BY e.seq
             """)
         try statement.bind([.int(from), .int(through)])
@@ -329,7 +430,9 @@ private struct ChainSegment {
                 expectedSeq = seq
             }
             // Each column's bytes, read once: 1 kind, 2 at, 3 fingerprint, 4 body,
-            // 5 personal_hash, 6 prev, 7 hash, 8 salt, 9 data.
+            // 5 personal_hash, 6 prev, 7 hash, 8 salt, 9 data. Column 10 says whether a
+            // personal row exists: its bytes cannot (SQLite gives a NULL pointer for an
+            // empty blob, so an empty salt would look like no row at all).
             for column in 1...9 { columns[column] = statement.rawBytes(Int32(column)) }
 
             if segment.entries == 1 {
@@ -365,7 +468,7 @@ private struct ChainSegment {
             switch entryKind {
             case .signature:
                 segment.signatures += 1
-                if columns[8].baseAddress == nil {
+                if statement.int64(10) == 0 {
                     segment.withoutPersonal.insert(seq)
                 } else {
                     buffer.removeAll(keepingCapacity: true)
@@ -384,6 +487,13 @@ private struct ChainSegment {
                 }
             case .optout:
                 break
+            case .withdrawal:
+                let body = statement.text(4) ?? ""
+                if let target = Ledger.integerMember("withdraws", of: body), let original = Ledger.integerMember("duplicate_of", of: body) {
+                    segment.withdrawals.append(Withdrawal(seq: seq, target: target, duplicateOf: original))
+                } else {
+                    problem(seq, "entry \(seq) is a withdrawal without a valid target")
+                }
             case nil:
                 problem(seq, "entry \(seq) has an unknown kind '\(statement.text(1) ?? "")'")
             }
@@ -426,6 +536,7 @@ private struct ChainSegment {
         case 9 where memcmp(bytes.baseAddress!, "signature", 9) == 0: return .signature
         case 9 where memcmp(bytes.baseAddress!, "redaction", 9) == 0: return .redaction
         case 6 where memcmp(bytes.baseAddress!, "optout", 6) == 0: return .optout
+        case 10 where memcmp(bytes.baseAddress!, "withdrawal", 10) == 0: return .withdrawal
         default: return nil
         }
     }

@@ -58,7 +58,7 @@ public struct MailAddress: Sendable, Hashable, CustomStringConvertible {
                                     ? "local part must be ASCII here (only recipients may have a UTF-8 local part)"
                                     : "local part may only use letters, digits and !#$%&'*+-/=?^_`{|}~ separated by single dots")
         }
-        guard let ascii = Punycode.asciiDomain(domainPart), ascii.utf8.contains(UInt8(ascii: ".")) || ascii == "localhost" else {
+        guard let ascii = IDNA.mailHost(domainPart), ascii.utf8.contains(UInt8(ascii: ".")) || ascii == "localhost" else {
             throw .invalidAddress(header: header, address: address, reason: "domain is not a valid host name")
         }
         guard local.utf8.count + 1 + ascii.utf8.count <= 254 else {

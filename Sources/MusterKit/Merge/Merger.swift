@@ -54,7 +54,11 @@ public enum Merger {
             throw MusterError.badInput("\(url.path) does not verify: \(bad.entry.map { "entry \($0): " } ?? "")\(bad.reason); nothing was merged")
         }
 
+        let rules = try campaign.workspace.mailboxRules()
         let (ledger, scratch) = try Ledger.openForRun(campaign.ledgerURL, dryRun: dryRun)
+        // The other ledger's signers are keyed again, from their personal data, under this
+        // workspace's rules: one person who signed on both machines counts once.
+        ledger.mailboxRules = rules
 
         var summary = MergeSummary(otherCount: report.count, otherHead: report.head, added: 0, duplicates: 0, forgottenSkipped: 0,
                                    rejected: 0, rejectedEntries: [], unsubscribed: 0, count: 0, dryRun: dryRun)

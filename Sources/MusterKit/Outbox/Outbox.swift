@@ -30,9 +30,10 @@ public struct OutboxRow: Sendable, Equatable {
 
 extension Ledger {
     /// The SQL condition for a signer (`e`, with personal data `p`) who can be mailed:
-    /// not forgotten (the join), not opted out, and — with parameter ?1 — consenting.
+    /// not forgotten (no chained redaction names the entry, and its personal row is there:
+    /// the join), not withdrawn, not opted out, and — with parameter ?1 — consenting.
     static let mailableSignerCondition = """
-        e.kind = 'signature' AND \(chained("e"))
+        e.kind = 'signature' AND \(chained("e")) AND NOT \(forgotten("e.seq")) AND e.seq NOT IN (\(withdrawnSeqs()))
         AND NOT EXISTS (SELECT 1 FROM entries x WHERE x.kind = 'optout' AND x.fingerprint = e.fingerprint AND \(chained("x")))
         AND (?1 IS NULL OR EXISTS (SELECT 1 FROM json_each(e.body, '$.consent') WHERE value = ?1))
         """
@@ -137,7 +138,8 @@ extension Ledger {
         try withStorage(path: url.path) {
             let statement = try database.prepare("""
                 SELECT o.recipient, o.signature, o.state, o.attempts, o.reply, e.body, p.data FROM outbox o
-                LEFT JOIN entries e ON e.seq = o.signature AND \(Self.chained("e")) LEFT JOIN personal p ON p.seq = e.seq
+                LEFT JOIN entries e ON e.seq = o.signature AND \(Self.chained("e"))
+                LEFT JOIN personal p ON p.seq = e.seq AND NOT \(Self.forgotten("e.seq"))
                 WHERE o.template = ?1 AND o.state IN (\(OutboxState.sqlList(states)))
                   AND coalesce(o.signature, 0) >= ?2 AND (coalesce(o.signature, 0) > ?2 OR o.recipient > ?3)
                 ORDER BY coalesce(o.signature, 0), o.recipient LIMIT ?4
@@ -435,7 +437,8 @@ final class OutboxUpdater {
             let statement = try self.statement ?? ledger.database.prepare("""
                 UPDATE outbox SET state = ?1,
                     reply = CASE WHEN ?2 IS NULL THEN reply
-                                 WHEN signature IS NOT NULL AND NOT EXISTS (SELECT 1 FROM personal WHERE seq = outbox.signature)
+                                 WHEN signature IS NOT NULL AND (NOT EXISTS (SELECT 1 FROM personal WHERE seq = outbox.signature)
+                                                                 OR \(Ledger.forgotten("outbox.signature")))
                                  THEN '\(Ledger.erasedReplySQL)' ELSE ?2 END,
                     attempts = attempts + ?3, updated_at = ?4
                 WHERE template = ?5 AND recipient = ?6

@@ -28,6 +28,9 @@ extension ProgressReport {
             <li><span class="label">Pace</span> <span data-key="pace_per_day" data-value="\(pacePerDay)">\(Number.decimal(pacePerDay))</span> a day over the last 7 days</li>
 
             """
+        if withdrawn > 0 {
+            out += "<li><span class=\"label\">Withdrawn</span> <span data-key=\"withdrawn\" data-value=\"\(withdrawn)\">\(Number.grouped(withdrawn))</span> as duplicates (not counted)</li>\n"
+        }
         if let goalReachedOn {
             out += "<li><span class=\"label\">Goal</span> reached on <span data-key=\"goal_reached_on\">\(goalReachedOn)</span></li>\n"
         } else if let projectedDate {

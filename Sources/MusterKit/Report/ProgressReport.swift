@@ -95,9 +95,11 @@ public struct ProgressReport: Sendable, Codable, Equatable {
     public let mail: [MailStatus]?
     /// True for the public form (`report --public`); absent from the full report's JSON.
     public var isPublic: Bool? = nil
+    /// Signatures withdrawn as duplicates (`muster dedupe --withdraw`); not in `count`.
+    public var withdrawn: Int64 = 0
 
     enum CodingKeys: String, CodingKey {
-        case campaign, title, count, goal, percent, deadline
+        case campaign, title, count, withdrawn, goal, percent, deadline
         case daysLeft = "days_left"
         case milestones
         case perDay = "per_day"
@@ -192,7 +194,7 @@ public struct ProgressReport: Sendable, Codable, Equatable {
         if let deadline = manifest.deadline, let end = Timestamp.parse(deadline) {
             daysLeft = Int(((end.timeIntervalSince1970 - todayStart.timeIntervalSince1970) / 86_400).rounded())
         }
-        return ProgressReport(
+        var report = ProgressReport(
             campaign: campaign.slug,
             title: manifest.title,
             count: count,
@@ -218,6 +220,8 @@ public struct ProgressReport: Sendable, Codable, Equatable {
             quorumField: manifest.quorums?.field,
             quorums: quorums,
             mail: mail)
+        report.withdrawn = tally.withdrawn
+        return report
     }
 }
 
@@ -233,13 +237,20 @@ extension ProgressReport {
     /// personal (anyone can type a name into them), and the mail section.
     public func publicForm(manifest: Manifest) -> ProgressReport {
         let categories = Set(manifest.fields.filter { !$0.personal && ($0.options != nil || $0.name == manifest.quorums?.field) }.map(\.name))
-        return ProgressReport(
+        var form = ProgressReport(
             campaign: campaign, title: title, count: count, goal: goal, percent: percent, deadline: deadline,
             daysLeft: daysLeft, milestones: milestones, perDay: perDay, head: head, generatedAt: generatedAt,
             asOf: asOf, pacePerDay: pacePerDay, projectedDate: projectedDate, goalReachedOn: goalReachedOn,
             daily: daily, bySource: nil, byCollector: nil,
             byField: byField.filter { categories.contains($0.field) },
             quorumField: quorumField, quorums: quorums, mail: nil, isPublic: true)
+        form.withdrawn = withdrawn
+        return form
+    }
+
+    /// "3 signatures withdrawn as duplicates (not counted)", or nil when none were.
+    var withdrawnSentence: String? {
+        withdrawn > 0 ? "\(Number.grouped(withdrawn)) signature\(withdrawn == 1 ? "" : "s") withdrawn as duplicates (not counted)" : nil
     }
 
     /// "12.3 a day over the last 7 days; the goal on 2027-01-15 at this pace".
@@ -292,6 +303,7 @@ extension ProgressReport {
             }
         }
         out += "  pace \(paceSentence)\n"
+        if let withdrawnSentence { out += "  \(withdrawnSentence)\n" }
         if asOf != generatedAt { out += style.dim("  as of \(asOf)") + "\n" }
         if !milestones.isEmpty {
             out += "\n" + style.bold("Milestones") + "\n"
@@ -360,6 +372,7 @@ extension ProgressReport {
             out += "- Deadline: \(deadline) (\(daysLeft >= 0 ? "\(daysLeft) days left" : "passed"))\n"
         }
         out += "- Pace: \(paceSentence)\n"
+        if let withdrawnSentence { out += "- \(withdrawnSentence)\n" }
         out += "- As of: \(asOf)\n\n"
         if !milestones.isEmpty {
             out += "## Milestones\n\n| | at | label | reached |\n|---|---:|---|---|\n"

@@ -298,10 +298,41 @@ public struct CampaignTransparency: Sendable {
 }
 
 extension Ledger {
-    /// Signature entries among entries 1…`size`.
+    /// The signatures that count among entries 1…`size`, as a checkpoint states them and
+    /// a reader of the public log recounts them: the signature entries (forgotten ones
+    /// included), less those that a withdrawal among the same entries takes out (each
+    /// once). The ledger is verified before any checkpoint is signed, so every withdrawal
+    /// counted here names an earlier signature.
     public func signatureCount(through size: Int64) throws -> Int64 {
         try withStorage(path: url.path) {
-            try database.scalarInt("SELECT count(*) FROM entries e WHERE e.kind = 'signature' AND +e.seq BETWEEN 1 AND ?", .int(size)) ?? 0
+            let signatures = try database.scalarInt("SELECT count(*) FROM entries e WHERE e.kind = 'signature' AND +e.seq BETWEEN 1 AND ?", .int(size)) ?? 0
+            let withdrawn = try database.scalarInt("""
+                SELECT count(DISTINCT s.seq) FROM entries w JOIN entries s ON s.seq = json_extract(w.body, '$.withdraws')
+                WHERE w.kind = 'withdrawal' AND w.seq BETWEEN 1 AND ?1 AND s.kind = 'signature' AND s.seq < w.seq
+                  AND CASE WHEN json_valid(w.body) THEN json_type(w.body, '$.withdraws') = 'integer' ELSE 0 END
+                """, .int(size)) ?? 0
+            return signatures - withdrawn
         }
+    }
+
+    /// The newest chained signature entry, nil when there is none (inside a transaction).
+    func newestSignature() throws -> Int64? {
+        try database.scalarInt("SELECT max(e.seq) FROM entries e WHERE e.kind = 'signature' AND \(Self.chained("e"))")
+    }
+
+    /// The withdrawal among the chained entries that takes signature `seq` out of the
+    /// count, and the signature it duplicates; nil when none does.
+    public func withdrawal(of seq: Int64) throws -> (entry: Int64, duplicateOf: Int64)? {
+        let statement = try database.prepare("""
+            SELECT w.seq, json_extract(w.body, '$.duplicate_of') FROM entries w
+            WHERE w.kind = 'withdrawal' AND \(Self.chained("w")) AND w.seq > ?1
+              AND CASE WHEN json_valid(w.body) THEN json_type(w.body, '$.withdraws') = 'integer' ELSE 0 END
+              AND json_extract(w.body, '$.withdraws') = ?1
+            ORDER BY w.seq LIMIT 1
+            """)
+        try statement.bind([.int(seq)])
+        defer { statement.reset() }
+        guard try statement.step() else { return nil }
+        return (statement.int64(0), statement.int64(1))
     }
 }

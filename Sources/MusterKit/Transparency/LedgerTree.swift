@@ -116,6 +116,15 @@ extension Ledger {
         }
     }
 
+    /// The salt and personal data of entry `seq`, when they are there (read inside a transaction).
+    func personal(seq: Int64) throws -> (salt: [UInt8], data: String)? {
+        let statement = try database.prepare("SELECT salt, data FROM personal WHERE seq = ?")
+        try statement.bind([.int(seq)])
+        defer { statement.reset() }
+        guard try statement.step() else { return nil }
+        return (statement.blob(0), statement.text(1) ?? "")
+    }
+
     /// The chained signature of `canonicalEmail`, with its salt and personal data when
     /// they are still there; nil when that address has not signed.
     public func signatureForReceipt(canonicalEmail: String) throws -> (entry: PublicEntry, salt: [UInt8]?, personal: String?)? {
@@ -158,9 +167,9 @@ public struct PublicEntry: Sendable, Equatable {
 }
 
 extension LedgerMigration {
-    /// Format 3: the Merkle tree over the entries (RFC 9162 hashing), built here for the
+    /// Format 4: the Merkle tree over the entries (RFC 9162 hashing), built here for the
     /// entries 1…head a ledger already holds, and kept by every append from now on.
-    static let merkleTree = LedgerMigration(version: 3, name: "add the Merkle tree over the entries") { database in
+    static let merkleTree = LedgerMigration(version: 4, name: "add the Merkle tree over the entries") { database in
         try database.execute("CREATE TABLE merkle_nodes (pos INTEGER PRIMARY KEY, hash BLOB NOT NULL)")
         let head = try database.scalarInt("SELECT value FROM meta WHERE key = 'head_seq'") ?? 0
         let entries = try database.prepare("SELECT seq, kind, at, fingerprint, body, personal_hash, prev FROM entries WHERE seq BETWEEN 1 AND ? ORDER BY seq")

@@ -66,33 +66,88 @@ extension CampaignTransparency {
         guard let found = try ledger.signatureForReceipt(canonicalEmail: canonicalEmail) else {
             throw MusterError.failure("no signature from that address in \(campaign.slug)")
         }
-        guard let salt = found.salt, let data = found.personal else {
-            throw MusterError.failure("the signature of that address (entry \(found.entry.seq)) was forgotten: without its personal data and salt no receipt can tie it to the signer; receipts issued before still verify")
+        guard found.salt != nil, found.personal != nil else {
+            throw ReceiptIssuer.forgotten(found.entry.seq)
         }
-        let key = try publicKey()
-        let (note, url) = try checkpointNote(reference)
-        let checkpoint: Checkpoint
+        if let withdrawal = try ledger.snapshot({ try ledger.withdrawal(of: found.entry.seq) }) {
+            throw MusterError.failure("""
+                the signature of that address (entry \(found.entry.seq)) was withdrawn by entry \(withdrawal.entry) as a duplicate of \
+                entry \(withdrawal.duplicateOf) (`muster dedupe`): it is not in the count, so it gets no receipt; the receipt of the \
+                signature kept is that person's
+                """)
+        }
+        return try ReceiptIssuer(transparency: self, ledger: ledger, note: reference).receipt(seq: found.entry.seq)
+    }
+}
+
+/// Issues receipts against one checkpoint, checked once: its signature by the campaign's
+/// key and its root against the ledger. `muster receipt` issues one; a blast whose
+/// template says `receipt: attach` issues one per signer, from several threads (the
+/// issuer reads on its own connection, one receipt at a time).
+public final class ReceiptIssuer: @unchecked Sendable {
+    // `ledger` is only used under `lock`; the rest is immutable.
+    let ledger: Ledger
+    let key: NoteVerifierKey
+    /// The signed note and where it was read.
+    public let note: String
+    public let url: URL
+    public let checkpoint: Checkpoint
+    let display: String
+    private let lock = NSLock()
+
+    /// Checks the checkpoint `reference` (a file or a size; nil: the latest) of the
+    /// campaign; throws when there is none, it is not the campaign's, or the ledger no
+    /// longer has its tree.
+    public init(transparency: CampaignTransparency, ledger: Ledger, note reference: String?) throws {
+        self.ledger = ledger
+        key = try transparency.publicKey()
+        (note, url) = try transparency.checkpointNote(reference)
+        display = transparency.display(url)
         do {
             checkpoint = try Checkpoint.verified(note, key: key, origin: key.name)
         } catch let error as TransparencyError {
-            throw MusterError.failure("\(display(url)) is not a valid checkpoint of this campaign: \(error.description)")
+            throw MusterError.failure("\(display) is not a valid checkpoint of this campaign: \(error.description)")
         }
-        let seq = found.entry.seq
-        guard checkpoint.size >= seq else {
-            throw MusterError.failure("the checkpoint \(display(url)) covers entries 1–\(checkpoint.size), not this signature (entry \(seq)); run `muster checkpoint` first")
-        }
-        let proof: [Merkle.Hash] = try ledger.withTree { tree, size in
+        let (checkpoint, display) = (checkpoint, display)
+        try ledger.withTree { tree, size in
             guard checkpoint.size <= size, try tree.root(size: checkpoint.size) == checkpoint.root else {
-                throw MusterError.failure("the ledger no longer has the tree the checkpoint \(display(url)) signed: run `muster verify --against \(checkpoint.size)`")
+                throw MusterError.failure("the ledger no longer has the tree the checkpoint \(display) signed: run `muster verify --against \(checkpoint.size)`")
             }
-            return try tree.inclusionProof(index: seq - 1, size: checkpoint.size)
         }
-        let entry = found.entry
-        return Receipt(entry: .init(seq: seq, kind: entry.kind, at: entry.at, fingerprint: entry.fingerprint, body: entry.body,
-                                    personalHash: entry.personalHash, prev: entry.prev, hash: entry.hash),
-                       personal: .init(salt: Hex.encode(salt), data: data),
-                       leafIndex: seq - 1, treeSize: checkpoint.size,
-                       inclusionProof: proof.map { Data($0).base64EncodedString() },
-                       checkpoint: note, publicKey: key.text)
+    }
+
+    /// The checkpoint in a few words, for a message: `412 entries, root 8y1SLNr2MoRyxzSR`
+    /// (the root's first 16 base64 characters).
+    public var shortForm: String {
+        "\(Number.grouped(checkpoint.size)) entries, root \(Data(checkpoint.root).base64EncodedString().prefix(16))"
+    }
+
+    static func forgotten(_ seq: Int64) -> MusterError {
+        MusterError.failure("the signature of that address (entry \(seq)) was forgotten: without its personal data and salt no receipt can tie it to the signer; receipts issued before still verify")
+    }
+
+    /// The receipt of the signature entry `seq`: its entry, salt and personal data, and an
+    /// inclusion proof against the checkpoint.
+    public func receipt(seq: Int64) throws -> Receipt {
+        try lock.withLock {
+            guard checkpoint.size >= seq else {
+                throw MusterError.failure("the checkpoint \(display) covers entries 1–\(checkpoint.size), not this signature (entry \(seq)); run `muster checkpoint` first")
+            }
+            let (entry, salt, data, proof) = try ledger.withTree { tree, _ -> (PublicEntry, [UInt8]?, String?, [Merkle.Hash]) in
+                let entry = try ledger.publicEntry(seq: seq)
+                let personal = try ledger.personal(seq: seq)
+                return (entry, personal?.salt, personal?.data, try tree.inclusionProof(index: seq - 1, size: checkpoint.size))
+            }
+            guard entry.kind == EntryKind.signature.rawValue else {
+                throw MusterError.failure("entry \(seq) is a \(entry.kind), not a signature: it has no receipt")
+            }
+            guard let salt, let data else { throw Self.forgotten(seq) }
+            return Receipt(entry: .init(seq: seq, kind: entry.kind, at: entry.at, fingerprint: entry.fingerprint, body: entry.body,
+                                        personalHash: entry.personalHash, prev: entry.prev, hash: entry.hash),
+                           personal: .init(salt: Hex.encode(salt), data: data),
+                           leafIndex: seq - 1, treeSize: checkpoint.size,
+                           inclusionProof: proof.map { Data($0).base64EncodedString() },
+                           checkpoint: note, publicKey: key.text)
+        }
     }
 }

@@ -12,8 +12,10 @@ public struct WorkspaceSettings: Sendable, Equatable {
     /// Seconds to wait for any one reply from the relay (`smtp.timeout`, default 60).
     public var smtpTimeout: Int?
     public var unsubscribeURL: String?
+    /// Who counts as one person (`dedupe:`, read by `MailboxRules.parse`).
+    public var dedupe: MailboxRules = .standard
 
-    static let knownKeys: Set<String> = ["sender", "smtp", "unsubscribe_url"]
+    static let knownKeys: Set<String> = ["sender", "smtp", "unsubscribe_url", "dedupe"]
     static let knownSMTPKeys: Set<String> = ["url", "starttls", "username", "ca_file", "timeout"]
 
     /// Reads `muster.yaml`, collecting every problem.
@@ -52,6 +54,7 @@ public struct WorkspaceSettings: Sendable, Equatable {
             settings.smtpCAFile = smtp.string("ca_file", what: "'smtp'")
             settings.smtpTimeout = smtp.positiveInt("timeout", what: "'smtp'")
         }
+        if let rules = MailboxRules.parse(map["dedupe"], diagnostics: diagnostics) { settings.dedupe = rules }
         return (diagnostics.hasErrors ? nil : settings, diagnostics.diagnostics)
     }
 }

@@ -33,6 +33,13 @@ public struct Workspace: Sendable {
         throw MusterError.usage("not inside a muster workspace (no muster.yaml here or above); run `muster init` or pass --workspace DIR")
     }
 
+    /// Who counts as one person here: the provider table plus `muster.yaml`'s `dedupe:`
+    /// section. A bad section throws every problem at once (exit 65), each naming
+    /// muster.yaml, its line, the key and the value.
+    public func mailboxRules() throws -> MailboxRules {
+        try WorkspaceSettings.loadOrThrow(self).dedupe
+    }
+
     /// The slugs of the campaigns in this workspace, sorted.
     public func campaignSlugs() -> [String] {
         let names = (try? FileManager.default.contentsOfDirectory(atPath: campaignsURL.path)) ?? []

@@ -56,7 +56,7 @@ import Testing
             """
         let rewritten = try Sandbox.run(URL(fileURLWithPath: "/usr/bin/env"), ["python3", "-c", rewrite, box.path(Self.ledger).path], in: box.root)
         try #require(rewritten.status == 0, "\(rewritten)")
-        // The Merkle tree (ledger format 3) still commits to the old entries…
+        // The Merkle tree (ledger format 4) still commits to the old entries…
         let chainOnly = try box.run(["verify"])
         #expect(chainOnly.status == 1 && chainOnly.stdout.contains("Merkle tree does not match"), "\(chainOnly)")
         // …until it is rebuilt too (docs/transparency.md, "Storage").

@@ -6,6 +6,16 @@ tree for a ledger of the format before it, `checkpoint` (which verifies the ledg
 first), `receipt` (target under 50 ms), `verify --against` an old checkpoint,
 `export --log`, and the reference verifier recounting that log.
 
+What the tree adds, side by side with BENCH_BASELINE, a release build of the muster
+before the tree (ledger format 3), when it is set: `muster import` of a 1,000,000-row
+CSV into a new campaign (the bulk path; target under 10 % added) and `muster sign` on
+the 1,000,000-signature ledger (target under 1 ms added), in interleaved rounds
+(BENCH_ROUNDS, default 5; the order alternates) so that a busy moment on the shared
+machine hits both alike. Build the baseline from a checkout of that commit:
+
+    git archive COMMIT | tar -x -C /tmp/base && (cd /tmp/base && swift build -c release --product muster)
+    BENCH_BASELINE=/tmp/base/.build/release/muster BENCH_ONLY=transparency make bench
+
 Writes the figures into BENCHMARKS.md between <!-- bench:transparency --> markers.
 Wall times are medians of several runs on a shared machine: compare the ratios.
 """
@@ -19,6 +29,9 @@ FIXTURE = ROOT / ".build/release/muster-fixture"
 VERIFIER = ROOT / "scripts/muster_verify.py"
 BIG = int(os.environ.get("BENCH_BIG", "1000000"))
 RUNS = 5
+BASELINE = os.environ.get("BENCH_BASELINE")
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", "5"))
+SIGNS = 40
 
 
 def timed(args, cwd, env=None):
@@ -31,6 +44,83 @@ def timed(args, cwd, env=None):
 
 def median(args, cwd, env=None, runs=RUNS):
     return statistics.median(timed(args, cwd, env) for _ in range(runs))
+
+
+def run_usage(args, cwd):
+    """Wall time and CPU time (user + system) of one run."""
+    start = time.perf_counter()
+    pid = os.fork()
+    if pid == 0:
+        os.chdir(cwd)
+        fd = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(fd, 1); os.dup2(fd, 2)
+        os.execv(str(args[0]), [str(a) for a in args])
+    _, status, usage = os.wait4(pid, 0)
+    if status != 0:
+        raise SystemExit(f"bench: {args} failed with status {status}")
+    return time.perf_counter() - start, usage.ru_utime + usage.ru_stime
+
+
+def side_by_side(tmp, ledger):
+    """Import and sign with BASELINE and with this muster, interleaved; returns the
+    table rows. `ledger` is this muster's 1,000,000-signature ledger (format 4)."""
+    from bench_import import generate
+    binaries = {"before": pathlib.Path(BASELINE), "tree": MUSTER}
+    csv_path = tmp / "import.csv"
+    print(f"bench: generating {BIG:,} rows to import", file=sys.stderr)
+    generate(csv_path, BIG)
+    imports = {name: [] for name in binaries}
+    for round in range(ROUNDS):
+        order = list(binaries) if round % 2 == 0 else list(reversed(list(binaries)))
+        print(f"bench: import round {round + 1} of {ROUNDS} ({', '.join(order)})", file=sys.stderr)
+        for name in order:
+            ws = tmp / f"import-{name}"
+            shutil.rmtree(ws, ignore_errors=True)
+            subprocess.run([binaries[name], "init", ws], check=True, capture_output=True)
+            subprocess.run([binaries[name], "new", "bench", "--goal", str(BIG)], cwd=ws, check=True, capture_output=True)
+            imports[name].append(run_usage([binaries[name], "import", csv_path, "--rejects", tmp / "rejects.csv"], ws))
+        shutil.rmtree(tmp / "import-before", ignore_errors=True)
+        shutil.rmtree(tmp / "import-tree", ignore_errors=True)
+
+    # sign: the baseline on a copy of the ledger without its tree (format 3), this muster
+    # on the ledger as it is; each run a new signer.
+    workspaces = {}
+    for name in binaries:
+        ws = tmp / f"sign-{name}"
+        shutil.copytree(ledger.parent.parent.parent, ws)
+        workspaces[name] = ws
+    db = sqlite3.connect(workspaces["before"] / "campaigns/bench/ledger.sqlite")
+    db.execute("DROP TABLE merkle_nodes")
+    db.execute("DELETE FROM migrations WHERE version >= 4")
+    db.execute("UPDATE meta SET value = 3 WHERE key = 'schema_version'")
+    db.commit()
+    db.close()
+    signs = {name: [] for name in binaries}
+    print(f"bench: sign, {SIGNS} runs each, interleaved", file=sys.stderr)
+    for i in range(SIGNS):
+        order = list(binaries) if i % 2 == 0 else list(reversed(list(binaries)))
+        for name in order:
+            signs[name].append(run_usage([binaries[name], "sign", "--name", f"Side {i}", "--email", f"side{i}@bench.example",
+                                          "--field", "region=Lyon"], workspaces[name]))
+    for ws in workspaces.values():
+        shutil.rmtree(ws, ignore_errors=True)
+
+    def med(runs, which):
+        return statistics.median(run[which] for run in runs)
+    rows = []
+    for label, runs, unit in (("`muster import` of %s new rows (bulk path; %d interleaved rounds)" % (f"{BIG:,}", ROUNDS), imports, "s"),
+                              ("`muster sign` on %s signatures (%d interleaved runs each)" % (f"{BIG:,}", SIGNS), signs, "ms")):
+        scale = 1 if unit == "s" else 1000
+        fmt = (lambda v: f"{v:.2f} s") if unit == "s" else (lambda v: f"{v:.1f} ms")
+        before_wall, tree_wall = med(runs["before"], 0) * scale, med(runs["tree"], 0) * scale
+        before_cpu, tree_cpu = med(runs["before"], 1) * scale, med(runs["tree"], 1) * scale
+        if unit == "s":
+            added = f"wall {100 * (tree_wall / before_wall - 1):+.1f} %, CPU {100 * (tree_cpu / before_cpu - 1):+.1f} %"
+        else:
+            added = f"wall {tree_wall - before_wall:+.2f} ms, CPU {tree_cpu - before_cpu:+.2f} ms"
+        rows.append(f"| {label} | {fmt(before_wall)} ({fmt(before_cpu)} CPU) | {fmt(tree_wall)} ({fmt(tree_cpu)} CPU) | {added} |")
+    spread = "; ".join(f"{name}: " + ", ".join(f"{w:.1f}" for w, _ in runs) for name, runs in imports.items())
+    return rows, spread
 
 
 def main():
@@ -70,6 +160,19 @@ def main():
         recount = median(["python3", VERIFIER, "log", log, "--checkpoint", note, "--key", ws / "campaigns/bench/checkpoint.vkey"],
                          ws, runs=1)
         rows = subprocess.run(["sqlite3", ledger, "SELECT count(*) FROM merkle_nodes"], capture_output=True, text=True).stdout.strip()
+        compared = ""
+        if BASELINE:
+            table, spread = side_by_side(tmp, ledger)
+            compared = f"""
+
+What the tree adds, side by side with the muster before it (`BENCH_BASELINE`, ledger format 3), release builds,
+wall and CPU (user + system) medians; the order alternates each round:
+
+| what | before the tree | with the tree | added |
+|---|---|---|---|
+{chr(10).join(table)}
+
+Import wall times per round (s): {spread}."""
 
         cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), platform.processor())
         section = f"""<!-- bench:transparency -->
@@ -88,7 +191,7 @@ release build, {platform.system()} {platform.release()}, on a ledger of {BIG:,} 
 | `muster verify` (chain and tree) | {verify:.2f} s |
 | `muster verify --against` the checkpoint of {BIG:,} | {against:.2f} s |
 | `muster export --log` | {export:.2f} s |
-| `muster_verify.py log` (Python: recomputes every hash and the root, recounts) | {recount:.1f} s |
+| `muster_verify.py log` (Python: recomputes every hash and the root, recounts) | {recount:.1f} s |{compared}
 <!-- /bench:transparency -->"""
         write_section("transparency", section)
     finally:

@@ -9,6 +9,8 @@ library (Ed25519 verification included, after RFC 8032 section 6).
     muster_verify.py log LOG.jsonl --checkpoint NOTE --key VKEY
 
 VKEY is the campaign's public key: the file checkpoint.vkey, or its one line.
+--witness WVKEY (repeatable, any command but vectors) also requires that witness's
+cosignature on every checkpoint checked.
 Add --json for one JSON object on stdout. Exit 0 when everything checks out, 1 with
 "FAILED: reason" when anything does not, 64 for wrong usage.
 """
@@ -280,8 +282,16 @@ def verify_note(note, key):
     raise Failed(f"the note is not signed by the key {name} (key {key_id:08x}); it is signed by {names}")
 
 
+WITNESSES = []  # --witness keys: each must have cosigned every checkpoint checked
+
+
 def parse_checkpoint(note, key):
     text = verify_note(note, key)
+    for witness in WITNESSES:
+        try:
+            verify_note(note, witness)
+        except Failed as failure:
+            raise Failed(f"the checkpoint is not cosigned by the witness {witness[0]}: {failure}")
     lines = text[:-1].split("\n")
     if len(lines) < 3:
         raise Failed("the checkpoint needs origin, tree size and root hash")
@@ -516,7 +526,7 @@ def main(argv):
         print(__doc__.strip(), file=sys.stderr)
         return 64
     command, required = COMMANDS[argv[0]]
-    args = {"path": argv[1], "key": None, "email": None, "checkpoint": None, "json": False}
+    args = {"path": argv[1], "key": None, "email": None, "checkpoint": None, "json": False, "witness": []}
     rest = argv[2:]
     while rest:
         option = rest.pop(0)
@@ -524,6 +534,8 @@ def main(argv):
             args["json"] = True
         elif option in ("--key", "--email", "--checkpoint") and rest:
             args[option[2:]] = rest.pop(0)
+        elif option == "--witness" and rest:
+            args["witness"].append(rest.pop(0))
         else:
             print(f"muster_verify.py: unknown option {option}", file=sys.stderr)
             return 64
@@ -533,7 +545,11 @@ def main(argv):
             return 64
     out = {}
     try:
+        WITNESSES[:] = [read_key(w) for w in args["witness"]]
         lines = command(args, out)
+        if WITNESSES:
+            out["witnesses"] = [w[0] for w in WITNESSES]
+            lines.append("cosigned by " + ", ".join(w[0] for w in WITNESSES))
         out["ok"] = True
         status = 0
     except Failed as failure:

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 import MusterKit
 
 extension Muster {
@@ -20,10 +21,15 @@ extension Muster {
                 checks that checkpoint's signature with the campaign's public key and
                 proves (RFC 9162 consistency proof) that the ledger still holds, unchanged,
                 every entry it covered. Exits 1 with the reason when it does not.
+                --witness VKEY (repeatable) also requires that witness's cosignature on it
+                (`muster witness sign`).
                 """)
 
         @Option(help: ArgumentHelp("Also prove the ledger extends this published checkpoint.", valueName: "FILE|SIZE"))
         var against: String?
+
+        @Option(help: ArgumentHelp("With --against: also require this witness's cosignature (its vkey file or line; repeatable).", valueName: "VKEY"))
+        var witness: [String] = []
 
         @OptionGroup var campaignOptions: CampaignOptions
         @OptionGroup var output: OutputOptions
@@ -52,11 +58,20 @@ extension Muster {
                     Console.line("ok: 0 signatures (no ledger yet)")
                     return
                 }
+                guard witness.isEmpty || against != nil else { throw MusterError.usage("--witness goes with --against CHECKPOINT") }
+                let witnesses = try witness.map { text -> NoteVerifierKey in
+                    let line = FileManager.default.fileExists(atPath: text)
+                        ? try String(contentsOfFile: text, encoding: .utf8) : text
+                    do { return try NoteVerifierKey(parsing: line) } catch let error as TransparencyError {
+                        throw MusterError.badInput("--witness \(text): \(error.description)")
+                    }
+                }
                 let report = try ledger.verify()
                 var consistency: CampaignTransparency.Consistency?
                 if let against {
                     let transparency = CampaignTransparency(campaign: campaign)
-                    consistency = try transparency.consistency(of: transparency.checkpointNote(against).note, ledger: ledger, report: report)
+                    consistency = try transparency.consistency(of: transparency.checkpointNote(against).note, ledger: ledger, report: report,
+                                                               witnesses: witnesses)
                 }
                 if output.json {
                     if let consistency { Console.json(AgainstReport(report: report, against: consistency)) } else { Console.json(report) }
@@ -72,7 +87,8 @@ extension Muster {
                 }
                 if let consistency, !output.json {
                     if consistency.ok, let size = consistency.size, let now = consistency.treeSize {
-                        Console.line("consistent with the checkpoint of \(Number.grouped(size)) entries: they are unchanged; the tree now has \(Number.grouped(now))")
+                        let cosigned = consistency.witnesses.map { "; cosigned by \($0.joined(separator: ", "))" } ?? ""
+                        Console.line("consistent with the checkpoint of \(Number.grouped(size)) entries: they are unchanged; the tree now has \(Number.grouped(now))\(cosigned)")
                     } else {
                         Console.line("FAILED: checkpoint \(against ?? ""): \(consistency.reason ?? "not consistent")")
                     }

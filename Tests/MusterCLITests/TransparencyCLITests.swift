@@ -280,6 +280,70 @@ import Testing
         #expect(try Self.python(["receipt", "kept.json", "--key", vkey], in: box).status == 0)
     }
 
+    /// A witness cosigns a checkpoint (`muster witness`); `verify --against --witness` and
+    /// the reference verifier require its line, and refuse a missing or altered one.
+    @Test func aWitnessCosignsAndBothVerifiersRequireItsSignature() throws {
+        let box = try Sandbox.withCampaign()
+        let keys = try KeyHome()
+        try Self.sign(box, 1...3)
+        #expect(try box.run(["checkpoint"], environment: keys.environment).status == 0)
+        let note = "campaigns/fair-rates/checkpoints/3.txt"
+        let witnessKey = keys.url.appendingPathComponent("witness.key").path
+        let made = try box.run(["witness", "key", "news.example/witness", "--out", witnessKey, "--json"])
+        #expect(made.status == 0, "\(made)")
+        let vkey = try #require(try made.json()["vkey"] as? String)
+        #expect(vkey.hasPrefix("news.example/witness+"))
+        let mode = try FileManager.default.attributesOfItem(atPath: witnessKey)[.posixPermissions] as? Int
+        #expect(mode == 0o600)
+        let again = try box.run(["witness", "key", "news.example/witness", "--out", witnessKey])
+        #expect(again.status != 0, "an existing key file is never overwritten: \(again)")
+        try box.write("witness.vkey", vkey + "\n")
+
+        // Before the cosignature: required, so refused by both verifiers.
+        let missing = try box.run(["verify", "--against", "3", "--witness", "witness.vkey"])
+        #expect(missing.status == 1 && missing.stdout.contains("the checkpoint is not cosigned by the witness news.example/witness"), "\(missing)")
+        #expect(try Self.python(["checkpoint", note, "--key", Self.vkey, "--witness", "witness.vkey"], in: box).status == 1)
+
+        let original = try String(contentsOf: box.path(note), encoding: .utf8)
+        let signed = try box.run(["witness", "sign", note, "--key", witnessKey, "--vkey", Self.vkey, "--out", note])
+        #expect(signed.status == 0, "\(signed)")
+        let cosigned = try String(contentsOf: box.path(note), encoding: .utf8)
+        #expect(cosigned.hasPrefix(original) && cosigned.split(separator: "\n").last?.hasPrefix("\u{2014} news.example/witness ") == true, "\(cosigned)")
+        let twice = try box.run(["witness", "sign", note, "--key", witnessKey, "--vkey", Self.vkey])
+        #expect(twice.status == 0 && twice.stdout == cosigned, "a second cosignature changes nothing")
+
+        let ok = try box.run(["verify", "--against", "3", "--witness", vkey])
+        #expect(ok.status == 0 && ok.stdout.contains("cosigned by news.example/witness"), "\(ok)")
+        let json = try box.run(["verify", "--against", "3", "--witness", "witness.vkey", "--json"])
+        #expect(try (json.json()["against"] as? [String: Any])?["witnesses"] as? [String] == ["news.example/witness"], "\(json)")
+        #expect(try Self.python(["checkpoint", note, "--key", Self.vkey, "--witness", "witness.vkey"], in: box).status == 0)
+        // A receipt made from the cosigned note carries both signatures.
+        #expect(try box.run(["receipt", "s2@example.org", "--out", "r.json"]).status == 0)
+        #expect(try Self.python(["receipt", "r.json", "--key", Self.vkey, "--witness", "witness.vkey", "--email", "s2@example.org"], in: box).status == 0)
+        // The campaign's own checks still pass (checkpoint of the same size kept, report).
+        #expect(try box.run(["checkpoint"], environment: keys.environment).status == 0)
+        #expect(try String(contentsOf: box.path(note), encoding: .utf8) == cosigned)
+
+        // Another witness, an altered cosignature, a foreign collective, a flag alone: refused.
+        let other = try box.run(["witness", "key", "other.example/witness", "--out", keys.url.appendingPathComponent("other.key").path, "--json"])
+        let otherKey = try #require(try other.json()["vkey"] as? String)
+        let foreign = try box.run(["verify", "--against", "3", "--witness", "witness.vkey", "--witness", otherKey])
+        #expect(foreign.status == 1 && foreign.stdout.contains("not cosigned by the witness other.example/witness"), "\(foreign)")
+        var lines = cosigned.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+        let last = lines.count - 2
+        lines[last] = String(lines[last].dropLast(4)) + (lines[last].hasSuffix("AAA=") ? "BBB=" : "AAA=")
+        try box.write("altered.txt", lines.joined(separator: "\n"))
+        let altered = try box.run(["verify", "--against", "altered.txt", "--witness", "witness.vkey"])
+        #expect(altered.status == 1 && altered.stdout.contains("the signature by news.example/witness does not verify"), "\(altered)")
+        #expect(try Self.python(["checkpoint", "altered.txt", "--key", Self.vkey, "--witness", "witness.vkey"], in: box).status == 1)
+        let elsewhere = try Sandbox.withCampaign()
+        #expect(try elsewhere.run(["sign", "--name", "Ka", "--email", "ka@example.org", "--field", "region=Lyon"]).status == 0)
+        #expect(try elsewhere.run(["checkpoint", "--origin", "other.example/fair-rates"], environment: keys.environment).status == 0)
+        let wrong = try box.run(["witness", "sign", elsewhere.path("campaigns/fair-rates/checkpoints/1.txt").path, "--key", witnessKey, "--vkey", Self.vkey])
+        #expect(wrong.status == 1 && wrong.stderr.contains("is not a checkpoint of") && wrong.stdout.isEmpty, "\(wrong)")
+        #expect(try box.run(["verify", "--witness", "witness.vkey"]).status == 64)
+    }
+
     /// muster's proof verification and the reference verifier's give the same verdict on
     /// valid and tampered proofs over random trees of every size from 1 to 1,100.
     @Test func musterAndTheReferenceVerifierAgreeOnRandomProofs() throws {

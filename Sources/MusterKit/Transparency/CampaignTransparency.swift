@@ -47,6 +47,12 @@ public struct CampaignTransparency: Sendable {
 
     /// Where the private key of `name` is kept unless `--key` or MUSTER_CHECKPOINT_KEY says.
     public func defaultKeyURL(name: String) -> URL {
+        Self.defaultKeyURL(name: name, environment: environment)
+    }
+
+    /// `$XDG_CONFIG_HOME/muster/keys/<name>.key` (`~/.config/…`): where a key named `name`
+    /// is kept by default (a campaign's, or a witness's).
+    public static func defaultKeyURL(name: String, environment: [String: String] = ProcessInfo.processInfo.environment) -> URL {
         let config = environment["XDG_CONFIG_HOME"].flatMap { $0.isEmpty ? nil : $0 }
             ?? ((environment["HOME"] ?? NSHomeDirectory()) + "/.config")
         let file = String(name.map { $0.isASCII && ($0.isLetter || $0.isNumber || "._-".contains($0)) ? $0 : "_" })
@@ -99,12 +105,14 @@ public struct CampaignTransparency: Sendable {
         }
         let signer: NoteSigner
         do { signer = try NoteSigner.generate(name: name) } catch let error as TransparencyError { throw MusterError.usage(error.description) }
-        try writePrivateKey(signer, to: keyURL)
+        try Self.writePrivateKey(signer, to: keyURL)
         try writePublicKey(signer.verifier)
         return (signer, true)
     }
 
-    private func writePrivateKey(_ signer: NoteSigner, to url: URL) throws {
+    /// Writes a new private key file (mode 0600, its folder 0700 when made); refuses to
+    /// replace an existing file.
+    public static func writePrivateKey(_ signer: NoteSigner, to url: URL) throws {
         let folder = url.deletingLastPathComponent()
         do {
             try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
@@ -216,18 +224,21 @@ public struct CampaignTransparency: Sendable {
         /// Base64, as in checkpoints.
         public var root: String?
         public var proof: [String]?
+        /// The witnesses whose cosignature was checked (their key names), when asked.
+        public var witnesses: [String]?
 
         enum CodingKeys: String, CodingKey {
             case ok, reason, size
             case treeSize = "tree_size"
-            case root, proof
+            case root, proof, witnesses
         }
     }
 
     /// Checks `note` (a checkpoint of this campaign) against the ledger: its signature by
     /// the published key, its origin, and an RFC 9162 consistency proof from its size to
     /// the ledger's tree now, whose root is computed from the verified entries.
-    public func consistency(of note: String, ledger: Ledger, report: VerifyReport) throws -> Consistency {
+    /// With `witnesses`, also that each of them cosigned it (docs/transparency.md, "Witnesses").
+    public func consistency(of note: String, ledger: Ledger, report: VerifyReport, witnesses: [NoteVerifierKey] = []) throws -> Consistency {
         let key = try publicKey()
         let checkpoint: Checkpoint
         do {
@@ -236,6 +247,17 @@ public struct CampaignTransparency: Sendable {
             return Consistency(ok: false, reason: "the checkpoint is not valid for this campaign: \(error.description)")
         }
         var result = Consistency(ok: false, size: checkpoint.size)
+        if !witnesses.isEmpty {
+            result.witnesses = witnesses.map(\.name)
+            for witness in witnesses {
+                do {
+                    try SignedNote(parsing: note).verify(with: witness)
+                } catch let error as TransparencyError {
+                    result.reason = "the checkpoint is not cosigned by the witness \(witness.name): \(error.description)"
+                    return result
+                }
+            }
+        }
         guard report.ok else {
             result.reason = "the ledger does not verify, so no proof from it means anything: \(report.firstBad.map { "\($0.entry.map { "entry \($0): " } ?? "")\($0.reason)" } ?? "")"
             return result

@@ -95,10 +95,25 @@ public struct NoteSigner: @unchecked Sendable {
     /// The note `text` (which ends with a newline) signed: the text, a blank line, and
     /// `— <name> <base64(key ID ‖ signature)>`.
     public func sign(_ text: String) throws -> String {
+        "\(text)\n\(try signatureLine(text))"
+    }
+
+    /// `— <name> <base64(key ID ‖ signature of text)>` and a newline.
+    func signatureLine(_ text: String) throws -> String {
         let signature = try privateKey.signature(for: Array(text.utf8))
         let id = verifier.keyID
         let blob = [UInt8(id >> 24), UInt8(id >> 16 & 0xFF), UInt8(id >> 8 & 0xFF), UInt8(id & 0xFF)] + Array(signature)
-        return "\(text)\n\u{2014} \(name) \(Data(blob).base64EncodedString())\n"
+        return "\u{2014} \(name) \(Data(blob).base64EncodedString())\n"
+    }
+
+    /// `note` with this key's signature line added after the others (a witness's
+    /// cosignature, docs/transparency.md "Witnesses"): the text is unchanged, so every
+    /// signature already on it still verifies. A note this key already signed is returned
+    /// as it is.
+    public func cosign(_ note: String) throws -> String {
+        let signed = try SignedNote(parsing: note)
+        if signed.signatures.contains(where: { $0.name == name && $0.keyID == verifier.keyID }) { return note }
+        return note + (try signatureLine(signed.text))
     }
 }
 
@@ -153,7 +168,8 @@ public struct Checkpoint: Sendable, Equatable {
     public let origin: String
     public let size: Int64
     public let root: Merkle.Hash
-    /// Signature entries among the first `size` entries (forgotten ones included).
+    /// The signatures that count among the first `size` entries (forgotten ones included,
+    /// withdrawn ones not).
     public let signatures: Int64?
     /// When it was made (UTC, muster's timestamp form).
     public let time: String?

@@ -222,4 +222,52 @@ private final class Reference {
         #expect(!report.ok)
         #expect(report.firstBad?.reason.contains("Merkle tree does not match") == true, "\(String(describing: report.firstBad))")
     }
+
+    /// The packed path (import, merge) keeps the tree in memory and stores the subtrees it
+    /// completes after each batch, many rows per statement: the same tree as one append at
+    /// a time, whatever the batch sizes, before and after a rolled-back batch.
+    @Test func packedBatchesStoreTheSameTreeAsSingleAppends() throws {
+        let folder = try TemporaryFolder()
+        let ledger = try #require(try Ledger.open(folder.url.appendingPathComponent("ledger.sqlite"), create: true))
+        let manifest = sampleManifest()
+        let preparer = try ledger.signaturePreparer()
+        var next = 0
+        func packed(_ count: Int) throws -> PreparedBatch {
+            var batch = PreparedBatch()
+            for _ in 0..<count {
+                let signature = try SignatureInput(name: "P \(next)", email: "p\(next)@example.org", fields: ["region": "Lyon"]).validated(against: manifest)
+                preparer.prepare(signature, at: Date(timeIntervalSince1970: 1_800_000_000 + Double(next)), into: &batch)
+                next += 1
+            }
+            return batch
+        }
+        _ = try ledger.append(try SignatureInput(name: "First", email: "first@example.org", fields: ["region": "Lyon"]).validated(against: manifest), at: Date())
+        for (sizes, bulk) in [([1, 700, 3], true), ([2_000, 17], false), ([1_100], true)] {
+            try ledger.appendBatches(commit: true, expectedCount: 4_000, bulkMinimum: bulk ? 1 : Int.max) { batch in
+                for size in sizes { _ = try batch.append(try packed(size)) }
+            }
+            _ = try ledger.unsubscribe(canonicalEmail: "x\(next)@example.org", at: Date())
+        }
+        // A batch rolled back half-way leaves no node behind, and the next append goes on.
+        #expect(throws: MusterError.self) {
+            try ledger.appendBatches(commit: true, expectedCount: 4_000, bulkMinimum: 1) { batch in
+                _ = try batch.append(try packed(900))
+                throw MusterError.failure("stop")
+            }
+        }
+        _ = try ledger.append(try SignatureInput(name: "Last", email: "last@example.org", fields: ["region": "Lyon"]).validated(against: manifest), at: Date())
+        let report = try ledger.verify()
+        #expect(report.ok, "\(String(describing: report.firstBad))")
+        try ledger.withTree { tree, size in
+            #expect(size == 1 + 704 + 1 + 2_017 + 1 + 1_100 + 1 + 1)
+            #expect(try ledger.database.scalarInt("SELECT count(*) FROM merkle_nodes") == Merkle.storedNodeCount(size: size))
+            var leaves: [Merkle.Hash] = []
+            try ledger.forEachPublicEntry(through: size) { leaves.append(Merkle.leafHash($0.leafData)) }
+            let memory = MemoryMerkleTree(leafHashes: leaves)
+            for m in [Int64(1), 2, 16, 17, 705, 706, 1_024, 2_723, 2_724, 3_824, 3_825, 3_826, size] {
+                #expect(try tree.root(size: m) == (try memory.root(size: m)), "root at \(m)")
+            }
+            #expect(try tree.consistencyProof(oldSize: 706, newSize: size) == (try memory.consistencyProof(oldSize: 706, newSize: size)))
+        }
+    }
 }

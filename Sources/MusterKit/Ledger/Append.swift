@@ -236,6 +236,11 @@ extension Ledger {
         // (a cache miss each) then overlap instead of waiting one by one between inserts.
         // A row whose fingerprint is new but whose mailbox is not leaves its fingerprint in
         // the set: a later row with it is a duplicate either way.
+        // The tree's edge, appended to in memory; the subtrees it completes are stored once
+        // the batch is in (until then `head.tree` is unset, so an error reloads it).
+        if head.tree?.size != head.seq { head.tree = try loadFrontier(size: head.seq) }
+        let tree = BulkTreeAppender(head.tree!)
+        head.tree = nil
         var isNew: [Bool] = []
         if let fingerprints, let mailboxes {
             isNew.reserveCapacity(batch.rows.count)
@@ -284,13 +289,15 @@ extension Ledger {
                 try mailboxInsert.bindInt(1, seq)
                 try mailboxInsert.bindBlob(2, borrowing: mailbox)
                 try mailboxInsert.runBound()
-                try appendLeaf(scratch.withUnsafeBytes { Array(SHA256.hash(data: $0)) }, head: &head)
+                scratch.withUnsafeBytes { tree.append(prefixedLeaf: $0) }
                 head.seq = seq
                 head.signatures += 1
                 swap(&previous, &current)
                 added += 1
             }
         }
+        try tree.flush(into: database, many: &insertNodes, one: &insertNode)
+        head.tree = tree.frontier
         return (added, duplicates)
     }
 

@@ -41,6 +41,8 @@ public final class Ledger {
     var insertPersonal: SQLiteStatement?
     var updateMeta: SQLiteStatement?
     var insertNode: SQLiteStatement?
+    /// The Merkle tree's stored subtrees, `BulkTreeAppender.rowsPerInsert` rows at once.
+    var insertNodes: SQLiteStatement?
     var selectMailbox: SQLiteStatement?
     var insertMailbox: SQLiteStatement?
     /// Who counts as one person (the workspace's `dedupe:` rules); the mailbox keys are

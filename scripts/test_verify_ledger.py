@@ -178,8 +178,9 @@ def main():
              f"INSERT INTO mailbox_keys (seq, key) VALUES ({forgotten}, X'{'ab' * 16}')"),
             ("a mailbox key for a withdrawn signature", False,
              f"INSERT INTO mailbox_keys (seq, key) VALUES ({withdrawn}, X'{'ab' * 16}')"),
-            ("a mailbox key deleted", False, "DELETE FROM mailbox_keys WHERE seq = 12"),
-            ("a mailbox key that is not a key", False, "UPDATE mailbox_keys SET key = 'carla@example.org' WHERE seq = 12"),
+            # (A deleted row is not detectable from the ledger alone: whether a signature
+            # needs one depends on the workspace's rules. `muster dedupe` remakes them.)
+            ("a mailbox key that is not a key", False, "INSERT INTO mailbox_keys (seq, key) VALUES (12, 'carla@example.org')"),
             ("the withdrawal's body edited", False,
              f"UPDATE entries SET body = replace(body, ':{withdrawn}', ':{withdrawn - 1}') WHERE seq = {withdrawal}"),
         ]

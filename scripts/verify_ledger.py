@@ -276,22 +276,16 @@ def verify(path):
         elif chained_signature.get(signature) != recipient or recipient is None:
             problem(signature, f"the outbox of template '{template}' has a row for entry {signature}, which is not that signer's signature in the hash chain")
     if "mailbox_keys" in tables:
-        # Mailbox keys: derived data, one per chained signature that counts and is not
-        # forgotten, 16 bytes each; once made (meta.mailbox_rules),
-        # none missing.
-        keyed = set()
+        # Mailbox keys: derived data, a row (16 bytes) only for a chained signature that
+        # counts and whose key is not its fingerprint's start. Whether a signature should
+        # have a row depends on the workspace's rules, which the ledger does not hold: a
+        # row that went missing is not something a reader of the ledger alone can tell.
         for seq, key in db.execute("SELECT seq, key FROM mailbox_keys WHERE typeof(seq) = 'integer'"):
-            keyed.add(seq)
             if not (1 <= seq <= head_seq and kinds.get(seq) == b"signature" and seq in personal
                     and seq not in redacted and seq not in withdrawn):
                 problem(seq, f"a mailbox key is stored for entry {seq}, which is not a signature that counts")
             elif not (isinstance(key, bytes) and len(key) == 16):
                 problem(seq, f"the mailbox key of entry {seq} is not 16 bytes")
-        if db.execute("SELECT count(*) FROM meta WHERE key = 'mailbox_rules'").fetchone()[0]:
-            for seq in sorted(s for s, k in kinds.items()
-                              if k == b"signature" and s in personal and s not in redacted and s not in withdrawn):
-                if seq not in keyed:
-                    problem(seq, f"entry {seq} counts but its mailbox key is missing")
     for (key,) in db.execute("SELECT key FROM meta"):
         if key not in META_KEYS:
             problem(None, f"the ledger's meta table holds a record '{key}' that muster did not write")

@@ -201,6 +201,24 @@ import Testing
         #expect(try recount.json()["signatures"] as? Int == expected["count"] as? Int)
     }
 
+    /// The committed format-3 ledger (Tests/Fixtures/ledger-v3) gains its tree on opening,
+    /// and the count recounted from its public log is the count muster verifies.
+    @Test func theFormat3FixtureGetsATreeThatVerifiesAndRecounts() throws {
+        let box = try KeyVersionFixtureTests.fixture.workspace()
+        let keys = try KeyHome()
+        let expected = try KeyVersionFixtureTests.fixture.expected()
+        let checkpoint = try box.run(["checkpoint", "--json"], environment: keys.environment)
+        #expect(checkpoint.status == 0 && checkpoint.stderr.contains("from ledger format 3 to 4"), "\(checkpoint)")
+        let size = try #require(try checkpoint.json()["size"] as? Int)
+        #expect(size == expected["entries"] as? Int)
+        #expect(try box.run(["export", "--log", "--out", "log.jsonl"]).status == 0)
+        let recount = try Self.python(["log", "log.jsonl", "--checkpoint", "campaigns/keys/checkpoints/\(size).txt",
+                                       "--key", "campaigns/keys/checkpoint.vkey", "--json"], in: box)
+        #expect(recount.status == 0, "\(recount)")
+        #expect(try recount.json()["signatures"] as? Int == expected["count"] as? Int, "\(recount)")
+        #expect(try recount.json()["withdrawn"] as? Int == expected["withdrawn"] as? Int, "\(recount)")
+    }
+
     /// Withdrawals (`muster dedupe --withdraw`, on the format-1 ledger in which one person
     /// signed under several spellings) are leaves like any other entry: the checkpoint
     /// states the count without the withdrawn, and the reference verifier recounts it from

@@ -72,7 +72,7 @@ import Testing
         }
         #expect(try ledger.signatureCount() == 4, "the dry runs were rolled back")
         #expect(try ledger.verify().ok)
-        #expect(try query(folder, "SELECT count(*) FROM mailbox_keys") == ["4"])
+        #expect(try query(folder, "SELECT count(*) FROM mailbox_keys") == ["0"], "all four are their own mailbox: their keys are their fingerprints' starts")
         #expect(try query(folder, "SELECT count(*) FROM sqlite_schema WHERE name IN ('mailbox_keys_by_key', 'entries_one_signature_per_signer')") == ["2"],
                 "the bulk path put both indexes back")
     }
@@ -83,16 +83,22 @@ import Testing
         _ = try ledger.append(signature("ana@gmail.com"), at: clock.now())
         let preparer = try ledger.signaturePreparer()
         let emails = (0..<40).map { "signer\($0)@example.org" } + Self.ana + (0..<40).map { "signer\($0)+again@example.org" }
+            + ["zo.e+x@gmail.com", "zoe@gmail.com", "ZOE+y@googlemail.com"]
         let counts = try ledger.appendBatches(commit: true, expectedCount: 100, bulkMinimum: 1) { batch in
             var packed = PreparedBatch()
             for email in emails { preparer.prepare(try signature(email), at: clock.now(), into: &packed) }
             return try batch.append(packed)
         }
-        #expect(counts == (added: 40, duplicates: 45))
-        #expect(try query(folder, "SELECT count(*) FROM mailbox_keys") == ["41"])
+        #expect(counts == (added: 41, duplicates: 47))
+        // One row: zo.e+x@gmail.com's mailbox is zoe@gmail.com, not its own address.
+        #expect(try query(folder, "SELECT seq, lower(hex(key)) FROM mailbox_keys") == ["42"])
+        #expect(try Hex.encode(ledger.mailboxKey(forEmail: "zoe@gmail.com")) == query(folder, "SELECT lower(hex(key)) FROM mailbox_keys").first)
         let report = try ledger.verify()
         #expect(report.ok, "\(String(describing: report.firstBad))")
-        #expect(report.count == 41)
+        #expect(report.count == 42)
+        // After the bulk path, the one-by-one path finds both kinds of key.
+        #expect(try ledger.append(signature("zoe+z@gmail.com"), at: clock.now()) == .duplicate(firstSignedAt: "2026-11-26T10:00:00.000Z", count: 42))
+        #expect(try ledger.append(signature("signer7+z@example.org"), at: clock.now()) == .duplicate(firstSignedAt: "2026-11-26T10:00:00.000Z", count: 42))
     }
 
     // MARK: - Derived, rebuilt data
@@ -101,7 +107,8 @@ import Testing
         let folder = try TemporaryFolder()
         var ledger = try ledger(folder)
         _ = try ledger.append(signature("ana@gmail.com"), at: clock.now())
-        let keys = try query(folder, "SELECT lower(hex(key)) FROM mailbox_keys WHERE typeof(key) = 'blob'")
+        #expect(try query(folder, "SELECT count(*) FROM mailbox_keys") == ["0"], "its own mailbox: the key is the fingerprint's start")
+        let keys = try query(folder, "SELECT substr(fingerprint, 1, 32) FROM entries WHERE seq = 1")
         #expect(keys.count == 1 && keys[0].count == 32)
         #expect(try keys[0] == Hex.encode(ledger.mailboxKey(forEmail: "a.na+x@googlemail.com")))
         #expect(try query(folder, "SELECT value FROM meta WHERE key = 'mailbox_rules'") == [MailboxRules.standard.stamp])
@@ -186,7 +193,88 @@ import Testing
         #expect(throws: EmailAddress.Problem.self) { try MailboxKey.key(for: refused, rules: rules) }
         #expect(MailboxKeyMaker.input(forEmail: refused, rules: rules) == "mailbox-as-stored\0x@p\u{430}ypal.example")
         #expect(MailboxKeyMaker.input(forEmail: " X@P\u{410}YPAL.example ", rules: rules) == MailboxKeyMaker.input(forEmail: refused, rules: rules))
-        #expect(MailboxKeyMaker.input(forEmail: "A.Na@gmail.com", rules: rules) == "mailbox\0ana@gmail.com")
+        #expect(MailboxKeyMaker.input(forEmail: "A.Na@gmail.com", rules: rules) == "ana@gmail.com")
+    }
+
+    /// Key version 3: the mailbox is keyed as it is, so an address that is its own mailbox
+    /// has the first 16 bytes of its fingerprint as key (one HMAC per imported row, not
+    /// two), and a variant has the key of the address it stands for.
+    @Test func aMailboxIsKeyedAsItsOwnAddressWouldBe() throws {
+        let folder = try TemporaryFolder()
+        let ledger = try ledger(folder)
+        _ = try ledger.append(signature("bo@example.org"), at: clock.now())
+        _ = try ledger.append(signature("cy+x@example.org"), at: clock.now())
+        #expect(try query(folder, "SELECT seq FROM mailbox_keys") == ["2"], "bo@example.org is its own mailbox: no row")
+        let key = try query(folder, "SELECT lower(hex(key)) FROM mailbox_keys WHERE seq = 2")
+        #expect(try key == [String(ledger.fingerprint(canonicalEmail: "cy@example.org").prefix(32))], "cy+x's key is cy's fingerprint's start")
+        let preparer = try ledger.signaturePreparer()
+        for (variant, mailbox) in [("A.NA+news@GoogleMail.com", "ana@gmail.com"), ("bo+x@example.org", "bo@example.org"), ("Bo@Example.ORG", "bo@example.org")] {
+            let prepared = preparer.prepare(try signature(variant), at: clock.now())
+            #expect(Hex.encode(prepared.mailboxKey) == String(try ledger.fingerprint(canonicalEmail: mailbox).prefix(32)), "\(variant)")
+            // The packed path (import) agrees with the one-by-one path.
+            var packed = PreparedBatch()
+            preparer.prepare(try signature(variant), at: clock.now(), into: &packed)
+            let row = try #require(packed.rows.first)
+            #expect(Hex.encode(Array(packed.bytes[(row.start + 144)..<(row.start + 160)])) == Hex.encode(prepared.mailboxKey), "\(variant)")
+        }
+    }
+
+    /// A ledger whose keys an earlier muster made (key version 2: the mailbox prefixed with
+    /// "mailbox\0") has them remade on its next write, and says why.
+    @Test func keysOfAnEarlierKeyVersionAreRemade() throws {
+        let folder = try TemporaryFolder()
+        let ledger = try ledger(folder)
+        _ = try ledger.append(signature("ana@gmail.com"), at: clock.now())
+        _ = try ledger.append(signature("bo@example.org"), at: clock.now())
+        let current = try query(folder, "SELECT lower(hex(key)) FROM mailbox_keys ORDER BY seq")
+        // What version 2 wrote: HMAC(key, "mailbox\0" ‖ mailbox), and its stamp.
+        let hmac = try #require(ledger.fingerprintHMAC)
+        let old = ["ana@gmail.com", "bo@example.org"].map { Hex.encode(MailboxKeyMaker.key(hmac.code("mailbox\0", $0))) }
+        #expect(old != current)
+        try tamper(folder, "UPDATE mailbox_keys SET key = X'\(old[0])' WHERE seq = 1; UPDATE mailbox_keys SET key = X'\(old[1])' WHERE seq = 2;"
+                   + "UPDATE meta SET value = '\(MailboxRules.standard.stamp(keyVersion: 2))' WHERE key = 'mailbox_rules'")
+        let reopened = try self.ledger(folder)
+        let note = try reopened.database.writeTransaction { try reopened.syncMailboxKeys() }
+        #expect(note?.contains("made the mailbox keys of 2 signatures") == true && note?.contains("this muster keys mailboxes differently") == true, "\(String(describing: note))")
+        #expect(try query(folder, "SELECT lower(hex(key)) FROM mailbox_keys ORDER BY seq") == current)
+        #expect(try query(folder, "SELECT value FROM meta WHERE key = 'mailbox_rules'") == [MailboxRules.standard.stamp])
+        // Other rules than the recorded ones are a rules change, whatever the version.
+        try tamper(folder, "UPDATE meta SET value = '\(MailboxRules(keepTags: true).stamp(keyVersion: 2))' WHERE key = 'mailbox_rules'")
+        let again = try reopened.database.writeTransaction { try reopened.syncMailboxKeys() }
+        #expect(again?.contains("the dedupe rules changed") == true, "\(String(describing: again))")
+    }
+
+    /// The bulk path holds the fingerprints of the signatures already there and the
+    /// mailbox keys of those that count plus its own: a forgotten or withdrawn signer's
+    /// exact address is still a duplicate, their other spellings are not (forgotten) or
+    /// are (withdrawn: the kept signature has the key), and repeats inside the batch are
+    /// found through the mailbox keys alone.
+    @Test func theBulkPathFindsEarlierSignersByFingerprintAndRepeatsByMailbox() throws {
+        let folder = try TemporaryFolder()
+        let ledger = try withdrawnLedger(folder) // 1 ana@gmail.com, 2 a.na+x@gmail.com (withdrawn), 3 bo@example.org
+        _ = try ledger.append(signature("cy@example.org"), at: clock.now())
+        guard case .forgotten = try ledger.forget(canonicalEmail: "cy@example.org", at: clock.now()) else { Issue.record("not forgotten"); return }
+        let preparer = try ledger.signaturePreparer()
+        let emails = ["cy@example.org", "Cy@Example.org", "c.y+1@example.org", "c.y+2@example.org", "a.na+x@gmail.com", "ana+y@gmail.com",
+                      "bo@example.org", "dee@example.org", "dee+1@example.org", "DEE@example.org"]
+        for path in ["packed", "one by one"] {
+            let added = try ledger.appendBatches(commit: false, expectedCount: 100, bulkMinimum: 1) { batch -> [Bool] in
+                #expect(batch.mailboxes != nil && batch.fingerprints?.count == 4, "every signature's fingerprint, the withdrawn and forgotten ones too")
+                if path == "packed" {
+                    var packed = PreparedBatch()
+                    for email in emails { preparer.prepare(try signature(email), at: clock.now(), into: &packed) }
+                    let counts = try batch.append(packed)
+                    return [counts.added == 2 && counts.duplicates == 8]
+                }
+                return try emails.map { try batch.append(preparer.prepare(signature($0), at: clock.now())) }
+            }
+            if path == "packed" {
+                #expect(added == [true], "c.y+1 (the forgotten signer's other spelling) and dee are new; the rest are duplicates")
+            } else {
+                #expect(added == [false, false, true, false, false, false, false, true, false, false])
+            }
+        }
+        #expect(try ledger.verify().ok)
     }
 
     @Test func aForgottenSignerHasNoKeyButTheExactAddressStaysADuplicate() throws {
@@ -195,7 +283,7 @@ import Testing
         _ = try ledger.append(signature("ana@gmail.com"), at: clock.now())
         _ = try ledger.append(signature("bo@example.org"), at: clock.now())
         guard case .forgotten = try ledger.forget(canonicalEmail: "ana@gmail.com", at: clock.now()) else { Issue.record("not forgotten"); return }
-        #expect(try query(folder, "SELECT seq FROM mailbox_keys") == ["2"])
+        #expect(try query(folder, "SELECT seq FROM mailbox_keys") == [], "both are their own mailbox")
         #expect(try ledger.append(signature("ana@gmail.com"), at: clock.now()) == .duplicate(firstSignedAt: "2026-11-26T10:00:00.000Z", count: 2))
         guard case .added = try ledger.append(signature("a.na@gmail.com"), at: clock.now()) else {
             Issue.record("a forgotten signer's other spelling is not recognised (the address is gone)")
@@ -225,7 +313,7 @@ import Testing
         #expect(done.withdrawn == 2 && done.count == 2)
         #expect(try query(folder, "SELECT body FROM entries WHERE kind = 'withdrawal' ORDER BY seq")
                 == [#"{"duplicate_of":1,"withdraws":2}"#, #"{"duplicate_of":1,"withdraws":4}"#])
-        #expect(try query(folder, "SELECT seq FROM mailbox_keys ORDER BY seq") == ["1", "3"])
+        #expect(try query(folder, "SELECT seq FROM mailbox_keys ORDER BY seq") == ["1"], "ana+1 has a row; bo is its own mailbox; 2 and 4 were withdrawn")
         #expect(try ledger.signatureCount() == 2 && ledger.withdrawnCount() == 2)
         let report = try ledger.verify()
         #expect(report.ok && report.count == 2 && report.withdrawn == 2 && report.entries == 6, "\(report)")
@@ -265,13 +353,14 @@ import Testing
         #expect(report.firstBad == .init(entry: 6, reason: reason), "\(report)")
     }
 
-    /// 1 ana@gmail.com, 2 a.na+x@gmail.com (withdrawn by 5), 3 bo@example.org, 4 an opt-out.
+    /// 1 ana@gmail.com, 2 a.na+x@gmail.com (withdrawn by 5), 3 bo+news@example.org (the
+    /// only key row: its mailbox is bo@example.org), 4 an opt-out.
     func withdrawnLedger(_ folder: TemporaryFolder) throws -> Ledger {
         var ledger = try ledger(folder)
         ledger.mailboxRules = MailboxRules(keepTags: true)
         _ = try ledger.append(signature("ana@gmail.com"), at: clock.now())
         _ = try ledger.append(signature("a.na+x@gmail.com"), at: clock.now())
-        _ = try ledger.append(signature("bo@example.org"), at: clock.now())
+        _ = try ledger.append(signature("bo+news@example.org"), at: clock.now())
         _ = try ledger.unsubscribe(canonicalEmail: "cy@example.org", at: clock.now())
         ledger = try self.ledger(folder)
         #expect(try ledger.dedupe(withdraw: true, commit: true, showAddresses: false, at: clock.now()).withdrawn == 1)
@@ -286,10 +375,8 @@ import Testing
          "a mailbox key is stored for entry 2, which was withdrawn (a withdrawn signature has none)"),
         ("INSERT INTO mailbox_keys VALUES (77, X'\(String(repeating: "a", count: 32))')", 77,
          "a mailbox key is stored for entry 77, which is outside the hash chain (entries 1–5)"),
-        ("UPDATE mailbox_keys SET key = 'ana@gmail.com' WHERE seq = 1", 1, "the mailbox key of entry 1 is not 16 bytes, as muster writes it"),
-        ("UPDATE mailbox_keys SET key = substr(key, 1, 8) WHERE seq = 1", 1, "the mailbox key of entry 1 is not 16 bytes, as muster writes it"),
-        ("DELETE FROM mailbox_keys WHERE seq = 3", 3,
-         "entry 3 counts but its mailbox key is missing (deleted?): another spelling of its address could sign again"),
+        ("UPDATE mailbox_keys SET key = 'bo@example.org' WHERE seq = 3", 3, "the mailbox key of entry 3 is not 16 bytes, as muster writes it"),
+        ("UPDATE mailbox_keys SET key = substr(key, 1, 8) WHERE seq = 3", 3, "the mailbox key of entry 3 is not 16 bytes, as muster writes it"),
         ("CREATE INDEX mailbox_keys_seq ON mailbox_keys(seq, key)", nil, "the ledger holds an index 'mailbox_keys_seq' that muster did not create"),
     ])
     func mailboxKeysMusterCannotHaveWrittenFailVerify(sql: String, entry: Int64?, reason: String) throws {
@@ -306,11 +393,30 @@ import Testing
         let folder = try TemporaryFolder()
         let ledger = try withdrawnLedger(folder)
         let key = try #require(try query(folder, "SELECT hex(key) FROM mailbox_keys WHERE seq = 3").first)
-        guard case .forgotten = try ledger.forget(canonicalEmail: "bo@example.org", at: clock.now()) else { Issue.record("not forgotten"); return }
+        guard case .forgotten = try ledger.forget(canonicalEmail: "bo+news@example.org", at: clock.now()) else { Issue.record("not forgotten"); return }
+        #expect(try query(folder, "SELECT count(*) FROM mailbox_keys") == ["0"], "forget deleted the row")
         #expect(try ledger.verify().ok)
         try tamper(folder, "INSERT INTO mailbox_keys VALUES (3, X'\(key)')")
         let report = try ledger.verify()
         #expect(report.firstBad == .init(entry: 3, reason: "a mailbox key is stored for entry 3, whose signer was forgotten (a forgotten signer has none)"))
+    }
+
+    /// A key row deleted (or altered) with an SQLite client is not something `verify` can
+    /// tell from a signer who is their own mailbox; `dedupe` remakes every key, says how
+    /// many were wrong, and the variant is a duplicate again.
+    @Test func dedupeRemakesAKeyThatWentMissing() throws {
+        let folder = try TemporaryFolder()
+        _ = try withdrawnLedger(folder)
+        let row = try query(folder, "SELECT lower(hex(key)) FROM mailbox_keys WHERE seq = 3")
+        try tamper(folder, "DELETE FROM mailbox_keys WHERE seq = 3")
+        var ledger = try self.ledger(folder)
+        #expect(try ledger.verify().ok, "documented: verify cannot tell")
+        let note = try ledger.database.writeTransaction { try ledger.syncMailboxKeys(force: true) }
+        #expect(note?.hasSuffix("1 stored key was missing, altered or extra") == true, "\(String(describing: note))")
+        #expect(try query(folder, "SELECT lower(hex(key)) FROM mailbox_keys WHERE seq = 3") == row)
+        #expect(try ledger.database.writeTransaction { try ledger.syncMailboxKeys(force: true) } == nil, "nothing to remake now")
+        ledger = try self.ledger(folder)
+        #expect(try ledger.append(signature("bo@example.org"), at: clock.now()) == .duplicate(firstSignedAt: "2026-11-26T10:00:00.000Z", count: 2))
     }
 
     @Test func aKeyBesideTheChainStopsEveryWrite() throws {

@@ -134,11 +134,21 @@ public enum MailboxKey {
         return text.withUTF8 { bytes -> String? in
             guard bytes.first != UInt8(ascii: "\""), !bytes.contains(where: { $0 >= 0x80 || ($0 >= 0x41 && $0 <= 0x5A) }) else { return nil }
             guard let at = bytes.lastIndex(of: UInt8(ascii: "@")) else { return nil }
-            let (domain, rule) = rules.rule(for: String(decoding: UnsafeBufferPointer(rebasing: bytes[(at + 1)...]), as: UTF8.self))
+            let canonicalDomain = String(decoding: UnsafeBufferPointer(rebasing: bytes[(at + 1)...]), as: UTF8.self)
+            let (domain, rule) = rules.rule(for: canonicalDomain)
             var end = at
             if !rules.keepTags {
-                let separators = (rules.separators + (rule?.separators ?? [])).compactMap(\.asciiValue)
-                if let cut = bytes[..<at].firstIndex(where: separators.contains), cut != 0 { end = cut }
+                if rule?.separators.isEmpty ?? true, rules.separators == ["+"] {
+                    // The usual rules: one separator, no array to build.
+                    if let cut = bytes[..<at].firstIndex(of: UInt8(ascii: "+")), cut != 0 { end = cut }
+                } else {
+                    let separators = (rules.separators + (rule?.separators ?? [])).compactMap(\.asciiValue)
+                    if let cut = bytes[..<at].firstIndex(where: separators.contains), cut != 0 { end = cut }
+                }
+            }
+            // Most addresses are their own mailbox: the same string, nothing allocated.
+            if end == at, domain == canonicalDomain, rule?.ignoreDots != true || !bytes[..<at].contains(UInt8(ascii: ".")) {
+                return canonical
             }
             var local = Array(bytes[..<end])
             if rule?.ignoreDots == true {

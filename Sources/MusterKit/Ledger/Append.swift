@@ -28,7 +28,7 @@ extension Ledger {
                 }
                 let seq = try appendEntry(kind: .signature, at: Timestamp.format(date), fingerprint: fingerprint,
                                           body: Self.canonical(.body, of: signature), personal: Self.canonical(.personal, of: signature))
-                try insertMailboxKey(seq: seq, key: mailbox)
+                try insertMailboxKey(seq: seq, key: mailbox, fingerprint: fingerprint)
                 return .added(seq: seq, count: try countedSignatures())
             }
         }
@@ -165,7 +165,7 @@ extension Ledger {
                 var indexSQL: [String] = []
                 if expectedCount >= bulkMinimum && Int64(expectedCount) >= 2 * open.head.signatures,
                    Int64(expectedCount) + open.head.signatures <= Self.bulkMaximum,
-                   let bulk = try startBulkAppend(capacity: Int(open.head.signatures) + expectedCount) {
+                   let bulk = try startBulkAppend(existing: Int(open.head.signatures), capacity: Int(open.head.signatures) + expectedCount) {
                     open.fingerprints = bulk.fingerprints
                     open.mailboxes = bulk.mailboxes
                     indexSQL = bulk.indexSQL
@@ -232,10 +232,9 @@ extension Ledger {
         var added = 0, duplicates = 0
         // The head's hash follows its sequence number, also when an insert fails part-way.
         defer { if added > 0 { head.hash = String(decoding: UnsafeRawBufferPointer(previous), as: UTF8.self) } }
-        // With the fingerprints in memory, the whole batch is checked first: the lookups
-        // (a cache miss each) then overlap instead of waiting one by one between inserts.
-        // A row whose fingerprint is new but whose mailbox is not leaves its fingerprint in
-        // the set: a later row with it is a duplicate either way.
+        // With the keys in memory, the whole batch is checked first: the lookups (a cache
+        // miss each) then overlap instead of waiting one by one between inserts. See
+        // `startBulkAppend` for why the mailbox set alone catches the batch's own repeats.
         // The tree's edge, appended to in memory; the subtrees it completes are stored once
         // the batch is in (until then `head.tree` is unset, so an error reloads it).
         if head.tree?.size != head.seq { head.tree = try loadFrontier(size: head.seq) }
@@ -244,7 +243,11 @@ extension Ledger {
         var isNew: [Bool] = []
         if let fingerprints, let mailboxes {
             isNew.reserveCapacity(batch.rows.count)
-            for row in batch.rows { isNew.append(fingerprints.insert(row.key) && mailboxes.insert(row.mailbox)) }
+            if fingerprints.isEmpty {
+                for row in batch.rows { isNew.append(mailboxes.insert(row.mailbox)) }
+            } else {
+                for row in batch.rows { isNew.append(!fingerprints.contains(row.key) && mailboxes.insert(row.mailbox)) }
+            }
         }
         try batch.bytes.withUnsafeBytes { bytes in
             for (index, row) in batch.rows.enumerated() {
@@ -286,9 +289,12 @@ extension Ledger {
                 try personal.bindBlob(2, borrowing: salt)
                 try personal.bindText(3, borrowing: data)
                 try personal.runBound()
-                try mailboxInsert.bindInt(1, seq)
-                try mailboxInsert.bindBlob(2, borrowing: mailbox)
-                try mailboxInsert.runBound()
+                // A key that is the fingerprint's start (most) needs no row (MailboxKeys.swift).
+                if row.mailbox.words.0 != row.key.words.0 || row.mailbox.words.1 != row.key.words.1 {
+                    try mailboxInsert.bindInt(1, seq)
+                    try mailboxInsert.bindBlob(2, borrowing: mailbox)
+                    try mailboxInsert.runBound()
+                }
                 scratch.withUnsafeBytes { tree.append(prefixedLeaf: $0) }
                 head.seq = seq
                 head.signatures += 1
@@ -301,42 +307,47 @@ extension Ledger {
         return (added, duplicates)
     }
 
-    /// Inside a write transaction: the fingerprints of every signature in the ledger and
-    /// the mailbox keys of those that count, read into memory, and the indexes on them
-    /// dropped (a random insert per row into each costs more than one sort at the end);
-    /// returns the indexes' definitions to recreate them. Nil (and nothing changed) when
-    /// an index is not there as expected.
-    private func startBulkAppend(capacity: Int) throws -> (fingerprints: FingerprintSet, mailboxes: FingerprintSet, indexSQL: [String])? {
-        let names = ["entries_one_signature_per_signer", "mailbox_keys_by_key"]
-        var indexSQL: [String] = []
-        for name in names {
-            guard let sql = try database.scalarText("SELECT sql FROM sqlite_schema WHERE type = 'index' AND name = ?", .text(name)) else {
-                return nil
-            }
-            indexSQL.append(sql)
+    /// Inside a write transaction: the fingerprints of every signature already in the
+    /// ledger and the mailbox keys of those that count (a row's key, or the fingerprint's
+    /// start), read into memory, and the unique fingerprint index dropped (a random insert
+    /// per row costs more than one sort at the end); returns the index's definition to
+    /// recreate it. Nil (and nothing changed) when the index is not there as expected.
+    ///
+    /// The batch's own signatures go into the mailbox set only. A repeat of an earlier
+    /// row of the batch always has the same mailbox key as that row (the key is a function
+    /// of the canonical address, as the fingerprint is), so the mailbox set finds every
+    /// repeat within the batch; the fingerprint set only has to answer for the signatures
+    /// that were there before (a forgotten or withdrawn one has a fingerprint but no key).
+    /// An import into a new campaign thus checks one set of 16-byte keys per row. The
+    /// mailbox key index stays: only the batch's variant addresses add rows to it.
+    private func startBulkAppend(existing: Int, capacity: Int) throws -> (fingerprints: FingerprintSet, mailboxes: FingerprintSet, indexSQL: [String])? {
+        let name = "entries_one_signature_per_signer"
+        guard let indexSQL = try database.scalarText("SELECT sql FROM sqlite_schema WHERE type = 'index' AND name = ?", .text(name)) else {
+            return nil
         }
-        let fingerprints = FingerprintSet(capacity: capacity)
-        let mailboxes = FingerprintSet(capacity: capacity)
-        do {
-            let statement = try database.prepare("SELECT e.fingerprint FROM entries e WHERE e.kind = 'signature' AND \(Self.chained("e"))")
-            defer { statement.reset() }
-            while try statement.step() {
-                // Every stored fingerprint is 64 lower-case hex digits and unique; anything
-                // else keeps the index in place.
-                guard statement.withBytes(0, { fingerprints.insert(hexBytes: $0) }) == true else { return nil }
+        let fingerprints = FingerprintSet(capacity: existing, width: 4)
+        let mailboxes = FingerprintSet(capacity: capacity, width: 2)
+        let statement = try database.prepare("""
+            SELECT e.fingerprint, m.key, \(Self.forgotten("e.seq")) OR e.seq IN (\(Self.withdrawnSeqs()))
+            FROM entries e LEFT JOIN mailbox_keys m ON m.seq = e.seq
+            WHERE e.kind = 'signature' AND \(Self.chained("e"))
+            """)
+        defer { statement.reset() }
+        while try statement.step() {
+            // Every stored fingerprint is 64 lower-case hex digits and unique, and every
+            // stored key 16 bytes; anything else keeps the index in place.
+            guard let fingerprint = statement.withBytes(0, { FingerprintKey(hexBytes: $0) }),
+                  fingerprints.insert(fingerprint) else { return nil }
+            guard statement.int64(2) == 0 else { continue } // forgotten or withdrawn: no key
+            if statement.isNull(1) {
+                _ = mailboxes.insert(FingerprintKey(words: (fingerprint.words.0, fingerprint.words.1, 0, 0)))
+            } else {
+                guard let key = statement.withBytes(1, { FingerprintKey(storedMailboxKey: $0) }) else { return nil }
+                _ = mailboxes.insert(key) // keys may repeat (a group `dedupe` has not withdrawn yet)
             }
         }
-        do {
-            // Mailbox keys may repeat (a group `dedupe` has not withdrawn yet).
-            let statement = try database.prepare("SELECT m.key FROM mailbox_keys m WHERE \(Self.chained("m"))")
-            defer { statement.reset() }
-            while try statement.step() {
-                guard let key = statement.withBytes(0, { FingerprintKey(storedMailboxKey: $0) }) else { return nil }
-                _ = mailboxes.insert(key)
-            }
-        }
-        for name in names { try database.execute("DROP INDEX \(name)") }
-        return (fingerprints, mailboxes, indexSQL)
+        try database.execute("DROP INDEX \(name)")
+        return (fingerprints, mailboxes, [indexSQL])
     }
 }
 
@@ -344,10 +355,11 @@ extension Ledger {
 public final class LedgerBatch {
     let ledger: Ledger
     var head: Ledger.Head
-    /// In a bulk append, the fingerprint of every signature so far (the unique index is
-    /// dropped until the end); nil otherwise.
+    /// In a bulk append, the fingerprint of every signature the ledger held when the batch
+    /// began (the unique index is dropped until the end); nil otherwise.
     var fingerprints: FingerprintSet?
-    /// …and the mailbox key of every signature that counts so far (its index dropped too).
+    /// …and the mailbox key of every signature that counts, the batch's own included (its
+    /// index dropped too).
     var mailboxes: FingerprintSet?
     /// False once the transaction is over (or can only be rolled back).
     var isOpen = true
@@ -366,11 +378,12 @@ public final class LedgerBatch {
     public func append(_ prepared: PreparedSignature) throws -> Bool {
         try checkOpen()
         if let fingerprints, let mailboxes {
-            switch fingerprints.insert(hex: prepared.fingerprint) {
-            case true?: break
-            case false?: return false
-            case nil: throw MusterError.failure("a prepared signature has a malformed fingerprint")
+            // As in `appendPacked`: the fingerprints of the signatures that were there
+            // before, and every mailbox key (see `startBulkAppend`).
+            guard let fingerprint = FingerprintKey(hex: prepared.fingerprint) else {
+                throw MusterError.failure("a prepared signature has a malformed fingerprint")
             }
+            if fingerprints.contains(fingerprint) { return false }
             guard prepared.mailboxKey.withUnsafeBytes({ mailboxes.insert(FingerprintKey(mailboxKey: $0)) }) else { return false }
         } else if try ledger.firstSignature(mailboxKey: prepared.mailboxKey) != nil {
             return false
@@ -381,7 +394,7 @@ public final class LedgerBatch {
         do {
             let seq = try ledger.appendEntry(kind: .signature, at: prepared.at, fingerprint: prepared.fingerprint, body: prepared.body,
                                              personal: prepared.personal, salt: prepared.salt, personalHash: prepared.personalHash, head: &head)
-            try ledger.insertMailboxKey(seq: seq, key: prepared.mailboxKey)
+            try ledger.insertMailboxKey(seq: seq, key: prepared.mailboxKey, fingerprint: prepared.fingerprint)
             return true
         } catch is DuplicateSignature {
             return false

@@ -68,7 +68,8 @@ extension Ledger {
             try database.execute("BEGIN IMMEDIATE")
             do {
                 try ensureNothingBesideChain()
-                note = try syncMailboxKeys()
+                // Every key is made again: dedupe also repairs keys that went missing.
+                note = try syncMailboxKeys(force: true)
                 let withdrawnBefore = try database.scalarInt(Self.withdrawnCountSQL) ?? 0
                 let groups = try duplicateGroups(showAddresses: showAddresses)
                 var withdrawn = 0
@@ -101,26 +102,31 @@ extension Ledger {
         return summary
     }
 
-    /// Inside a transaction: the groups of counted signatures with the same mailbox key.
+    /// Inside a transaction: the groups of counted signatures with the same mailbox key
+    /// (a row's key, or the fingerprint's start; both as 32 hex digits here — `hex(NULL)`
+    /// is '', not NULL, hence the CASE).
     private func duplicateGroups(showAddresses: Bool) throws -> [DuplicateGroup] {
         let statement = try database.prepare("""
-            SELECT m.key, e.seq, e.at, e.body, p.data FROM mailbox_keys m
-            JOIN entries e ON e.seq = m.seq JOIN personal p ON p.seq = e.seq
-            WHERE m.key IN (SELECT k.key FROM mailbox_keys k GROUP BY k.key HAVING count(*) > 1)
-              AND e.kind = 'signature' AND \(Self.chained("e")) AND NOT \(Self.forgotten("e.seq"))
-              AND e.seq NOT IN (\(Self.withdrawnSeqs()))
-            ORDER BY m.key, e.at, e.seq
+            WITH counted AS (
+              SELECT e.seq, e.at, e.body, CASE WHEN m.key IS NULL THEN substr(e.fingerprint, 1, 32) ELSE lower(hex(m.key)) END AS key
+              FROM entries e LEFT JOIN mailbox_keys m ON m.seq = e.seq
+              WHERE e.kind = 'signature' AND \(Self.chained("e")) AND NOT \(Self.forgotten("e.seq"))
+                AND e.seq NOT IN (\(Self.withdrawnSeqs()))
+            )
+            SELECT c.key, c.seq, c.at, c.body, p.data FROM counted c JOIN personal p ON p.seq = c.seq
+            WHERE c.key IN (SELECT key FROM counted GROUP BY key HAVING count(*) > 1)
+            ORDER BY c.key, c.at, c.seq
             """)
         defer { statement.reset() }
         var groups: [DuplicateGroup] = []
-        var currentKey: [UInt8]?
+        var currentKey: String?
         var members: [DuplicateGroup.Member] = []
         func close() {
             if members.count > 1 { groups.append(DuplicateGroup(keep: members[0], later: Array(members.dropFirst()))) }
             members = []
         }
         while try statement.step() {
-            let key = statement.blob(0)
+            let key = statement.text(0)
             if key != currentKey {
                 close()
                 currentKey = key

@@ -1,28 +1,37 @@
-/// Signature fingerprints (hex of 32-byte HMACs) held in memory, for a bulk append
-/// that checks duplicates itself while the unique fingerprint index is rebuilt.
+/// Keyed codes held in memory — signature fingerprints (32-byte HMACs) or mailbox keys
+/// (their first 16 bytes) — for a bulk append that checks duplicates itself while the
+/// unique indexes are rebuilt.
 ///
-/// Exact: the full 32 bytes of every key are kept and compared. About 40–64 bytes per
-/// key (the keys, packed, plus a table of 64-bit slots at most half full); the
-/// fingerprints are keyed HMACs, so their first word is already an even hash.
+/// Exact: the full `width` words of every key are kept and compared. About 24–48 bytes
+/// per 16-byte key, 40–64 per 32-byte one (the keys, packed, plus a table of 64-bit slots
+/// at most half full); the keys are keyed HMACs, so their first word is already an even hash.
 final class FingerprintSet {
-    /// Four words per key, in insertion order; room for `keyCapacity` keys.
+    /// `width` words per key, in insertion order; room for `keyCapacity` keys.
     private var keys: UnsafeMutablePointer<UInt64>
     private var keyCapacity: Int
+    /// 64-bit words per key: 4 for fingerprints, 2 for mailbox keys.
+    let width: Int
     /// 0 for an empty slot, otherwise the key's index plus one in the low 32 bits and
     /// 32 bits of the key in the high ones (so most probes need not read the key).
     private var slots: UnsafeMutablePointer<UInt64>
     private var mask: Int
     private(set) var count = 0
 
-    init(capacity: Int) {
+    /// Room for `capacity` keys before it grows; `width` 4 for fingerprints, 2 for
+    /// mailbox keys (whose `FingerprintKey` has two words of zeros after them).
+    init(capacity: Int, width: Int = 4) {
+        precondition(width == 2 || width == 4)
         var size = 1024
         while size < capacity * 2 { size <<= 1 }
         slots = .allocate(capacity: size)
         slots.initialize(repeating: 0, count: size)
         mask = size - 1
+        self.width = width
         keyCapacity = max(capacity, 16)
-        keys = .allocate(capacity: keyCapacity * 4)
+        keys = .allocate(capacity: keyCapacity * width)
     }
+
+    var isEmpty: Bool { count == 0 }
 
     deinit {
         slots.deallocate()
@@ -32,8 +41,7 @@ final class FingerprintSet {
     /// Adds the fingerprint written as 64 lower-case hex digits (as stored): true when it
     /// was new, false when already present, nil when `hex` is not such a fingerprint.
     func insert(hex: String) -> Bool? {
-        var text = hex
-        guard let key = text.withUTF8({ Self.decode($0) }) else { return nil }
+        guard let key = FingerprintKey(hex: hex) else { return nil }
         return insert(key)
     }
 
@@ -48,36 +56,54 @@ final class FingerprintSet {
         return insert(key)
     }
 
-    private func insert(_ key: (UInt64, UInt64, UInt64, UInt64)) -> Bool {
-        let slots = self.slots, keys = self.keys, mask = self.mask
+    /// Whether the key is in the set (without adding it).
+    func contains(_ key: FingerprintKey) -> Bool {
+        if case .found = find((key.words.0, key.words.1, key.words.2, key.words.3)) { return true }
+        return false
+    }
+
+    private enum Probe {
+        case found
+        case empty(slot: Int)
+    }
+
+    private func find(_ key: (UInt64, UInt64, UInt64, UInt64)) -> Probe {
+        let slots = self.slots, keys = self.keys, mask = self.mask, width = self.width
         var slot = Int(truncatingIfNeeded: key.0) & mask
         let tag = key.1 & 0xFFFF_FFFF_0000_0000
         while true {
             let entry = slots[slot]
-            if entry == 0 { break }
+            if entry == 0 { return .empty(slot: slot) }
             if entry & 0xFFFF_FFFF_0000_0000 == tag {
-                let stored = keys + (Int(truncatingIfNeeded: entry & 0xFFFF_FFFF) &- 1) &* 4
-                if stored[0] == key.0 && stored[1] == key.1 && stored[2] == key.2 && stored[3] == key.3 {
-                    return false
+                let stored = keys + (Int(truncatingIfNeeded: entry & 0xFFFF_FFFF) &- 1) &* width
+                if stored[0] == key.0 && stored[1] == key.1 && (width == 2 || (stored[2] == key.2 && stored[3] == key.3)) {
+                    return .found
                 }
             }
             slot = (slot &+ 1) & mask
         }
+    }
+
+    private func insert(_ key: (UInt64, UInt64, UInt64, UInt64)) -> Bool {
+        guard case .empty(let slot) = find(key) else { return false }
+        let width = self.width
         let index = count
         if index == keyCapacity {
-            let larger = UnsafeMutablePointer<UInt64>.allocate(capacity: keyCapacity * 8)
-            larger.moveInitialize(from: keys, count: index * 4)
+            let larger = UnsafeMutablePointer<UInt64>.allocate(capacity: keyCapacity * 2 * width)
+            larger.moveInitialize(from: keys, count: index * width)
             keys.deallocate()
             self.keys = larger
             keyCapacity *= 2
         }
-        let stored = self.keys + index &* 4
+        let stored = self.keys + index &* width
         stored.initialize(to: key.0)
         (stored + 1).initialize(to: key.1)
-        (stored + 2).initialize(to: key.2)
-        (stored + 3).initialize(to: key.3)
+        if width == 4 {
+            (stored + 2).initialize(to: key.2)
+            (stored + 3).initialize(to: key.3)
+        }
         count = index + 1
-        slots[slot] = tag | UInt64(index + 1)
+        slots[slot] = key.1 & 0xFFFF_FFFF_0000_0000 | UInt64(index + 1)
         if (index + 1) * 2 > mask + 1 { grow() }
         return true
     }
@@ -90,7 +116,7 @@ final class FingerprintSet {
         for slot in 0...mask where slots[slot] != 0 {
             let entry = slots[slot]
             let index = Int(truncatingIfNeeded: entry & 0xFFFF_FFFF) - 1
-            var target = Int(truncatingIfNeeded: keys[index &* 4]) & newMask
+            var target = Int(truncatingIfNeeded: keys[index &* width]) & newMask
             while fresh[target] != 0 { target = (target &+ 1) & newMask }
             fresh[target] = entry
         }
@@ -99,7 +125,7 @@ final class FingerprintSet {
         mask = newMask
     }
 
-    private static func decode(_ bytes: UnsafeBufferPointer<UInt8>) -> (UInt64, UInt64, UInt64, UInt64)? {
+    static func decode(_ bytes: UnsafeBufferPointer<UInt8>) -> (UInt64, UInt64, UInt64, UInt64)? {
         guard bytes.count == 64 else { return nil }
         var words: (UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0)
         for word in 0..<4 {
@@ -129,6 +155,23 @@ struct FingerprintKey: Sendable {
         precondition(bytes.count == 16)
         words = (UInt64(bigEndian: bytes.loadUnaligned(fromByteOffset: 0, as: UInt64.self)),
                  UInt64(bigEndian: bytes.loadUnaligned(fromByteOffset: 8, as: UInt64.self)), 0, 0)
+    }
+
+    init(words: (UInt64, UInt64, UInt64, UInt64)) {
+        self.words = words
+    }
+
+    /// A fingerprint's raw hex bytes (as stored); nil unless 64 lower-case hex digits.
+    init?(hexBytes: UnsafeRawBufferPointer) {
+        guard let words = FingerprintSet.decode(UnsafeBufferPointer(start: hexBytes.baseAddress?.assumingMemoryBound(to: UInt8.self), count: hexBytes.count)) else { return nil }
+        self.words = words
+    }
+
+    /// A fingerprint written as 64 lower-case hex digits (as stored); nil for anything else.
+    init?(hex: String) {
+        var text = hex
+        guard let words = text.withUTF8({ FingerprintSet.decode($0) }) else { return nil }
+        self.words = words
     }
 
     /// A mailbox key read back, nil unless it has 16 bytes.

@@ -114,7 +114,8 @@ public struct SignaturePreparer: @unchecked Sendable {
         var hasher = SHA256()
         hasher.update(data: salt)
         personal.withUTF8 { hasher.update(data: UnsafeRawBufferPointer($0)) }
-        return PreparedSignature(fingerprint: Hex.encode(hmac.code(signature.canonicalEmail)), mailboxKey: mailboxes.key(for: signature),
+        let mac = hmac.code(signature.canonicalEmail)
+        return PreparedSignature(fingerprint: Hex.encode(mac), mailboxKey: MailboxKeyMaker.key(mailboxes.code(for: signature, fingerprint: mac)),
                                  at: Timestamp.format(date), body: Ledger.canonical(.body, of: signature),
                                  personal: personal, salt: salt, personalHash: Hex.encode(hasher.finalize()))
     }
@@ -130,7 +131,7 @@ public struct SignaturePreparer: @unchecked Sendable {
             return FingerprintKey(raw)
         }
         salts.next(appendingTo: &batch.bytes)
-        let mailbox = mailboxes.code(for: signature).withUnsafeBytes { raw in
+        let mailbox = mailboxes.code(for: signature, fingerprint: mac).withUnsafeBytes { raw in
             let key = UnsafeRawBufferPointer(rebasing: raw[..<MailboxKeyMaker.keyLength])
             batch.bytes.append(contentsOf: key)
             return FingerprintKey(mailboxKey: key)

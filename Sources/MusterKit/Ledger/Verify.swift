@@ -279,9 +279,11 @@ extension Ledger {
     }
 
     /// Mailbox keys (derived data, MailboxKeys.swift) that muster cannot have written: a
-    /// row for anything but a chained signature that counts and has its personal data, a
-    /// key that is not 16 bytes, and — once keys were made (`mailbox_rules`
-    /// is recorded) — a signature that counts without its key.
+    /// row for anything but a chained signature that counts and has its personal data, and
+    /// a key that is not 16 bytes. A row that went missing cannot be told from a signature
+    /// whose key is its fingerprint's start without the workspace's rules and every
+    /// address: `muster dedupe` remakes every key and says how many were not as they
+    /// should have been.
     private func mailboxKeyProblems(head: Int64, withdrawn: Set<Int64>, limit: Int, on reader: SQLiteDatabase) throws -> [VerifyReport.Problem] {
         var problems: [VerifyReport.Problem] = []
         func problem(_ entry: Int64?, _ reason: String) { problems.append(.init(entry: entry, reason: reason)) }
@@ -318,21 +320,6 @@ extension Ledger {
         while try malformed.step() {
             let seq = malformed.int64(0)
             problem(seq, "the mailbox key of entry \(seq) is not 16 bytes, as muster writes it")
-        }
-        if try reader.scalarInt("SELECT count(*) FROM meta WHERE key = 'mailbox_rules'") == 1 {
-            let missing = try reader.prepare("""
-                SELECT e.seq FROM entries e JOIN personal p ON p.seq = e.seq
-                WHERE e.kind = 'signature' AND \(Self.chained("e")) AND NOT \(Self.forgotten("e.seq"))
-                  AND NOT EXISTS (SELECT 1 FROM mailbox_keys m WHERE m.seq = e.seq)
-                ORDER BY e.seq LIMIT \(limit + withdrawn.count)
-                """)
-            var reported = 0
-            while try missing.step(), reported < limit {
-                let seq = missing.int64(0)
-                guard !withdrawn.contains(seq) else { continue }
-                problem(seq, "entry \(seq) counts but its mailbox key is missing (deleted?): another spelling of its address could sign again")
-                reported += 1
-            }
         }
         return problems
     }

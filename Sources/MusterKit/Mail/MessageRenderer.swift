@@ -86,6 +86,8 @@ public struct MessageSettings: Sendable {
     public var replyTo: MailAddress?
     /// Wrap the HTML part in muster's default layout (on by default).
     public var useDefaultLayout: Bool
+    /// Sign each message with this DKIM key (`dkim:` in muster.yaml); nil: unsigned.
+    public var dkim: DKIMSigner?
 
     /// Creates settings.
     public init(unsubscribeMailbox: MailAddress, envelopeFrom: MailAddress? = nil, replyTo: MailAddress? = nil,
@@ -145,7 +147,15 @@ public func renderMessage(template: EmailTemplate, recipient: MailRecipient, cam
                               listUnsubscribe: unsubscribe,
                               listID: ListID(title: campaign.title, slug: campaign.slug, domain: campaign.sender.domain),
                               text: content.text, html: content.html, attachments: attachments)
-    return RenderedMessage(envelopeFrom: envelopeFrom.address, envelopeTo: to.address, bytes: try message.serialized(),
+    var bytes = try message.serialized()
+    if let dkim = settings.dkim {
+        do {
+            bytes = try dkim.sign(bytes, at: date)
+        } catch {
+            throw .dkim(error.description)
+        }
+    }
+    return RenderedMessage(envelopeFrom: envelopeFrom.address, envelopeTo: to.address, bytes: bytes,
                            messageID: messageID, subject: content.subject)
 }
 

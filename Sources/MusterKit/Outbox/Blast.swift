@@ -165,7 +165,7 @@ public final class Blast: @unchecked Sendable {
     let ledger: Ledger
     let clock: Clock
     let info: CampaignMailInfo
-    let messageSettings: MessageSettings
+    var messageSettings: MessageSettings
     let unsubscribeURL: String?
     /// Files every message carries: the signature sheet, for `attach_signatures`.
     let attachments: [MIMEAttachment]
@@ -199,6 +199,7 @@ public final class Blast: @unchecked Sendable {
         info = CampaignMailInfo(slug: campaign.slug, title: manifest.title, count: Int(report.count), goal: manifest.goal,
                                 deadline: manifest.deadline, daysLeft: report.daysLeft, milestone: milestone, sender: sender)
         messageSettings = MessageSettings(unsubscribeMailbox: (try? sender.named(nil)) ?? sender)
+        messageSettings.dkim = try settings.dkimSigner(workspace: campaign.workspace, senderDomain: sender.domain)
         unsubscribeURL = settings.unsubscribeURL
         // Read once, with the count above, so every target gets the same sheet.
         attachments = try template.attachSignatures.map {

@@ -44,6 +44,7 @@ extension Ledger {
         "index outbox_in_order",
         "table migrations", // format 2
         "table mailbox_keys", "index mailbox_keys_by_key", // format 3: derived data (MailboxKeys.swift)
+        "table merkle_nodes", // format 4: the Merkle tree's stored subtrees (Transparency/LedgerTree.swift)
         // SQLite's own statistics (ANALYZE, `PRAGMA optimize`): they hold no rows of muster's.
         "table sqlite_stat1", "table sqlite_stat4",
     ]
@@ -53,6 +54,10 @@ extension Ledger {
     /// that creates or drops an object adds a line here for the formats before it.
     static func schemaObjects(format: Int64) -> Set<String> {
         var objects = schemaObjects
+        if format < 4 {
+            // Format 4 adds the Merkle tree.
+            objects.remove("table merkle_nodes")
+        }
         if format < 3 {
             // Format 3 adds the mailbox keys.
             objects.remove("table mailbox_keys")

@@ -24,7 +24,7 @@ struct LedgerMigration: Sendable {
     let apply: @Sendable (SQLiteDatabase) throws -> Void
 
     /// Every migration, in order: the last one's version is the newest ledger format.
-    static let all: [LedgerMigration] = [createLedger, dropOutboxLeftovers, addMailboxKeys]
+    static let all: [LedgerMigration] = [createLedger, dropOutboxLeftovers, addMailboxKeys, merkleTree]
 
     /// Format 1, the ledger as muster 0.1.0 made it (Tests/Fixtures/ledger-v1).
     static let createLedger = LedgerMigration(version: 1, name: "create the ledger") { database in

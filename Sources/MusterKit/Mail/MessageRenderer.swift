@@ -12,13 +12,18 @@ public struct MailRecipient: Sendable {
     public var fields: [String: String]
     /// This recipient's one-click unsubscribe URL (`https://…`), when the workspace has one.
     public var unsubscribeURL: String?
+    /// Values muster computes for this message (`receipt_checkpoint`, `receipt_entry`);
+    /// like the built-in names, they win over fields of the same name.
+    public var variables: [String: String]
 
     /// Creates a recipient.
-    public init(name: String, email: String, fields: [String: String] = [:], unsubscribeURL: String? = nil) {
+    public init(name: String, email: String, fields: [String: String] = [:], unsubscribeURL: String? = nil,
+                variables: [String: String] = [:]) {
         self.name = name
         self.email = email
         self.fields = fields
         self.unsubscribeURL = unsubscribeURL
+        self.variables = variables
     }
 
     /// The first word of the name (`{{first_name}}`), unless a field sets it.
@@ -162,7 +167,7 @@ private let builtInNames: Set<String> = ["campaign.count", "campaign.days_left",
 public func renderContent(template: EmailTemplate, recipient: MailRecipient, campaign: CampaignMailInfo,
                           unsubscribe: ListUnsubscribe, layout: Bool = true) -> RenderedContent {
     // The built-in names win over fields of the same name; both lists in name order.
-    let builtIn: [(String, String)] = [
+    var builtIn: [(String, String)] = [
         ("campaign.count", String(campaign.count)),
         ("campaign.days_left", campaign.daysLeft.map(String.init) ?? ""),
         ("campaign.deadline", campaign.deadline ?? ""),
@@ -176,7 +181,10 @@ public func renderContent(template: EmailTemplate, recipient: MailRecipient, cam
         ("unsubscribe_mailto", unsubscribe.mailtoURI),
         ("unsubscribe_url", recipient.unsubscribeURL ?? ""),
     ]
-    let fields = recipient.fields.filter { !builtInNames.contains($0.key) }.sorted { $0.key < $1.key }
+    if !recipient.variables.isEmpty {
+        builtIn = (builtIn.filter { recipient.variables[$0.0] == nil } + recipient.variables.map { ($0.key, $0.value) }).sorted { $0.0 < $1.0 }
+    }
+    let fields = recipient.fields.filter { !builtInNames.contains($0.key) && recipient.variables[$0.key] == nil }.sorted { $0.key < $1.key }
     var names: [String] = [], values: [String] = []
     names.reserveCapacity(builtIn.count + fields.count)
     values.reserveCapacity(builtIn.count + fields.count)

@@ -309,9 +309,9 @@ extension Ledger {
 
     /// Inside a write transaction: the fingerprints of every signature already in the
     /// ledger and the mailbox keys of those that count (a row's key, or the fingerprint's
-    /// start), read into memory, and the unique fingerprint index dropped (a random insert
-    /// per row costs more than one sort at the end); returns the index's definition to
-    /// recreate it. Nil (and nothing changed) when the index is not there as expected.
+    /// start), read into memory, and the indexes on both dropped (a random insert per row
+    /// costs more than one sort at the end); returns their definitions to recreate them.
+    /// Nil (and nothing changed) when an index is not there as expected.
     ///
     /// The batch's own signatures go into the mailbox set only. A repeat of an earlier
     /// row of the batch always has the same mailbox key as that row (the key is a function
@@ -319,11 +319,17 @@ extension Ledger {
     /// repeat within the batch; the fingerprint set only has to answer for the signatures
     /// that were there before (a forgotten or withdrawn one has a fingerprint but no key).
     /// An import into a new campaign thus checks one set of 16-byte keys per row. The
-    /// mailbox key index stays: only the batch's variant addresses add rows to it.
+    /// mailbox key index is dropped too and rebuilt at the end: a file where many
+    /// addresses are variants (`first.last@gmail.com` is one) adds a row for each, and one
+    /// sort costs less than a random index insert per row.
     private func startBulkAppend(existing: Int, capacity: Int) throws -> (fingerprints: FingerprintSet, mailboxes: FingerprintSet, indexSQL: [String])? {
-        let name = "entries_one_signature_per_signer"
-        guard let indexSQL = try database.scalarText("SELECT sql FROM sqlite_schema WHERE type = 'index' AND name = ?", .text(name)) else {
-            return nil
+        let names = ["entries_one_signature_per_signer", "mailbox_keys_by_key"]
+        var indexSQL: [String] = []
+        for name in names {
+            guard let sql = try database.scalarText("SELECT sql FROM sqlite_schema WHERE type = 'index' AND name = ?", .text(name)) else {
+                return nil
+            }
+            indexSQL.append(sql)
         }
         let fingerprints = FingerprintSet(capacity: existing, width: 4)
         let mailboxes = FingerprintSet(capacity: capacity, width: 2)
@@ -346,8 +352,8 @@ extension Ledger {
                 _ = mailboxes.insert(key) // keys may repeat (a group `dedupe` has not withdrawn yet)
             }
         }
-        try database.execute("DROP INDEX \(name)")
-        return (fingerprints, mailboxes, [indexSQL])
+        for name in names { try database.execute("DROP INDEX \(name)") }
+        return (fingerprints, mailboxes, indexSQL)
     }
 }
 

@@ -16,7 +16,10 @@ sys.path.insert(0, str(ROOT / "scripts"))
 from benchlib import write_section  # noqa: E402
 from bench_import import generate  # noqa: E402
 
-MUSTER = ROOT / ".build/release/muster"
+# The build to measure: this checkout's release build, or BENCH_MUSTER (for example the
+# build just before another change, to measure this one alone).
+MUSTER = pathlib.Path(os.environ.get("BENCH_MUSTER", ROOT / ".build/release/muster"))
+THIS = os.environ.get("BENCH_THIS_LABEL", "this build")
 BASE_REV = os.environ.get("BENCH_BASE_REV", "5f342ac")
 ROWS = int(os.environ.get("BENCH_IMPORT_ROWS", "1000000"))
 RUNS = int(os.environ.get("BENCH_IDENTITY_RUNS", "5"))
@@ -132,7 +135,7 @@ def main():
 Measured {datetime.date.today().isoformat()} by `BENCH_ONLY=identity make bench` (scripts/bench_identity.py) on {os.cpu_count()} cores ({cpu}),
 release builds, {platform.system()} {platform.release()}. Interleaved rounds (the order alternating), each importing
 a {ROWS:,}-row file into a new campaign: the previous build ({rev}: the canonical address only, a
-hand-written punycode) and this one (libidn2, a mailbox key per row). Load average at the end: {load:.1f} on 2 cores.
+hand-written punycode) and {THIS} (libidn2, a mailbox key per row). Load average at the end: {load:.1f} on 2 cores.
 
 | file | build | median wall time | runs | median CPU time (user + sys) | peak memory | signatures |
 |---|---|---|---|---|---|---|

@@ -167,6 +167,7 @@ def main():
             ("head hash edited", False, "UPDATE meta SET value = '" + "1" * 64 + "' WHERE key = 'head_hash'"),
             ("a meta record muster does not write", False, "INSERT INTO meta (key, value) VALUES ('note', 'hi')"),
             ("a trigger", False, "CREATE TRIGGER hide AFTER INSERT ON entries BEGIN SELECT 1; END"),
+            ("an altered Merkle tree node", False, "UPDATE merkle_nodes SET hash = zeroblob(32) WHERE pos = 3"),
             ("the state index format 2 dropped", False, "CREATE INDEX outbox_by_state ON outbox(template, state)"),
             ("an outbox row for no chained signature", False,
              "INSERT INTO outbox (template, recipient, signature, state, updated_at) VALUES ('thank-you', 'abc', 3, 'queued', 'x')"),
@@ -319,12 +320,18 @@ def rechain(path, sql):
     prev = verify_ledger.GENESIS.encode()
     rows = db.execute("""SELECT seq, CAST(kind AS BLOB), CAST(at AS BLOB), CAST(fingerprint AS BLOB), CAST(body AS BLOB),
                          CAST(personal_hash AS BLOB) FROM entries ORDER BY seq""").fetchall()
+    leaves = []
     for seq, *fields in rows:
         fields = [verify_ledger.raw(f) for f in fields]
         digest = verify_ledger.entry_hash(seq, *fields, prev)
         db.execute("UPDATE entries SET prev = ?, hash = ? WHERE seq = ?", (prev.decode(), digest.decode(), seq))
+        leaves.append(verify_ledger.leaf_hash(seq, *fields, prev))
         prev = digest
     db.execute("UPDATE meta SET value = ? WHERE key = 'head_hash'", (prev.decode(),))
+    # …and the Merkle tree over the new entries (docs/transparency.md), when the ledger has one.
+    if db.execute("SELECT count(*) FROM sqlite_schema WHERE name = 'merkle_nodes'").fetchone()[0]:
+        db.execute("DELETE FROM merkle_nodes")
+        db.executemany("INSERT INTO merkle_nodes (pos, hash) VALUES (?, ?)", verify_ledger.merkle_nodes(leaves))
     db.commit()
     db.close()
 

@@ -4,7 +4,7 @@
     verify_ledger.py LEDGER.sqlite [--json]
 
 It shares no code with muster: Python's standard library only (sqlite3, hashlib, json).
-It reads ledger formats 1, 2, 3 and 5 as they are (it never migrates one: muster does that
+It reads ledger formats 1 to 5 as they are (it never migrates one: muster does that
 when it opens an older ledger). It opens the ledger read-only and checks what `muster
 verify` checks — every entry's hash and link, every personal-data hash, every redaction
 and withdrawal, the head and count recorded in `meta`, and that nothing lies beside the
@@ -44,13 +44,18 @@ SCHEMA_OBJECTS = {
     2: COMMON_OBJECTS | {("table", "migrations")},
     # Format 3 (migration 3): the mailbox keys, derived data beside the chain.
     3: COMMON_OBJECTS | {("table", "migrations"), ("table", "mailbox_keys"), ("index", "mailbox_keys_by_key")},
-    # Format 4 is the Merkle tree's (issue 14, on another branch): not read here yet.
+    # Format 4 (migration 4): the Merkle tree over the entries (docs/transparency.md),
+    # checked here node by node against the entries.
+    4: COMMON_OBJECTS | {("table", "migrations"), ("table", "mailbox_keys"), ("index", "mailbox_keys_by_key"),
+                         ("table", "merkle_nodes")},
     # Format 5 (migration 5): the sign page's pending signatures, outside the chain and
     # uncounted (the chain and its checks are unchanged).
     5: COMMON_OBJECTS | {("table", "migrations"), ("table", "mailbox_keys"), ("index", "mailbox_keys_by_key"),
+                         ("table", "merkle_nodes"),
                          ("table", "pending"), ("index", "sqlite_autoindex_pending_1"), ("index", "pending_by_key"),
                          ("index", "pending_by_expiry"), ("index", "pending_mail_queue")},
 }
+MERKLE_FORMAT = 4
 META_KEYS = {"fingerprint_key", "head_seq", "head_hash", "signature_count", "schema_version", "mailbox_rules"}
 KINDS = {b"signature", b"redaction", b"optout", b"withdrawal"}
 
@@ -70,6 +75,30 @@ def entry_hash(seq, kind, at, fingerprint, body, personal_hash, prev):
     for field in (kind, at, fingerprint, body, personal_hash, prev):
         data += b"\x00" + field
     return sha256_hex(data)
+
+
+def leaf_hash(seq, kind, at, fingerprint, body, personal_hash, prev):
+    """The entry's Merkle leaf hash (docs/transparency.md): SHA-256 of 0x00 and the
+    bytes its entry hash covers."""
+    data = b"\x00" + PREFIX + str(seq).encode("ascii")
+    for field in (kind, at, fingerprint, body, personal_hash, prev):
+        data += b"\x00" + field
+    return hashlib.sha256(data).digest()
+
+
+def merkle_nodes(leaves):
+    """The complete subtrees of 16 leaves or more of the RFC 9162 tree over `leaves`, as
+    (position, hash) in the order they complete: the rows of the table merkle_nodes."""
+    stack, nodes = [], []
+    for leaf in leaves:
+        size, h = 1, leaf
+        while stack and stack[-1][0] == size:
+            h = hashlib.sha256(b"\x01" + stack.pop()[1] + h).digest()
+            size *= 2
+            if size >= 16:
+                nodes.append((len(nodes) + 1, h))
+        stack.append((size, h))
+    return nodes
 
 
 def integer_member(body, name):
@@ -135,10 +164,12 @@ def verify(path):
         SELECT seq, CAST(kind AS BLOB), CAST(at AS BLOB), CAST(fingerprint AS BLOB), CAST(body AS BLOB),
                CAST(personal_hash AS BLOB), CAST(prev AS BLOB), CAST(hash AS BLOB)
         FROM entries WHERE seq BETWEEN 1 AND ? ORDER BY seq""", (head_seq,))
+    leaves = []
     for seq, kind, at, fingerprint, body, personal_hash, prev, stored in rows:
         kind, at, fingerprint, body = raw(kind), raw(at), raw(fingerprint), raw(body)
         personal_hash, prev, stored = raw(personal_hash), raw(prev), raw(stored)
         entries += 1
+        leaves.append(leaf_hash(seq, kind, at, fingerprint, body, personal_hash, prev))
         if seq != expected:
             if seq == expected + 1:
                 problem(expected, f"entry {expected} is missing (deleted?); entry {seq} follows entry {expected - 1}")
@@ -209,6 +240,15 @@ def verify(path):
             problem(max(last_seq, 1), f"the ledger's record of its newest entry ({head_seq}) does not match its last entry ({last_seq})")
     elif signature_count != signatures:
         problem(max(last_seq, 1), f"the ledger recorded {signature_count} signatures but holds {signatures}")
+
+    # The Merkle tree (format 4): every complete subtree stored as the entries make it.
+    if db.execute("SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name = 'merkle_nodes'").fetchone()[0]:
+        expected_nodes = merkle_nodes(leaves)
+        stored_nodes = db.execute("SELECT pos, CAST(hash AS BLOB) FROM merkle_nodes ORDER BY pos").fetchall()
+        if [(p, raw(h)) for p, h in stored_nodes] != expected_nodes:
+            problem(None, "the Merkle tree does not match the entries: a node was altered, removed or added outside muster")
+    elif version >= MERKLE_FORMAT:
+        problem(None, "the ledger's Merkle tree (the table merkle_nodes) is missing")
 
     # 4. Nothing beside the chain.
     for kind, name in db.execute("SELECT type, name FROM sqlite_schema"):

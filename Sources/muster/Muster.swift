@@ -25,6 +25,7 @@ struct Muster: ParsableCommand {
         subcommands: [
             Init.self, New.self, List.self, Check.self,
             Sign.self, Import.self, Export.self, Merge.self, Forget.self, Unsubscribe.self, Dedupe.self, Verify.self, Report.self, Review.self,
+            Checkpoint.self, Receipt.self, Witness.self,
             Mail.self, Smtp.self, Serve.self,
         ]
     )

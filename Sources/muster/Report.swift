@@ -20,7 +20,14 @@ extension Muster {
                 fields with options and of the quorum field. It leaves out collectors,
                 sources, free-text fields (even non-personal ones) and the mail section,
                 and says it is the public form.
+
+                When the campaign has checkpoints, text, markdown and json end with the
+                latest (or --checkpoint FILE|SIZE), its signature checked against
+                checkpoint.vkey.
                 """)
+
+        @Option(help: ArgumentHelp("Show this checkpoint instead of the latest.", valueName: "FILE|SIZE"))
+        var checkpoint: String?
 
         @Option(help: "Output format.")
         var format: ReportFormat = .text
@@ -50,7 +57,20 @@ extension Muster {
                 }
                 let full = try ProgressReport.make(campaign: campaign, manifest: manifest, clock: context.clock, asOf: asOf)
                 let report = publicForm ? full.publicForm(manifest: manifest) : full
-                let text = try report.rendered(as: output.json ? .json : format, styled: out == nil && Console.colorEnabled)
+                let shown = try shownCheckpoint(campaign: campaign, context: context)
+                var text = try report.rendered(as: output.json ? .json : format, styled: out == nil && Console.colorEnabled)
+                if let shown {
+                    switch output.json ? .json : format {
+                    case .json:
+                        let encoder = JSONEncoder()
+                        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes, .prettyPrinted]
+                        text = String(decoding: try encoder.encode(WithCheckpoint(report: report, checkpoint: shown)), as: UTF8.self) + "\n"
+                    case .text, .markdown:
+                        text += "\nCheckpoint \(shown.file): \(Number.grouped(shown.size)) entries, \(shown.signatures.map { "\(Number.grouped($0)) signatures, " } ?? "")root \(shown.root)\(shown.time.map { ", \($0)" } ?? "")\n"
+                    case .html:
+                        break
+                    }
+                }
                 if let out {
                     let url = URL(fileURLWithPath: out)
                     try FileWriter.writeAtomically(Data(text.utf8), to: url)
@@ -59,6 +79,46 @@ extension Muster {
                     Console.out(text)
                 }
             }
+        }
+
+        struct ShownCheckpoint: Encodable {
+            let file: String
+            let origin: String
+            let size: Int64
+            let root: String
+            let signatures: Int64?
+            let time: String?
+        }
+
+        /// The report's keys and `checkpoint`.
+        struct WithCheckpoint: Encodable {
+            let report: ProgressReport
+            let checkpoint: ShownCheckpoint
+
+            enum CodingKeys: String, CodingKey { case checkpoint }
+
+            func encode(to encoder: Encoder) throws {
+                try report.encode(to: encoder)
+                var container = encoder.container(keyedBy: CodingKeys.self)
+                try container.encode(checkpoint, forKey: .checkpoint)
+            }
+        }
+
+        /// The latest checkpoint (or the one --checkpoint names), its signature checked; nil
+        /// when the campaign has none and none was asked for.
+        func shownCheckpoint(campaign: Campaign, context: RunContext) throws -> ShownCheckpoint? {
+            let transparency = CampaignTransparency(campaign: campaign)
+            guard checkpoint != nil || !transparency.checkpointFiles().isEmpty else { return nil }
+            let (note, url) = try transparency.checkpointNote(checkpoint)
+            let parsed: MusterKit.Checkpoint
+            do {
+                let key = try transparency.publicKey()
+                parsed = try MusterKit.Checkpoint.verified(note, key: key, origin: key.name)
+            } catch let error as TransparencyError {
+                throw MusterError.failure("\(url.path) is not a valid checkpoint of this campaign: \(error.description)")
+            }
+            return ShownCheckpoint(file: context.workspace.display(url), origin: parsed.origin, size: parsed.size,
+                                   root: Data(parsed.root).base64EncodedString(), signatures: parsed.signatures, time: parsed.time)
         }
     }
 }

@@ -3,7 +3,8 @@ import Testing
 
 /// The built binary against the committed ledger of format 3 as the first release with
 /// mailbox keys wrote it (Tests/Fixtures/ledger-v3: key version 2, a key row for every
-/// signature that counts). Reading it changes nothing; the first write remakes its keys
+/// signature that counts). Reading it changes no key (it only gains the Merkle tree of
+/// format 4); the first write remakes its keys
 /// as today's muster makes them (rows only where the key is not the fingerprint's start)
 /// without changing the chain or the count, and duplicates are still found both ways.
 @Suite struct KeyVersionFixtureTests {
@@ -21,7 +22,8 @@ import Testing
         let madeRows = try #require(expected["key_rows_as_made"] as? Int)
         #expect(try rows(box).count == madeRows)
 
-        // Reading: no migration, no key rewrite, the same head and counts.
+        // Reading: no key rewrite, the same head and counts; the one migration is format 4's,
+        // which adds the Merkle tree and leaves the keys alone.
         let verify = try box.run(["verify", "--json"])
         // Later formats (5: the sign page's pending table) migrate it on opening, which
         // touches neither entries nor keys; nothing else may be said.

@@ -219,7 +219,7 @@ enum LedgerFixture {
         #expect(try schema(url) == schemaBefore)
         #expect(try query(url, "SELECT * FROM outbox ORDER BY template, recipient") == outboxBefore)
 
-        // A later migration failing rolls back the ones before it too: all pending
+        // A migration after the last real one failing rolls back all before it: all pending
         // migrations are one transaction, so the ledger stays at the format it had.
         let third = LedgerMigration(version: Ledger.schemaVersion + 1, name: "fails") { database in
             try database.execute("CREATE TABLE half_done (x)")

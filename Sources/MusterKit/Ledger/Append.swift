@@ -80,8 +80,9 @@ extension Ledger {
     func appendEntry(kind: EntryKind, at: String, fingerprint: String?, body: String, personal: String?,
                      salt: [UInt8], personalHash: String?, head: inout Head) throws -> Int64 {
         let seq = head.seq + 1
-        let hash = LedgerHash.entry(seq: seq, kind: kind.rawValue, at: at, fingerprint: fingerprint,
-                                    body: body, personalHash: personalHash, prev: head.hash)
+        let bytes = LedgerHash.entryBytes(seq: seq, kind: kind.rawValue, at: at, fingerprint: fingerprint,
+                                          body: body, personalHash: personalHash, prev: head.hash)
+        let hash = Hex.encode(SHA256.hash(data: bytes))
         let (insertEntry, insertPersonal) = try entryStatements()
         do {
             let insert = insertEntry
@@ -104,6 +105,7 @@ extension Ledger {
             try insert.bindText(3, personal)
             try insert.runBound()
         }
+        try appendLeaf(Merkle.leafHash(bytes), head: &head)
         head.seq = seq
         head.hash = hash
         if kind == .signature { head.signatures += 1 }
@@ -233,6 +235,11 @@ extension Ledger {
         // With the keys in memory, the whole batch is checked first: the lookups (a cache
         // miss each) then overlap instead of waiting one by one between inserts. See
         // `startBulkAppend` for why the mailbox set alone catches the batch's own repeats.
+        // The tree's edge, appended to in memory; the subtrees it completes are stored once
+        // the batch is in (until then `head.tree` is unset, so an error reloads it).
+        if head.tree?.size != head.seq { head.tree = try loadFrontier(size: head.seq) }
+        let tree = BulkTreeAppender(head.tree!)
+        head.tree = nil
         var isNew: [Bool] = []
         if let fingerprints, let mailboxes {
             isNew.reserveCapacity(batch.rows.count)
@@ -259,10 +266,13 @@ extension Ledger {
                 }
                 let seq = head.seq + 1
                 // The hash: the same bytes as LedgerHash.entry gathers.
+                // After a 0x00 byte, so that the same buffer also gives the Merkle leaf hash.
                 scratch.removeAll(keepingCapacity: true)
+                scratch.append(0)
                 LedgerHash.appendEntryFields(seq: seq, kind: EntryKind.signature.rawValue, at: at, fingerprint: fingerprint, body: body,
                                              personalHash: personalHash, prev: UnsafeRawBufferPointer(previous), to: &scratch)
-                scratch.withUnsafeBytes { SHA256.hash(data: $0) }.withUnsafeBytes { Hex.write($0, to: current.baseAddress!) }
+                scratch.withUnsafeBytes { SHA256.hash(data: UnsafeRawBufferPointer(rebasing: $0.dropFirst())) }
+                    .withUnsafeBytes { Hex.write($0, to: current.baseAddress!) }
                 try entry.bindInt(1, seq)
                 try entry.bindText(2, EntryKind.signature.rawValue)
                 try entry.bindText(3, borrowing: at)
@@ -285,20 +295,23 @@ extension Ledger {
                     try mailboxInsert.bindBlob(2, borrowing: mailbox)
                     try mailboxInsert.runBound()
                 }
+                scratch.withUnsafeBytes { tree.append(prefixedLeaf: $0) }
                 head.seq = seq
                 head.signatures += 1
                 swap(&previous, &current)
                 added += 1
             }
         }
+        try tree.flush(into: database, many: &insertNodes, one: &insertNode)
+        head.tree = tree.frontier
         return (added, duplicates)
     }
 
     /// Inside a write transaction: the fingerprints of every signature already in the
     /// ledger and the mailbox keys of those that count (a row's key, or the fingerprint's
-    /// start), read into memory, and the unique fingerprint index dropped (a random insert
-    /// per row costs more than one sort at the end); returns the index's definition to
-    /// recreate it. Nil (and nothing changed) when the index is not there as expected.
+    /// start), read into memory, and the indexes on both dropped (a random insert per row
+    /// costs more than one sort at the end); returns their definitions to recreate them.
+    /// Nil (and nothing changed) when an index is not there as expected.
     ///
     /// The batch's own signatures go into the mailbox set only. A repeat of an earlier
     /// row of the batch always has the same mailbox key as that row (the key is a function
@@ -306,11 +319,17 @@ extension Ledger {
     /// repeat within the batch; the fingerprint set only has to answer for the signatures
     /// that were there before (a forgotten or withdrawn one has a fingerprint but no key).
     /// An import into a new campaign thus checks one set of 16-byte keys per row. The
-    /// mailbox key index stays: only the batch's variant addresses add rows to it.
+    /// mailbox key index is dropped too and rebuilt at the end: a file where many
+    /// addresses are variants (`first.last@gmail.com` is one) adds a row for each, and one
+    /// sort costs less than a random index insert per row.
     private func startBulkAppend(existing: Int, capacity: Int) throws -> (fingerprints: FingerprintSet, mailboxes: FingerprintSet, indexSQL: [String])? {
-        let name = "entries_one_signature_per_signer"
-        guard let indexSQL = try database.scalarText("SELECT sql FROM sqlite_schema WHERE type = 'index' AND name = ?", .text(name)) else {
-            return nil
+        let names = ["entries_one_signature_per_signer", "mailbox_keys_by_key"]
+        var indexSQL: [String] = []
+        for name in names {
+            guard let sql = try database.scalarText("SELECT sql FROM sqlite_schema WHERE type = 'index' AND name = ?", .text(name)) else {
+                return nil
+            }
+            indexSQL.append(sql)
         }
         let fingerprints = FingerprintSet(capacity: existing, width: 4)
         let mailboxes = FingerprintSet(capacity: capacity, width: 2)
@@ -333,8 +352,8 @@ extension Ledger {
                 _ = mailboxes.insert(key) // keys may repeat (a group `dedupe` has not withdrawn yet)
             }
         }
-        try database.execute("DROP INDEX \(name)")
-        return (fingerprints, mailboxes, [indexSQL])
+        for name in names { try database.execute("DROP INDEX \(name)") }
+        return (fingerprints, mailboxes, indexSQL)
     }
 }
 

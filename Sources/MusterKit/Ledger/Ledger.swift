@@ -40,6 +40,9 @@ public final class Ledger {
     var insertEntry: SQLiteStatement?
     var insertPersonal: SQLiteStatement?
     var updateMeta: SQLiteStatement?
+    var insertNode: SQLiteStatement?
+    /// The Merkle tree's stored subtrees, `BulkTreeAppender.rowsPerInsert` rows at once.
+    var insertNodes: SQLiteStatement?
     var selectMailbox: SQLiteStatement?
     var insertMailbox: SQLiteStatement?
     /// Who counts as one person (the workspace's `dedupe:` rules); the mailbox keys are
@@ -158,6 +161,8 @@ public final class Ledger {
         var seq: Int64
         var hash: String
         var signatures: Int64
+        /// The Merkle tree's right edge, loaded on the first append (Transparency/LedgerTree.swift).
+        var tree: MerkleFrontier?
     }
 
     func readHead() throws -> Head {

@@ -21,7 +21,14 @@ public enum LedgerHash {
     /// SHA-256 over `muster-ledger-v1`, then each field NUL-separated (no field can hold NUL).
     public static func entry(seq: Int64, kind: String, at: String, fingerprint: String?, body: String,
                              personalHash: String?, prev: String) -> String {
-        // The same bytes as "muster-ledger-v1\0\(seq)\0…", gathered in one buffer.
+        Hex.encode(SHA256.hash(data: entryBytes(seq: seq, kind: kind, at: at, fingerprint: fingerprint, body: body,
+                                                personalHash: personalHash, prev: prev)))
+    }
+
+    /// The bytes `entry` hashes ("muster-ledger-v1\0\(seq)\0…", gathered in one buffer),
+    /// which are also the entry's leaf in the Merkle tree (Transparency/LedgerTree.swift).
+    public static func entryBytes(seq: Int64, kind: String, at: String, fingerprint: String?, body: String,
+                                  personalHash: String?, prev: String) -> [UInt8] {
         var buffer: [UInt8] = []
         buffer.reserveCapacity(320 + body.utf8.count)
         buffer.append(contentsOf: entryPrefix)
@@ -32,7 +39,7 @@ public enum LedgerHash {
         buffer.append(0); buffer.append(contentsOf: body.utf8)
         buffer.append(0); if let personalHash { buffer.append(contentsOf: personalHash.utf8) }
         buffer.append(0); buffer.append(contentsOf: prev.utf8)
-        return Hex.encode(SHA256.hash(data: buffer))
+        return buffer
     }
 
     /// SHA-256 of the salt followed by the personal data's bytes.

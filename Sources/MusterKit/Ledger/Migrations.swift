@@ -24,7 +24,7 @@ struct LedgerMigration: Sendable {
     let apply: @Sendable (SQLiteDatabase) throws -> Void
 
     /// Every migration, in order: the last one's version is the newest ledger format.
-    static let all: [LedgerMigration] = [createLedger, dropOutboxLeftovers, addMailboxKeys, reservedForMerkle, webPending]
+    static let all: [LedgerMigration] = [createLedger, dropOutboxLeftovers, addMailboxKeys, merkleTree, webPending]
 
     /// Format 1, the ledger as muster 0.1.0 made it (Tests/Fixtures/ledger-v1).
     static let createLedger = LedgerMigration(version: 1, name: "create the ledger") { database in
@@ -99,10 +99,6 @@ struct LedgerMigration: Sendable {
 }
 
 extension LedgerMigration {
-    /// Format 4 is the Merkle tree's (issue 14, on another branch). This branch keeps the
-    /// number free with a step that changes nothing, so the migrator's 1, 2, 3… order
-    /// holds. TODO(merge): replace with the Merkle migration.
-    static let reservedForMerkle = LedgerMigration(version: 4, name: "reserved (the Merkle tree)") { _ in }
 
     /// Format 5 (`muster serve`): signatures made on the sign page wait here, outside the
     /// chain and uncounted, until their signer confirms by email; each row is also the

@@ -61,7 +61,8 @@ extension Ledger {
             guard head >= threshold && head >= 2 && ProcessInfo.processInfo.activeProcessorCount > 1 else {
                 return try snapshot {
                     let recorded = try recordedHead()
-                    return try finish([try ChainSegment.scan(database, from: 1, through: recorded.seq)], recorded: recorded, on: database)
+                    return try finish([try ChainSegment.scan(database, from: 1, through: recorded.seq)], recorded: recorded, on: database,
+                                      treeReaders: [database])
                 }
             }
             let readers = try (0..<2).map { _ -> SQLiteDatabase in
@@ -93,7 +94,7 @@ extension Ledger {
                 if let error = job.error { throw error }
                 return job.segment!
             }
-            return try finish(segments, recorded: recorded, on: readers[0])
+            return try finish(segments, recorded: recorded, on: readers[0], treeReaders: readers)
         }
     }
 
@@ -103,7 +104,7 @@ extension Ledger {
 
     /// Joins scanned segments (consecutive ranges of 1…head, in order) and runs the checks
     /// that span the whole ledger, reading on `reader` (inside the segments' snapshot).
-    private func finish(_ segments: [ChainSegment], recorded: Head, on reader: SQLiteDatabase) throws -> VerifyReport {
+    private func finish(_ segments: [ChainSegment], recorded: Head, on reader: SQLiteDatabase, treeReaders: [SQLiteDatabase]) throws -> VerifyReport {
         var problems: [VerifyReport.Problem] = []
         func problem(_ entry: Int64?, _ reason: String) { problems.append(.init(entry: entry, reason: reason)) }
 
@@ -178,6 +179,7 @@ extension Ledger {
         }
 
         problems += try besideTheChain(head: recorded.seq, withdrawn: Set(withdrawnBy.keys), on: reader)
+        problems += try checkTree(leaves: segments.reduce(into: []) { $0 += $1.leaves }, on: treeReaders)
 
         let first = problems.min { ($0.entry ?? .max) < ($1.entry ?? .max) }
         return VerifyReport(ok: problems.isEmpty, count: signatures - Int64(withdrawnBy.count), entries: entries, redacted: Int64(redacted.count),
@@ -369,6 +371,8 @@ private struct ChainSegment {
     var withoutPersonal = Set<Int64>()
     var redactions: [(seq: Int64, target: Int64)] = []
     var withdrawals: [Withdrawal] = []
+    /// The Merkle leaf hash of each entry scanned, 32 bytes each, in order.
+    var leaves: [UInt8] = []
 
     /// A withdrawal entry: `seq` withdraws `target` as a duplicate of `duplicateOf`.
     struct Withdrawal {
@@ -395,6 +399,7 @@ private struct ChainSegment {
         var previousHash: [UInt8] = []
         var buffer: [UInt8] = []
         buffer.reserveCapacity(1024)
+        segment.leaves.reserveCapacity(32 * Int(min(max(through - from + 1, 0), 1 << 22)))
         var hex = [UInt8](repeating: 0, count: 64)
         var columns = [UnsafeRawBufferPointer](repeating: UnsafeRawBufferPointer(start: nil, count: 0), count: 10)
 
@@ -427,15 +432,20 @@ private struct ChainSegment {
                 }
             }
 
-            // Recompute this entry's hash from its stored fields (see LedgerHash.entry).
+            // Recompute this entry's hash from its stored fields (see LedgerHash.entry),
+            // after a 0x00 byte: the whole buffer is then the entry's Merkle leaf.
             buffer.removeAll(keepingCapacity: true)
+            buffer.append(0)
             buffer.append(contentsOf: prefix)
             appendDecimal(seq, to: &buffer)
             for column in 1...6 {
                 buffer.append(0)
                 buffer.append(contentsOf: columns[column])
             }
-            hexInto(&hex, SHA256.hash(data: buffer))
+            buffer.withUnsafeBytes { bytes in
+                hexInto(&hex, SHA256.hash(data: UnsafeRawBufferPointer(rebasing: bytes.dropFirst())))
+                SHA256.hash(data: bytes).withUnsafeBytes { segment.leaves.append(contentsOf: $0) }
+            }
             if !(columns[7].count == 64 && memcmp(columns[7].baseAddress!, hex, 64) == 0) {
                 problem(seq, "entry \(seq) was altered: its contents no longer match its hash")
             }

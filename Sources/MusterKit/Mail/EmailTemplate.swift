@@ -13,7 +13,8 @@ public enum EmailAudience: String, Sendable, CaseIterable {
 }
 
 /// An outreach email, `emails/<name>.md`: YAML front matter (`subject`, `audience`,
-/// optional `reply_to`, `consent` and `attach_signatures`) and a Mustache body written in Markdown.
+/// optional `reply_to`, `consent`, `attach_signatures` and `receipt`) and a Mustache body
+/// written in Markdown.
 public struct EmailTemplate: Sendable {
     /// The template's name (file name without `.md`), used in the outbox and Message-ID
     /// (`muster serve` renames its copy per mail, so each has a Message-ID of its own).
@@ -30,6 +31,8 @@ public struct EmailTemplate: Sendable {
     public let consent: String?
     /// For `targets`: attach the signers as a CSV file (`attach_signatures`), when set.
     public let attachSignatures: SignatureSheetRequest?
+    /// For signers: attach each one's receipt (`receipt: attach`, docs/transparency.md), when set.
+    public let receipt: ReceiptRequest?
     /// The body's Mustache + Markdown source.
     public let body: String
     /// Unknown front-matter keys and similar non-fatal findings.
@@ -47,7 +50,7 @@ public struct EmailTemplate: Sendable {
     let bodyFirstLine: Int
 
     /// Front-matter keys muster understands.
-    public static let frontMatterKeys: Set<String> = ["subject", "audience", "reply_to", "consent", "attach_signatures"]
+    public static let frontMatterKeys: Set<String> = ["subject", "audience", "reply_to", "consent", "attach_signatures", "receipt"]
 
     /// Parses a template; throws every problem found (not only the first).
     /// - Parameters:
@@ -87,6 +90,7 @@ public struct EmailTemplate: Sendable {
         var replyTo: MailAddress?
         var consent: String?
         var attachSignatures: SignatureSheetRequest?
+        var receipt: ReceiptRequest?
         var yamlFailed = false
         if bodyStart > 0 {
             do {
@@ -152,8 +156,15 @@ public struct EmailTemplate: Sendable {
                             } else {
                                 report(at.line, at.column, usage)
                             }
+                        case "receipt":
+                            if let raw = value.scalar?.string, let mode = ReceiptRequest.Mode(rawValue: raw) {
+                                receipt = ReceiptRequest(mode: mode, line: at.line, column: at.column)
+                            } else {
+                                let shown = value.scalar.map { ", not '\(MessageError.printable($0.string).dropFirst().dropLast())'" } ?? ""
+                                report(at.line, at.column, "receipt must be 'attach' (each signer's receipt as the file receipt.json)\(shown)")
+                            }
                         default:
-                            report(keyAt.line, keyAt.column, "unknown key '\(keyName)' (expected subject, audience, reply_to, consent, attach_signatures)", .warning)
+                            report(keyAt.line, keyAt.column, "unknown key '\(keyName)' (expected subject, audience, reply_to, consent, attach_signatures, receipt)", .warning)
                         }
                     }
                 } else if node != nil {
@@ -180,6 +191,10 @@ public struct EmailTemplate: Sendable {
         self.replyTo = replyTo
         self.consent = consent
         self.attachSignatures = attachSignatures
+        self.receipt = receipt
+        if let receipt, audience == .targets {
+            report(receipt.line, receipt.column, "receipt: attach is for signers (audience signers or consenting): decision makers have no receipt")
+        }
 
         // Mustache syntax, and tags muster does not support.
         var subjectTemplate: MustacheTemplate?
@@ -236,9 +251,11 @@ public struct EmailTemplate: Sendable {
     /// The variables every template may use: the recipient's `name`, `first_name`,
     /// `email` and extra `fields`, `campaign.*`, `unsubscribe_url` and `unsubscribe_mailto`.
     /// For `targets` templates pass no fields: decision makers have only a name and email.
-    public static func knownVariables(fields: [String] = []) -> Set<String> {
+    /// With `receipt` (`receipt: attach`), also `receipt_checkpoint` and `receipt_entry`.
+    public static func knownVariables(fields: [String] = [], receipt: Bool = false) -> Set<String> {
         Set(["name", "first_name", "email", "unsubscribe_url", "unsubscribe_mailto"] + fields
-            + CampaignMailInfo.variableNames.map { "campaign.\($0)" })
+            + CampaignMailInfo.variableNames.map { "campaign.\($0)" }
+            + (receipt ? ReceiptRequest.variableNames : []))
     }
 
     /// Every variable (or section) used by the subject or body that is not in `known`,
@@ -367,4 +384,23 @@ extension MailRecipient {
         return MailRecipient(name: "Ada Lovelace", email: "ada@example.org", fields: values,
                              unsubscribeURL: nil)
     }
+}
+
+/// `receipt:` in a template's front matter: what to do with each signer's receipt.
+public struct ReceiptRequest: Sendable, Equatable {
+    public enum Mode: String, Sendable {
+        /// The receipt JSON (as `muster receipt` writes it) as the attachment `receipt.json`.
+        case attach
+    }
+
+    public let mode: Mode
+    /// Where `receipt:` is set (1-based), for diagnostics.
+    public let line: Int
+    public let column: Int
+
+    /// The file name of the attachment.
+    public static let filename = "receipt.json"
+    /// The variables a template with a receipt may use: the checkpoint's short form
+    /// (`412 entries, root 8y1SLNr2MoRyxzSR`) and the signer's entry number.
+    public static let variableNames = ["receipt_checkpoint", "receipt_entry"]
 }

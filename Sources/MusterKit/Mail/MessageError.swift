@@ -12,6 +12,8 @@ public enum MessageError: Error, Equatable, Sendable, LocalizedError {
     case invalidUnsubscribeURL(reason: String)
     /// An attachment cannot be written (bad media type or file name).
     case invalidAttachment(reason: String)
+    /// The message cannot be DKIM-signed.
+    case dkim(String)
 
     /// A short, lower-case message for the user.
     public var errorDescription: String? {
@@ -26,6 +28,8 @@ public enum MessageError: Error, Equatable, Sendable, LocalizedError {
             return "invalid unsubscribe URL: \(reason)"
         case .invalidAttachment(let reason):
             return "invalid attachment: \(reason)"
+        case .dkim(let reason):
+            return reason
         }
     }
 

@@ -12,13 +12,18 @@ public struct MailRecipient: Sendable {
     public var fields: [String: String]
     /// This recipient's one-click unsubscribe URL (`https://…`), when the workspace has one.
     public var unsubscribeURL: String?
+    /// Values muster computes for this message (`receipt_checkpoint`, `receipt_entry`);
+    /// like the built-in names, they win over fields of the same name.
+    public var variables: [String: String]
 
     /// Creates a recipient.
-    public init(name: String, email: String, fields: [String: String] = [:], unsubscribeURL: String? = nil) {
+    public init(name: String, email: String, fields: [String: String] = [:], unsubscribeURL: String? = nil,
+                variables: [String: String] = [:]) {
         self.name = name
         self.email = email
         self.fields = fields
         self.unsubscribeURL = unsubscribeURL
+        self.variables = variables
     }
 
     /// The first word of the name (`{{first_name}}`), unless a field sets it.
@@ -81,6 +86,8 @@ public struct MessageSettings: Sendable {
     public var replyTo: MailAddress?
     /// Wrap the HTML part in muster's default layout (on by default).
     public var useDefaultLayout: Bool
+    /// Sign each message with this DKIM key (`dkim:` in muster.yaml); nil: unsigned.
+    public var dkim: DKIMSigner?
 
     /// Creates settings.
     public init(unsubscribeMailbox: MailAddress, envelopeFrom: MailAddress? = nil, replyTo: MailAddress? = nil,
@@ -140,7 +147,15 @@ public func renderMessage(template: EmailTemplate, recipient: MailRecipient, cam
                               listUnsubscribe: unsubscribe,
                               listID: ListID(title: campaign.title, slug: campaign.slug, domain: campaign.sender.domain),
                               text: content.text, html: content.html, attachments: attachments)
-    return RenderedMessage(envelopeFrom: envelopeFrom.address, envelopeTo: to.address, bytes: try message.serialized(),
+    var bytes = try message.serialized()
+    if let dkim = settings.dkim {
+        do {
+            bytes = try dkim.sign(bytes, at: date)
+        } catch {
+            throw .dkim(error.description)
+        }
+    }
+    return RenderedMessage(envelopeFrom: envelopeFrom.address, envelopeTo: to.address, bytes: bytes,
                            messageID: messageID, subject: content.subject)
 }
 
@@ -152,7 +167,7 @@ private let builtInNames: Set<String> = ["campaign.count", "campaign.days_left",
 public func renderContent(template: EmailTemplate, recipient: MailRecipient, campaign: CampaignMailInfo,
                           unsubscribe: ListUnsubscribe, layout: Bool = true) -> RenderedContent {
     // The built-in names win over fields of the same name; both lists in name order.
-    let builtIn: [(String, String)] = [
+    var builtIn: [(String, String)] = [
         ("campaign.count", String(campaign.count)),
         ("campaign.days_left", campaign.daysLeft.map(String.init) ?? ""),
         ("campaign.deadline", campaign.deadline ?? ""),
@@ -166,7 +181,10 @@ public func renderContent(template: EmailTemplate, recipient: MailRecipient, cam
         ("unsubscribe_mailto", unsubscribe.mailtoURI),
         ("unsubscribe_url", recipient.unsubscribeURL ?? ""),
     ]
-    let fields = recipient.fields.filter { !builtInNames.contains($0.key) }.sorted { $0.key < $1.key }
+    if !recipient.variables.isEmpty {
+        builtIn = (builtIn.filter { recipient.variables[$0.0] == nil } + recipient.variables.map { ($0.key, $0.value) }).sorted { $0.0 < $1.0 }
+    }
+    let fields = recipient.fields.filter { !builtInNames.contains($0.key) && recipient.variables[$0.key] == nil }.sorted { $0.key < $1.key }
     var names: [String] = [], values: [String] = []
     names.reserveCapacity(builtIn.count + fields.count)
     values.reserveCapacity(builtIn.count + fields.count)

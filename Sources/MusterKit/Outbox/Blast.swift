@@ -165,13 +165,16 @@ public final class Blast: @unchecked Sendable {
     let ledger: Ledger
     let clock: Clock
     let info: CampaignMailInfo
-    let messageSettings: MessageSettings
+    var messageSettings: MessageSettings
     let unsubscribeURL: String?
     /// `serve.base_url` when it is https: unsubscribe links then go to `muster serve`'s `/u/<token>`.
     let signPageURL: String?
     let unsubscribeLinks: UnsubscribeLinks?
     /// Files every message carries: the signature sheet, for `attach_signatures`.
     let attachments: [MIMEAttachment]
+    /// For `receipt: attach`: issues each signer's receipt against the checkpoint that was
+    /// the latest when the blast started.
+    let receipts: ReceiptIssuer?
     private let lock = NSLock()
     private var stopRequested = false
 
@@ -202,6 +205,7 @@ public final class Blast: @unchecked Sendable {
         info = CampaignMailInfo(slug: campaign.slug, title: manifest.title, count: Int(report.count), goal: manifest.goal,
                                 deadline: manifest.deadline, daysLeft: report.daysLeft, milestone: milestone, sender: sender)
         messageSettings = MessageSettings(unsubscribeMailbox: (try? sender.named(nil)) ?? sender)
+        messageSettings.dkim = try settings.dkimSigner(workspace: campaign.workspace, senderDomain: sender.domain)
         unsubscribeURL = settings.unsubscribeURL
         signPageURL = settings.serve.baseURL.flatMap { $0.hasPrefix("https://") ? $0 : nil }
         unsubscribeLinks = signPageURL == nil ? nil : try ledger.unsubscribeLinks()
@@ -209,6 +213,32 @@ public final class Blast: @unchecked Sendable {
         attachments = try template.attachSignatures.map {
             [try SignatureSheet.attachment($0, campaign: campaign, manifest: manifest, ledger: ledger)]
         } ?? []
+        let loaded = template
+        receipts = loaded.receipt == nil ? nil : try Self.receiptIssuer(campaign: campaign, template: loaded, ledger: ledger)
+    }
+
+    /// The receipts of a `receipt: attach` template: against the campaign's latest
+    /// checkpoint, which must exist and cover every signature (docs/mail.md, "Receipts").
+    /// Read on a connection of the issuer's own, since the event loops render in parallel.
+    static func receiptIssuer(campaign: Campaign, template: EmailTemplate, ledger: Ledger) throws -> ReceiptIssuer {
+        let transparency = CampaignTransparency(campaign: campaign)
+        guard let latest = transparency.checkpointFiles().last else {
+            throw MusterError.failure("""
+                \(template.file) attaches each signer's receipt (receipt: attach), but \(campaign.slug) has no checkpoint yet: \
+                run `muster checkpoint` first; nothing was sent
+                """)
+        }
+        guard let reader = try Ledger.open(ledger.url, create: false) else { throw MusterError.failure("the ledger disappeared") }
+        let issuer = try ReceiptIssuer(transparency: transparency, ledger: reader, note: String(latest.size))
+        let newest = try reader.snapshot { try reader.newestSignature() } ?? 0
+        guard newest <= issuer.checkpoint.size else {
+            throw MusterError.failure("""
+                \(template.file) attaches each signer's receipt (receipt: attach), but the latest checkpoint, \
+                \(campaign.workspace.display(latest.url)), covers entries 1–\(issuer.checkpoint.size) and signatures were added \
+                after it (up to entry \(newest)): run `muster checkpoint` first so that every receipt is proven against it; nothing was sent
+                """)
+        }
+        return issuer
     }
 
     /// For a `consenting` template, the consent its recipients must have given.
@@ -268,7 +298,17 @@ public final class Blast: @unchecked Sendable {
         } else if let base = unsubscribeURL {
             url = base + (base.utf8.contains(UInt8(ascii: "?")) ? "&" : "?") + "c=\(campaign.slug)&r=\(recipient.key.prefix(32))"
         }
-        let mailRecipient = MailRecipient(name: recipient.name, email: recipient.email, fields: recipient.fields, unsubscribeURL: url)
+        var mailRecipient = MailRecipient(name: recipient.name, email: recipient.email, fields: recipient.fields, unsubscribeURL: url)
+        var attachments = attachments
+        if let receipts {
+            // A sample signer (a test send to an address that has not signed) has no receipt.
+            mailRecipient.variables = ["receipt_checkpoint": receipts.shortForm, "receipt_entry": recipient.signature.map(String.init) ?? ""]
+            if let seq = recipient.signature {
+                let receipt = try receipts.receipt(seq: seq)
+                attachments.append(MIMEAttachment(mediaType: "application/json", filename: ReceiptRequest.filename,
+                                                  data: Array(try receipt.encoded().utf8)))
+            }
+        }
         do {
             return try renderMessage(template: template, recipient: mailRecipient, campaign: info, settings: messageSettings,
                                      date: clock.now(), attachments: attachments)

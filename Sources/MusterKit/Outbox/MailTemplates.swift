@@ -41,8 +41,14 @@ public enum MailTemplates {
         do {
             let template = try EmailTemplate(contentsOf: url, displayPath: display)
             let name = url.deletingPathExtension().lastPathComponent
-            let known = EmailTemplate.knownVariables(fields: manifest.fields.map(\.name) + (serverTemplates[name] ?? []))
-            var found = (template.warnings + template.check(knownVariables: known)).map(\.asDiagnostic)
+            let known = EmailTemplate.knownVariables(fields: manifest.fields.map(\.name) + (serverTemplates[name] ?? []), receipt: template.receipt != nil)
+            var found = (template.warnings + template.check(knownVariables: known)).map { diagnostic in
+                var diagnostic = diagnostic
+                if template.receipt == nil, ReceiptRequest.variableNames.contains(where: { diagnostic.message.hasPrefix("unknown variable '\($0)'") }) {
+                    diagnostic.message += " (it needs 'receipt: attach' in the front matter)"
+                }
+                return diagnostic.asDiagnostic
+            }
             if template.audience == .consenting, template.consent == nil, manifest.consents.count != 1 {
                 found.append(Diagnostic(file: display, line: 1, column: 1,
                                         message: "audience 'consenting' needs 'consent: KEY' when the manifest declares \(manifest.consents.count) consents"))

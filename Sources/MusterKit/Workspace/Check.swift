@@ -16,8 +16,13 @@ public struct WorkspaceSettings: Sendable, Equatable {
     public var dedupe: MailboxRules = .standard
     /// How `muster serve` listens and names itself (`serve:`, read by `ServeSettings.parse`).
     public var serve = ServeSettings()
+    /// `dkim:`: muster signs its mail itself (DKIM.swift); the key file is read when mail is sent.
+    public var dkimDomain: String?
+    public var dkimSelector: String?
+    public var dkimKeyFile: String?
 
-    static let knownKeys: Set<String> = ["sender", "smtp", "unsubscribe_url", "dedupe", "serve"]
+    static let knownKeys: Set<String> = ["sender", "smtp", "unsubscribe_url", "dedupe", "serve", "dkim"]
+    static let knownDKIMKeys: Set<String> = ["domain", "selector", "key"]
     static let knownSMTPKeys: Set<String> = ["url", "starttls", "username", "ca_file", "timeout"]
 
     /// Reads `muster.yaml`, collecting every problem.
@@ -58,6 +63,18 @@ public struct WorkspaceSettings: Sendable, Equatable {
         }
         if let rules = MailboxRules.parse(map["dedupe"], diagnostics: diagnostics) { settings.dedupe = rules }
         if let serve = ServeSettings.parse(map["serve"], diagnostics: diagnostics) { settings.serve = serve }
+        if let node = map["dkim"], let dkim = MappingReader(node, diagnostics: diagnostics, what: "'dkim'") {
+            dkim.warnUnknown(knownDKIMKeys, in: "'dkim'")
+            settings.dkimSelector = dkim.string("selector", required: true, what: "'dkim'")
+            settings.dkimKeyFile = dkim.string("key", required: true, what: "'dkim'")
+            settings.dkimDomain = dkim.string("domain", what: "'dkim'")
+            if let domain = settings.dkimDomain, !DKIMSigner.isDomain(domain) {
+                diagnostics.error("'domain' must be a domain name in ASCII, as in example.org, not '\(domain)'", at: dkim["domain"]?.mark)
+            }
+            if let selector = settings.dkimSelector, !DKIMSigner.isSelector(selector) {
+                diagnostics.error("'selector' must be letters, digits, hyphens and dots, as in muster2026, not '\(selector)'", at: dkim["selector"]?.mark)
+            }
+        }
         return (diagnostics.hasErrors ? nil : settings, diagnostics.diagnostics)
     }
 }
@@ -80,6 +97,35 @@ extension WorkspaceSettings {
             return settings
         } catch {
             throw MusterError.usage(error.localizedDescription)
+        }
+    }
+
+    /// The DKIM signer of `dkim:`, nil without that section. The key file must be outside
+    /// the workspace (which goes into git) and readable by its owner only; `domain`
+    /// defaults to the sender's. Any problem is a usage error naming the file.
+    public func dkimSigner(workspace: Workspace, senderDomain: String) throws -> DKIMSigner? {
+        guard let selector = dkimSelector, let file = dkimKeyFile else { return nil }
+        let expanded = file.hasPrefix("~/") ? FileManager.default.homeDirectoryForCurrentUser.path + file.dropFirst(1) : file
+        let url = expanded.hasPrefix("/") ? URL(fileURLWithPath: expanded) : workspace.root.appendingPathComponent(expanded)
+        let real = url.resolvingSymlinksInPath().standardizedFileURL.path
+        let root = workspace.root.resolvingSymlinksInPath().standardizedFileURL.path
+        if real == root || real.hasPrefix(root.hasSuffix("/") ? root : root + "/") {
+            throw MusterError.usage("the DKIM key \(file) is inside the workspace, which goes into git: move it out (for example to ~/.config/muster/dkim.pem, mode 0600) and set dkim.key in muster.yaml to that path")
+        }
+        var info = stat()
+        guard stat(real, &info) == 0 else {
+            throw MusterError.usage("the DKIM key \(file) cannot be read: \(String(cString: strerror(errno))); set dkim.key in muster.yaml to the private key's path")
+        }
+        if info.st_mode & 0o077 != 0 {
+            throw MusterError.usage("the DKIM key \(file) can be read by others (mode \(String(info.st_mode & 0o777, radix: 8))): run chmod 600 \(file)")
+        }
+        guard let data = FileManager.default.contents(atPath: real), let pem = String(data: data, encoding: .utf8) else {
+            throw MusterError.usage("the DKIM key \(file) cannot be read")
+        }
+        do {
+            return try DKIMSigner(domain: dkimDomain ?? senderDomain, selector: selector, pem: pem, source: file)
+        } catch {
+            throw MusterError.usage(error.description)
         }
     }
 

@@ -80,7 +80,7 @@ struct EmailTemplateTests {
                 "emails/bad.md:1:1: missing required key 'subject'",
                 "emails/bad.md:2:11: audience must be signers, consenting or targets, not 'everyone'",
                 "emails/bad.md:3:11: reply_to: invalid address \"not an address\" for Reply-To: missing @",
-                "emails/bad.md:4:1: warning: unknown key 'colour' (expected subject, audience, reply_to, consent, attach_signatures)",
+                "emails/bad.md:4:1: warning: unknown key 'colour' (expected subject, audience, reply_to, consent, attach_signatures, receipt)",
                 "emails/bad.md:6:4: section 'name' is never closed",
                 "emails/bad.md:7:1: partials ({{> footer}}) are not supported in email templates",
             ] || { print(lines); return false }()
@@ -248,7 +248,7 @@ struct LoadAllTests {
         #expect(diagnostics.map(\.description) == [
             "campaigns/x/emails/b-bad.md:1:1: missing required key 'subject'",
             "campaigns/x/emails/b-bad.md:2:11: audience must be signers, consenting or targets, not 'all'",
-            "campaigns/x/emails/c-warn.md:4:1: warning: unknown key 'extra' (expected subject, audience, reply_to, consent, attach_signatures)",
+            "campaigns/x/emails/c-warn.md:4:1: warning: unknown key 'extra' (expected subject, audience, reply_to, consent, attach_signatures, receipt)",
         ])
         let sample = MailRecipient.sample(fields: ["region"])
         let content = renderContent(template: templates[0], recipient: sample, campaign: TemplateRenderingTests.campaign,

@@ -9,11 +9,11 @@ with that build and with this one, in interleaved rounds so a busy moment on the
 machine hits both alike. Reports the medians and their ratio, and writes them into
 BENCHMARKS.md between <!-- bench:identity --> markers.
 """
-import datetime, json, os, pathlib, platform, shutil, subprocess, sys, tempfile, time
+import datetime, json, os, pathlib, platform, shutil, subprocess, sys, tempfile
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "scripts"))
-from benchlib import write_section  # noqa: E402
+from benchlib import measure, write_section  # noqa: E402
 from bench_import import generate  # noqa: E402
 
 # The build to measure: this checkout's release build, or BENCH_MUSTER (for example the
@@ -59,22 +59,6 @@ def base_build():
     return rev, binary
 
 
-def timed(args, cwd):
-    """Wall time, CPU time (user + system, both threads) and peak memory of one run."""
-    start = time.perf_counter()
-    pid = os.fork()
-    if pid == 0:
-        os.chdir(cwd)
-        fd = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(fd, 1); os.dup2(fd, 2)
-        os.execv(str(args[0]), [str(a) for a in args])
-    _, status, usage = os.wait4(pid, 0)
-    elapsed = time.perf_counter() - start
-    if status != 0:
-        sys.exit(f"bench: {args} failed with status {status}")
-    return elapsed, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024
-
-
 def workspace(binary, path):
     subprocess.run([binary, "init", path], check=True, capture_output=True)
     subprocess.run([binary, "new", "bench", "--goal", str(ROWS)], cwd=path, check=True, capture_output=True)
@@ -107,7 +91,7 @@ def main():
                     ws = tmp / f"ws-{name}"
                     shutil.rmtree(ws, ignore_errors=True)
                     workspace(binaries[name], ws)
-                    runs[name].append(timed([binaries[name], "import", path], cwd=ws))
+                    runs[name].append(measure([binaries[name], "import", path], cwd=ws))
                     print(f"bench:   {name}: {runs[name][-1][0]:.2f} s wall, {runs[name][-1][1]:.2f} s CPU", file=sys.stderr)
                     counts[name] = count_of(binaries[name], ws)
             return runs, counts

@@ -18,7 +18,7 @@ import datetime, os, pathlib, platform, random, re, shutil, subprocess, sys, tem
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "scripts"))
-from benchlib import write_section  # noqa: E402
+from benchlib import measure, write_section  # noqa: E402
 MUSTER = ROOT / ".build/release/muster"
 ROWS = int(os.environ.get("BENCH_IMPORT_ROWS", "1000000"))
 RUNS = int(os.environ.get("BENCH_IMPORT_RUNS", "3"))
@@ -69,18 +69,9 @@ def generate(path, rows):
 
 
 def timed_rss(args, cwd=None):
-    start = time.perf_counter()
-    pid = os.fork()
-    if pid == 0:
-        if cwd: os.chdir(cwd)
-        fd = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(fd, 1); os.dup2(fd, 2)
-        os.execv(str(args[0]), [str(a) for a in args])
-    _, status, usage = os.wait4(pid, 0)
-    elapsed = time.perf_counter() - start
-    if status != 0:
-        sys.exit(f"bench: {args} failed with status {status}")
-    return elapsed, usage.ru_maxrss / 1024
+    """Wall time and peak memory of one run (benchlib.measure)."""
+    wall, _, rss = measure(args, cwd)
+    return wall, rss
 
 
 def main():

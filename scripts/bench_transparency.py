@@ -27,7 +27,7 @@ import datetime, os, pathlib, platform, shutil, sqlite3, statistics, subprocess,
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "scripts"))
-from benchlib import write_section  # noqa: E402
+from benchlib import measure, write_section  # noqa: E402
 MUSTER = ROOT / ".build/release/muster"
 FIXTURE = ROOT / ".build/release/muster-fixture"
 VERIFIER = ROOT / "scripts/muster_verify.py"
@@ -52,18 +52,8 @@ def median(args, cwd, env=None, runs=RUNS):
 
 
 def run_usage(args, cwd):
-    """Wall time and CPU time (user + system) of one run."""
-    start = time.perf_counter()
-    pid = os.fork()
-    if pid == 0:
-        os.chdir(cwd)
-        fd = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(fd, 1); os.dup2(fd, 2)
-        os.execv(str(args[0]), [str(a) for a in args])
-    _, status, usage = os.wait4(pid, 0)
-    if status != 0:
-        raise SystemExit(f"bench: {args} failed with status {status}")
-    return time.perf_counter() - start, usage.ru_utime + usage.ru_stime
+    """Wall time and CPU time (user + system) of one run (benchlib.measure)."""
+    return measure(args, cwd)[:2]
 
 
 def side_by_side(tmp, ledger):

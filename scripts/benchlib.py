@@ -1,6 +1,8 @@
-"""Shared by the bench_*.py scripts: writing one section of BENCHMARKS.md."""
+"""Shared by the bench_*.py scripts: timing one run, writing one section of BENCHMARKS.md."""
+import os
 import pathlib
 import re
+import time
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 HEADER = "# Benchmarks\n\nEvery figure here was written by `make bench`; rerun it to refresh them.\n\n"
@@ -18,3 +20,21 @@ def write_section(name, section):
         text = text.rstrip() + "\n\n" + section + "\n"
     path.write_text(text)
     print(section)
+
+
+def measure(args, cwd=None):
+    """Runs `args` (output discarded) and returns its wall time and CPU time (user +
+    system, all threads) in seconds and its peak memory in MiB; exits on failure."""
+    start = time.perf_counter()
+    pid = os.fork()
+    if pid == 0:
+        if cwd:
+            os.chdir(cwd)
+        fd = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(fd, 1); os.dup2(fd, 2)
+        os.execv(str(args[0]), [str(a) for a in args])
+    _, status, usage = os.wait4(pid, 0)
+    elapsed = time.perf_counter() - start
+    if status != 0:
+        raise SystemExit(f"bench: {args} failed with status {status}")
+    return elapsed, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024

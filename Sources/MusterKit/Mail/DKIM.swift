@@ -82,10 +82,8 @@ public struct DKIMSigner: Sendable {
     /// The DNS TXT record that publishes this key, at `<selector>._domainkey.<domain>`.
     public var dnsRecord: String {
         switch key {
-        case .rsa(let rsa):
-            return "v=DKIM1; k=rsa; p=" + rsa.publicKey.derRepresentation.base64EncodedString()
-        case .ed25519(let ed):
-            return "v=DKIM1; k=ed25519; p=" + ed.publicKey.rawRepresentation.base64EncodedString()
+        case .rsa: return "v=DKIM1; k=rsa; p=" + publicKeyBase64
+        case .ed25519: return "v=DKIM1; k=ed25519; p=" + publicKeyBase64
         }
     }
 

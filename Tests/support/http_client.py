@@ -11,9 +11,11 @@ Modes:
   endless-body   send a POST head announcing 1 GiB, then 64 KiB chunks as fast as the
                  server takes them; print "closed N" (bytes of body sent) once it
                  closes, or "sent N" after 64 MiB
-  split-post     send a POST of BODY (form-encoded) with its head and the first half
-                 of the body, print "sent", wait for a line on stdin, send the rest and
-                 print the response's status line
+  split-post     send the head of a POST of BODY (form-encoded) with
+                 "Expect: 100-continue", wait for the server's "100 Continue" (proof it
+                 has read the head: the request is in flight), send the first half of
+                 the body, print "sent", wait for a line on stdin, send the rest and
+                 print the final response's status line (or "no 100 continue: LINE")
   post-many      POST each line of the file PATH ("<path> TAB <form body>") from 16
                  threads; print "ok N" for each 200 answer (N: the line's index) as it
                  comes, "failed N" for any other outcome, then "done"
@@ -91,11 +93,20 @@ def main():
     elif mode == "split-post":
         body = sys.argv[4].encode()
         s.sendall(f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/x-www-form-urlencoded\r\n"
-                  f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode() + body[: len(body) // 2])
+                  f"Content-Length: {len(body)}\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n".encode())
+        response = b""
+        while b"\r\n\r\n" not in response:
+            data = s.recv(65536)
+            if not data:
+                break
+            response += data
+        interim, _, response = response.partition(b"\r\n\r\n")
+        if not interim.startswith(b"HTTP/1.1 100"):
+            print("no 100 continue:", interim.split(b"\r\n", 1)[0].decode() or "closed", flush=True); return
+        s.sendall(body[: len(body) // 2])
         print("sent", flush=True)
         sys.stdin.readline()
         s.sendall(body[len(body) // 2:])
-        response = b""
         while b"\r\n" not in response:
             data = s.recv(65536)
             if not data:

@@ -11,6 +11,9 @@ import NIOHTTPTypes
 /// - a body may not exceed `maxBodyBytes` (routes set smaller limits of their own: the
 ///   sign form's 64 KiB gets a 413 page).
 ///
+/// A request that says `Expect: 100-continue` is answered `100 Continue` as soon as its
+/// head is read.
+///
 /// A connection that misses a deadline or exceeds the limit is closed, with nothing
 /// recorded: a request is acted on only once it is whole. The idle time-out (no byte
 /// either way) stays as a further bound.
@@ -52,9 +55,14 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         guard !closed else { return }
         switch unwrapInboundIn(data) {
-        case .head:
+        case .head(let head):
             bodyBytes = 0
             arm(context, limits.bodyTimeout)
+            // RFC 9110 §10.1.1: a client that asked may send its body once told to (curl
+            // does for large bodies); the answer also tells it the head was read whole.
+            if head.headerFields[.expect]?.lowercased() == "100-continue" {
+                context.writeAndFlush(wrapOutboundOut(.head(HTTPResponse(status: .continue))), promise: nil)
+            }
         case .body(let buffer):
             bodyBytes += buffer.readableBytes
             if bodyBytes > limits.maxBodyBytes {

@@ -19,7 +19,7 @@ import Testing
 
         result = try box.run(["check"], in: ws)
         #expect(result.status == 0, "\(result)")
-        #expect(result.stdout == "ok: 1 campaign, 7 files checked (1 warning)\n", "the scaffold's placeholder sender is a warning")
+        #expect(result.stdout == "ok: 1 campaign, 8 files checked (1 warning)\n", "the scaffold's placeholder sender is a warning")
 
         let day1 = ["MUSTER_NOW": "2026-11-20T09:00:00Z"], day2 = ["MUSTER_NOW": "2026-11-25T16:30:00Z"]
         result = try box.run(["sign", "--name", "Ana Lima", "--email", "ana@example.org", "--field", "region=Lyon", "--consent", "updates"], in: ws, environment: day1)

@@ -8,8 +8,9 @@ struct SiteMail: Sendable {
     let sender: MailAddress
     let settings: MessageSettings
 
-    /// Loads `emails/confirm.md` (the built-in one when the campaign has none) and
-    /// `emails/already-signed.md` (else `templates/web/already-signed.md`, else the
+    /// Loads `emails/confirm.md` (the built-in one in the campaign's language when the
+    /// campaign has none) and `emails/already-signed.md` (else the workspace's
+    /// `templates/web/already-signed.md`, or `already-signed.fr.md` in French, else the
     /// built-in one). A template with errors stops the server (65); a missing sender
     /// gives nil and the reason: the mail then waits in the ledger.
     static func load(campaign: Campaign, manifest: Manifest, settings: WorkspaceSettings) throws -> (SiteMail?, String?) {
@@ -24,8 +25,9 @@ struct SiteMail: Sendable {
                 throw MusterError(.badInput, "templates/\(fallback) is invalid", details: error.diagnostics.map(\.description))
             }
         }
-        let confirm = try template("confirm", fallback: "campaign/emails/confirm.md")
-        let already = try template("already-signed", fallback: "web/already-signed.md")
+        let language = manifest.web.language
+        let confirm = try template("confirm", fallback: language.variant(of: "campaign/emails/confirm.md"))
+        let already = try template("already-signed", fallback: language.variant(of: "web/already-signed.md"))
         guard let senderText = manifest.sender ?? settings.sender else {
             return (nil, "no sender: set 'sender' in \(campaign.workspace.display(campaign.manifestURL)) or muster.yaml")
         }
@@ -36,7 +38,10 @@ struct SiteMail: Sendable {
             throw MusterError.badInput("sender '\(senderText)': \(error.localizedDescription)")
         }
         let mail = SiteMail(confirm: confirm, alreadySigned: already, sender: sender,
-                            settings: MessageSettings(unsubscribeMailbox: (try? sender.named(nil)) ?? sender))
+                            // muster's HTML layout has an English footer: other languages get the
+                            // template's HTML as it is.
+                            settings: MessageSettings(unsubscribeMailbox: (try? sender.named(nil)) ?? sender,
+                                                      useDefaultLayout: language == .en))
         return (mail, nil)
     }
 }

@@ -61,37 +61,62 @@ extension SignForm {
         }
     }
 
-    /// Validates as `muster sign` does, collecting one message per field (by form
-    /// parameter); the signature when there is none.
+    /// Validates as `muster sign` does, collecting one problem per field (by form
+    /// parameter); the signature when there is none. `muster sign`'s messages are
+    /// English sentences for the command line: the page shows the *kind* of each problem
+    /// (`FieldError.key`, a text of the page's catalogue) instead.
     mutating func validate(against manifest: Manifest) -> ValidSignature? {
-        func check(_ param: String, _ body: () throws -> Void) {
-            do { try body() } catch let error as MusterError { errors[param] = Self.sentence(error.message) } catch {
-                errors[param] = "This value is not accepted."
+        func check(_ param: String, _ value: String, _ field: Manifest.Field? = nil, _ body: () throws -> Void) {
+            do { try body() } catch {
+                errors[param] = Self.problem(param: param, value: value, field: field)
             }
         }
-        check("name") { _ = try SignatureInput.validatedName(name) }
-        check("email") { _ = try SignatureInput.validatedEmail(email) }
+        check("name", name) { _ = try SignatureInput.validatedName(name) }
+        check("email", email) { _ = try SignatureInput.validatedEmail(email) }
         for field in manifest.fields {
-            check("field." + field.name) { _ = try SignatureInput.validatedField(fields[field.name] ?? "", field) }
+            let value = fields[field.name] ?? ""
+            check("field." + field.name, value, field) { _ = try SignatureInput.validatedField(value, field) }
         }
-        check("comment") { _ = try SignatureInput.validatedComment(comment) }
+        check("comment", comment) { _ = try SignatureInput.validatedComment(comment) }
         guard errors.isEmpty else { return nil }
         let input = SignatureInput(name: name, email: email, comment: comment, fields: fields.filter { !$0.value.isEmpty },
                                    consents: consents.sorted(), source: "web", collector: nil)
         do {
             return try input.validated(against: manifest)
-        } catch let error as MusterError {
-            errors["name"] = Self.sentence(error.message)
-            return nil
         } catch {
-            errors["name"] = "This form could not be accepted."
+            errors["name"] = FieldError("error_invalid")
             return nil
         }
     }
 
-    /// A validation message as a sentence for the page.
-    static func sentence(_ message: String) -> String {
-        let first = message.prefix(1).uppercased() + message.dropFirst()
-        return first.hasSuffix(".") ? first : first + "."
+    /// What kind of problem `muster sign`'s validator found in `value` (it said no).
+    static func problem(param: String, value: String, field: Manifest.Field?) -> FieldError {
+        if value.unicodeScalars.contains("\u{FFFD}") { return FieldError("error_utf8") }
+        switch param {
+        case "comment":
+            let length = TextField.clean(value).count
+            return length > SignatureLimits.comment ? FieldError("error_too_long", ["limit": String(SignatureLimits.comment)]) : FieldError("error_comment")
+        case "email":
+            return TextField.clean(value).isEmpty ? FieldError("error_required") : FieldError("error_email")
+        default:
+            if TextField.forbiddenCharacter(in: value) != nil { return FieldError("error_control") }
+            let cleaned = TextField.clean(value)
+            if cleaned.isEmpty { return FieldError("error_required") }
+            if field?.options != nil, cleaned.count <= SignatureLimits.fieldValue { return FieldError("error_option") }
+            let limit = param == "name" ? SignatureLimits.name : SignatureLimits.fieldValue
+            return cleaned.count > limit ? FieldError("error_too_long", ["limit": String(limit)]) : FieldError("error_invalid")
+        }
+    }
+}
+
+/// A problem with one value of the form: a key of the page's catalogue of texts
+/// (`error_required`, `error_email`…) and the values its text may name.
+struct FieldError: Sendable, Equatable {
+    let key: String
+    let values: [String: String]
+
+    init(_ key: String, _ values: [String: String] = [:]) {
+        self.key = key
+        self.values = values
     }
 }

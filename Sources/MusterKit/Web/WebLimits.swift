@@ -12,8 +12,11 @@ import Yams
 ///   domain_per_minute: 60      # one email domain
 ///   domain_per_hour: 600
 ///   domain_exempt: [gmail.com, outlook.com]   # replaces the built-in list
+///   language: fr               # the pages' and server mail's language (en, fr)
 /// ```
 public struct WebLimits: Sendable, Equatable {
+    /// The language of the sign page and of the server's mail.
+    public var language: WebLanguage = .en
     public var clientPerMinute = 10
     public var clientPerHour = 60
     public var domainPerMinute = 60
@@ -30,7 +33,8 @@ public struct WebLimits: Sendable, Equatable {
 
     public init() {}
 
-    static let knownKeys: Set<String> = ["client_per_minute", "client_per_hour", "domain_per_minute", "domain_per_hour", "domain_exempt"]
+    static let knownKeys: Set<String> = ["client_per_minute", "client_per_hour", "domain_per_minute", "domain_per_hour", "domain_exempt",
+                                         "language"]
 
     /// Reads the `web:` mapping, reporting each problem with its line.
     static func parse(_ node: Node?, diagnostics: DiagnosticCollector) -> WebLimits {
@@ -41,6 +45,13 @@ public struct WebLimits: Sendable, Equatable {
         if let value = map.positiveInt("client_per_hour", what: "'web'") { limits.clientPerHour = value }
         if let value = map.positiveInt("domain_per_minute", what: "'web'") { limits.domainPerMinute = value }
         if let value = map.positiveInt("domain_per_hour", what: "'web'") { limits.domainPerHour = value }
+        if let text = map.string("language", what: "'web'") {
+            if let language = WebLanguage(rawValue: text) {
+                limits.language = language
+            } else {
+                diagnostics.error("'language' must be one of \(WebLanguage.listed), not '\(text)'", at: map["language"]?.mark)
+            }
+        }
         if let value = map["domain_exempt"] {
             if case .sequence(let items) = value {
                 limits.domainExempt = Set(items.compactMap { item -> String? in

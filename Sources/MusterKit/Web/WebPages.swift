@@ -1,13 +1,14 @@
 import Foundation
 import Mustache
 
-/// The sign page's templates, `templates/web/*.mustache` and `style.css`: the
-/// workspace's own copy of each file first, the built-in one otherwise (read once, when
-/// the server starts).
+/// The sign page's templates, `templates/web/*.mustache` and `style.css`, and its texts
+/// in each language (`templates/web/en.yaml`, `fr.yaml`): the workspace's own copy of
+/// each file first, the built-in one otherwise (read once, when the server starts).
 struct WebTemplates: Sendable {
     static let pages = ["header", "footer", "index", "petition", "message", "confirm", "unsubscribe"]
     let library: MustacheLibrary
     let stylesheet: String
+    let catalogues: [WebLanguage: WebCatalogue]
 
     init(workspace: Workspace) throws {
         var library = MustacheLibrary()
@@ -22,7 +23,12 @@ struct WebTemplates: Sendable {
         }
         self.library = library
         self.stylesheet = try TemplateSource.text(for: "web/style.css", workspace: workspace)
+        var catalogues: [WebLanguage: WebCatalogue] = [:]
+        for language in WebLanguage.allCases { catalogues[language] = try WebCatalogue(language, workspace: workspace) }
+        self.catalogues = catalogues
     }
+
+    func catalogue(_ language: WebLanguage) -> WebCatalogue { catalogues[language]! }
 
     func render(_ name: String, _ context: [String: Any]) -> String {
         library.render(context, withTemplate: name) ?? ""
@@ -36,8 +42,9 @@ struct SignForm: Sendable {
     var comment = ""
     var fields: [String: String] = [:]
     var consents: Set<String> = []
-    /// Error messages by form parameter (`name`, `email`, `field.region`, `comment`).
-    var errors: [String: String] = [:]
+    /// Problems by form parameter (`name`, `email`, `field.region`, `comment`; `form`
+    /// for the form's token).
+    var errors: [String: FieldError] = [:]
 }
 
 /// One campaign as `muster serve` shows it.
@@ -51,6 +58,7 @@ final class CampaignSite: Sendable {
     let links: UnsubscribeLinks
 
     var slug: String { campaign.slug }
+    var language: WebLanguage { manifest.web.language }
 
     init(campaign: Campaign, manifest: Manifest) throws {
         self.campaign = campaign
@@ -70,41 +78,51 @@ final class CampaignSite: Sendable {
 
 /// Mustache contexts for the pages (plain dictionaries: the fastest for swift-mustache).
 enum PageContext {
-    static func base(title: String, siteName: String) -> [String: Any] {
-        ["lang": "en", "page_title": title, "site_name": siteName]
+    /// What every page has: `lang`, the title, the site's name and the catalogue's
+    /// plain texts as `t` (`{{t.sign_button}}`).
+    static func base(title: String?, _ texts: WebCatalogue) -> [String: Any] {
+        let siteName = texts.text("site_name")
+        return ["lang": texts.language.rawValue, "page_title": title ?? siteName, "site_name": siteName, "t": texts.all]
     }
 
-    static func index(sites: [(CampaignSite, LedgerStanding)], siteName: String, now: Date) -> [String: Any] {
-        var context = base(title: siteName, siteName: siteName)
+    static func index(sites: [(CampaignSite, LedgerStanding)], _ texts: WebCatalogue, now: Date) -> [String: Any] {
+        var context = base(title: nil, texts)
         context["has_campaigns"] = !sites.isEmpty
         context["campaigns"] = sites.map { site, standing -> [String: Any] in
-            ["slug": site.slug, "title": site.manifest.title, "count": Number.grouped(standing.count),
-             "goal": Number.grouped(Int64(site.manifest.goal)), "closed": site.isClosed(at: now)]
+            ["slug": site.slug, "title": site.manifest.title,
+             "count_line": texts.text("index_count", ["count": Number.grouped(standing.count, texts.language),
+                                                      "goal": Number.grouped(Int64(site.manifest.goal), texts.language)]),
+             "closed": site.isClosed(at: now)]
         }
         return context
     }
 
-    static func petition(_ site: CampaignSite, standing: LedgerStanding, form: SignForm, csrf: String, siteName: String, now: Date) -> [String: Any] {
+    static func petition(_ site: CampaignSite, standing: LedgerStanding, form: SignForm, csrf: String, _ texts: WebCatalogue, now: Date) -> [String: Any] {
         let manifest = site.manifest
-        var context = base(title: manifest.title, siteName: siteName)
+        let language = texts.language
+        var context = base(title: manifest.title, texts)
         let goal = Int64(manifest.goal)
         context["slug"] = site.slug
         context["title"] = manifest.title
         context["petition_html"] = site.petitionHTML
-        context["count"] = Number.grouped(standing.count)
-        context["goal"] = Number.grouped(goal)
+        context["count"] = Number.grouped(standing.count, language)
+        context["count_of_goal"] = texts.text("count_of_goal", ["goal": Number.grouped(goal, language)])
         context["goal_raw"] = String(goal)
         context["count_progress"] = String(min(standing.count, goal))
         context["percent"] = String(goal > 0 ? standing.count * 100 / goal : 0)
         context["has_milestones"] = !manifest.milestones.isEmpty
         context["milestones"] = manifest.milestones.map { milestone -> [String: Any] in
-            var item: [String: Any] = ["at": Number.grouped(Int64(milestone.at)), "one": milestone.at == 1,
+            var item: [String: Any] = ["text": texts.text(milestone.at == 1 ? "milestone_one" : "milestone_other",
+                                                          ["at": Number.grouped(Int64(milestone.at), language)]),
                                        "reached": standing.count >= Int64(milestone.at)]
             if let label = milestone.label { item["label"] = label }
             return item
         }
-        if let deadline = manifest.deadline { context["deadline"] = deadline }
-        context["closed"] = site.isClosed(at: now)
+        let closed = site.isClosed(at: now)
+        if let deadline = manifest.deadline {
+            context["deadline_line"] = texts.text(closed ? "deadline_closed" : "deadline_open", ["date": deadline])
+        }
+        context["closed"] = closed
         context["csrf"] = csrf
 
         var inputs: [[String: Any]] = []
@@ -113,7 +131,7 @@ enum PageContext {
             var item: [String: Any] = ["param": param, "id": "in-" + param.replacingOccurrences(of: ".", with: "-"),
                                        "label": label, "value": value, "required": required, "type": type,
                                        "autocomplete": autocomplete]
-            if let error = form.errors[param] { item["error"] = error }
+            if let error = form.errors[param] { item["error"] = texts.text(error.key, error.values) }
             if let options {
                 item["is_select"] = true
                 item["options"] = options.map { ["value": $0, "selected": $0 == value] as [String: Any] }
@@ -124,13 +142,13 @@ enum PageContext {
             }
             inputs.append(item)
         }
-        input("name", label: "Your name", value: form.name, required: true, autocomplete: "name")
-        input("email", label: "Your email address", value: form.email, required: true, type: "email", autocomplete: "email")
+        input("name", label: texts.text("label_name"), value: form.name, required: true, autocomplete: "name")
+        input("email", label: texts.text("label_email"), value: form.email, required: true, type: "email", autocomplete: "email")
         for field in manifest.fields {
             input("field." + field.name, label: field.label ?? field.name, value: form.fields[field.name] ?? "",
                   required: field.required, options: field.options)
         }
-        input("comment", label: "Comment (optional)", value: form.comment, required: false, textarea: true)
+        input("comment", label: texts.text("label_comment"), value: form.comment, required: false, textarea: true)
         context["inputs"] = inputs
         context["has_consents"] = !manifest.consents.isEmpty
         context["consents"] = manifest.consents.map { consent -> [String: Any] in
@@ -140,14 +158,14 @@ enum PageContext {
         let fieldErrors = form.errors.keys.filter { $0 != "form" }.count
         context["has_errors"] = !form.errors.isEmpty
         context["has_field_errors"] = fieldErrors > 0
-        if let formError = form.errors["form"] { context["form_error"] = formError }
-        context["error_count"] = String(fieldErrors)
-        context["error_plural"] = fieldErrors == 1 ? "" : "s"
+        if let formError = form.errors["form"] { context["form_error"] = texts.text(formError.key, formError.values) }
+        context["errors_summary"] = texts.text(fieldErrors == 1 ? "errors_summary_one" : "errors_summary_other",
+                                               ["count": String(fieldErrors)])
         return context
     }
 
-    static func message(heading: String, paragraphs: [String], back: (href: String, text: String)? = nil, siteName: String) -> [String: Any] {
-        var context = base(title: heading, siteName: siteName)
+    static func message(heading: String, paragraphs: [String], back: (href: String, text: String)? = nil, _ texts: WebCatalogue) -> [String: Any] {
+        var context = base(title: heading, texts)
         context["heading"] = heading
         context["paragraphs"] = paragraphs
         if let back {

@@ -59,7 +59,6 @@ public struct WebServer: Sendable {
     let order: [String]
     let templates: WebTemplates
     let formToken = FormToken()
-    let siteName = "Petitions"
     let mailer: ConfirmationMailer
     /// Why some mail will wait (no relay, no sender), for the operator at start.
     public let warnings: [String]
@@ -155,7 +154,7 @@ public struct WebServer: Sendable {
         router.get("/style.css") { _, _ in
             Self.response(.ok, self.templates.stylesheet, type: "text/css; charset=utf-8", cache: "public, max-age=300")
         }
-        router.get("/") { _, _ in try await self.index() }
+        router.get("/") { request, _ in try await self.index(request) }
         router.get("/c/:slug") { _, context in
             let site = try self.site(context)
             return try await self.petition(site, form: SignForm(), status: .ok)
@@ -170,14 +169,14 @@ public struct WebServer: Sendable {
         router.get("/c/:slug/badge.svg") { _, context in
             try await self.badge(try self.site(context))
         }
-        router.get("/confirm/:token") { _, context in
-            try await self.confirmPage(context.parameters.get("token") ?? "")
+        router.get("/confirm/:token") { request, context in
+            try await self.confirmPage(context.parameters.get("token") ?? "", request: request)
         }
         router.post("/confirm/:token") { request, context in
             try await self.confirm(context.parameters.get("token") ?? "", request: request)
         }
-        router.get("/u/:token") { _, context in
-            try await self.unsubscribePage(context.parameters.get("token") ?? "")
+        router.get("/u/:token") { request, context in
+            try await self.unsubscribePage(context.parameters.get("token") ?? "", request: request)
         }
         router.post("/u/:token") { request, context in
             try await self.unsubscribe(context.parameters.get("token") ?? "", request: request)
@@ -195,14 +194,13 @@ public struct WebServer: Sendable {
     /// signed, or was sent a mail in the last day.
     func sign(_ site: CampaignSite, request: Request, peer: String? = nil) async throws -> Response {
         let now = configuration.clock.now()
-        if let refusal = crossSiteRefusal(request) { return refusal }
-        guard !site.isClosed(at: now) else {
-            return message(.forbidden, heading: "This petition is closed", ["It no longer takes signatures."], back: ("/c/\(site.slug)", "Back to the petition"))
-        }
+        let texts = templates.catalogue(site.language), back = ("/c/\(site.slug)", "back_petition")
+        if let refusal = crossSiteRefusal(request, texts) { return refusal }
+        guard !site.isClosed(at: now) else { return message(.forbidden, texts, "closed", back: back) }
         guard request.headers[.contentType]?.lowercased().hasPrefix("application/x-www-form-urlencoded") == true else {
-            return message(.unsupportedMediaType, heading: "Unexpected form", ["Please use the sign form on the petition page."], back: ("/c/\(site.slug)", "Back to the petition"))
+            return message(.unsupportedMediaType, texts, "unexpected_form", back: back)
         }
-        let tooLarge = message(.contentTooLarge, heading: "Too much text", ["The form sent more than the page accepts. Please shorten your comment and try again."], back: ("/c/\(site.slug)", "Back to the petition"))
+        let tooLarge = message(.contentTooLarge, texts, "too_large", back: back)
         if let length = request.headers[.contentLength].flatMap(Int.init), length > Self.maxFormBytes { return tooLarge }
         var request = request
         let body: ByteBuffer
@@ -217,7 +215,7 @@ public struct WebServer: Sendable {
         let token = FormBody.decode(Array(buffer: body)).first { $0.0 == "csrf" }?.1 ?? ""
         let signature = form.validate(against: site.manifest)
         if !formToken.isValid(token, slug: site.slug, at: now) {
-            form.errors["form"] = "This form was too old or did not come from this page. Please check your details and send it again."
+            form.errors["form"] = FieldError("error_form_token")
         }
         guard form.errors.isEmpty, let signature else {
             return try await petition(site, form: form, status: .unprocessableContent)
@@ -230,10 +228,7 @@ public struct WebServer: Sendable {
             try ledger.addPending(signature, slug: site.slug, at: now, client: client, limits: limits)
         }
         if case .queued = outcome { mailer.wake() }
-        return message(.ok, heading: "Check your inbox", [
-            "We have sent an email to the address you gave. Your signature counts once you open the link in it and press the confirmation button.",
-            "The link is valid for 7 days. If nothing arrives within an hour, look in your spam folder.",
-        ], back: ("/c/\(site.slug)", "Back to the petition"))
+        return message(.ok, texts, "check_inbox", back: back)
     }
 
     // MARK: - Embedding
@@ -278,25 +273,20 @@ public struct WebServer: Sendable {
         return nil
     }
 
-    func unknownLink() -> Response {
-        message(.notFound, heading: "This link does not work", [
-            "It may have expired (confirmation links work for 7 days), been copied only in part, or be for a petition this site does not serve. Nothing was recorded.",
-            "You can sign again from the petition's page.",
-        ], back: ("/", "See the petitions"))
+    func unknownLink(_ request: Request) -> Response {
+        message(.notFound, texts(for: request), "unknown_link", back: ("/", "see_petitions"))
     }
 
     /// `GET /confirm/<token>`: one button; changes nothing (mail scanners open links).
-    func confirmPage(_ token: String) async throws -> Response {
-        guard let (site, state) = try await pendingSite(token) else { return unknownLink() }
-        let back = ("/c/\(site.slug)", "See the petition")
+    func confirmPage(_ token: String, request: Request) async throws -> Response {
+        guard let (site, state) = try await pendingSite(token) else { return unknownLink(request) }
+        let texts = templates.catalogue(site.language), back = ("/c/\(site.slug)", "see_petition")
         if state == .confirmed {
             let standing = try await site.desk.standing()
-            return message(.ok, heading: "Your signature is counted", [
-                "You have already confirmed your signature on “\(site.manifest.title)”. \(Self.countSentence(standing.count, goal: site.manifest.goal))",
-            ], back: back)
+            return message(.ok, texts, "counted", Self.countValues(site, standing.count, texts), back: back)
         }
-        var context = PageContext.message(heading: "Confirm your signature", paragraphs: [], siteName: siteName)
-        context["intro"] = "You are signing “\(site.manifest.title)”. Press the button to make your signature count."
+        var context = PageContext.message(heading: texts.text("confirm_heading"), paragraphs: [], texts)
+        context["intro"] = texts.text("confirm_intro", ["title": site.manifest.title])
         context["token"] = token
         return html(.ok, "confirm", context)
     }
@@ -304,31 +294,24 @@ public struct WebServer: Sendable {
     /// `POST /confirm/<token>`: the pending signature enters the ledger (source `web`);
     /// pressing again, or reloading, changes nothing more.
     func confirm(_ token: String, request: Request) async throws -> Response {
-        if let refusal = crossSiteRefusal(request) { return refusal }
-        guard let (site, _) = try await pendingSite(token) else { return unknownLink() }
-        let now = configuration.clock.now()
-        let back = ("/c/\(site.slug)", "See the petition")
-        guard !site.isClosed(at: now) else {
-            return message(.forbidden, heading: "This petition is closed", ["It no longer takes signatures. Nothing was recorded."], back: back)
+        guard let (site, _) = try await pendingSite(token) else {
+            return crossSiteRefusal(request, texts(for: request)) ?? unknownLink(request)
         }
+        let texts = templates.catalogue(site.language), back = ("/c/\(site.slug)", "see_petition")
+        if let refusal = crossSiteRefusal(request, texts) { return refusal }
+        let now = configuration.clock.now()
+        guard !site.isClosed(at: now) else { return message(.forbidden, texts, "closed", back: back) }
         let slug = site.slug
         let outcome = try await site.desk.perform { ledger in try ledger.confirmPending(token: token, slug: slug, at: now) }
-        let goal = site.manifest.goal
         switch outcome {
         case .confirmed(_, let count):
-            return message(.ok, heading: "Thank you: your signature counts", [
-                "You signed “\(site.manifest.title)”. \(Self.countSentence(count, goal: goal))",
-            ], back: back)
+            return message(.ok, texts, "confirmed", Self.countValues(site, count, texts), back: back)
         case .alreadyConfirmed(let count):
-            return message(.ok, heading: "Your signature is counted", [
-                "You had already confirmed your signature on “\(site.manifest.title)”. \(Self.countSentence(count, goal: goal))",
-            ], back: back)
+            return message(.ok, texts, "counted", Self.countValues(site, count, texts), back: back)
         case .duplicate(let count):
-            return message(.ok, heading: "You have already signed", [
-                "This address (or another spelling of the same mailbox) had already signed “\(site.manifest.title)”: your signature counts once. \(Self.countSentence(count, goal: goal))",
-            ], back: back)
+            return message(.ok, texts, "duplicate", Self.countValues(site, count, texts), back: back)
         case .unknown:
-            return unknownLink()
+            return unknownLink(request)
         }
     }
 
@@ -343,22 +326,19 @@ public struct WebServer: Sendable {
         return nil
     }
 
-    func unknownUnsubscribeLink() -> Response {
-        message(.notFound, heading: "This link does not work", [
-            "It may have been copied only in part, or be for a campaign this site does not serve. Nothing was changed.",
-            "To stop receiving mail, reply to a message asking to be unsubscribed.",
-        ], back: ("/", "See the petitions"))
+    func unknownUnsubscribeLink(_ request: Request) -> Response {
+        message(.notFound, texts(for: request), "unknown_unsubscribe_link", back: ("/", "see_petitions"))
     }
 
     /// `GET /u/<token>`: one button; changes nothing.
-    func unsubscribePage(_ token: String) async throws -> Response {
-        guard let (site, fingerprint) = unsubscribeSite(token) else { return unknownUnsubscribeLink() }
+    func unsubscribePage(_ token: String, request: Request) async throws -> Response {
+        guard let (site, fingerprint) = unsubscribeSite(token) else { return unknownUnsubscribeLink(request) }
+        let texts = templates.catalogue(site.language)
         if try await site.desk.perform({ try $0.isOptedOut(fingerprintHex: fingerprint) }) {
-            return message(.ok, heading: "You are unsubscribed", ["You will get no more mail about “\(site.manifest.title)”."],
-                           back: ("/c/\(site.slug)", "See the petition"))
+            return message(.ok, texts, "unsubscribed", ["title": site.manifest.title], back: ("/c/\(site.slug)", "see_petition"))
         }
-        var context = PageContext.message(heading: "Unsubscribe", paragraphs: [], siteName: siteName)
-        context["intro"] = "Stop all mail about “\(site.manifest.title)” to your address."
+        var context = PageContext.message(heading: texts.text("unsubscribe_heading"), paragraphs: [], texts)
+        context["intro"] = texts.text("unsubscribe_intro", ["title": site.manifest.title])
         context["token"] = token
         return html(.ok, "unsubscribe", context)
     }
@@ -367,26 +347,42 @@ public struct WebServer: Sendable {
     /// `List-Unsubscribe=One-Click`, sent without an `Origin`): appends an opt-out;
     /// idempotent. A POST with another site's `Origin` is refused like every form.
     func unsubscribe(_ token: String, request: Request) async throws -> Response {
-        if let refusal = crossSiteRefusal(request) { return refusal }
-        guard let (site, fingerprint) = unsubscribeSite(token) else { return unknownUnsubscribeLink() }
+        guard let (site, fingerprint) = unsubscribeSite(token) else {
+            return crossSiteRefusal(request, texts(for: request)) ?? unknownUnsubscribeLink(request)
+        }
+        let texts = templates.catalogue(site.language)
+        if let refusal = crossSiteRefusal(request, texts) { return refusal }
         let now = configuration.clock.now()
         _ = try await site.desk.perform { try $0.unsubscribe(fingerprintHex: fingerprint, at: now) }
-        return message(.ok, heading: "You are unsubscribed", [
-            "You will get no more mail about “\(site.manifest.title)”. Your signature, if you signed, still counts.",
-        ], back: ("/c/\(site.slug)", "See the petition"))
+        return message(.ok, texts, "unsubscribed", ["title": site.manifest.title], back: ("/c/\(site.slug)", "see_petition"))
     }
 
-    static func countSentence(_ count: Int64, goal: Int) -> String {
-        "\(Number.grouped(count)) of \(Number.grouped(Int64(goal))) signatures so far."
+    /// The campaign's title and "N of GOAL signatures so far." for a message page.
+    static func countValues(_ site: CampaignSite, _ count: Int64, _ texts: WebCatalogue) -> [String: String] {
+        let sentence = texts.text("count_sentence", ["count": Number.grouped(count, texts.language),
+                                                     "goal": Number.grouped(Int64(site.manifest.goal), texts.language)])
+        return ["title": site.manifest.title, "count_sentence": sentence]
+    }
+
+    /// The language of a page that belongs to no campaign (the index, a link that does
+    /// not work): the campaigns' language when they share one, else the visitor's
+    /// `Accept-Language` among theirs, else English.
+    func texts(for request: Request?) -> WebCatalogue {
+        let offered = order.reduce(into: [WebLanguage]()) { list, slug in
+            let language = sites[slug]!.language
+            if !list.contains(language) { list.append(language) }
+        }
+        if offered.count == 1 { return templates.catalogue(offered[0]) }
+        let header = request?.headers[.acceptLanguage]
+        return templates.catalogue(WebLanguage.preferred(header, among: offered) ?? .en)
     }
 
     /// A 403 page when a POST comes from another site: its `Origin` is not this server
     /// (`serve.base_url`, or the Host it was sent to), or, without `Origin`, its
     /// `Sec-Fetch-Site` says cross-site. Browsers that send neither (text browsers)
     /// still need the form's token.
-    func crossSiteRefusal(_ request: Request) -> Response? {
-        let refusal = message(.forbidden, heading: "Sent from another site",
-                              ["This form can only be sent from the petition's own page. Nothing was recorded."], back: ("/", "Go to the petitions"))
+    func crossSiteRefusal(_ request: Request, _ texts: WebCatalogue) -> Response? {
+        let refusal = message(.forbidden, texts, "cross_site", back: ("/", "see_petitions"))
         if let origin = request.headers[.origin] {
             var allowed: [String] = []
             if let base = configuration.settings.baseURL, let components = URLComponents(string: base),
@@ -417,7 +413,7 @@ public struct WebServer: Sendable {
         return Self.response(.serviceUnavailable, problems.joined(separator: "\n") + "\n", type: "text/plain; charset=utf-8")
     }
 
-    func index() async throws -> Response {
+    func index(_ request: Request) async throws -> Response {
         if order.count == 1 {
             return Response(status: .seeOther, headers: [.location: "/c/\(order[0])", .cacheControl: "no-store"])
         }
@@ -427,19 +423,24 @@ public struct WebServer: Sendable {
             listed.append((site, try await site.desk.standing()))
         }
         let now = configuration.clock.now()
-        return html(.ok, "index", PageContext.index(sites: listed, siteName: siteName, now: now))
+        return html(.ok, "index", PageContext.index(sites: listed, texts(for: request), now: now))
     }
 
     func petition(_ site: CampaignSite, form: SignForm, status: HTTPResponse.Status) async throws -> Response {
         let standing = try await site.desk.standing()
         let now = configuration.clock.now()
         let context = PageContext.petition(site, standing: standing, form: form, csrf: formToken.issue(slug: site.slug, at: now),
-                                           siteName: siteName, now: now)
+                                           templates.catalogue(site.language), now: now)
         return html(status, "petition", context)
     }
 
-    func message(_ status: HTTPResponse.Status, heading: String, _ paragraphs: [String], back: (href: String, text: String)? = nil) -> Response {
-        html(status, "message", PageContext.message(heading: heading, paragraphs: paragraphs, back: back, siteName: siteName))
+    /// A page of the catalogue's `key` (its heading and paragraphs, with `values`), and
+    /// a link back (its text a key of the catalogue).
+    func message(_ status: HTTPResponse.Status, _ texts: WebCatalogue, _ key: String, _ values: [String: String] = [:],
+                 back: (href: String, text: String)? = nil) -> Response {
+        let (heading, paragraphs) = texts.page(key, values)
+        return html(status, "message", PageContext.message(heading: heading, paragraphs: paragraphs,
+                                                           back: back.map { ($0.href, texts.text($0.text)) }, texts))
     }
 
     func html(_ status: HTTPResponse.Status, _ template: String, _ context: [String: Any]) -> Response {
@@ -468,10 +469,9 @@ struct PageMiddleware: RouterMiddleware {
         do {
             response = try await next(request, context)
         } catch let error as HTTPError {
-            response = page(for: error.status)
+            response = page(for: error.status, request)
         } catch {
-            response = server.message(.internalServerError, heading: "Something went wrong",
-                                      ["The server could not complete this request. Nothing was recorded; please try again in a moment."])
+            response = server.message(.internalServerError, server.texts(for: request), "server_error")
             WebLog.line("error \(Self.kind(of: error))")
         }
         response.headers[.contentSecurityPolicy] = Self.contentSecurityPolicy
@@ -488,12 +488,13 @@ struct PageMiddleware: RouterMiddleware {
         return response
     }
 
-    func page(for status: HTTPResponse.Status) -> Response {
+    func page(for status: HTTPResponse.Status, _ request: Request) -> Response {
+        let texts = server.texts(for: request)
         switch status {
         case .notFound:
-            return server.message(.notFound, heading: "Page not found", ["There is no page at this address."], back: ("/", "See the petitions"))
+            return server.message(.notFound, texts, "not_found", back: ("/", "see_petitions"))
         default:
-            return server.message(status, heading: status.reasonPhrase, ["The server could not handle this request."])
+            return server.message(status, texts, "bad_request", ["status": String(status.code)])
         }
     }
 

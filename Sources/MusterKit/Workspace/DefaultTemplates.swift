@@ -16,25 +16,51 @@ deadline: {{deadline}}
 milestones:
   - at: {{first_milestone}}
   - at: {{half_goal}}
-    label: "Halfway there"
+    label: "{{halfway_label}}"
   - at: {{goal}}
-    label: "Goal reached"
+    label: "{{goal_label}}"
 # Fields asked of each signer beyond name and email. A field with options, or the
 # quorum field, is a category kept after `muster forget`; any other field is
 # personal data and is erased with the signer (set `personal: false` to keep it).
 fields:
   - name: region
-    label: "Your town or region"
+    label: "{{region_label}}"
     required: true
     personal: false      # a category: kept after forget, so per-region counts add up
 consent:
-  updates: "Keep me informed about this campaign"
+  updates: "{{updates_text}}"
+{{#french}}
+# The sign page (muster serve): its language, en or fr.
+web:
+  language: fr
+{{/french}}
+{{^french}}
+# The sign page (muster serve): its language, en or fr.
+# web:
+#   language: en
+{{/french}}
 # quorums:
 #   field: region
 #   minimums: { Lyon: 50, Paris: 200 }
 # targets:
 #   - name: "The decision maker"
 #     email: board@example.org
+"""#### + "\n",
+        "campaign/emails/confirm.fr.md": ####"""
+---
+subject: "Merci de confirmer votre signature : {{campaign.title}}"
+audience: signers
+---
+Bonjour {{first_name}},
+
+Cette adresse a été utilisée pour signer **{{campaign.title}}** sur notre page de
+signature. Votre signature compte dès que vous ouvrez ce lien et appuyez sur le bouton
+« Confirmer ma signature » :
+
+<{{confirm_url}}>
+
+Le lien est valable 7 jours. Si vous n'avez pas signé, ignorez ce message : rien n'est
+enregistré, et nous ne vous écrirons plus.
 """#### + "\n",
         "campaign/emails/confirm.md": ####"""
 ---
@@ -51,6 +77,19 @@ counts once you open this link and press the button "Confirm my signature":
 The link works for 7 days. If you did not sign, ignore this message: nothing is
 recorded, and we will not write again.
 """#### + "\n",
+        "campaign/emails/thank-you.fr.md": ####"""
+---
+subject: "Merci, {{first_name}} !"
+audience: signers
+---
+Bonjour {{first_name}},
+
+Merci d'avoir signé **{{campaign.title}}** : nous sommes {{campaign.count}} sur
+{{campaign.goal}}.
+
+Transférez ce message à une personne de votre entourage qui signerait aussi : chaque nom
+compte.
+"""#### + "\n",
         "campaign/emails/thank-you.md": ####"""
 ---
 subject: "Thank you, {{first_name}}!"
@@ -61,6 +100,20 @@ Hi {{first_name}},
 Thanks for signing **{{campaign.title}}**: we are {{campaign.count}} of {{campaign.goal}}.
 
 Forward this to one colleague who would sign too: every name counts.
+"""#### + "\n",
+        "campaign/petition.md.fr.mustache": ####"""
+# {{title}}
+
+Dites en quelques phrases ce que vous demandez, à qui, et pourquoi maintenant.
+
+## Ce que nous demandons
+
+1. La première revendication.
+2. La deuxième revendication.
+
+## Pourquoi c'est important
+
+Racontez l'histoire des personnes concernées.
 """#### + "\n",
         "campaign/petition.md.mustache": ####"""
 # {{title}}
@@ -75,6 +128,21 @@ Say in a few sentences what you ask for, of whom, and why now.
 ## Why it matters
 
 Tell the story of the people this touches.
+"""#### + "\n",
+        "web/already-signed.fr.md": ####"""
+---
+subject: "Vous avez déjà signé : {{campaign.title}}"
+audience: signers
+---
+Bonjour {{first_name}},
+
+Quelqu'un, sans doute vous, a essayé de signer à nouveau **{{campaign.title}}** avec
+cette adresse sur notre page de signature. Vous avez déjà signé : votre signature compte
+une fois, et rien n'a changé.
+
+Nous sommes {{campaign.count}} à ce jour. La pétition : <{{petition_url}}>
+
+Si ce n'était pas vous, ignorez ce message.
 """#### + "\n",
         "web/already-signed.md": ####"""
 ---
@@ -96,18 +164,259 @@ If it was not you, ignore this message.
 <h1>{{heading}}</h1>
 <p>{{intro}}</p>
 <form method="post" action="/confirm/{{token}}">
-<button type="submit">Confirm my signature</button>
+<button type="submit">{{t.confirm_button}}</button>
 </form>
-<p class="hint">Opening this page changes nothing: only the button does.</p>
+<p class="hint">{{t.confirm_hint}}</p>
 {{> footer}}
+"""#### + "\n",
+        "web/en.yaml": ####"""
+# The sign page's texts in English: every sentence a signer reads that is not in the
+# petition itself. Copy this file to your workspace's templates/web/en.yaml and change
+# any entry (the others keep their built-in text). {{name}} is replaced by a value.
+site_name: "Petitions"
+footer_note: "This page loads nothing from other sites, sets no tracking cookie, and runs no script."
+index_count: "{{count}} of {{goal}} signatures"
+index_closed: "(closed)"
+index_none: "No petition is open here at the moment."
+progress_label: "Progress"
+count_of_goal: "of {{goal}} signatures"
+milestone_one: "{{at}} signature"
+milestone_other: "{{at}} signatures"
+milestone_reached: "(reached)"
+deadline_open: "Open until {{date}}."
+deadline_closed: "Closed on {{date}}."
+opens_on: "Opens on {{date}}."
+closed_notice: "This petition is closed: it no longer takes signatures."
+not_open_notice: "This petition is not open yet: the form appears on {{date}}."
+sign_heading: "Sign this petition"
+errors_summary_one: "Please correct the problem below."
+errors_summary_other: "Please correct the {{count}} problems below."
+required_hint: "Fields marked (required) must be filled in."
+required_marker: "(required)"
+label_name: "Your name"
+label_email: "Your email address"
+label_comment: "Comment (optional)"
+choose: "Choose…"
+consents_legend: "Optional"
+sign_button: "Sign"
+sign_hint: "We will email you a link: your signature counts once you confirm it."
+confirm_heading: "Confirm your signature"
+confirm_intro: "You are signing “{{title}}”. Press the button to make your signature count."
+confirm_button: "Confirm my signature"
+confirm_hint: "Opening this page changes nothing: only the button does."
+unsubscribe_heading: "Unsubscribe"
+unsubscribe_intro: "Stop all mail about “{{title}}” to your address."
+unsubscribe_button: "Unsubscribe"
+unsubscribe_hint: "Opening this page changes nothing: only the button does. If you signed, your signature still counts."
+count_sentence: "{{count}} of {{goal}} signatures so far."
+back_petition: "Back to the petition"
+see_petition: "See the petition"
+see_petitions: "See the petitions"
+
+# Beside a field of the form, when what was typed is not accepted.
+error_required: "This field is required."
+error_control: "Please use a single line of plain text (no line breaks or control characters)."
+error_too_long: "This is too long: at most {{limit}} characters."
+error_email: "Please enter an email address we can write to, such as name@example.org."
+error_option: "Please choose one of the options in the list."
+error_comment: "The comment contains a character that is not accepted (a control character or invalid text); line breaks are fine."
+error_utf8: "This contains invalid UTF-8 (a broken character); please type it again."
+error_invalid: "This value is not accepted."
+error_form_token: "This form was too old or did not come from this page. Please check your details and send it again."
+
+# Pages with a heading, paragraphs and a link back.
+check_inbox:
+  heading: "Check your inbox"
+  paragraphs:
+    - "We have sent an email to the address you gave. Your signature counts once you open the link in it and press the confirmation button."
+    - "The link is valid for 7 days. If nothing arrives within an hour, look in your spam folder."
+closed:
+  heading: "This petition is closed"
+  paragraphs:
+    - "It no longer takes signatures. Nothing was recorded."
+not_open:
+  heading: "This petition is not open yet"
+  paragraphs:
+    - "It takes signatures from {{date}}. Nothing was recorded."
+unexpected_form:
+  heading: "Unexpected form"
+  paragraphs:
+    - "Please use the sign form on the petition page."
+too_large:
+  heading: "Too much text"
+  paragraphs:
+    - "The form sent more than the page accepts. Please shorten your comment and try again."
+unknown_link:
+  heading: "This link does not work"
+  paragraphs:
+    - "It may have expired (confirmation links work for 7 days), been copied only in part, or be for a petition this site does not serve. Nothing was recorded."
+    - "You can sign again from the petition's page."
+counted:
+  heading: "Your signature is counted"
+  paragraphs:
+    - "You have already confirmed your signature on “{{title}}”. {{count_sentence}}"
+confirmed:
+  heading: "Thank you: your signature counts"
+  paragraphs:
+    - "You signed “{{title}}”. {{count_sentence}}"
+duplicate:
+  heading: "You have already signed"
+  paragraphs:
+    - "This address (or another spelling of the same mailbox) had already signed “{{title}}”: your signature counts once. {{count_sentence}}"
+unknown_unsubscribe_link:
+  heading: "This link does not work"
+  paragraphs:
+    - "It may have been copied only in part, or be for a campaign this site does not serve. Nothing was changed."
+    - "To stop receiving mail, reply to a message asking to be unsubscribed."
+unsubscribed:
+  heading: "You are unsubscribed"
+  paragraphs:
+    - "You will get no more mail about “{{title}}”. Your signature, if you signed, still counts."
+cross_site:
+  heading: "Sent from another site"
+  paragraphs:
+    - "This form can only be sent from the petition's own page. Nothing was recorded."
+not_found:
+  heading: "Page not found"
+  paragraphs:
+    - "There is no page at this address."
+server_error:
+  heading: "Something went wrong"
+  paragraphs:
+    - "The server could not complete this request. Nothing was recorded; please try again in a moment."
+bad_request:
+  heading: "This request could not be handled"
+  paragraphs:
+    - "The server could not handle this request (status {{status}})."
 """#### + "\n",
         "web/footer.mustache": ####"""
 </main>
 <footer class="site">
-<p>This page loads nothing from other sites, sets no tracking cookie, and runs no script.</p>
+<p>{{t.footer_note}}</p>
 </footer>
 </body>
 </html>
+"""#### + "\n",
+        "web/fr.yaml": ####"""
+# Les textes de la page de signature en français : chaque phrase qu'un signataire lit
+# hors du texte de la pétition. Copiez ce fichier dans templates/web/fr.yaml de votre
+# espace de travail et changez les entrées voulues (les autres gardent leur texte
+# d'origine). {{nom}} est remplacé par une valeur.
+site_name: "Pétitions"
+footer_note: "Cette page ne charge rien depuis d'autres sites, ne dépose aucun cookie de suivi et n'exécute aucun script."
+index_count: "{{count}} signatures sur {{goal}}"
+index_closed: "(close)"
+index_none: "Aucune pétition n'est ouverte ici pour le moment."
+progress_label: "Progression"
+count_of_goal: "signatures sur {{goal}}"
+milestone_one: "{{at}} signature"
+milestone_other: "{{at}} signatures"
+milestone_reached: "(atteint)"
+deadline_open: "Ouverte jusqu'au {{date}}."
+deadline_closed: "Close depuis le {{date}}."
+opens_on: "Ouverture le {{date}}."
+closed_notice: "Cette pétition est close : elle ne recueille plus de signatures."
+not_open_notice: "Cette pétition n'est pas encore ouverte : le formulaire apparaîtra le {{date}}."
+sign_heading: "Signer cette pétition"
+errors_summary_one: "Veuillez corriger le problème ci-dessous."
+errors_summary_other: "Veuillez corriger les {{count}} problèmes ci-dessous."
+required_hint: "Les champs marqués (obligatoire) doivent être remplis."
+required_marker: "(obligatoire)"
+label_name: "Votre nom"
+label_email: "Votre adresse e-mail"
+label_comment: "Commentaire (facultatif)"
+choose: "Choisir…"
+consents_legend: "Facultatif"
+sign_button: "Signer"
+sign_hint: "Nous vous enverrons un lien par e-mail : votre signature compte une fois confirmée."
+confirm_heading: "Confirmez votre signature"
+confirm_intro: "Vous signez « {{title}} ». Appuyez sur le bouton pour que votre signature compte."
+confirm_button: "Confirmer ma signature"
+confirm_hint: "Ouvrir cette page ne change rien : seul le bouton le fait."
+unsubscribe_heading: "Se désabonner"
+unsubscribe_intro: "Ne plus recevoir aucun message sur « {{title}} » à votre adresse."
+unsubscribe_button: "Me désabonner"
+unsubscribe_hint: "Ouvrir cette page ne change rien : seul le bouton le fait. Si vous avez signé, votre signature compte toujours."
+count_sentence: "{{count}} signatures sur {{goal}} à ce jour."
+back_petition: "Retour à la pétition"
+see_petition: "Voir la pétition"
+see_petitions: "Voir les pétitions"
+
+# À côté d'un champ du formulaire, quand ce qui a été saisi n'est pas accepté.
+error_required: "Ce champ est obligatoire."
+error_control: "Veuillez saisir une seule ligne de texte simple (sans saut de ligne ni caractère de contrôle)."
+error_too_long: "C'est trop long : {{limit}} caractères au plus."
+error_email: "Veuillez saisir une adresse e-mail valide, par exemple nom@exemple.fr."
+error_option: "Veuillez choisir l'une des options de la liste."
+error_comment: "Le commentaire contient un caractère refusé (caractère de contrôle ou texte invalide) ; les sauts de ligne sont acceptés."
+error_utf8: "Ce texte contient de l'UTF-8 invalide (un caractère abîmé) ; veuillez le saisir à nouveau."
+error_invalid: "Cette valeur n'est pas acceptée."
+error_form_token: "Ce formulaire était trop ancien ou ne venait pas de cette page. Vérifiez vos informations et envoyez-le à nouveau."
+
+# Pages avec un titre, des paragraphes et un lien de retour.
+check_inbox:
+  heading: "Consultez votre boîte mail"
+  paragraphs:
+    - "Nous avons envoyé un e-mail à l'adresse indiquée. Votre signature compte dès que vous ouvrez le lien qu'il contient et appuyez sur le bouton de confirmation."
+    - "Le lien est valable 7 jours. Si rien n'arrive d'ici une heure, regardez dans vos courriers indésirables."
+closed:
+  heading: "Cette pétition est close"
+  paragraphs:
+    - "Elle ne recueille plus de signatures. Rien n'a été enregistré."
+not_open:
+  heading: "Cette pétition n'est pas encore ouverte"
+  paragraphs:
+    - "Elle recueille les signatures à partir du {{date}}. Rien n'a été enregistré."
+unexpected_form:
+  heading: "Formulaire inattendu"
+  paragraphs:
+    - "Veuillez utiliser le formulaire de signature de la page de la pétition."
+too_large:
+  heading: "Trop de texte"
+  paragraphs:
+    - "Le formulaire envoyé dépasse ce que la page accepte. Raccourcissez votre commentaire et réessayez."
+unknown_link:
+  heading: "Ce lien ne fonctionne pas"
+  paragraphs:
+    - "Il a peut-être expiré (les liens de confirmation sont valables 7 jours), été copié en partie seulement, ou concerne une pétition que ce site ne sert pas. Rien n'a été enregistré."
+    - "Vous pouvez signer à nouveau depuis la page de la pétition."
+counted:
+  heading: "Votre signature est comptée"
+  paragraphs:
+    - "Vous avez déjà confirmé votre signature de « {{title}} ». {{count_sentence}}"
+confirmed:
+  heading: "Merci : votre signature compte"
+  paragraphs:
+    - "Vous avez signé « {{title}} ». {{count_sentence}}"
+duplicate:
+  heading: "Vous avez déjà signé"
+  paragraphs:
+    - "Cette adresse (ou une autre écriture de la même boîte mail) avait déjà signé « {{title}} » : votre signature compte une fois. {{count_sentence}}"
+unknown_unsubscribe_link:
+  heading: "Ce lien ne fonctionne pas"
+  paragraphs:
+    - "Il a peut-être été copié en partie seulement, ou concerne une campagne que ce site ne sert pas. Rien n'a été changé."
+    - "Pour ne plus recevoir de messages, répondez à l'un d'eux en demandant à être désabonné."
+unsubscribed:
+  heading: "Vous êtes désabonné"
+  paragraphs:
+    - "Vous ne recevrez plus de messages sur « {{title}} ». Si vous avez signé, votre signature compte toujours."
+cross_site:
+  heading: "Envoyé depuis un autre site"
+  paragraphs:
+    - "Ce formulaire ne peut être envoyé que depuis la page de la pétition. Rien n'a été enregistré."
+not_found:
+  heading: "Page introuvable"
+  paragraphs:
+    - "Il n'y a pas de page à cette adresse."
+server_error:
+  heading: "Un problème est survenu"
+  paragraphs:
+    - "Le serveur n'a pas pu traiter cette demande. Rien n'a été enregistré ; réessayez dans un instant."
+bad_request:
+  heading: "Cette demande n'a pas pu être traitée"
+  paragraphs:
+    - "Le serveur n'a pas pu traiter cette demande (statut {{status}})."
 """#### + "\n",
         "web/header.mustache": ####"""
 <!DOCTYPE html>
@@ -128,12 +437,12 @@ If it was not you, ignore this message.
 {{#has_campaigns}}
 <ul class="campaigns">
 {{#campaigns}}
-<li><a href="/c/{{slug}}">{{title}}</a>: {{count}} of {{goal}} signatures{{#closed}} (closed){{/closed}}</li>
+<li><a href="/c/{{slug}}">{{title}}</a>: {{count_line}}{{#closed}} {{t.index_closed}}{{/closed}}</li>
 {{/campaigns}}
 </ul>
 {{/has_campaigns}}
 {{^has_campaigns}}
-<p>No petition is open here at the moment.</p>
+<p>{{t.index_none}}</p>
 {{/has_campaigns}}
 {{> footer}}
 """#### + "\n",
@@ -152,45 +461,45 @@ If it was not you, ignore this message.
 {{> header}}
 <article class="petition">
 <h1>{{title}}</h1>
-<section class="progress" aria-label="Progress">
-<p class="count"><strong>{{count}}</strong> of {{goal}} signatures</p>
+<section class="progress" aria-label="{{t.progress_label}}">
+<p class="count"><strong>{{count}}</strong> {{count_of_goal}}</p>
 <progress max="{{goal_raw}}" value="{{count_progress}}">{{percent}}%</progress>
 {{#has_milestones}}
 <ul class="milestones">
 {{#milestones}}
-<li class="{{#reached}}reached{{/reached}}">{{at}} signature{{^one}}s{{/one}}{{#label}}: {{label}}{{/label}}{{#reached}} (reached){{/reached}}</li>
+<li class="{{#reached}}reached{{/reached}}">{{text}}{{#label}}: {{label}}{{/label}}{{#reached}} {{t.milestone_reached}}{{/reached}}</li>
 {{/milestones}}
 </ul>
 {{/has_milestones}}
-{{#deadline}}
-<p class="deadline">{{#closed}}Closed on {{deadline}}.{{/closed}}{{^closed}}Open until {{deadline}}.{{/closed}}</p>
-{{/deadline}}
+{{#deadline_line}}
+<p class="deadline">{{deadline_line}}</p>
+{{/deadline_line}}
 </section>
 <div class="text">
 {{{petition_html}}}
 </div>
 </article>
 {{#closed}}
-<p class="closed">This petition is closed: it no longer takes signatures.</p>
+<p class="closed">{{t.closed_notice}}</p>
 {{/closed}}
 {{^closed}}
 <form class="sign" method="post" action="/c/{{slug}}/sign" novalidate>
-<h2 id="sign-heading">Sign this petition</h2>
+<h2 id="sign-heading">{{t.sign_heading}}</h2>
 {{#has_errors}}
 <div class="errors" role="alert" tabindex="-1" id="errors">
 {{#form_error}}<p>{{form_error}}</p>{{/form_error}}
-{{#has_field_errors}}<p>Please correct the {{error_count}} problem{{error_plural}} below.</p>{{/has_field_errors}}
+{{#has_field_errors}}<p>{{errors_summary}}</p>{{/has_field_errors}}
 </div>
 {{/has_errors}}
 <input type="hidden" name="csrf" value="{{csrf}}">
-<p class="hint">Fields marked (required) must be filled in.</p>
+<p class="hint">{{t.required_hint}}</p>
 {{#inputs}}
 <div class="field{{#error}} invalid{{/error}}">
-<label for="{{id}}">{{label}}{{#required}} <span class="req">(required)</span>{{/required}}</label>
+<label for="{{id}}">{{label}}{{#required}} <span class="req">{{t.required_marker}}</span>{{/required}}</label>
 {{#error}}<p class="error" id="{{id}}-error">{{error}}</p>{{/error}}
 {{#is_select}}
 <select id="{{id}}" name="{{param}}"{{#required}} required{{/required}}{{#error}} aria-invalid="true" aria-describedby="{{id}}-error"{{/error}}>
-<option value="">Choose…</option>
+<option value="">{{t.choose}}</option>
 {{#options}}
 <option value="{{value}}"{{#selected}} selected{{/selected}}>{{value}}</option>
 {{/options}}
@@ -206,7 +515,7 @@ If it was not you, ignore this message.
 {{/inputs}}
 {{#has_consents}}
 <fieldset class="consents">
-<legend>Optional</legend>
+<legend>{{t.consents_legend}}</legend>
 {{#consents}}
 <div class="consent">
 <input type="checkbox" id="{{id}}" name="{{param}}" value="yes"{{#checked}} checked{{/checked}}>
@@ -215,8 +524,8 @@ If it was not you, ignore this message.
 {{/consents}}
 </fieldset>
 {{/has_consents}}
-<p><button type="submit">Sign</button></p>
-<p class="hint">We will email you a link: your signature counts once you confirm it.</p>
+<p><button type="submit">{{t.sign_button}}</button></p>
+<p class="hint">{{t.sign_hint}}</p>
 </form>
 {{/closed}}
 {{> footer}}
@@ -253,9 +562,9 @@ button:focus, input:focus, select:focus, textarea:focus, a:focus { outline: 3px 
 <p>{{intro}}</p>
 <form method="post" action="/u/{{token}}">
 <input type="hidden" name="List-Unsubscribe" value="One-Click">
-<button type="submit">Unsubscribe</button>
+<button type="submit">{{t.unsubscribe_button}}</button>
 </form>
-<p class="hint">Opening this page changes nothing: only the button does. If you signed, your signature still counts.</p>
+<p class="hint">{{t.unsubscribe_hint}}</p>
 {{> footer}}
 """#### + "\n",
         "workspace/gitignore": ####"""

@@ -56,12 +56,15 @@ public enum Scaffold {
         public var title: String?
         public var goal: Int?
         public var deadline: String?
+        /// The sign page's and its mail's language (`web: language:`).
+        public var language: WebLanguage
 
-        public init(slug: String, title: String? = nil, goal: Int? = nil, deadline: String? = nil) {
+        public init(slug: String, title: String? = nil, goal: Int? = nil, deadline: String? = nil, language: WebLanguage = .en) {
             self.slug = slug
             self.title = title
             self.goal = goal
             self.deadline = deadline
+            self.language = language
         }
     }
 
@@ -99,7 +102,8 @@ public enum Scaffold {
             "half_goal": max(1, goal / 2),
             "first_milestone": max(1, goal / 10),
             "deadline": request.deadline ?? false,
-        ]
+            "french": request.language == .fr,
+        ].merging(Self.scaffoldTexts[request.language] ?? [:]) { $1 }
 
         let staging = workspace.campaignsURL.appendingPathComponent(".new-\(request.slug)-\(getpid())", isDirectory: true)
         var files: [String] = []
@@ -107,12 +111,20 @@ public enum Scaffold {
             try fm.createDirectory(at: workspace.campaignsURL, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
             try? fm.removeItem(at: staging)
             try fm.createDirectory(at: staging, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
-            for path in TemplateSource.campaignTemplatePaths(workspace: workspace) {
-                let source = try TemplateSource.text(for: "campaign/" + path, workspace: workspace)
+            let paths = TemplateSource.campaignTemplatePaths(workspace: workspace)
+            for path in paths {
+                // `emails/confirm.fr.md` is `emails/confirm.md` of a French campaign.
                 var target = path
+                if let language = WebLanguage.of(templatePath: path) {
+                    guard language == request.language, let infix = path.range(of: ".\(language.rawValue).", options: .backwards) else { continue }
+                    target.replaceSubrange(infix, with: ".")
+                } else if request.language != .en, paths.contains(request.language.variant(of: path)) {
+                    continue
+                }
+                let source = try TemplateSource.text(for: "campaign/" + path, workspace: workspace)
                 var output = source
                 if path.hasSuffix(".mustache") {
-                    target = String(path.dropLast(".mustache".count))
+                    target = String(target.dropLast(".mustache".count))
                     let template: MustacheTemplate
                     do {
                         template = try MustacheTemplate(string: source)
@@ -139,6 +151,15 @@ public enum Scaffold {
         }
         return NewResult(slug: request.slug, folder: workspace.display(campaign.folder), files: files.sorted())
     }
+
+    /// The texts of the scaffolded manifest a signer reads (a field's label, a consent,
+    /// milestones), by language.
+    static let scaffoldTexts: [WebLanguage: [String: String]] = [
+        .en: ["region_label": "Your town or region", "updates_text": "Keep me informed about this campaign",
+              "halfway_label": "Halfway there", "goal_label": "Goal reached"],
+        .fr: ["region_label": "Votre ville ou région", "updates_text": "Me tenir informé·e de cette campagne",
+              "halfway_label": "À mi-chemin", "goal_label": "Objectif atteint"],
+    ]
 
     /// A YAML double-quoted scalar (JSON strings are valid YAML).
     static func yamlQuoted(_ text: String) -> String {

@@ -1,6 +1,8 @@
 import HTTPTypes
 import NIOCore
+import NIOHTTP1
 import NIOHTTPTypes
+import NIOHTTPTypesHTTP1
 
 /// Deadlines and a size limit on each connection, so slow or greedy clients cannot pin
 /// the server (slow-loris headers, slow bodies, endless bodies):
@@ -38,6 +40,11 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
 
     func handlerAdded(context: ChannelHandlerContext) {
         if context.channel.isActive { arm(context, limits.headTimeout) }
+        // HTTP/1.0 (text browsers such as lynx) needs the version, which the codec to
+        // HTTP types drops: look at it before.
+        if let codec = try? context.pipeline.syncOperations.handler(type: HTTP1ToHTTPServerCodec.self) {
+            try? context.pipeline.syncOperations.addHandler(OneRequestConnections(), position: .before(codec))
+        }
     }
 
     func channelActive(context: ChannelHandlerContext) {
@@ -102,5 +109,39 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
         closed = true
         disarm()
         context.close(promise: nil)
+    }
+}
+
+/// Closes the connection after the response when the client asked for no other request
+/// on it: HTTP/1.0 without `Connection: keep-alive` (lynx sends that and waits for the
+/// close), or `Connection: close`. Marks such a request `Connection: close` for the
+/// server, which then closes after answering, and says so in the response's head
+/// (RFC 9112 §9.6). Without it an HTTP/1.0 client waited for the idle time-out (found by
+/// the text-browser test).
+final class OneRequestConnections: ChannelDuplexHandler, RemovableChannelHandler {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias InboundOut = HTTPServerRequestPart
+    typealias OutboundIn = HTTPServerResponsePart
+    typealias OutboundOut = HTTPServerResponsePart
+
+    /// Whether each request read and not yet answered ends its connection, in order.
+    private var closing: [Bool] = []
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard case .head(var head) = unwrapInboundIn(data) else { return context.fireChannelRead(data) }
+        closing.append(!head.isKeepAlive)
+        if !head.isKeepAlive {
+            head.headers.replaceOrAdd(name: "connection", value: "close")
+            return context.fireChannelRead(wrapInboundOut(.head(head)))
+        }
+        context.fireChannelRead(data)
+    }
+
+    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        if case .head(var head) = unwrapOutboundIn(data), head.status.code >= 200, !closing.isEmpty, closing.removeFirst() {
+            head.headers.replaceOrAdd(name: "connection", value: "close")
+            return context.write(wrapOutboundOut(.head(head)), promise: promise)
+        }
+        context.write(data, promise: promise)
     }
 }

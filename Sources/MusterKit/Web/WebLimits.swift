@@ -13,8 +13,14 @@ import Yams
 ///   domain_per_hour: 600
 ///   domain_exempt: [gmail.com, outlook.com]   # replaces the built-in list
 ///   language: fr               # the pages' and server mail's language (en, fr)
+///   open: 2027-01-10           # the form is shown from this day (or date-time, UTC)
+///   closes: 2027-02-28T18:00:00Z   # ... and taken until this day's end (or instant)
 /// ```
 public struct WebLimits: Sendable, Equatable {
+    /// When the sign form opens (`open:`); nil: as soon as the server runs.
+    public var opens: WebMoment?
+    /// When the sign form closes (`closes:`), besides the manifest's `deadline`.
+    public var closes: WebMoment?
     /// The language of the sign page and of the server's mail.
     public var language: WebLanguage = .en
     public var clientPerMinute = 10
@@ -34,7 +40,7 @@ public struct WebLimits: Sendable, Equatable {
     public init() {}
 
     static let knownKeys: Set<String> = ["client_per_minute", "client_per_hour", "domain_per_minute", "domain_per_hour", "domain_exempt",
-                                         "language"]
+                                         "language", "open", "closes"]
 
     /// Reads the `web:` mapping, reporting each problem with its line.
     static func parse(_ node: Node?, diagnostics: DiagnosticCollector) -> WebLimits {
@@ -52,6 +58,18 @@ public struct WebLimits: Sendable, Equatable {
                 diagnostics.error("'language' must be one of \(WebLanguage.listed), not '\(text)'", at: map["language"]?.mark)
             }
         }
+        for key in ["open", "closes"] {
+            guard let text = map.string(key, what: "'web'") else { continue }
+            guard let moment = WebMoment(text, endOfDay: key == "closes") else {
+                diagnostics.error("'\(key)' must be a date like 2027-03-31 or a UTC date-time like 2027-03-31T18:00:00Z, not '\(text)'",
+                                  at: map[key]?.mark)
+                continue
+            }
+            if key == "open" { limits.opens = moment } else { limits.closes = moment }
+        }
+        if let opens = limits.opens, let closes = limits.closes, closes.instant <= opens.instant {
+            diagnostics.error("'closes' (\(closes.text)) must come after 'open' (\(opens.text))", at: map["closes"]?.mark)
+        }
         if let value = map["domain_exempt"] {
             if case .sequence(let items) = value {
                 limits.domainExempt = Set(items.compactMap { item -> String? in
@@ -66,6 +84,29 @@ public struct WebLimits: Sendable, Equatable {
             }
         }
         return limits
+    }
+}
+
+/// A day or an instant of the manifest's `web: open:` and `closes:`.
+public struct WebMoment: Sendable, Equatable {
+    /// As written in the manifest.
+    public let text: String
+    /// The instant it stands for: a day's start for `open`, its end (the next day's
+    /// start) for `closes`.
+    public let instant: Date
+    /// A bare date (not a date-time).
+    public let isDay: Bool
+
+    init?(_ text: String, endOfDay: Bool) {
+        guard let date = Timestamp.parse(text) else { return nil }
+        self.text = text
+        isDay = text.count == 10
+        instant = isDay && endOfDay ? date.addingTimeInterval(86_400) : date
+    }
+
+    /// For a page: the date, or the date and UTC time.
+    var shown: String {
+        isDay ? text : Timestamp.format(instant).prefix(16).replacingOccurrences(of: "T", with: " ") + " UTC"
     }
 }
 

@@ -69,10 +69,27 @@ final class CampaignSite: Sendable {
         self.links = try desk.sync { try $0.unsubscribeLinks() }
     }
 
-    /// Closed once the deadline day (UTC) is over.
+    /// Closed once the deadline day (UTC) is over, or at `web: closes:`.
     func isClosed(at date: Date) -> Bool {
+        if let closes = manifest.web.closes, date >= closes.instant { return true }
         guard let deadline = manifest.deadline else { return false }
         return Timestamp.day(date) > deadline
+    }
+
+    /// Before `web: open:`: the form is not shown yet and takes nothing.
+    func isNotOpen(at date: Date) -> Bool {
+        manifest.web.opens.map { date < $0.instant } ?? false
+    }
+
+    /// The form's last day or instant as shown: the earlier of the deadline and `closes`.
+    var closesShown: String? {
+        let deadline = manifest.deadline.flatMap { day in Timestamp.parse(day).map { (day, $0.addingTimeInterval(86_400)) } }
+        switch (deadline, manifest.web.closes) {
+        case let ((day, end)?, closes?): return closes.instant < end ? closes.shown : day
+        case let ((day, _)?, nil): return day
+        case let (nil, closes?): return closes.shown
+        case (nil, nil): return nil
+        }
     }
 }
 
@@ -119,10 +136,14 @@ enum PageContext {
             return item
         }
         let closed = site.isClosed(at: now)
-        if let deadline = manifest.deadline {
-            context["deadline_line"] = texts.text(closed ? "deadline_closed" : "deadline_open", ["date": deadline])
+        if let opens = manifest.web.opens, site.isNotOpen(at: now) {
+            context["not_open"] = texts.text("not_open_notice", ["date": opens.shown])
+        }
+        if let until = site.closesShown {
+            context["deadline_line"] = texts.text(closed ? "deadline_closed" : "deadline_open", ["date": until])
         }
         context["closed"] = closed
+        context["no_form"] = closed || site.isNotOpen(at: now)
         context["csrf"] = csrf
 
         var inputs: [[String: Any]] = []

@@ -197,6 +197,9 @@ public struct WebServer: Sendable {
         let texts = templates.catalogue(site.language), back = ("/c/\(site.slug)", "back_petition")
         if let refusal = crossSiteRefusal(request, texts) { return refusal }
         guard !site.isClosed(at: now) else { return message(.forbidden, texts, "closed", back: back) }
+        if let opens = site.manifest.web.opens, site.isNotOpen(at: now) {
+            return message(.forbidden, texts, "not_open", ["date": opens.shown], back: back)
+        }
         guard request.headers[.contentType]?.lowercased().hasPrefix("application/x-www-form-urlencoded") == true else {
             return message(.unsupportedMediaType, texts, "unexpected_form", back: back)
         }

@@ -185,7 +185,6 @@ milestone_other: "{{at}} signatures"
 milestone_reached: "(reached)"
 deadline_open: "Open until {{date}}."
 deadline_closed: "Closed on {{date}}."
-opens_on: "Opens on {{date}}."
 closed_notice: "This petition is closed: it no longer takes signatures."
 not_open_notice: "This petition is not open yet: the form appears on {{date}}."
 sign_heading: "Sign this petition"
@@ -314,7 +313,6 @@ milestone_other: "{{at}} signatures"
 milestone_reached: "(atteint)"
 deadline_open: "Ouverte jusqu'au {{date}}."
 deadline_closed: "Close depuis le {{date}}."
-opens_on: "Ouverture le {{date}}."
 closed_notice: "Cette pétition est close : elle ne recueille plus de signatures."
 not_open_notice: "Cette pétition n'est pas encore ouverte : le formulaire apparaîtra le {{date}}."
 sign_heading: "Signer cette pétition"
@@ -482,7 +480,10 @@ bad_request:
 {{#closed}}
 <p class="closed">{{t.closed_notice}}</p>
 {{/closed}}
-{{^closed}}
+{{#not_open}}
+<p class="closed">{{not_open}}</p>
+{{/not_open}}
+{{^no_form}}
 <form class="sign" method="post" action="/c/{{slug}}/sign" novalidate>
 <h2 id="sign-heading">{{t.sign_heading}}</h2>
 {{#has_errors}}
@@ -527,7 +528,7 @@ bad_request:
 <p><button type="submit">{{t.sign_button}}</button></p>
 <p class="hint">{{t.sign_hint}}</p>
 </form>
-{{/closed}}
+{{/no_form}}
 {{> footer}}
 """#### + "\n",
         "web/style.css": ####"""

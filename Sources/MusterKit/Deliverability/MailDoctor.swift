@@ -100,8 +100,7 @@ public struct MailDoctor: Sendable {
         let spf = texts.filter(SPFRecord.isSPF)
         guard !spf.isEmpty else {
             return [Finding("spf", .problem, name: domain, records: [],
-                            "\(domain) publishes no SPF record (\(describe(answer))): receivers cannot tell which servers may send as \(domain) and treat its mail as suspect. Publish one TXT record naming your relay, as your mail provider documents it (for example v=spf1 include:_spf.provider.example ~all).",
-                            publish: relayHost.flatMap { DomainNames.ipv4Value($0) == nil ? nil : txtRecord(domain, "v=spf1 ip4:\($0) ~all") })]
+                            "\(domain) publishes no SPF record (\(describe(answer))): receivers cannot tell which servers may send as \(domain) and treat its mail as suspect. Publish one TXT record naming your relay, as your mail provider documents it (for example v=spf1 include:_spf.provider.example ~all).")]
         }
         guard spf.count == 1 else {
             return [Finding("spf", .problem, name: domain, records: spf,

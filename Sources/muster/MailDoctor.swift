@@ -44,6 +44,14 @@ extension Muster.Mail {
             let warnings: Int
         }
 
+        /// Text from DNS as the terminal may show it: control characters (an escape
+        /// sequence hidden in someone's TXT record) are written as \u{…}.
+        static func printable(_ text: String) -> String {
+            String(text.unicodeScalars.map { scalar -> String in
+                scalar.properties.generalCategory == .control ? "\\u{\(String(scalar.value, radix: 16))}" : String(scalar)
+            }.joined())
+        }
+
         func run() throws {
             try reportingErrors {
                 let environment = ProcessInfo.processInfo.environment
@@ -106,8 +114,8 @@ extension Muster.Mail {
                     Console.line("mail doctor: \(fromDomain), asking \(resolver.serverDescription)")
                     for finding in findings {
                         Console.line("")
-                        Console.line("\(finding.status.rawValue): \(finding.check): \(finding.message)")
-                        for record in finding.records ?? [] { Console.line("    found: \(record)") }
+                        Console.line("\(finding.status.rawValue): \(finding.check): \(Self.printable(finding.message))")
+                        for record in finding.records ?? [] { Console.line("    found: \(Self.printable(record))") }
                         if let publish = finding.publish { Console.line("    publish: \(publish)") }
                     }
                     Console.line("")

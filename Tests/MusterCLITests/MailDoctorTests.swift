@@ -158,6 +158,16 @@ struct MailDoctorTests {
         #expect(result.status == 0 && Self.status(checks, "spf") == "warning" && Self.message(checks, "spf").contains("?all (neutral)"), "\(result)")
     }
 
+    @Test func escapeSequencesInRecordsNeverReachTheTerminal() throws {
+        let box = try Self.workspace(key: nil)
+        let dns = try TestDNS([Self.domain: ["TXT": ["v=spf1 \u{1B}[2J\u{1B}]0;owned\u{07} -all"], "MX": [[10, "mx1.fairrates.example"]]],
+                               "mx1.fairrates.example": ["A": ["192.0.2.25"]]])
+        let text = try box.run(["mail", "doctor", "--dns", dns.address])
+        #expect(text.status == 1, "\(text)")
+        #expect(!text.stdout.unicodeScalars.contains { $0.value == 0x1B || $0.value == 0x07 }, "\(text)")
+        #expect(text.stdout.contains("found: v=spf1 \\u{1b}[2J\\u{1b}]0;owned\\u{7} -all"), "\(text)")
+    }
+
     @Test func tooManySpfLookupsAndAMissingIncludeAreProblems() throws {
         let box = try Self.workspace(key: nil)
         var zone: [String: Any] = [Self.domain: ["TXT": ["v=spf1 include:a.relay.example include:b.relay.example -all"], "MX": [[10, "mx1.fairrates.example"]]],

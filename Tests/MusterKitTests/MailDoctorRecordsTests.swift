@@ -137,6 +137,39 @@ import Testing
         }
     }
 
+    /// Tens of thousands of damaged answers (bytes flipped, cut, repeated; a fixed seed):
+    /// each one parses or is refused, none traps, and none takes long.
+    @Test func damagedDnsMessagesNeverTrap() {
+        let txt: [UInt8] = [5] + Array("v=spf".utf8) + [6] + Array("1 -all".utf8)
+        let mx: [UInt8] = [0, 10, 3] + Array("mx1".utf8) + [0xC0, 12]
+        let seed = Self.response(answers: [(16, txt), (15, mx), (1, [192, 0, 2, 1]), (28, [UInt8](repeating: 1, count: 16))])
+        var state: UInt64 = 0x9E37_79B9_7F4A_7C15
+        func next() -> Int {
+            state ^= state << 13; state ^= state >> 7; state ^= state << 17
+            return Int(state % 1_000_003)
+        }
+        var parsed = 0, refused = 0
+        for _ in 0..<10_000 {
+            var bytes = seed
+            for _ in 0...(next() % 6) {
+                switch next() % 4 {
+                case 0: bytes[next() % bytes.count] = UInt8(next() % 256)
+                case 1: bytes = Array(bytes.prefix(next() % (bytes.count + 1)))
+                case 2: bytes.insert(UInt8(next() % 256), at: next() % (bytes.count + 1))
+                default: bytes += bytes.prefix(next() % 16)
+                }
+                if bytes.isEmpty { bytes = [0] }
+            }
+            if (try? DNSMessage(bytes)) != nil { parsed += 1 } else { refused += 1 }
+            for text in [String(decoding: bytes, as: UTF8.self), "v=spf1 " + String(decoding: bytes, as: UTF8.self)] {
+                _ = try? SPFRecord(parsing: text)
+                _ = try? DKIMKeyRecord(parsing: text)
+                _ = try? DMARCRecord(parsing: "v=DMARC1; " + text)
+            }
+        }
+        #expect(parsed > 100 && refused > 100, "the damage reaches both outcomes: \(parsed) parsed, \(refused) refused")
+    }
+
     @Test func dnsServersAreIPv4WithAnOptionalPort() throws {
         #expect(try DNSServer(parsing: "127.0.0.1:5353") == DNSServer(parsing: "127.0.0.1:5353"))
         let server = try DNSServer(parsing: "192.0.2.53")

@@ -74,12 +74,18 @@ extension Muster.Mail {
                 } else {
                     sender = nil
                 }
-                guard let fromDomain = domain?.lowercased() ?? sender?.domain.lowercased() else {
+                guard let given = domain ?? sender?.domain else {
                     throw MusterError.usage("no sender: set 'sender' in muster.yaml, or give the domain to check with --domain")
                 }
-                guard fromDomain.contains("."), fromDomain.utf8.count <= 253,
-                      fromDomain.unicodeScalars.allSatisfy({ $0.isASCII && ($0.properties.isAlphabetic || ("0"..."9").contains($0) || $0 == "-" || $0 == ".") }) else {
-                    throw MusterError.usage("'\(fromDomain)' is not a domain name muster can look up (ASCII, as in example.org)")
+                // DNS holds an internationalised domain in its ASCII form (bücher.example → xn--bcher-kva.example).
+                let fromDomain: String
+                do throws(IDNA.Failure) {
+                    fromDomain = try IDNA.toASCII(given)
+                } catch {
+                    throw MusterError.usage("'\(given)' is not a domain name muster can look up: \(error.description)")
+                }
+                guard fromDomain.contains(".") else {
+                    throw MusterError.usage("'\(given)' is not a domain name muster can look up: a domain has at least two labels, as in example.org")
                 }
                 if let selector, settings.dkimSelector != nil {
                     throw MusterError.usage("--selector \(selector): muster signs with dkim.selector from muster.yaml; --selector is for a relay that signs instead")

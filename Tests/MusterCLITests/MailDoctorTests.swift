@@ -312,12 +312,24 @@ struct MailDoctorTests {
         #expect(servfail.status == 69 && servfail.stderr.contains("failed to answer for TXT fairrates.example (SERVFAIL or REFUSED)"), "\(servfail)")
     }
 
+    @Test func anInternationalisedDomainIsLookedUpInItsASCIIForm() throws {
+        let box = try Self.workspace(key: nil)
+        let dns = try TestDNS(["xn--bcher-kva.example": ["TXT": ["v=spf1 ip4:127.0.0.0/8 -all"], "MX": [[10, "mx.xn--bcher-kva.example"]]],
+                               "mx.xn--bcher-kva.example": ["A": ["192.0.2.25"]],
+                               "_dmarc.xn--bcher-kva.example": ["TXT": ["v=DMARC1; p=reject; rua=mailto:d@xn--bcher-kva.example"]]])
+        let (result, checks) = try Self.doctor(box, dns, ["--domain", "Bücher.example"])
+        #expect(result.status == 0, "\(result)")
+        #expect(try result.json()["domain"] as? String == "xn--bcher-kva.example")
+        #expect(Self.status(checks, "spf") == "ok" && Self.status(checks, "dmarc") == "ok" && Self.status(checks, "mx") == "ok", "\(result)")
+    }
+
     @Test func badSettingsAreUsageErrors() throws {
         let box = try Self.workspace(key: nil)
         for (arguments, needle) in [(["--dns", "dns.example"], "--dns: 'dns.example' is not a DNS server address"),
                                     (["--dns", "127.0.0.1:99999"], "the port must be a number from 1 to 65535"),
                                     (["--timeout", "0"], "--timeout must be from 1 to 60"),
-                                    (["--domain", "no spaces.example"], "is not a domain name muster can look up")] {
+                                    (["--domain", "no spaces.example"], "is not a domain name muster can look up"),
+                                    (["--domain", "localhost"], "at least two labels")] {
             let result = try box.run(["mail", "doctor"] + arguments)
             #expect(result.status == 64 && result.stderr.contains(needle), "\(arguments): \(result)")
         }

@@ -84,13 +84,21 @@ def main():
         with open(args.zone, encoding="utf-8") as f:
             zone = {k.rstrip(".").lower(): v for k, v in json.load(f).items()}
 
-    # One port for both: bind UDP on a free port, then TCP on the same number.
-    udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    udp.bind(("127.0.0.1", 0))
-    port = udp.getsockname()[1]
-    tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    tcp.bind(("127.0.0.1", port))
+    # One port for both: bind UDP on a free port, then TCP on the same number; when
+    # another process holds that number for TCP (tests run in parallel), take another.
+    for _ in range(100):
+        udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        udp.bind(("127.0.0.1", 0))
+        port = udp.getsockname()[1]
+        tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            tcp.bind(("127.0.0.1", port))
+            break
+        except OSError:
+            tcp.close()
+            udp.close()
+    else:
+        sys.exit("dns_server: found no port free for both UDP and TCP")
     tcp.listen(16)
 
     def serve_udp():

@@ -139,7 +139,7 @@ public struct MailDoctor: Sendable {
                                     "the SPF record of \(domain) brings in \(walk.broken.joined(separator: "; ")): receivers stop with a permanent error and SPF fails. Fix or remove those terms."))
         } else if walk.lookups > 10 {
             findings.append(Finding("spf-lookups", .problem, name: domain,
-                                    "the SPF record of \(domain) needs \(walk.lookups) DNS lookups (include, a, mx, ptr, exists, redirect, counted through every include); receivers stop at 10 (RFC 7208 §4.6.4) and SPF fails with a permanent error. Remove includes you no longer use, or replace some with ip4:/ip6: ranges."))
+                                    "the SPF record of \(domain) needs \(walk.stopped ? "at least " : "")\(walk.lookups) DNS lookups (include, a, mx, ptr, exists, redirect, counted through every include); receivers stop at 10 (RFC 7208 §4.6.4) and SPF fails with a permanent error. Remove includes you no longer use, or replace some with ip4:/ip6: ranges."))
         } else if walk.lookups >= 9 {
             findings.append(Finding("spf-lookups", .warning, name: domain,
                                     "the SPF record of \(domain) needs \(walk.lookups) of the 10 DNS lookups receivers allow: one more include and SPF fails for all its mail."))
@@ -185,6 +185,9 @@ public struct MailDoctor: Sendable {
         var ipv4: [String] = []
         var hosts: Set<String> = []
         var includes: [String] = []
+        /// Records left unread because the count was already over 10 (or the includes ran
+        /// too deep): `lookups` is then a lower bound.
+        var stopped = false
         var records = 0
 
         /// Visits `record` (published at `domain`); returns its effective `all`: its own,
@@ -216,7 +219,10 @@ public struct MailDoctor: Sendable {
         }
 
         mutating func follow(_ target: String, as term: String, dns: any DNSLookup, depth: Int) throws(DNSFailure) -> SPFRecord.Mechanism? {
-            guard depth < 10, records < 30, lookups <= 10 else { return nil }
+            guard depth < 10, records < 30, lookups <= 10 else {
+                stopped = true
+                return nil
+            }
             let texts = try dns.lookup(target, .txt).records.compactMap(\.text).filter(SPFRecord.isSPF)
             guard texts.count == 1 else {
                 broken.append("\(term), which has \(texts.isEmpty ? "no SPF record" : "\(texts.count) SPF records")")

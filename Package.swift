@@ -35,6 +35,8 @@ let package = Package(
             pkgConfig: "libidn2",
             providers: [.apt(["libidn2-dev"])]
         ),
+        // glibc's stub resolver, for `muster mail doctor` (libresolv ships with libc6-dev).
+        .systemLibrary(name: "CResolv"),
         .systemLibrary(
             name: "CCmark",
             pkgConfig: "libcmark",
@@ -47,6 +49,7 @@ let package = Package(
                 "CCurl",
                 "CCmark",
                 "CIDN2",
+                "CResolv",
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "Mustache", package: "swift-mustache"),
                 .product(name: "Crypto", package: "swift-crypto"),

@@ -14,7 +14,7 @@ extension Muster {
                 recorded in the ledger's outbox, so a recipient gets a template once however
                 often you run `mail send`.
                 """,
-            subcommands: [Preview.self, Send.self, Status.self])
+            subcommands: [Preview.self, Send.self, Status.self, Doctor.self])
     }
 }
 

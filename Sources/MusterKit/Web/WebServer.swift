@@ -61,6 +61,7 @@ public struct WebServer: Sendable {
     let formToken = FormToken()
     let siteName = "Petitions"
     let mailer: ConfirmationMailer
+    let checkInboxPages = RenderedPages()
     /// Why some mail will wait (no relay, no sender), for the operator at start.
     public let warnings: [String]
 
@@ -226,14 +227,19 @@ public struct WebServer: Sendable {
         let client = ClientAddress.resolve(peer: peer, forwardedFor: request.headers[values: .init("X-Forwarded-For")!],
                                            trusted: configuration.settings.trustedProxies)
         let limits = site.manifest.web
-        let outcome = try await site.desk.perform { ledger in
-            try ledger.addPending(signature, slug: site.slug, at: now, client: client, limits: limits)
+        // Answered once the transaction holding the row has committed (group commit).
+        let outcome = try await site.desk.write { ledger in
+            try ledger.addPendingRow(signature, slug: site.slug, at: now, client: client, limits: limits)
         }
         if case .queued = outcome { mailer.wake() }
-        return message(.ok, heading: "Check your inbox", [
-            "We have sent an email to the address you gave. Your signature counts once you open the link in it and press the confirmation button.",
-            "The link is valid for 7 days. If nothing arrives within an hour, look in your spam folder.",
-        ], back: ("/c/\(site.slug)", "Back to the petition"))
+        // The same page for every form of a campaign: rendered once.
+        let page = checkInboxPages.page(site.slug) {
+            templates.render("message", PageContext.message(heading: "Check your inbox", paragraphs: [
+                "We have sent an email to the address you gave. Your signature counts once you open the link in it and press the confirmation button.",
+                "The link is valid for 7 days. If nothing arrives within an hour, look in your spam folder.",
+            ], back: ("/c/\(site.slug)", "Back to the petition"), siteName: siteName))
+        }
+        return Self.response(.ok, page, type: "text/html; charset=utf-8")
     }
 
     // MARK: - Embedding
@@ -312,7 +318,7 @@ public struct WebServer: Sendable {
             return message(.forbidden, heading: "This petition is closed", ["It no longer takes signatures. Nothing was recorded."], back: back)
         }
         let slug = site.slug
-        let outcome = try await site.desk.perform { ledger in try ledger.confirmPending(token: token, slug: slug, at: now) }
+        let outcome = try await site.desk.write { ledger in try ledger.confirmPendingRow(token: token, slug: slug, at: now) }
         let goal = site.manifest.goal
         switch outcome {
         case .confirmed(_, let count):
@@ -385,8 +391,11 @@ public struct WebServer: Sendable {
     /// `Sec-Fetch-Site` says cross-site. Browsers that send neither (text browsers)
     /// still need the form's token.
     func crossSiteRefusal(_ request: Request) -> Response? {
-        let refusal = message(.forbidden, heading: "Sent from another site",
-                              ["This form can only be sent from the petition's own page. Nothing was recorded."], back: ("/", "Go to the petitions"))
+        // Rendered only when it is the answer (this runs for every form).
+        var refusal: Response {
+            message(.forbidden, heading: "Sent from another site",
+                    ["This form can only be sent from the petition's own page. Nothing was recorded."], back: ("/", "Go to the petitions"))
+        }
         if let origin = request.headers[.origin] {
             var allowed: [String] = []
             if let base = configuration.settings.baseURL, let components = URLComponents(string: base),
@@ -501,6 +510,24 @@ struct PageMiddleware: RouterMiddleware {
     static func kind(of error: any Error) -> String {
         if let error = error as? MusterError { return "muster-\(error.status.rawValue)" }
         return String(describing: type(of: error))
+    }
+}
+
+/// Pages that are the same for every request, by key, rendered on first use.
+final class RenderedPages: @unchecked Sendable {
+    // `lock` guards `pages`.
+    private let lock = NSLock()
+    private var pages: [String: String] = [:]
+
+    func page(_ key: String, render: () -> String) -> String {
+        lock.lock()
+        if let page = pages[key] { lock.unlock(); return page }
+        lock.unlock()
+        let page = render()
+        lock.lock()
+        pages[key] = page
+        lock.unlock()
+        return page
     }
 }
 

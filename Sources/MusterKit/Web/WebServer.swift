@@ -203,7 +203,7 @@ public struct WebServer: Sendable {
         guard request.headers[.contentType]?.lowercased().hasPrefix("application/x-www-form-urlencoded") == true else {
             return message(.unsupportedMediaType, heading: "Unexpected form", ["Please use the sign form on the petition page."], back: ("/c/\(site.slug)", "Back to the petition"))
         }
-        let tooLarge = message(.contentTooLarge, heading: "Too much text", ["The form sent more than the page accepts. Please shorten your comment and try again."], back: ("/c/\(site.slug)", "Back to the petition"))
+        var tooLarge: Response { message(.contentTooLarge, heading: "Too much text", ["The form sent more than the page accepts. Please shorten your comment and try again."], back: ("/c/\(site.slug)", "Back to the petition")) }
         if let length = request.headers[.contentLength].flatMap(Int.init), length > Self.maxFormBytes { return tooLarge }
         var request = request
         let body: ByteBuffer

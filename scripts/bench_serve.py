@@ -282,7 +282,8 @@ workspace right after (one durable transaction per form and per confirmation):
 {table(b_runs, full=False)}
 
 Sign after / before: {runs['sign']['rate'] / b_runs['sign']['rate']:.2f}×; confirm after / before:
-{runs['confirm']['rate'] / b_runs['confirm']['rate']:.2f}×. Peak RSS {b_checks['peak_rss']:.0f} MiB.
+{runs['confirm']['rate'] / b_runs['confirm']['rate']:.2f}×. Peak RSS {b_checks['peak_rss']:.0f} MiB. Its confirm run had
+{b_checks['tokens']:,} distinct tokens for {b_runs['confirm']['requests']:,} presses (a repeated press changes nothing and costs less).
 """
     mail_ok = mail["delivered"] == MAILS and mail["missing"] == 0
     section = f"""<!-- bench:serve -->
@@ -290,7 +291,7 @@ Sign after / before: {runs['sign']['rate'] / b_runs['sign']['rate']:.2f}×; conf
 
 Measured {datetime.date.today().isoformat()} by `BENCH_ONLY=serve make bench` (scripts/bench_serve.py,
 `BENCH_SERVE_SECONDS={SECONDS}`), release build, on {os.cpu_count()} cores with a load average of
-{load_start[0]:.2f} at the start (other processes share the machine). `wrk -t{WRK_THREADS} -c{CONNECTIONS}
+{load_start[0]:.2f} at the start and {os.getloadavg()[0]:.2f} at the end (other processes share the machine). `wrk -t{WRK_THREADS} -c{CONNECTIONS}
 -d{SECONDS}s --latency` on loopback, one route after the other against one server (one campaign;
 forms from distinct addresses at large providers and distinct clients through the trusted
 proxy; no relay here, so each form's confirmation mail stays queued in the ledger). wrk runs

@@ -53,7 +53,8 @@ SCHEMA_OBJECTS = {
     5: COMMON_OBJECTS | {("table", "migrations"), ("table", "mailbox_keys"), ("index", "mailbox_keys_by_key"),
                          ("table", "merkle_nodes"),
                          ("table", "pending"), ("index", "sqlite_autoindex_pending_1"), ("index", "pending_by_key"),
-                         ("index", "pending_by_expiry"), ("index", "pending_mail_queue")},
+                         ("index", "pending_by_expiry"), ("index", "pending_mail_queue"),
+                         ("index", "pending_by_client"), ("index", "pending_by_domain")},
 }
 MERKLE_FORMAT = 4
 META_KEYS = {"fingerprint_key", "head_seq", "head_hash", "signature_count", "schema_version", "mailbox_rules"}

@@ -18,7 +18,8 @@ Modes:
                  print the final response's status line (or "no 100 continue: LINE")
   post-many      POST each line of the file PATH ("<path> TAB <form body>") from 16
                  threads; print "ok N" for each 200 answer (N: the line's index) as it
-                 comes, "failed N" for any other outcome, then "done"
+                 comes, "failed N" for any other outcome, then "done"; with BODY, a 200
+                 answer is "ok" only when its page contains that text
 Each gives up after 120 s (a safety net) and prints "timeout".
 """
 import http.client
@@ -52,7 +53,7 @@ def main():
     path = sys.argv[3] if len(sys.argv) > 3 else "/healthz"
     deadline = time.monotonic() + 120
     if mode == "post-many":
-        post_many(port, path)
+        post_many(port, path, sys.argv[4] if len(sys.argv) > 4 else None)
         return
     s = connect(port)
     if mode == "trickle-head":
@@ -116,7 +117,7 @@ def main():
     print("timeout")
 
 
-def post_many(port, listing):
+def post_many(port, listing, expected=None):
     with open(listing, encoding="utf-8") as f:
         jobs = [tuple(line.rstrip("\n").split("\t", 1)) for line in f if line.strip()]
     lock, next_job = threading.Lock(), [0]
@@ -132,9 +133,10 @@ def post_many(port, listing):
             try:
                 conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
                 conn.request("POST", path, body=body.encode(), headers={"Content-Type": "application/x-www-form-urlencoded"})
-                status = conn.getresponse().status
+                response = conn.getresponse()
+                page = response.read().decode("utf-8", "replace")
                 conn.close()
-                outcome = "ok" if status == 200 else "failed"
+                outcome = "ok" if response.status == 200 and (expected is None or expected in page) else "failed"
             except Exception:
                 outcome = "failed"
             with lock:

@@ -47,7 +47,7 @@ extension Ledger {
         "table merkle_nodes", // format 4: the Merkle tree's stored subtrees (Transparency/LedgerTree.swift)
         // Format 5: signatures from the sign page awaiting confirmation (Web/PendingStore.swift).
         "table pending", "index sqlite_autoindex_pending_1", "index pending_by_key", "index pending_by_expiry",
-        "index pending_mail_queue",
+        "index pending_mail_queue", "index pending_by_client", "index pending_by_domain",
         // SQLite's own statistics (ANALYZE, `PRAGMA optimize`): they hold no rows of muster's.
         "table sqlite_stat1", "table sqlite_stat4",
     ]
@@ -60,7 +60,7 @@ extension Ledger {
         if format < 5 {
             // Format 5 adds the sign page's pending signatures.
             objects.subtract(["table pending", "index sqlite_autoindex_pending_1", "index pending_by_key", "index pending_by_expiry",
-                              "index pending_mail_queue"])
+                              "index pending_mail_queue", "index pending_by_client", "index pending_by_domain"])
         }
         if format < 4 {
             // Format 4 adds the Merkle tree.

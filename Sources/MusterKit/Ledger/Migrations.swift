@@ -109,7 +109,8 @@ extension LedgerMigration {
     /// address, never the address) and `domain` (the email's domain) feed the manifest's
     /// `web:` limits; `held` names the limit a held submission went over (`client` or
     /// `domain`): its mail is not sent and it is not counted until `muster review`
-    /// approves it.
+    /// approves it. `pending_by_client` and `pending_by_domain` let each new form count
+    /// the last hour's forms of its client and domain without reading the whole table.
     static let webPending = LedgerMigration(version: 5, name: "pending web signatures") { database in
         try database.execute("""
             CREATE TABLE pending (
@@ -133,6 +134,8 @@ extension LedgerMigration {
             CREATE INDEX pending_by_key ON pending(mailbox_key, purpose, created_at);
             CREATE INDEX pending_by_expiry ON pending(expires_at);
             CREATE INDEX pending_mail_queue ON pending(mail_state, id);
+            CREATE INDEX pending_by_client ON pending(client_key, created_at);
+            CREATE INDEX pending_by_domain ON pending(domain, created_at);
             """)
     }
 }

@@ -66,6 +66,28 @@ extension Ledger {
     /// stored *held*: no mail is sent and it waits for `muster review`.
     public func addPending(_ signature: ValidSignature, slug: String, at date: Date,
                            client: String? = nil, limits: WebLimits = WebLimits()) throws -> PendingOutcome {
+        var note: String?
+        let outcome: PendingOutcome = try withStorage(path: url.path) {
+            try database.writeTransaction {
+                note = try beginPendingWrites()
+                return try addPendingRow(signature, slug: slug, at: date, client: client, limits: limits)
+            }
+        }
+        Self.announce(note)
+        return outcome
+    }
+
+    /// Inside a write transaction: what every transaction of the sign page checks first
+    /// (once per group commit): nothing beside the chain, the mailbox keys under the
+    /// current `dedupe:` rules. Returns the note to print once it commits.
+    func beginPendingWrites() throws -> String? {
+        try ensureNothingBesideChain()
+        return try syncMailboxKeys()
+    }
+
+    /// Inside a write transaction begun by `beginPendingWrites`: `addPending`'s work.
+    func addPendingRow(_ signature: ValidSignature, slug: String, at date: Date,
+                       client: String?, limits: WebLimits) throws -> PendingOutcome {
         let fingerprint = try fingerprint(canonicalEmail: signature.canonicalEmail)
         let clientKey: [UInt8]? = client.flatMap(ClientAddress.normalized).map {
             Array(fingerprintHMAC!.code("muster-client\u{0}\($0)").prefix(16))
@@ -74,51 +96,42 @@ extension Ledger {
 
         let mailbox = try mailboxKeyMaker().key(for: signature)
         let token = Self.newToken()
-        var note: String?
-        let outcome: PendingOutcome = try withStorage(path: url.path) {
-            try database.writeTransaction {
-                try ensureNothingBesideChain()
-                note = try syncMailboxKeys()
-                try erasePendingExpired(at: date)
-                let signed = try firstSignature(fingerprint: fingerprint) ?? firstSignature(mailboxKey: mailbox)
-                let purpose: PendingPurpose = signed == nil ? .confirm : .alreadySigned
-                let since = Timestamp.format(date.addingTimeInterval(-Self.pendingMailInterval))
-                // A mail the relay refused, or whose fate a stopped server could not know
-                // (never resent by itself), does not hold back the signer's next try.
-                let recent = try database.scalarInt("""
-                    SELECT count(*) FROM pending WHERE mailbox_key = ? AND purpose = ? AND created_at > ?
-                      AND mail_state NOT IN (\(OutboxState.sqlList([.failed, .unknown]))) AND held IS NULL
-                    """, .blob(mailbox), .text(purpose.rawValue), .text(since)) ?? 0
-                if recent > 0 { return .throttled(purpose: purpose) }
-                let held = try heldCause(clientKey: clientKey, domain: domain, limits: limits, at: date)
-                if held != nil {
-                    // One held row per mailbox and purpose is enough for review.
-                    let waiting = try database.scalarInt(
-                        "SELECT count(*) FROM pending WHERE mailbox_key = ? AND purpose = ? AND held IS NOT NULL",
-                        .blob(mailbox), .text(purpose.rawValue)) ?? 0
-                    if waiting > 0 { return .throttled(purpose: purpose) }
-                } else {
-                    // A submission that passes supersedes a held one of the same mailbox.
-                    try database.prepare("DELETE FROM pending WHERE mailbox_key = ? AND purpose = ? AND held IS NOT NULL")
-                        .run(.blob(mailbox), .text(purpose.rawValue))
-                }
-                // An "already signed" row keeps the name and address only until its mail is sent.
-                let data = purpose == .confirm ? Self.pendingData(signature)
-                    : CanonicalJSON.encode(["email": signature.email, "name": signature.name])
-                try database.prepare("""
-                    INSERT INTO pending (token_hash, purpose, mailbox_key, created_at, expires_at, data, mail_token, mail_state,
-                                         client_key, domain, held)
-                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                    """).run(.text(Self.tokenHash(token, purpose: .confirm, slug: slug)), .text(purpose.rawValue), .blob(mailbox),
-                             .text(Timestamp.format(date)), .text(Timestamp.format(date.addingTimeInterval(Self.pendingLifetime))),
-                             .text(data), .text(token), .text(OutboxState.queued.rawValue),
-                             clientKey.map { .blob($0) } ?? .null, .text(domain), held.map { .text($0.rawValue) } ?? .null)
-                if let held { return .held(purpose: purpose, cause: held) }
-                return .queued(purpose: purpose, token: token)
-            }
+        try erasePendingExpired(at: date)
+        let signed = try firstSignature(fingerprint: fingerprint) ?? firstSignature(mailboxKey: mailbox)
+        let purpose: PendingPurpose = signed == nil ? .confirm : .alreadySigned
+        let since = Timestamp.format(date.addingTimeInterval(-Self.pendingMailInterval))
+        // A mail the relay refused, or whose fate a stopped server could not know
+        // (never resent by itself), does not hold back the signer's next try.
+        let recent = try database.scalarInt("""
+            SELECT count(*) FROM pending WHERE mailbox_key = ? AND purpose = ? AND created_at > ?
+              AND mail_state NOT IN (\(OutboxState.sqlList([.failed, .unknown]))) AND held IS NULL
+            """, .blob(mailbox), .text(purpose.rawValue), .text(since)) ?? 0
+        if recent > 0 { return .throttled(purpose: purpose) }
+        let held = try heldCause(clientKey: clientKey, domain: domain, limits: limits, at: date)
+        if held != nil {
+            // One held row per mailbox and purpose is enough for review.
+            let waiting = try database.scalarInt(
+                "SELECT count(*) FROM pending WHERE mailbox_key = ? AND purpose = ? AND held IS NOT NULL",
+                .blob(mailbox), .text(purpose.rawValue)) ?? 0
+            if waiting > 0 { return .throttled(purpose: purpose) }
+        } else {
+            // A submission that passes supersedes a held one of the same mailbox.
+            try database.prepare("DELETE FROM pending WHERE mailbox_key = ? AND purpose = ? AND held IS NOT NULL")
+                .run(.blob(mailbox), .text(purpose.rawValue))
         }
-        Self.announce(note)
-        return outcome
+        // An "already signed" row keeps the name and address only until its mail is sent.
+        let data = purpose == .confirm ? Self.pendingData(signature)
+            : CanonicalJSON.encode(["email": signature.email, "name": signature.name])
+        try database.prepare("""
+            INSERT INTO pending (token_hash, purpose, mailbox_key, created_at, expires_at, data, mail_token, mail_state,
+                                 client_key, domain, held)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            """).run(.text(Self.tokenHash(token, purpose: .confirm, slug: slug)), .text(purpose.rawValue), .blob(mailbox),
+                     .text(Timestamp.format(date)), .text(Timestamp.format(date.addingTimeInterval(Self.pendingLifetime))),
+                     .text(data), .text(token), .text(OutboxState.queued.rawValue),
+                     clientKey.map { .blob($0) } ?? .null, .text(domain), held.map { .text($0.rawValue) } ?? .null)
+        if let held { return .held(purpose: purpose, cause: held) }
+        return .queued(purpose: purpose, token: token)
     }
 
     /// What a confirmation link leads to.
@@ -162,41 +175,46 @@ extension Ledger {
     /// durable transaction that also erases its personal data from `pending`; idempotent.
     public func confirmPending(token: String, slug: String, at date: Date) throws -> ConfirmOutcome {
         guard Self.isWellFormedToken(token) else { return .unknown }
-        let hash = Self.tokenHash(token, purpose: .confirm, slug: slug)
-        let maker = try mailboxKeyMaker()
         var note: String?
         let outcome: ConfirmOutcome = try withStorage(path: url.path) {
             try database.writeTransaction {
-                try ensureNothingBesideChain()
-                note = try syncMailboxKeys()
-                let statement = try database.prepare("""
-                    SELECT id, data, confirmed_seq FROM pending WHERE token_hash = ? AND purpose = 'confirm' AND held IS NULL AND expires_at > ?
-                    """)
-                try statement.bind([.text(hash), .text(Timestamp.format(date))])
-                guard try statement.step() else { statement.reset(); return .unknown }
-                let id = statement.int64(0), data = statement.text(1) ?? "", done = !statement.isNull(2)
-                statement.reset()
-                if done { return .alreadyConfirmed(count: try countedSignatures()) }
-                guard let signature = Self.pendingSignature(data) else {
-                    throw MusterError.failure("pending signature \(id) in \(url.path) is damaged (its data is not a signature)")
-                }
-                let fingerprint = try fingerprint(canonicalEmail: signature.canonicalEmail)
-                let mailbox = maker.key(for: signature)
-                if let first = try firstSignature(fingerprint: fingerprint) ?? firstSignature(mailboxKey: mailbox) {
-                    try database.prepare("UPDATE pending SET data = '{}', mail_token = NULL, confirmed_seq = ? WHERE id = ?")
-                        .run(.int(first.seq), .int(id))
-                    return .duplicate(count: try countedSignatures())
-                }
-                let seq = try appendEntry(kind: .signature, at: Timestamp.format(date), fingerprint: fingerprint,
-                                          body: Self.canonical(.body, of: signature), personal: Self.canonical(.personal, of: signature))
-                try insertMailboxKey(seq: seq, key: mailbox, fingerprint: fingerprint)
-                try database.prepare("UPDATE pending SET data = '{}', mail_token = NULL, confirmed_seq = ? WHERE id = ?")
-                    .run(.int(seq), .int(id))
-                return .confirmed(seq: seq, count: try countedSignatures())
+                note = try beginPendingWrites()
+                return try confirmPendingRow(token: token, slug: slug, at: date)
             }
         }
         Self.announce(note)
         return outcome
+    }
+
+    /// Inside a write transaction begun by `beginPendingWrites`: `confirmPending`'s work.
+    func confirmPendingRow(token: String, slug: String, at date: Date) throws -> ConfirmOutcome {
+        guard Self.isWellFormedToken(token) else { return .unknown }
+        let hash = Self.tokenHash(token, purpose: .confirm, slug: slug)
+        let maker = try mailboxKeyMaker()
+        let statement = try database.prepare("""
+            SELECT id, data, confirmed_seq FROM pending WHERE token_hash = ? AND purpose = 'confirm' AND held IS NULL AND expires_at > ?
+            """)
+        try statement.bind([.text(hash), .text(Timestamp.format(date))])
+        guard try statement.step() else { statement.reset(); return .unknown }
+        let id = statement.int64(0), data = statement.text(1) ?? "", done = !statement.isNull(2)
+        statement.reset()
+        if done { return .alreadyConfirmed(count: try countedSignatures()) }
+        guard let signature = Self.pendingSignature(data) else {
+            throw MusterError.failure("pending signature \(id) in \(url.path) is damaged (its data is not a signature)")
+        }
+        let fingerprint = try fingerprint(canonicalEmail: signature.canonicalEmail)
+        let mailbox = maker.key(for: signature)
+        if let first = try firstSignature(fingerprint: fingerprint) ?? firstSignature(mailboxKey: mailbox) {
+            try database.prepare("UPDATE pending SET data = '{}', mail_token = NULL, confirmed_seq = ? WHERE id = ?")
+                .run(.int(first.seq), .int(id))
+            return .duplicate(count: try countedSignatures())
+        }
+        let seq = try appendEntry(kind: .signature, at: Timestamp.format(date), fingerprint: fingerprint,
+                                  body: Self.canonical(.body, of: signature), personal: Self.canonical(.personal, of: signature))
+        try insertMailboxKey(seq: seq, key: mailbox, fingerprint: fingerprint)
+        try database.prepare("UPDATE pending SET data = '{}', mail_token = NULL, confirmed_seq = ? WHERE id = ?")
+            .run(.int(seq), .int(id))
+        return .confirmed(seq: seq, count: try countedSignatures())
     }
 
     /// Deletes pending rows past their expiry, with their personal data; how many.
@@ -245,8 +263,9 @@ extension Ledger {
 
     /// A new token: 128 random bits, base64url without padding (22 characters).
     static func newToken() -> String {
+        // Two draws of the system's generator (one per byte was 16 system calls).
         var generator = SystemRandomNumberGenerator()
-        let bytes = (0..<16).map { _ in UInt8.random(in: 0...255, using: &generator) }
+        let bytes = [generator.next(), generator.next()].flatMap { (word: UInt64) in (0..<8).map { UInt8(truncatingIfNeeded: word >> ($0 * 8)) } }
         return Data(bytes).base64EncodedString().replacingOccurrences(of: "+", with: "-")
             .replacingOccurrences(of: "/", with: "_").replacingOccurrences(of: "=", with: "")
     }
@@ -264,7 +283,9 @@ extension Ledger {
         Hex.encode(SHA256.hash(data: Array("muster-link\u{0}\(purpose.rawValue)\u{0}\(slug)\u{0}\(token)".utf8)))
     }
 
-    /// The signature as JSON, to be appended unchanged once confirmed.
+    /// The signature as JSON, to be appended unchanged once confirmed. Written by
+    /// `CanonicalJSON` (sorted keys, as before): JSONSerialization took more time than the
+    /// rest of a form's transaction, on the server's one writer.
     static func pendingData(_ signature: ValidSignature) -> String {
         var object: [String: Any] = [
             "canonical_email": signature.canonicalEmail, "name": signature.name, "email": signature.email,
@@ -273,8 +294,7 @@ extension Ledger {
         ]
         if let comment = signature.comment { object["comment"] = comment }
         if let collector = signature.collector { object["collector"] = collector }
-        let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data("{}".utf8)
-        return String(decoding: data, as: UTF8.self)
+        return CanonicalJSON.encode(object)
     }
 
     /// The signature stored by `pendingData`, or nil when the JSON is not one.

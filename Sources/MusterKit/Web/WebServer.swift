@@ -60,6 +60,7 @@ public struct WebServer: Sendable {
     let templates: WebTemplates
     let formToken = FormToken()
     let mailer: ConfirmationMailer
+    let checkInboxPages = RenderedPages()
     /// Why some mail will wait (no relay, no sender), for the operator at start.
     public let warnings: [String]
 
@@ -203,7 +204,7 @@ public struct WebServer: Sendable {
         guard request.headers[.contentType]?.lowercased().hasPrefix("application/x-www-form-urlencoded") == true else {
             return message(.unsupportedMediaType, texts, "unexpected_form", back: back)
         }
-        let tooLarge = message(.contentTooLarge, texts, "too_large", back: back)
+        var tooLarge: Response { message(.contentTooLarge, texts, "too_large", back: back) }
         if let length = request.headers[.contentLength].flatMap(Int.init), length > Self.maxFormBytes { return tooLarge }
         var request = request
         let body: ByteBuffer
@@ -227,11 +228,18 @@ public struct WebServer: Sendable {
         let client = ClientAddress.resolve(peer: peer, forwardedFor: request.headers[values: .init("X-Forwarded-For")!],
                                            trusted: configuration.settings.trustedProxies)
         let limits = site.manifest.web
-        let outcome = try await site.desk.perform { ledger in
-            try ledger.addPending(signature, slug: site.slug, at: now, client: client, limits: limits)
+        // Answered once the transaction holding the row has committed (group commit).
+        let outcome = try await site.desk.write { ledger in
+            try ledger.addPendingRow(signature, slug: site.slug, at: now, client: client, limits: limits)
         }
         if case .queued = outcome { mailer.wake() }
-        return message(.ok, texts, "check_inbox", back: back)
+        // The same page for every form of a campaign: rendered once.
+        let page = checkInboxPages.page(site.slug) {
+            let (heading, paragraphs) = texts.page("check_inbox", [:])
+            return templates.render("message", PageContext.message(heading: heading, paragraphs: paragraphs,
+                                                                   back: (back.0, texts.text(back.1)), texts))
+        }
+        return Self.response(.ok, page, type: "text/html; charset=utf-8")
     }
 
     // MARK: - Embedding
@@ -305,7 +313,7 @@ public struct WebServer: Sendable {
         let now = configuration.clock.now()
         guard !site.isClosed(at: now) else { return message(.forbidden, texts, "closed", back: back) }
         let slug = site.slug
-        let outcome = try await site.desk.perform { ledger in try ledger.confirmPending(token: token, slug: slug, at: now) }
+        let outcome = try await site.desk.write { ledger in try ledger.confirmPendingRow(token: token, slug: slug, at: now) }
         switch outcome {
         case .confirmed(_, let count):
             return message(.ok, texts, "confirmed", Self.countValues(site, count, texts), back: back)
@@ -385,7 +393,8 @@ public struct WebServer: Sendable {
     /// `Sec-Fetch-Site` says cross-site. Browsers that send neither (text browsers)
     /// still need the form's token.
     func crossSiteRefusal(_ request: Request, _ texts: WebCatalogue) -> Response? {
-        let refusal = message(.forbidden, texts, "cross_site", back: ("/", "see_petitions"))
+        // Rendered only when it is the answer (this runs for every form).
+        var refusal: Response { message(.forbidden, texts, "cross_site", back: ("/", "see_petitions")) }
         if let origin = request.headers[.origin] {
             var allowed: [String] = []
             if let base = configuration.settings.baseURL, let components = URLComponents(string: base),
@@ -505,6 +514,24 @@ struct PageMiddleware: RouterMiddleware {
     static func kind(of error: any Error) -> String {
         if let error = error as? MusterError { return "muster-\(error.status.rawValue)" }
         return String(describing: type(of: error))
+    }
+}
+
+/// Pages that are the same for every request, by key, rendered on first use.
+final class RenderedPages: @unchecked Sendable {
+    // `lock` guards `pages`.
+    private let lock = NSLock()
+    private var pages: [String: String] = [:]
+
+    func page(_ key: String, render: () -> String) -> String {
+        lock.lock()
+        if let page = pages[key] { lock.unlock(); return page }
+        lock.unlock()
+        let page = render()
+        lock.lock()
+        pages[key] = page
+        lock.unlock()
+        return page
     }
 }
 

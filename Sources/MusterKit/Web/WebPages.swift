@@ -45,6 +45,11 @@ struct SignForm: Sendable {
     /// Problems by form parameter (`name`, `email`, `field.region`, `comment`; `form`
     /// for the form's token).
     var errors: [String: FieldError] = [:]
+
+    /// Nothing typed and nothing to say: the form as a new visitor sees it.
+    var isEmpty: Bool {
+        name.isEmpty && email.isEmpty && comment.isEmpty && fields.isEmpty && consents.isEmpty && errors.isEmpty
+    }
 }
 
 /// One campaign as `muster serve` shows it.

@@ -61,6 +61,7 @@ public struct WebServer: Sendable {
     let formToken = FormToken()
     let mailer: ConfirmationMailer
     let checkInboxPages = RenderedPages()
+    let petitionPages = LatestPages()
     /// Why some mail will wait (no relay, no sender), for the operator at start.
     public let warnings: [String]
 
@@ -441,9 +442,16 @@ public struct WebServer: Sendable {
     func petition(_ site: CampaignSite, form: SignForm, status: HTTPResponse.Status) async throws -> Response {
         let standing = try await site.desk.standing()
         let now = configuration.clock.now()
-        let context = PageContext.petition(site, standing: standing, form: form, csrf: formToken.issue(slug: site.slug, at: now),
-                                           templates.catalogue(site.language), now: now)
-        return html(status, "petition", context)
+        let csrf = formToken.issue(slug: site.slug, at: now)
+        let render = {
+            self.templates.render("petition", PageContext.petition(site, standing: standing, form: form, csrf: csrf,
+                                                                   self.templates.catalogue(site.language), now: now))
+        }
+        guard status == .ok, form.isEmpty else { return Self.response(status, render(), type: "text/html; charset=utf-8") }
+        // An empty form's page depends only on the campaign, the second (its form token and
+        // the dates shown) and the count: rendered once for all who ask within that second.
+        let page = petitionPages.latest("\(site.slug)\u{0}\(csrf)\u{0}\(standing.head)\u{0}\(standing.count)", render: render)
+        return Self.response(.ok, page, type: "text/html; charset=utf-8")
     }
 
     /// A page of the catalogue's `key` (its heading and paragraphs, with `values`), and
@@ -530,6 +538,26 @@ final class RenderedPages: @unchecked Sendable {
         let page = render()
         lock.lock()
         pages[key] = page
+        lock.unlock()
+        return page
+    }
+}
+
+/// The last page rendered for each campaign, with the key it was rendered for: a page
+/// asked again under the same key is not rendered again.
+final class LatestPages: @unchecked Sendable {
+    // `lock` guards `pages`.
+    private let lock = NSLock()
+    private var pages: [String: (key: String, page: String)] = [:]
+
+    func latest(_ key: String, render: () -> String) -> String {
+        let slug = String(key.prefix { $0 != "\u{0}" })
+        lock.lock()
+        if let cached = pages[slug], cached.key == key { lock.unlock(); return cached.page }
+        lock.unlock()
+        let page = render()
+        lock.lock()
+        pages[slug] = (key, page)
         lock.unlock()
         return page
     }

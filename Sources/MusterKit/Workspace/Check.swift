@@ -20,8 +20,10 @@ public struct WorkspaceSettings: Sendable, Equatable {
     public var dkimDomain: String?
     public var dkimSelector: String?
     public var dkimKeyFile: String?
+    /// `inbox:`: the mailbox `muster inbox` reads (InboxSettings.swift); nil without one.
+    public var inbox: InboxSettings?
 
-    static let knownKeys: Set<String> = ["sender", "smtp", "unsubscribe_url", "dedupe", "serve", "dkim"]
+    static let knownKeys: Set<String> = ["sender", "smtp", "unsubscribe_url", "dedupe", "serve", "dkim", "inbox"]
     static let knownDKIMKeys: Set<String> = ["domain", "selector", "key"]
     static let knownSMTPKeys: Set<String> = ["url", "starttls", "username", "ca_file", "timeout"]
 
@@ -63,6 +65,7 @@ public struct WorkspaceSettings: Sendable, Equatable {
         }
         if let rules = MailboxRules.parse(map["dedupe"], diagnostics: diagnostics) { settings.dedupe = rules }
         if let serve = ServeSettings.parse(map["serve"], diagnostics: diagnostics) { settings.serve = serve }
+        if map["inbox"] != nil { settings.inbox = InboxSettings.parse(map["inbox"], diagnostics: diagnostics) }
         if let node = map["dkim"], let dkim = MappingReader(node, diagnostics: diagnostics, what: "'dkim'") {
             dkim.warnUnknown(knownDKIMKeys, in: "'dkim'")
             settings.dkimSelector = dkim.string("selector", required: true, what: "'dkim'")

@@ -13,7 +13,7 @@ import Yams
 ///   timeout: 60                           # seconds to wait for any one server reply
 ///   max_message_size: 10485760            # larger messages are left where they are
 ///   soft_bounce_limit: 3                  # soft bounces that suppress an address …
-///   soft_bounce_window_days: 30           # … within this many days
+///   soft_bounce_days: 30           # … within this many days
 /// ```
 public struct InboxSettings: Sendable, Equatable {
     public var url: String?
@@ -23,12 +23,12 @@ public struct InboxSettings: Sendable, Equatable {
     public var timeout: Int?
     public var maxMessageSize: Int?
     public var softBounceLimit: Int?
-    public var softBounceWindowDays: Int?
+    public var softBounceDays: Int?
 
     public init() {}
 
     static let knownKeys: Set<String> = ["url", "username", "folder", "ca_file", "timeout", "max_message_size",
-                                         "soft_bounce_limit", "soft_bounce_window_days"]
+                                         "soft_bounce_limit", "soft_bounce_days"]
 
     /// Reads the `inbox:` mapping, reporting each problem with its line.
     static func parse(_ node: Node?, diagnostics: DiagnosticCollector) -> InboxSettings? {
@@ -57,7 +57,7 @@ public struct InboxSettings: Sendable, Equatable {
         settings.timeout = map.positiveInt("timeout", what: "'inbox'")
         settings.maxMessageSize = map.positiveInt("max_message_size", what: "'inbox'")
         settings.softBounceLimit = map.positiveInt("soft_bounce_limit", what: "'inbox'")
-        settings.softBounceWindowDays = map.positiveInt("soft_bounce_window_days", what: "'inbox'")
+        settings.softBounceDays = map.positiveInt("soft_bounce_days", what: "'inbox'")
         return settings
     }
 

@@ -127,3 +127,33 @@ enum Base32 {
         return out
     }
 }
+
+/// VERP (variable envelope return path): each message's envelope sender carries its
+/// `MailToken`, `local+TOKEN@domain`, so that a bounce names the message it is about in
+/// the address it is delivered to, whatever the bouncing server writes in it.
+public enum VERP {
+    /// The longest local part of the base address: with `+` and the token it must fit
+    /// in the 64 octets RFC 5321 allows.
+    static let maxLocalPart = 64 - 1 - MailToken.textLength
+
+    /// `local+token@domain` from `local@domain`.
+    public static func address(base: String, token: String) -> String {
+        guard let at = base.lastIndex(of: "@") else { return base }
+        return base[..<at] + "+" + token + base[at...]
+    }
+
+    /// Why `address` cannot be a VERP base address, or nil when it can.
+    public static func problem(_ address: String) -> String? {
+        guard let at = address.lastIndex(of: "@") else { return "must be an address such as bounces@example.org, not '\(address)'" }
+        let local = address[..<at], domain = address[address.index(after: at)...]
+        let atext = Set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789!#$%&'*/=?^_`{|}~-.".utf8)
+        guard !local.isEmpty, local.utf8.allSatisfy(atext.contains), !local.hasPrefix("."), !local.hasSuffix("."), !local.contains("..") else {
+            return "must have a plain ASCII local part without '+' (as in bounces@example.org), not '\(address)'"
+        }
+        guard local.utf8.count <= maxLocalPart else {
+            return "has a local part of \(local.utf8.count) characters; with '+' and the \(MailToken.textLength)-character token it must fit in 64, so at most \(maxLocalPart)"
+        }
+        guard DKIMSigner.isDomain(String(domain)) else { return "must end in a domain name in ASCII, as in example.org, not '\(address)'" }
+        return nil
+    }
+}

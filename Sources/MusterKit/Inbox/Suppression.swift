@@ -194,3 +194,30 @@ extension Ledger {
         }
     }
 }
+
+extension Ledger {
+    /// The status a blast records as a hard bounce for a relay's refusal, or nil when the
+    /// refusal is not about the recipient: only 5xx replies count, and not those whose
+    /// enhanced status is about the message's content or size (5.6.x, 5.3.4), which
+    /// another message to the same address would not meet.
+    static func smtpBounceStatus(_ failure: SMTPFailure) -> String? {
+        guard let code = failure.replyCode, (500..<600).contains(code) else { return nil }
+        let status = failure.replyText.flatMap { BounceClassifier.enhancedStatus(in: $0) }
+        if let status {
+            guard status.hasPrefix("5.") else { return nil }
+            if status.hasPrefix("5.6.") || status == "5.3.4" { return nil }
+            return status
+        }
+        return String(code)
+    }
+
+    /// Inside the outbox writer's transaction: one SMTP-time hard bounce of `recipient`.
+    func recordSMTPBounce(recipient: String, template: String, status: String, at date: Date) throws {
+        let now = Timestamp.format(date)
+        try database.prepare("INSERT INTO bounces (recipient, template, kind, status, source, at) VALUES (?, ?, 'hard', ?, 'smtp', ?)")
+            .run(.text(recipient), .text(template), .text(status), .text(now))
+        try database.prepare("""
+            INSERT OR IGNORE INTO suppressions (recipient, reason, template, status, source, at) VALUES (?, 'bounce', ?, ?, 'smtp', ?)
+            """).run(.text(recipient), .text(template), .text(status), .text(now))
+    }
+}

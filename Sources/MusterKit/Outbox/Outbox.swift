@@ -352,6 +352,9 @@ extension Ledger {
         public let state: OutboxState
         public let reply: String?
         public let countsAttempt: Bool
+        /// A relay's 5xx about this recipient, recorded as a hard bounce that suppresses the
+        /// address (the enhanced status code when the reply has one, else the reply code).
+        public var bounce: String?
 
         public init(recipient: String, state: OutboxState, reply: String? = nil, countsAttempt: Bool = false) {
             self.recipient = recipient
@@ -457,6 +460,9 @@ final class OutboxUpdater {
                 try statement.bindInt(3, update.countsAttempt ? 1 : 0)
                 try statement.bindText(6, update.recipient)
                 try statement.runBound()
+                if let status = update.bounce {
+                    try ledger.recordSMTPBounce(recipient: update.recipient, template: template, status: status, at: date)
+                }
             }
         }
     }

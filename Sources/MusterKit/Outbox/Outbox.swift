@@ -386,8 +386,8 @@ extension Ledger {
         }
     }
 
-    /// Per template: counts per state (as readers see them) and how many of its recipients
-    /// unsubscribed since.
+    /// Per template: counts per state (as readers see them), how many of its recipients
+    /// unsubscribed since, and how many were suppressed by a bounce or complaint about it.
     public func mailStatus() throws -> [ProgressReport.MailStatus] {
         let unsubscribed = try withStorage(path: url.path) {
             let statement = try database.prepare("""
@@ -400,10 +400,14 @@ extension Ledger {
             return rows
         }
         let counts = try outboxCounts()
+        let suppressed = try suppressionCounts()
         return unsubscribed.map { template, unsubscribed in
             let shown = (counts[template] ?? OutboxCounts()).shown
-            return .init(template: template, queued: shown.queued, sent: shown.sent, deferred: shown.deferred,
-                         failed: shown.failed, unknown: shown.unknown, unsubscribed: unsubscribed)
+            var status = ProgressReport.MailStatus(template: template, queued: shown.queued, sent: shown.sent, deferred: shown.deferred,
+                                                   failed: shown.failed, unknown: shown.unknown, unsubscribed: unsubscribed)
+            status.bounced = suppressed[template]?.bounced ?? 0
+            status.complained = suppressed[template]?.complained ?? 0
+            return status
         }
     }
 

@@ -39,7 +39,7 @@ final class InboxCampaigns {
     /// Applies one verdict (unless `options.dryRun`) and says what was done.
     func apply(_ verdict: BounceVerdict, message: InboxMessage, uid: UInt64, validity: UInt64, options: InboxOptions) throws -> InboxAction {
         let now = options.now()
-        for entry in entries where try entry.ledger.wasProcessed(messageHash: verdict.messageHash, validity: validity, uid: uid) {
+        for entry in entries where try entry.ledger.wasProcessed(messageHash: verdict.messageHash) {
             return InboxAction(uid: uid, kind: InboxKind.alreadyProcessed.rawValue, campaign: entry.slug, folder: options.processedFolder,
                                reason: "processed by an earlier run (recorded in the ledger); moved only")
         }

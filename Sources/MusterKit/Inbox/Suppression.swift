@@ -78,12 +78,13 @@ extension Ledger {
         }
     }
 
-    /// Whether a mailbox message (by its hash, or by UIDVALIDITY and UID) was processed.
-    func wasProcessed(messageHash: String, validity: UInt64, uid: UInt64) throws -> Bool {
+    /// Whether a mailbox message was processed, by its hash (of its Message-ID, or of its
+    /// bytes without one). The UIDVALIDITY and UID recorded beside it are not matched on
+    /// their own: they name a message only within one folder, and the hash finds the
+    /// message again whatever folder or UIDVALIDITY it has now.
+    func wasProcessed(messageHash: String) throws -> Bool {
         try withStorage(path: url.path) {
-            try database.scalarInt("""
-                SELECT EXISTS (SELECT 1 FROM inbox_processed WHERE message_hash = ?1 OR (uid_validity = ?2 AND uid = ?3))
-                """, .text(messageHash), .int(Int64(bitPattern: validity)), .int(Int64(bitPattern: uid))) == 1
+            try database.scalarInt("SELECT EXISTS (SELECT 1 FROM inbox_processed WHERE message_hash = ?1)", .text(messageHash)) == 1
         }
     }
 

@@ -372,3 +372,40 @@ struct InboxWorld {
         #expect(VERP.problem("nobody") != nil)
     }
 }
+
+@Suite struct InboxMutationTests {
+    /// Every corpus file cut short, with bytes flipped, lines dropped or doubled: the
+    /// parser never traps, and nothing but a token that checks ever suppresses.
+    @Test func mutatedCorpusNeverCrashesAndNeverSuppressesWithoutAToken() throws {
+        let folder = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("Fixtures/bounces")
+        let files = try FileManager.default.contentsOfDirectory(atPath: folder.path).filter { $0.hasSuffix(".eml") }.sorted()
+        var generator = SystemRandomNumberGenerator()
+        var parsed = 0
+        for file in files {
+            // Filled with a Message-ID that is not muster's: nothing may suppress.
+            let text = try InboxWorld.fixture(file, messageID: "20261203.x@fairrates.example")
+            let original = Array(text.utf8)
+            for round in 0..<60 {
+                var bytes = original
+                switch round % 4 {
+                case 0: bytes = Array(bytes.prefix(Int.random(in: 0...bytes.count, using: &generator)))
+                case 1:
+                    for _ in 0..<8 where !bytes.isEmpty { bytes[Int.random(in: 0..<bytes.count, using: &generator)] = UInt8.random(in: 0...255, using: &generator) }
+                case 2:
+                    var lines = bytes.split(separator: 10, omittingEmptySubsequences: false)
+                    if !lines.isEmpty { lines.remove(at: Int.random(in: 0..<lines.count, using: &generator)) }
+                    bytes = Array(lines.joined(separator: [10]))
+                default:
+                    var lines = bytes.split(separator: 10, omittingEmptySubsequences: false)
+                    if !lines.isEmpty { let i = Int.random(in: 0..<lines.count, using: &generator); lines.insert(lines[i], at: i) }
+                    bytes = Array(lines.joined(separator: [10]))
+                }
+                let message = InboxMessage(bytes: bytes)
+                let verdict = BounceClassifier.classify(message)
+                #expect(verdict.verpTokens.isEmpty && verdict.idTokens.isEmpty, "\(file) round \(round)")
+                parsed += 1
+            }
+        }
+        #expect(parsed == files.count * 60)
+    }
+}

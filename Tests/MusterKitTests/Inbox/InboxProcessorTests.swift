@@ -409,3 +409,23 @@ struct InboxWorld {
         #expect(parsed == files.count * 60)
     }
 }
+
+@Suite struct InboxPeopleMailTests {
+    /// People's mail that mentions bounces, holidays or unsubscribing in passing is not
+    /// muster's business: it stays where it is.
+    @Test(arguments: [
+        "Subject: Returned mail from the printer\nFrom: Bea <bea@example.net>\n\nThe 550 flyers came back: 5.1.1 of them smudged.\n",
+        "Subject: Re: Thank you for signing - I'm on vacation next week\nFrom: Ana <ana@example.net>\n\nCan we talk after?\n",
+        "Subject: Undeliverable petition boxes?\nFrom: Cy <cy@example.net>\n\nThe post office says permanent error.\n",
+        "Subject: Re: how do I unsubscribe my friend\nFrom: Di <di@example.net>\n\nShe asked me.\n",
+    ])
+    func peoplesMailIsLeftAlone(text: String) throws {
+        let world = try InboxWorld()
+        let mailbox = ScriptedMailbox()
+        mailbox.add(1, "Message-ID: <p@example.net>\nIn-Reply-To: <\(world.messageID(0))>\n" + text)
+        let summary = try world.run(mailbox)
+        #expect(summary.untouched == 1, "\(summary.actions.first?.reason ?? "")")
+        #expect(mailbox.folder(1) == nil)
+        #expect(try world.suppression(0) == nil && !world.ledger.isOptedOut(canonicalEmail: "s1@example.org"))
+    }
+}

@@ -21,6 +21,8 @@ ROWS = [
      "no recipient missed; duplicates at the sink only among `unknown` rows; with a relay answering 451 to one in five, at most one `unknown` per connection per kill", "CrashReliabilityTests"),
     ("erasure during a blast", "`forget` by a second process while a 550 quoting the address is on its way; `unsubscribe` and `forget` mid-blast at --rate 2/s",
      "the address's bytes in no campaign file (database, WAL, journals); neither address mailed after the command returned", "RelayReliabilityTests"),
+    ("forged bounces", "bounce-shaped mail naming real signers: no Message-ID or VERP token of muster's, another workspace's tokens, tampered tokens, tokens for addresses that never got the mail",
+     "nobody suppressed but the genuine bounces; the forgeries moved to muster/unrecognised", "InboxReliabilityTests"),
     ("disk full", "a file-size limit (`prlimit --fsize`) during an import and during a blast",
      "clear error, exit 75, ledger still verifies, rerun after lifting the limit completes", "CrashReliabilityTests"),
     ("relay faults", "421 at greeting, 451 after DATA, 550 on RCPT, reset mid-DATA, closed after the dot, a relay that never answers",

@@ -11,6 +11,9 @@ public struct WorkspaceSettings: Sendable, Equatable {
     public var smtpCAFile: String?
     /// Seconds to wait for any one reply from the relay (`smtp.timeout`, default 60).
     public var smtpTimeout: Int?
+    /// VERP: the bounce address each blast message's envelope sender is made from
+    /// (`smtp.verp`, e.g. `bounces@example.org` → `bounces+<token>@example.org`).
+    public var smtpVERP: String?
     public var unsubscribeURL: String?
     /// Who counts as one person (`dedupe:`, read by `MailboxRules.parse`).
     public var dedupe: MailboxRules = .standard
@@ -25,7 +28,7 @@ public struct WorkspaceSettings: Sendable, Equatable {
 
     static let knownKeys: Set<String> = ["sender", "smtp", "unsubscribe_url", "dedupe", "serve", "dkim", "inbox"]
     static let knownDKIMKeys: Set<String> = ["domain", "selector", "key"]
-    static let knownSMTPKeys: Set<String> = ["url", "starttls", "username", "ca_file", "timeout"]
+    static let knownSMTPKeys: Set<String> = ["url", "starttls", "username", "ca_file", "timeout", "verp"]
 
     /// Reads `muster.yaml`, collecting every problem.
     public static func load(_ workspace: Workspace) -> (WorkspaceSettings?, [Diagnostic]) {
@@ -62,6 +65,10 @@ public struct WorkspaceSettings: Sendable, Equatable {
             settings.smtpUsername = smtp.string("username", what: "'smtp'")
             settings.smtpCAFile = smtp.string("ca_file", what: "'smtp'")
             settings.smtpTimeout = smtp.positiveInt("timeout", what: "'smtp'")
+            settings.smtpVERP = smtp.string("verp", what: "'smtp'")
+            if let verp = settings.smtpVERP, let problem = VERP.problem(verp) {
+                diagnostics.error("'verp' \(problem)", at: smtp["verp"]?.mark)
+            }
         }
         if let rules = MailboxRules.parse(map["dedupe"], diagnostics: diagnostics) { settings.dedupe = rules }
         if let serve = ServeSettings.parse(map["serve"], diagnostics: diagnostics) { settings.serve = serve }

@@ -69,7 +69,7 @@ struct MIMEHeaders: Sendable {
         var headers = MIMEHeaders()
         let text = String(decoding: bytes, as: UTF8.self)
         var current: (String, String)?
-        for rawLine in text.split(omittingEmptySubsequences: false, whereSeparator: { $0 == "\n" }) {
+        for rawLine in text.split(omittingEmptySubsequences: false, whereSeparator: { $0 == "\n" || $0 == "\r\n" }) {
             var line = Substring(rawLine)
             if line.last == "\r" { line = line.dropLast() }
             if line.isEmpty { continue }

@@ -42,7 +42,8 @@ public struct InboxSettings: Sendable, Equatable {
         settings.url = map.string("url", required: true, what: "'inbox'")
         if let url = settings.url {
             do { _ = try IMAPSettings(url: url) } catch {
-                diagnostics.error("'url' \(error.reason), not '\(url)'", at: map["url"]?.mark)
+                // Never echo a URL with user information: it may hold a password.
+                diagnostics.error("'url' \(error.reason)\(url.contains("@") ? "" : ", not '\(url)'")", at: map["url"]?.mark)
             }
         }
         settings.username = map.string("username", what: "'inbox'")
@@ -122,7 +123,7 @@ public struct IMAPSettings: Sendable, CustomStringConvertible, CustomDebugString
             throw IMAPSettingsError(reason: "must look like imaps://host or imap://host:143")
         }
         guard let security = Security(rawValue: scheme) else {
-            throw IMAPSettingsError(reason: "must start with imaps:// or imap:// (STARTTLS), not \(scheme)://")
+            throw IMAPSettingsError(reason: "must start with imaps:// or imap:// (STARTTLS)")
         }
         guard var host = components.host, !host.isEmpty else { throw IMAPSettingsError(reason: "has no host name") }
         if components.password != nil {

@@ -23,6 +23,8 @@ ROWS = [
      "the address's bytes in no campaign file (database, WAL, journals); neither address mailed after the command returned", "RelayReliabilityTests"),
     ("forged bounces", "bounce-shaped mail naming real signers: no Message-ID or VERP token of muster's, another workspace's tokens, tampered tokens, tokens for addresses that never got the mail",
      "nobody suppressed but the genuine bounces; the forgeries moved to muster/unrecognised", "InboxReliabilityTests"),
+    ("dropped IMAP connection", "`muster inbox` through a proxy that cuts the TLS connection mid-fetch (Dovecot behind it), then a rerun",
+     "exit 75 naming the server; the rerun carries on; nothing processed twice, nothing unrelated moved or marked read", "InboxIMAPCLITests"),
     ("disk full", "a file-size limit (`prlimit --fsize`) during an import and during a blast",
      "clear error, exit 75, ledger still verifies, rerun after lifting the limit completes", "CrashReliabilityTests"),
     ("relay faults", "421 at greeting, 451 after DATA, 550 on RCPT, reset mid-DATA, closed after the dot, a relay that never answers",

@@ -48,11 +48,6 @@ public final class IMAPMailbox: MailboxAccess, @unchecked Sendable {
         session = nil
     }
 
-    /// Connects, logs in and selects the folder; reports nothing. For `muster inbox --check`-like uses and tests.
-    public func connect() throws {
-        _ = try withSession { _ in () }
-    }
-
     public func listUIDs() throws -> (validity: UInt64, uids: [UInt64]) {
         try withSession(reselect: true) { session in
             var sizes: [UInt64: Int] = [:]

@@ -209,6 +209,23 @@ struct IMAPMailboxTests {
         #expect(!dumped.contains("s3cret"))
     }
 
+    /// A listing far longer than one read (3,000 messages, ~100 kB of FETCH lines): the
+    /// buffer is compacted between reads and no line may be lost or merged.
+    @Test func aLongListingLosesNoUID() throws {
+        let box = try Sandbox()
+        var files: [URL] = []
+        for index in 0..<3000 {
+            try box.write("many/\(index).eml", "Subject: \(index)\r\nMessage-ID: <m\(index)@example.net>\r\n\r\nx\r\n")
+            files.append(box.path("many/\(index).eml"))
+        }
+        let server = try TestDovecot(load: files, in: box)
+        let mailbox = try Self.mailbox(server)
+        let uids = try mailbox.listUIDs().uids
+        #expect(uids == Array(1...3000))
+        #expect(try mailbox.fetch(uid: 3000, limit: 1000).count > 0)
+        mailbox.close()
+    }
+
     @Test func anEmptyFolderAndAMissingOne() throws {
         let box = try Sandbox()
         let server = try TestDovecot(in: box)

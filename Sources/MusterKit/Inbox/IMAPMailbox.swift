@@ -65,8 +65,8 @@ public final class IMAPMailbox: MailboxAccess, @unchecked Sendable {
     }
 
     public func fetch(uid: UInt64, limit: Int) throws -> [UInt8] {
-        if let size = sizes[uid], size > limit { throw MailboxError.tooLarge(uid: uid) }
-        return try withSession { session in
+        try withSession { session in
+            if let size = sizes[uid], size > limit { throw MailboxError.tooLarge(uid: uid) }
             let section = limit >= Int.max - 1 ? "BODY.PEEK[]" : "BODY.PEEK[]<0.\(limit + 1)>"
             var found = false
             var body: [UInt8]?
@@ -424,17 +424,19 @@ final class IMAPSession {
 
     /// One line without its CRLF.
     private func readLine(doing what: String) throws(MailboxError) -> [UInt8] {
-        var scan = head
+        // Where to look next, counted from `head`: `fill` may move the unread bytes to
+        // the front of the buffer.
+        var scanned = 0
         while true {
-            if let newline = buffer[scan...].firstIndex(of: 0x0A) {
+            if let newline = buffer[(head + scanned)...].firstIndex(of: 0x0A) {
                 var end = newline
                 if end > head, buffer[end - 1] == 0x0D { end -= 1 }
                 let line = Array(buffer[head..<end])
                 head = newline + 1
                 return line
             }
-            scan = buffer.count
-            if buffer.count - head > Self.maxLine {
+            scanned = buffer.count - head
+            if scanned > Self.maxLine {
                 broken = true
                 throw .protocolError("the IMAP server \(settings.server) sent a reply line over \(Self.maxLine) bytes while \(what)")
             }

@@ -56,8 +56,12 @@ SCHEMA_OBJECTS = {
                          ("index", "pending_by_expiry"), ("index", "pending_mail_queue"),
                          ("index", "pending_by_client"), ("index", "pending_by_domain")},
 }
+# Format 6 (migration 6): bounces, suppressions and processed mailbox messages, beside
+# the chain (docs/mail.md, "Bounces and suppression"); meta gains mail_token_key.
+SCHEMA_OBJECTS[6] = SCHEMA_OBJECTS[5] | {("table", "bounces"), ("index", "bounces_by_recipient"), ("table", "suppressions"),
+                                         ("table", "inbox_processed"), ("index", "inbox_processed_by_uid")}
 MERKLE_FORMAT = 4
-META_KEYS = {"fingerprint_key", "head_seq", "head_hash", "signature_count", "schema_version", "mailbox_rules"}
+META_KEYS = {"fingerprint_key", "head_seq", "head_hash", "signature_count", "schema_version", "mailbox_rules", "mail_token_key"}
 KINDS = {b"signature", b"redaction", b"optout", b"withdrawal"}
 
 

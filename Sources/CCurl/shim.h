@@ -60,6 +60,11 @@ static inline CURLcode muster_curl_getinfo_off_t(CURL *handle, CURLINFO info, cu
     return curl_easy_getinfo(handle, info, value);
 }
 
+/* CURLINFO_ACTIVESOCKET writes a curl_socket_t, not a long. */
+static inline CURLcode muster_curl_getinfo_socket(CURL *handle, curl_socket_t *value) {
+    return curl_easy_getinfo(handle, CURLINFO_ACTIVESOCKET, value);
+}
+
 /* curl_multi_setopt is variadic too. */
 static inline CURLMcode muster_curl_multi_setopt_long(CURLM *multi, CURLMoption option, long value) {
     return curl_multi_setopt(multi, option, value);

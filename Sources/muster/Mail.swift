@@ -332,17 +332,28 @@ extension Muster.Mail {
         @OptionGroup var campaignOptions: CampaignOptions
         @OptionGroup var output: OutputOptions
 
-        /// `templates` (every state of each), then the totals as readers see them, one key per column.
+        /// `templates` (every state of each), then the totals as readers see them, one key per
+        /// column, then the suppressions: in total and per template.
         struct Listing: Encodable {
             let templates: [String: OutboxCounts]
             let total: OutboxCounts
+            let suppressions: [Suppressed]
 
-            enum CodingKeys: String, CodingKey { case templates }
+            struct Suppressed: Encodable {
+                let template: String
+                let bounced: Int
+                let complained: Int
+            }
+
+            enum CodingKeys: String, CodingKey { case templates, bounced, complained, suppressions }
 
             func encode(to encoder: any Encoder) throws {
                 var container = encoder.container(keyedBy: CodingKeys.self)
                 try container.encode(templates, forKey: .templates)
                 try total.shown.encodeColumns(to: encoder)
+                try container.encode(suppressions.reduce(0) { $0 + $1.bounced }, forKey: .bounced)
+                try container.encode(suppressions.reduce(0) { $0 + $1.complained }, forKey: .complained)
+                try container.encode(suppressions, forKey: .suppressions)
             }
         }
 
@@ -360,19 +371,29 @@ extension Muster.Mail {
                 }
                 let counts = try context.ledger.outboxCounts(template: template)
                 let total = counts.values.reduce(OutboxCounts(), +)
-                if output.json { return Console.json(Listing(templates: counts, total: total)) }
+                let suppressed = try context.ledger.suppressionCounts()
+                let suppressions = counts.keys.sorted().map {
+                    Listing.Suppressed(template: $0, bounced: suppressed[$0]?.bounced ?? 0, complained: suppressed[$0]?.complained ?? 0)
+                }
+                if output.json { return Console.json(Listing(templates: counts, total: total, suppressions: suppressions)) }
                 if counts.isEmpty { return Console.line("no mail sent yet") }
                 let width = max(8, counts.keys.map(\.count).max() ?? 0)
-                func cell(_ text: String) -> String { String(repeating: " ", count: max(0, 10 - text.count)) + text }
-                Console.line("template".padding(toLength: width, withPad: " ", startingAt: 0) + OutboxState.columns.map { cell($0.rawValue) }.joined())
+                func cell(_ text: String, _ size: Int = 10) -> String { String(repeating: " ", count: max(0, size - text.count)) + text }
+                Console.line("template".padding(toLength: width, withPad: " ", startingAt: 0) + OutboxState.columns.map { cell($0.rawValue) }.joined()
+                             + cell("bounced") + cell("complained", 12))
                 for (name, value) in counts.sorted(by: { $0.key < $1.key }) {
                     let shown = value.shown
-                    Console.line(name.padding(toLength: width, withPad: " ", startingAt: 0) + OutboxState.columns.map { cell(String(shown[$0])) }.joined())
+                    Console.line(name.padding(toLength: width, withPad: " ", startingAt: 0) + OutboxState.columns.map { cell(String(shown[$0])) }.joined()
+                                 + cell(String(suppressed[name]?.bounced ?? 0)) + cell(String(suppressed[name]?.complained ?? 0), 12))
                     if details {
                         for row in try context.ledger.outboxRows(template: name, states: OutboxState.needsAttention) {
                             Console.line("  \(row.state.rawValue): entry \(row.signature.map(String.init) ?? "target") after \(row.attempts) attempt\(row.attempts == 1 ? "" : "s"): \(row.reply ?? "")")
                         }
                     }
+                }
+                let bounced = suppressions.reduce(0) { $0 + $1.bounced }, complained = suppressions.reduce(0) { $0 + $1.complained }
+                if bounced + complained > 0 {
+                    Console.line("suppressed: \(bounced) bounced, \(complained) complained (never mailed again; see muster inbox)")
                 }
             }
         }

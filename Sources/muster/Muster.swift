@@ -26,7 +26,7 @@ struct Muster: ParsableCommand {
             Init.self, New.self, List.self, Check.self,
             Sign.self, Import.self, Export.self, Merge.self, Forget.self, Unsubscribe.self, Dedupe.self, Verify.self, Report.self, Review.self,
             Checkpoint.self, Receipt.self, Witness.self,
-            Mail.self, Smtp.self, Serve.self,
+            Mail.self, Inbox.self, Smtp.self, Serve.self,
         ]
     )
 

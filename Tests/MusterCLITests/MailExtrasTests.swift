@@ -254,6 +254,9 @@ struct BlastSafetyTests {
         let send = try box.run(["mail", "send", "thanks", "--yes", "--json"], environment: env(good))
         #expect(send.status == 0, "\(send)")
         #expect(try states(box) == ["sent": 4, "failed": 1], "a 5xx to RCPT is still about that recipient")
+        // That 550 5.1.1 also suppressed p3 (docs/mail.md, "Bounces and suppression"): lift it, as
+        // once the mailbox is fixed, so that --retry-failed may send it again.
+        #expect(try box.run(["unsubscribe", "p3@example.org", "--reset-bounces"]).status == 0)
         // --retry-failed requeues failed rows (never unknown ones), and the plan says so.
         try box.sqlite(Self.ledger, "UPDATE outbox SET state = 'unknown' WHERE template = 'thanks' AND signature = (SELECT min(signature) FROM outbox)")
         let fixed = try TestRelay(in: box)

@@ -30,7 +30,9 @@ public struct ExportRequest: Sendable {
     }
 
     /// Columns available on request beyond the defaults.
-    public static let extraColumns = ["entry", "forgotten", "unsubscribed"]
+    /// `suppressed` is the reason an address is never mailed again after a bounce or a
+    /// complaint (`bounce`, `soft_bounce`, `complaint`; empty when it is not).
+    public static let extraColumns = ["entry", "forgotten", "unsubscribed", "suppressed"]
 }
 
 /// Writes a campaign's signatures out: CSV, JSON Lines, OSDI, or public aggregates.
@@ -90,6 +92,7 @@ public enum Exporter {
         case "collector": return signature.collector ?? ""
         case "forgotten": return signature.personal == nil ? "yes" : "no"
         case "unsubscribed": return signature.unsubscribed ? "yes" : "no"
+        case "suppressed": return signature.suppressed ?? ""
         default: return signature.publicFields[column] ?? signature.personal?.fields[column] ?? ""
         }
     }
@@ -102,6 +105,7 @@ public enum Exporter {
             case "consent": object[column] = signature.consents
             case "forgotten": object[column] = signature.personal == nil
             case "unsubscribed": object[column] = signature.unsubscribed
+            case "suppressed": object[column] = signature.suppressed ?? NSNull()
             case "name", "email": object[column] = signature.personal.map { column == "name" ? $0.name : $0.email } ?? NSNull()
             case "comment", "collector":
                 let text = column == "comment" ? signature.personal?.comment : signature.collector

@@ -48,6 +48,9 @@ extension Ledger {
         // Format 5: signatures from the sign page awaiting confirmation (Web/PendingStore.swift).
         "table pending", "index sqlite_autoindex_pending_1", "index pending_by_key", "index pending_by_expiry",
         "index pending_mail_queue", "index pending_by_client", "index pending_by_domain",
+        // Format 6: bounces, suppressions and processed mailbox messages (Inbox/Suppression.swift).
+        "table bounces", "index bounces_by_recipient", "table suppressions", "table inbox_processed",
+        "index inbox_processed_by_uid",
         // SQLite's own statistics (ANALYZE, `PRAGMA optimize`): they hold no rows of muster's.
         "table sqlite_stat1", "table sqlite_stat4",
     ]
@@ -57,6 +60,11 @@ extension Ledger {
     /// that creates or drops an object adds a line here for the formats before it.
     static func schemaObjects(format: Int64) -> Set<String> {
         var objects = schemaObjects
+        if format < 6 {
+            // Format 6 adds bounces and suppressions.
+            objects.subtract(["table bounces", "index bounces_by_recipient", "table suppressions", "table inbox_processed",
+                              "index inbox_processed_by_uid"])
+        }
         if format < 5 {
             // Format 5 adds the sign page's pending signatures.
             objects.subtract(["table pending", "index sqlite_autoindex_pending_1", "index pending_by_key", "index pending_by_expiry",
@@ -86,7 +94,7 @@ extension Ledger {
     }
 
     /// The records muster keeps in `meta`; `verify` reports any other.
-    static let metaKeys: Set<String> = ["fingerprint_key", "head_seq", "head_hash", "signature_count", "schema_version", "mailbox_rules"]
+    static let metaKeys: Set<String> = ["fingerprint_key", "head_seq", "head_hash", "signature_count", "schema_version", "mailbox_rules", "mail_token_key"]
 
     /// SQL: the entries that chained withdrawals withdraw (`{"withdraws":N}`), a list for
     /// `seq IN (…)`. A body that is not JSON or names no integer is skipped here (`verify`

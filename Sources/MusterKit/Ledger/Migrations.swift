@@ -24,7 +24,7 @@ struct LedgerMigration: Sendable {
     let apply: @Sendable (SQLiteDatabase) throws -> Void
 
     /// Every migration, in order: the last one's version is the newest ledger format.
-    static let all: [LedgerMigration] = [createLedger, dropOutboxLeftovers, addMailboxKeys, merkleTree, webPending]
+    static let all: [LedgerMigration] = [createLedger, dropOutboxLeftovers, addMailboxKeys, merkleTree, webPending, suppressions]
 
     /// Format 1, the ledger as muster 0.1.0 made it (Tests/Fixtures/ledger-v1).
     static let createLedger = LedgerMigration(version: 1, name: "create the ledger") { database in
@@ -136,6 +136,48 @@ extension LedgerMigration {
             CREATE INDEX pending_mail_queue ON pending(mail_state, id);
             CREATE INDEX pending_by_client ON pending(client_key, created_at);
             CREATE INDEX pending_by_domain ON pending(domain, created_at);
+            """)
+    }
+}
+
+extension LedgerMigration {
+
+    /// Format 6 (`muster inbox`, issue 13): what came back from mail. `bounces` is an
+    /// append-only log of bounces, complaints and bounce resets per outbox key (the keyed
+    /// fingerprint, never an address) — soft bounces are counted from it; `suppressions`
+    /// holds every key that may not be mailed again and why; `inbox_processed` records
+    /// each mailbox message that changed anything (by a hash of its Message-ID, with its
+    /// UIDVALIDITY and UID), so a rerun after a dropped connection counts nothing twice.
+    /// `meta.mail_token_key` is the key of the tokens in Message-IDs and VERP addresses.
+    static let suppressions = LedgerMigration(version: 6, name: "bounces and suppressions") { database in
+        try database.execute("""
+            CREATE TABLE bounces (
+                id INTEGER PRIMARY KEY,
+                recipient TEXT NOT NULL,
+                template TEXT,
+                kind TEXT NOT NULL,
+                status TEXT,
+                source TEXT NOT NULL,
+                at TEXT NOT NULL
+            );
+            CREATE INDEX bounces_by_recipient ON bounces(recipient, kind, at);
+            CREATE TABLE suppressions (
+                recipient TEXT PRIMARY KEY,
+                reason TEXT NOT NULL,
+                template TEXT,
+                status TEXT,
+                source TEXT NOT NULL,
+                at TEXT NOT NULL
+            ) WITHOUT ROWID;
+            CREATE TABLE inbox_processed (
+                message_hash TEXT PRIMARY KEY,
+                uid_validity INTEGER NOT NULL,
+                uid INTEGER NOT NULL,
+                outcome TEXT NOT NULL,
+                at TEXT NOT NULL
+            ) WITHOUT ROWID;
+            CREATE INDEX inbox_processed_by_uid ON inbox_processed(uid_validity, uid);
+            INSERT INTO meta (key, value) VALUES ('mail_token_key', randomblob(32));
             """)
     }
 }

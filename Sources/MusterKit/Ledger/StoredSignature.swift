@@ -22,6 +22,8 @@ public struct StoredSignature: Sendable, Equatable {
     public var personal: Personal?
     /// Whether the address has opted out of mail.
     public var unsubscribed: Bool
+    /// Why the address is suppressed (`bounce`, `soft_bounce`, `complaint`), if it is.
+    public var suppressed: String? = nil
 }
 
 extension Ledger {
@@ -35,6 +37,12 @@ extension Ledger {
                 var optedOut = Set<String>()
                 let optouts = try database.prepare("SELECT e.fingerprint FROM entries e WHERE e.kind = 'optout' AND \(Self.chained("e"))")
                 while try optouts.step() { if let text = optouts.text(0) { optedOut.insert(text) } }
+                // Format 6 on (merge reads older ledgers as they are).
+                var suppressed: [String: String] = [:]
+                if try database.scalarInt("SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name = 'suppressions'") == 1 {
+                    let rows = try database.prepare("SELECT recipient, reason FROM suppressions")
+                    while try rows.step() { if let key = rows.text(0) { suppressed[key] = rows.text(1) } }
+                }
                 let statement = try database.prepare("""
                     SELECT e.seq, e.at, e.fingerprint, e.body, p.data
                     FROM entries e LEFT JOIN personal p ON p.seq = e.seq AND NOT \(Self.forgotten("e.seq"))
@@ -53,7 +61,8 @@ extension Ledger {
                         seq: statement.int64(0), signedAt: statement.text(1) ?? "",
                         source: fields["source"] as? String ?? "", collector: fields["collector"] as? String,
                         consents: fields["consent"] as? [String] ?? [], publicFields: fields["fields"] as? [String: String] ?? [:],
-                        personal: personal, unsubscribed: statement.text(2).map(optedOut.contains) ?? false))
+                        personal: personal, unsubscribed: statement.text(2).map(optedOut.contains) ?? false,
+                        suppressed: statement.text(2).flatMap { suppressed[$0] }))
                 }
             }
         }

@@ -15,6 +15,11 @@ public struct MailRecipient: Sendable {
     /// Values muster computes for this message (`receipt_checkpoint`, `receipt_entry`);
     /// like the built-in names, they win over fields of the same name.
     public var variables: [String: String]
+    /// The blast's authenticated token for this (campaign, template, recipient)
+    /// (`MailToken`): the Message-ID becomes `muster.<token>@<sender domain>` and, with
+    /// `MessageSettings.verpAddress`, the envelope sender carries it too. Without one the
+    /// Message-ID is the older unkeyed hash (test sends, `muster serve`'s mail).
+    public var mailToken: String?
 
     /// Creates a recipient.
     public init(name: String, email: String, fields: [String: String] = [:], unsubscribeURL: String? = nil,
@@ -88,6 +93,9 @@ public struct MessageSettings: Sendable {
     public var useDefaultLayout: Bool
     /// Sign each message with this DKIM key (`dkim:` in muster.yaml); nil: unsigned.
     public var dkim: DKIMSigner?
+    /// VERP (`smtp.verp` in muster.yaml): the bounce address, e.g. `bounces@example.org`;
+    /// each message with a `mailToken` is sent with envelope sender `bounces+<token>@example.org`.
+    public var verpAddress: String?
 
     /// Creates settings.
     public init(unsubscribeMailbox: MailAddress, envelopeFrom: MailAddress? = nil, replyTo: MailAddress? = nil,
@@ -140,8 +148,13 @@ public func renderMessage(template: EmailTemplate, recipient: MailRecipient, cam
     if let url = recipient.unsubscribeURL { try MIMEMessage.validateUnsubscribeURL(url) }
     let content = renderContent(template: template, recipient: recipient, campaign: campaign, unsubscribe: unsubscribe,
                                 layout: settings.useDefaultLayout)
-    let messageID = MIMEMessage.stableMessageID(campaign: campaign.slug, template: template.name,
-                                                recipient: to.address, domain: campaign.sender.domain)
+    let messageID = recipient.mailToken.map { "muster.\($0)@\(campaign.sender.domain)" }
+        ?? MIMEMessage.stableMessageID(campaign: campaign.slug, template: template.name, recipient: to.address, domain: campaign.sender.domain)
+    var envelopeAddress = envelopeFrom.address
+    if let verp = settings.verpAddress, let token = recipient.mailToken {
+        envelopeAddress = VERP.address(base: verp, token: token)
+        try refuseLineBreaks(envelopeAddress, header: "MAIL FROM")
+    }
     let message = MIMEMessage(from: campaign.sender, to: to, replyTo: template.replyTo ?? settings.replyTo,
                               subject: content.subject, date: date, messageID: messageID,
                               listUnsubscribe: unsubscribe,
@@ -155,7 +168,7 @@ public func renderMessage(template: EmailTemplate, recipient: MailRecipient, cam
             throw .dkim(error.description)
         }
     }
-    return RenderedMessage(envelopeFrom: envelopeFrom.address, envelopeTo: to.address, bytes: bytes,
+    return RenderedMessage(envelopeFrom: envelopeAddress, envelopeTo: to.address, bytes: bytes,
                            messageID: messageID, subject: content.subject)
 }
 

@@ -175,6 +175,8 @@ public final class Blast: @unchecked Sendable {
     /// For `receipt: attach`: issues each signer's receipt against the checkpoint that was
     /// the latest when the blast started.
     let receipts: ReceiptIssuer?
+    /// Makes each message's Message-ID (and VERP) token (Inbox/MailToken.swift).
+    let mailTokens: MailTokenKey
     private let lock = NSLock()
     private var stopRequested = false
 
@@ -206,6 +208,8 @@ public final class Blast: @unchecked Sendable {
                                 deadline: manifest.deadline, daysLeft: report.daysLeft, milestone: milestone, sender: sender)
         messageSettings = MessageSettings(unsubscribeMailbox: (try? sender.named(nil)) ?? sender)
         messageSettings.dkim = try settings.dkimSigner(workspace: campaign.workspace, senderDomain: sender.domain)
+        messageSettings.verpAddress = settings.smtpVERP
+        mailTokens = try ledger.mailTokenKey()
         unsubscribeURL = settings.unsubscribeURL
         signPageURL = settings.serve.baseURL.flatMap { $0.hasPrefix("https://") ? $0 : nil }
         unsubscribeLinks = signPageURL == nil ? nil : try ledger.unsubscribeLinks()
@@ -299,6 +303,7 @@ public final class Blast: @unchecked Sendable {
             url = base + (base.utf8.contains(UInt8(ascii: "?")) ? "&" : "?") + "c=\(campaign.slug)&r=\(recipient.key.prefix(32))"
         }
         var mailRecipient = MailRecipient(name: recipient.name, email: recipient.email, fields: recipient.fields, unsubscribeURL: url)
+        mailRecipient.mailToken = mailTokens.token(campaign: campaign.slug, template: template.name, recipient: recipient.key).text
         var attachments = attachments
         if let receipts {
             // A sample signer (a test send to an address that has not signed) has no receipt.

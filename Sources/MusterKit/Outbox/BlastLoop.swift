@@ -264,7 +264,10 @@ final class BlastLoop: @unchecked Sendable {
             return .accepted
         case .rejected(let failure):
             // Relays quote the address ("550 5.1.1 <ana@…>: unknown user"): the outbox keeps the reply without it.
-            updates.append(.init(recipient: key, state: state, reply: Blast.redactingAddresses(failure.description), countsAttempt: true))
+            var update = Ledger.OutboxUpdate(recipient: key, state: state, reply: Blast.redactingAddresses(failure.description), countsAttempt: true)
+            // A 5xx about the recipient is a hard bounce: the address is suppressed (Inbox/Suppression.swift).
+            update.bounce = Ledger.smtpBounceStatus(failure)
+            updates.append(update)
             tally[state] += 1
             return .failed
         case .deferred(let failure):

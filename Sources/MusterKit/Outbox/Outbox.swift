@@ -31,10 +31,12 @@ public struct OutboxRow: Sendable, Equatable {
 extension Ledger {
     /// The SQL condition for a signer (`e`, with personal data `p`) who can be mailed:
     /// not forgotten (no chained redaction names the entry, and its personal row is there:
-    /// the join), not withdrawn, not opted out, and — with parameter ?1 — consenting.
+    /// the join), not withdrawn, not opted out, not suppressed (a bounce or complaint:
+    /// Inbox/Suppression.swift), and — with parameter ?1 — consenting.
     static let mailableSignerCondition = """
         e.kind = 'signature' AND \(chained("e")) AND NOT \(forgotten("e.seq")) AND e.seq NOT IN (\(withdrawnSeqs()))
         AND NOT EXISTS (SELECT 1 FROM entries x WHERE x.kind = 'optout' AND x.fingerprint = e.fingerprint AND \(chained("x")))
+        AND NOT \(suppressed("e.fingerprint"))
         AND (?1 IS NULL OR EXISTS (SELECT 1 FROM json_each(e.body, '$.consent') WHERE value = ?1))
         """
 
@@ -114,7 +116,7 @@ extension Ledger {
             while try targetRows.step() { recipients.append(targetRows.text(0) ?? "") }
             for recipient in recipients {
                 let stillTargeted = targetKeys?.contains(recipient) ?? false
-                if stillTargeted, try !isOptedOut(fingerprint: recipient) { continue }
+                if stillTargeted, try !isOptedOut(fingerprint: recipient), try !isSuppressed(fingerprint: recipient) { continue }
                 try database.prepare("UPDATE outbox SET state = \(failed), reply = ?, updated_at = ? WHERE template = ? AND recipient = ?")
                     .run(.text(targetKeys == nil ? Self.otherAudienceReply : reply), .text(Timestamp.format(date)), .text(template), .text(recipient))
                 changed += 1
@@ -213,11 +215,13 @@ extension Ledger {
         }
     }
 
-    /// The seq of the newest entry (0 for an empty ledger). Every opt-out and erasure
-    /// appends one, so a blast tells from it whether its recipients need checking again.
+    /// A number that grows whenever someone may have left the audience: the seq of the
+    /// newest entry (every opt-out and erasure appends one) plus the id of the newest
+    /// bounce (every suppression records one; the table is append-only). A blast tells
+    /// from it whether its recipients need checking again.
     func newestEntry() throws -> Int64 {
         try withStorage(path: url.path) {
-            try database.scalarInt("SELECT coalesce(max(seq), 0) FROM entries") ?? 0
+            try database.scalarInt("SELECT coalesce((SELECT max(seq) FROM entries), 0) + coalesce((SELECT max(id) FROM bounces), 0)") ?? 0
         }
     }
 
@@ -225,7 +229,7 @@ extension Ledger {
     /// forgotten and, with `consent`, still consenting.
     func isMailable(_ recipient: Recipient, asSigner: Bool, consent: String?) throws -> Bool {
         try withStorage(path: url.path) {
-            guard asSigner else { return try !isOptedOut(fingerprint: recipient.key) }
+            guard asSigner else { return try !isOptedOut(fingerprint: recipient.key) && !isSuppressed(fingerprint: recipient.key) }
             guard let seq = recipient.signature else { return false }
             return try database.scalarInt("""
                 SELECT EXISTS (SELECT 1 FROM entries e JOIN personal p ON p.seq = e.seq WHERE e.seq = ?2 AND \(Self.mailableSignerCondition))
@@ -233,12 +237,12 @@ extension Ledger {
         }
     }
 
-    /// The manifest's targets, less any who unsubscribed.
+    /// The manifest's targets, less any who unsubscribed or are suppressed.
     public func mailableTargets(_ targets: [Manifest.Target]) throws -> [Recipient] {
         try targets.compactMap { target in
             let canonical = try SignatureInput.validatedEmail(target.email)
             let key = try fingerprint(canonicalEmail: canonical)
-            if try isOptedOut(fingerprint: key) { return nil }
+            if try isOptedOut(fingerprint: key) || isSuppressed(fingerprint: key) { return nil }
             return Recipient(key: key, signature: nil, name: target.name, email: target.email, fields: [:], consents: [])
         }
     }
@@ -348,6 +352,9 @@ extension Ledger {
         public let state: OutboxState
         public let reply: String?
         public let countsAttempt: Bool
+        /// A relay's 5xx about this recipient, recorded as a hard bounce that suppresses the
+        /// address (the enhanced status code when the reply has one, else the reply code).
+        public var bounce: String?
 
         public init(recipient: String, state: OutboxState, reply: String? = nil, countsAttempt: Bool = false) {
             self.recipient = recipient
@@ -379,8 +386,8 @@ extension Ledger {
         }
     }
 
-    /// Per template: counts per state (as readers see them) and how many of its recipients
-    /// unsubscribed since.
+    /// Per template: counts per state (as readers see them), how many of its recipients
+    /// unsubscribed since, and how many were suppressed by a bounce or complaint about it.
     public func mailStatus() throws -> [ProgressReport.MailStatus] {
         let unsubscribed = try withStorage(path: url.path) {
             let statement = try database.prepare("""
@@ -393,10 +400,14 @@ extension Ledger {
             return rows
         }
         let counts = try outboxCounts()
+        let suppressed = try suppressionCounts()
         return unsubscribed.map { template, unsubscribed in
             let shown = (counts[template] ?? OutboxCounts()).shown
-            return .init(template: template, queued: shown.queued, sent: shown.sent, deferred: shown.deferred,
-                         failed: shown.failed, unknown: shown.unknown, unsubscribed: unsubscribed)
+            var status = ProgressReport.MailStatus(template: template, queued: shown.queued, sent: shown.sent, deferred: shown.deferred,
+                                                   failed: shown.failed, unknown: shown.unknown, unsubscribed: unsubscribed)
+            status.bounced = suppressed[template]?.bounced ?? 0
+            status.complained = suppressed[template]?.complained ?? 0
+            return status
         }
     }
 
@@ -453,6 +464,9 @@ final class OutboxUpdater {
                 try statement.bindInt(3, update.countsAttempt ? 1 : 0)
                 try statement.bindText(6, update.recipient)
                 try statement.runBound()
+                if let status = update.bounce {
+                    try ledger.recordSMTPBounce(recipient: update.recipient, template: template, status: status, at: date)
+                }
             }
         }
     }

@@ -81,12 +81,14 @@ extension ProgressReport {
         }
         out += "</section>\n"
         if let mail, !mail.isEmpty {
-            out += "<section>\n<h2>Mail</h2>\n<table>\n<thead><tr><th>template</th><th class=\"n\">sent</th><th class=\"n\">deferred</th><th class=\"n\">failed</th><th class=\"n\">unknown</th><th class=\"n\">queued</th><th class=\"n\">unsubscribed</th></tr></thead>\n<tbody>\n"
+            out += "<section>\n<h2>Mail</h2>\n<table>\n<thead><tr><th>template</th><th class=\"n\">sent</th><th class=\"n\">deferred</th><th class=\"n\">failed</th><th class=\"n\">unknown</th><th class=\"n\">queued</th><th class=\"n\">unsubscribed</th><th class=\"n\">bounced</th><th class=\"n\">complained</th></tr></thead>\n<tbody>\n"
             for row in mail {
-                let cells = [row.sent, row.deferred, row.failed, row.unknown, row.queued, row.unsubscribed].map { "<td class=\"n\">\(Number.grouped(Int64($0)))</td>" }.joined()
+                let cells = [row.sent, row.deferred, row.failed, row.unknown, row.queued, row.unsubscribed, row.bounced, row.complained].map { "<td class=\"n\">\(Number.grouped(Int64($0)))</td>" }.joined()
                 out += "<tr><td>\(htmlEscape(row.template))</td>\(cells)</tr>\n"
             }
-            out += "</tbody>\n</table>\n</section>\n"
+            out += "</tbody>\n</table>\n"
+            out += "<p>Suppressed: \(Number.grouped(Int64(mail.reduce(0) { $0 + $1.bounced }))) bounced, \(Number.grouped(Int64(mail.reduce(0) { $0 + $1.complained }))) complained.</p>\n"
+            out += "</section>\n"
         }
         out += """
             <footer>

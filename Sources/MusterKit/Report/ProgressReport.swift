@@ -52,6 +52,10 @@ public struct ProgressReport: Sendable, Codable, Equatable {
         public let unknown: Int
         /// Recipients of this template who have unsubscribed since.
         public let unsubscribed: Int
+        /// Addresses suppressed for a bounce (hard, repeated soft, or the relay's 5xx) that
+        /// this template's mail brought back, and for a complaint about it (Inbox/Suppression.swift).
+        public var bounced: Int = 0
+        public var complained: Int = 0
     }
 
     public let campaign: String
@@ -407,11 +411,12 @@ extension ProgressReport {
         if let mail, !mail.isEmpty {
             out += "\n" + style.bold("Mail") + "\n"
             let width = max(8, mail.map(\.template.count).max() ?? 0)
-            out += "  " + "template".padding(toLength: width, withPad: " ", startingAt: 0) + "      sent  deferred    failed   unknown    queued  unsubscribed\n"
+            out += "  " + "template".padding(toLength: width, withPad: " ", startingAt: 0) + "      sent  deferred    failed   unknown    queued  unsubscribed   bounced  complained\n"
             for row in mail {
                 let cells = [row.sent, row.deferred, row.failed, row.unknown, row.queued].map { String(format: "%10d", $0) }.joined()
-                out += "  " + row.template.padding(toLength: width, withPad: " ", startingAt: 0) + cells + String(format: "%14d", row.unsubscribed) + "\n"
+                out += "  " + row.template.padding(toLength: width, withPad: " ", startingAt: 0) + cells + String(format: "%14d%10d%12d", row.unsubscribed, row.bounced, row.complained) + "\n"
             }
+            out += "  suppressed: \(mail.reduce(0) { $0 + $1.bounced }) bounced, \(mail.reduce(0) { $0 + $1.complained }) complained\n"
         }
         out += "\n" + style.dim("ledger head \(head)") + "\n"
         return out
@@ -462,10 +467,11 @@ extension ProgressReport {
             }
         }
         if let mail, !mail.isEmpty {
-            out += "\n## Mail\n\n| template | sent | deferred | failed | unknown | queued | unsubscribed |\n|---|---:|---:|---:|---:|---:|---:|\n"
+            out += "\n## Mail\n\n| template | sent | deferred | failed | unknown | queued | unsubscribed | bounced | complained |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|\n"
             for row in mail {
-                out += "| \(cell(row.template)) | \(row.sent) | \(row.deferred) | \(row.failed) | \(row.unknown) | \(row.queued) | \(row.unsubscribed) |\n"
+                out += "| \(cell(row.template)) | \(row.sent) | \(row.deferred) | \(row.failed) | \(row.unknown) | \(row.queued) | \(row.unsubscribed) | \(row.bounced) | \(row.complained) |\n"
             }
+            out += "\nSuppressed: \(mail.reduce(0) { $0 + $1.bounced }) bounced, \(mail.reduce(0) { $0 + $1.complained }) complained.\n"
         }
         out += "\n---\nLedger head: `\(head)`\n"
         return out

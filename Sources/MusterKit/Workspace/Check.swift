@@ -11,6 +11,9 @@ public struct WorkspaceSettings: Sendable, Equatable {
     public var smtpCAFile: String?
     /// Seconds to wait for any one reply from the relay (`smtp.timeout`, default 60).
     public var smtpTimeout: Int?
+    /// VERP: the bounce address each blast message's envelope sender is made from
+    /// (`smtp.verp`, e.g. `bounces@example.org` → `bounces+<token>@example.org`).
+    public var smtpVERP: String?
     public var unsubscribeURL: String?
     /// Who counts as one person (`dedupe:`, read by `MailboxRules.parse`).
     public var dedupe: MailboxRules = .standard
@@ -20,10 +23,12 @@ public struct WorkspaceSettings: Sendable, Equatable {
     public var dkimDomain: String?
     public var dkimSelector: String?
     public var dkimKeyFile: String?
+    /// `inbox:`: the mailbox `muster inbox` reads (InboxSettings.swift); nil without one.
+    public var inbox: InboxSettings?
 
-    static let knownKeys: Set<String> = ["sender", "smtp", "unsubscribe_url", "dedupe", "serve", "dkim"]
+    static let knownKeys: Set<String> = ["sender", "smtp", "unsubscribe_url", "dedupe", "serve", "dkim", "inbox"]
     static let knownDKIMKeys: Set<String> = ["domain", "selector", "key"]
-    static let knownSMTPKeys: Set<String> = ["url", "starttls", "username", "ca_file", "timeout"]
+    static let knownSMTPKeys: Set<String> = ["url", "starttls", "username", "ca_file", "timeout", "verp"]
 
     /// Reads `muster.yaml`, collecting every problem.
     public static func load(_ workspace: Workspace) -> (WorkspaceSettings?, [Diagnostic]) {
@@ -60,9 +65,14 @@ public struct WorkspaceSettings: Sendable, Equatable {
             settings.smtpUsername = smtp.string("username", what: "'smtp'")
             settings.smtpCAFile = smtp.string("ca_file", what: "'smtp'")
             settings.smtpTimeout = smtp.positiveInt("timeout", what: "'smtp'")
+            settings.smtpVERP = smtp.string("verp", what: "'smtp'")
+            if let verp = settings.smtpVERP, let problem = VERP.problem(verp) {
+                diagnostics.error("'verp' \(problem)", at: smtp["verp"]?.mark)
+            }
         }
         if let rules = MailboxRules.parse(map["dedupe"], diagnostics: diagnostics) { settings.dedupe = rules }
         if let serve = ServeSettings.parse(map["serve"], diagnostics: diagnostics) { settings.serve = serve }
+        if map["inbox"] != nil { settings.inbox = InboxSettings.parse(map["inbox"], diagnostics: diagnostics) }
         if let node = map["dkim"], let dkim = MappingReader(node, diagnostics: diagnostics, what: "'dkim'") {
             dkim.warnUnknown(knownDKIMKeys, in: "'dkim'")
             settings.dkimSelector = dkim.string("selector", required: true, what: "'dkim'")

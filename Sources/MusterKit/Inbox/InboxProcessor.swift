@@ -1,0 +1,158 @@
+import Foundation
+
+/// How `muster inbox` processes the mailbox.
+public struct InboxOptions: Sendable {
+    /// Classify and report only: nothing is moved and the ledgers are not written.
+    public var dryRun = false
+    /// Where messages muster acted on (bounces, complaints, unsubscribes, auto-replies to
+    /// muster's mail) are moved.
+    public var processedFolder = "muster/processed"
+    /// Where bounce-shaped messages muster could not tie to one of its own messages are
+    /// moved (forged, someone else's, malformed, too large). They suppress nothing.
+    public var unrecognisedFolder = "muster/unrecognised"
+    /// The largest message fetched; a larger one is moved to `unrecognisedFolder` unread.
+    public var maxMessageBytes = 10 * 1024 * 1024
+    /// Soft bounces (4.x.x, mailbox full) of one recipient within `softBounceWindowDays`
+    /// that suppress the address (`inbox.soft_bounce_limit` in muster.yaml).
+    public var softBounceLimit = 3
+    /// The window soft bounces are counted in, in days (`inbox.soft_bounce_days`).
+    public var softBounceWindowDays = 30
+    /// The time the processing runs at (tests set it).
+    public var now: @Sendable () -> Date = { Date() }
+    public init() {}
+}
+
+/// What one message was, and what `muster inbox` did (or, with `--dry-run`, would do)
+/// with it. Never an address: the campaign, template and status code only.
+public struct InboxAction: Codable, Sendable, Equatable {
+    /// The message's UID in the folder read.
+    public var uid: UInt64
+    /// `hard`, `soft`, `delayed`, `complaint`, `unsubscribe`, `auto_reply`, `unrecognised`,
+    /// `already_processed` or `untouched` (mail that is not muster's business).
+    public var kind: String
+    /// The campaign and template the message was tied to (by muster's own Message-ID or
+    /// VERP token), when it was.
+    public var campaign: String?
+    public var template: String?
+    /// The enhanced status code of a bounce (`5.1.1`), when it gives one.
+    public var status: String?
+    /// Whether this message suppressed (or unsubscribed) its recipient now.
+    public var suppressed: Bool
+    /// The folder the message is moved to; nil when it stays where it is.
+    public var folder: String?
+    /// Why, in a few words (no addresses).
+    public var reason: String
+
+    public init(uid: UInt64, kind: String, campaign: String? = nil, template: String? = nil, status: String? = nil,
+                suppressed: Bool = false, folder: String? = nil, reason: String) {
+        self.uid = uid
+        self.kind = kind
+        self.campaign = campaign
+        self.template = template
+        self.status = status
+        self.suppressed = suppressed
+        self.folder = folder
+        self.reason = reason
+    }
+}
+
+/// The counts of one `muster inbox` run, and what it did per message.
+public struct InboxSummary: Codable, Sendable, Equatable {
+    public var dryRun = false
+    /// Messages in the folder looked at.
+    public var scanned = 0
+    public var hard = 0
+    public var soft = 0
+    /// Delay notices (`Action: delayed`): the relay is still trying; nothing is counted.
+    public var delayed = 0
+    public var complaints = 0
+    public var unsubscribes = 0
+    public var autoReplies = 0
+    public var unrecognised = 0
+    /// Messages an earlier run processed whose move had not happened (a dropped connection).
+    public var alreadyProcessed = 0
+    /// Mail that is not muster's: left where it is, unread.
+    public var untouched = 0
+    /// Addresses suppressed (or unsubscribed) by this run.
+    public var suppressedNow = 0
+    /// One entry per message looked at, in UID order.
+    public var actions: [InboxAction] = []
+
+    public init() {}
+
+    enum CodingKeys: String, CodingKey {
+        case dryRun = "dry_run", scanned, hard, soft, delayed, complaints, unsubscribes
+        case autoReplies = "auto_replies", unrecognised, alreadyProcessed = "already_processed", untouched
+        case suppressedNow = "suppressed_now", actions
+    }
+
+    mutating func count(_ action: InboxAction) {
+        switch action.kind {
+        case InboxKind.hard.rawValue: hard += 1
+        case InboxKind.soft.rawValue: soft += 1
+        case InboxKind.delayed.rawValue: delayed += 1
+        case InboxKind.complaint.rawValue: complaints += 1
+        case InboxKind.unsubscribe.rawValue: unsubscribes += 1
+        case InboxKind.autoReply.rawValue: autoReplies += 1
+        case InboxKind.unrecognised.rawValue: unrecognised += 1
+        case InboxKind.alreadyProcessed.rawValue: alreadyProcessed += 1
+        default: untouched += 1
+        }
+        if action.suppressed { suppressedNow += 1 }
+        actions.append(action)
+    }
+}
+
+/// The kinds of `InboxAction.kind`.
+enum InboxKind: String, Sendable {
+    case hard, soft, delayed, complaint, unsubscribe
+    case autoReply = "auto_reply"
+    case unrecognised
+    case alreadyProcessed = "already_processed"
+    case untouched
+}
+
+/// `muster inbox`: reads the bounce mailbox through a `MailboxAccess`, ties each bounce,
+/// complaint and unsubscribe request to the exact (campaign, template, recipient) by
+/// muster's own authenticated Message-ID or VERP token (never by an address in prose),
+/// suppresses or unsubscribes, records what it processed in the campaign's ledger (so a
+/// rerun after a dropped connection counts nothing twice), and moves the message.
+public enum InboxProcessor {
+    public static func run(workspace: Workspace, mailbox: any MailboxAccess, options: InboxOptions,
+                           progress: (@Sendable (Int, Int) -> Void)? = nil) throws -> InboxSummary {
+        var summary = InboxSummary()
+        summary.dryRun = options.dryRun
+        let listing = try mailbox.listUIDs()
+        let campaigns = try InboxCampaigns(workspace: workspace)
+        for (index, uid) in listing.uids.enumerated() {
+            let action = try process(uid: uid, validity: listing.validity, mailbox: mailbox, campaigns: campaigns, options: options)
+            summary.scanned += 1
+            summary.count(action)
+            progress?(index + 1, listing.uids.count)
+        }
+        return summary
+    }
+
+    /// One message: fetch, classify, apply (unless a dry run), move. A connection error
+    /// propagates: what was applied is recorded, so the rerun moves it without counting it again.
+    static func process(uid: UInt64, validity: UInt64, mailbox: any MailboxAccess, campaigns: InboxCampaigns,
+                        options: InboxOptions) throws -> InboxAction {
+        let bytes: [UInt8]
+        do {
+            bytes = try mailbox.fetch(uid: uid, limit: options.maxMessageBytes)
+        } catch MailboxError.tooLarge {
+            let action = InboxAction(uid: uid, kind: InboxKind.unrecognised.rawValue, folder: options.unrecognisedFolder,
+                                     reason: "larger than \(options.maxMessageBytes) bytes; not read")
+            if !options.dryRun { try mailbox.move(uid: uid, to: options.unrecognisedFolder) }
+            return action
+        }
+        let message = InboxMessage(bytes: bytes)
+        let verdict = BounceClassifier.classify(message)
+        var action = try campaigns.apply(verdict, message: message, uid: uid, validity: validity, options: options)
+        if action.folder == nil && action.kind != InboxKind.untouched.rawValue {
+            action.folder = action.kind == InboxKind.unrecognised.rawValue ? options.unrecognisedFolder : options.processedFolder
+        }
+        if !options.dryRun, let folder = action.folder { try mailbox.move(uid: uid, to: folder) }
+        return action
+    }
+}

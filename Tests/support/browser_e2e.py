@@ -99,6 +99,10 @@ def submit(driver):
     page = driver.find_element(By.TAG_NAME, "html")
     driver.find_element(By.CSS_SELECTOR, "form button[type=submit], form input[type=submit]").click()
     WebDriverWait(driver, 60).until(expected_conditions.staleness_of(page))
+    # The old page is gone; wait until the new one has finished loading, so the next
+    # lookup cannot land on a document that is still being replaced (on a loaded
+    # machine Chromium then answers "Node ... does not belong to the document").
+    WebDriverWait(driver, 60).until(lambda d: d.execute_script("return document.readyState") == "complete")
 
 
 def heading(driver):

@@ -22,16 +22,18 @@ def write_section(name, section):
     print(section)
 
 
-def measure(args, cwd=None):
-    """Runs `args` (output discarded) and returns its wall time and CPU time (user +
-    system, all threads) in seconds and its peak memory in MiB; exits on failure."""
+def measure(args, cwd=None, stdout=None):
+    """Runs `args` (output discarded, or its stdout written to the file `stdout`) and
+    returns its wall time and CPU time (user + system, all threads) in seconds and its
+    peak memory in MiB; exits on failure."""
     start = time.perf_counter()
     pid = os.fork()
     if pid == 0:
         if cwd:
             os.chdir(cwd)
         fd = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(fd, 1); os.dup2(fd, 2)
+        out = os.open(stdout, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600) if stdout else fd
+        os.dup2(out, 1); os.dup2(fd, 2)
         os.execv(str(args[0]), [str(a) for a in args])
     _, status, usage = os.wait4(pid, 0)
     elapsed = time.perf_counter() - start

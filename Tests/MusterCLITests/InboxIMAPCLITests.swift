@@ -72,6 +72,12 @@ struct InboxIMAPCLITests {
         #expect(summary["scanned"] as? Int == 3 && summary["hard"] as? Int == 1 && summary["suppressed_now"] as? Int == 1, "\(summary)")
         #expect(summary["auto_replies"] as? Int == 1 && summary["untouched"] as? Int == 1, "\(summary)")
         #expect(!run.stdout.contains("example.org"), "no address in the output")
+        // The time split (docs/reference.md, scripts/bench_inbox.py): the server's parts and the rest add up.
+        let timings = try #require(summary["timings"] as? [String: Double], "\(summary)")
+        #expect(Set(timings.keys) == ["total_seconds", "imap_list_seconds", "imap_fetch_seconds", "imap_move_seconds", "processing_seconds"])
+        let waited = (timings["imap_list_seconds"] ?? -1) + (timings["imap_fetch_seconds"] ?? -1) + (timings["imap_move_seconds"] ?? -1)
+        #expect((timings["imap_fetch_seconds"] ?? 0) > 0 && (timings["imap_move_seconds"] ?? 0) > 0, "\(timings)")
+        #expect(abs(waited + (timings["processing_seconds"] ?? -1) - (timings["total_seconds"] ?? 0)) < 1e-6, "\(timings)")
         let after = try server.state()
         #expect(after["INBOX"]?.map(\.messageID) == ["<flyers-1@example.net>"], "\(after)")
         #expect(after["INBOX"]?.first?.flags == [], "the organizer's mail is untouched and unread")

@@ -77,13 +77,15 @@ public struct InboxSummary: Codable, Sendable, Equatable {
     public var suppressedNow = 0
     /// One entry per message looked at, in UID order.
     public var actions: [InboxAction] = []
+    /// Where the run's time went: waiting on the IMAP server vs. muster's own work.
+    public var timings = InboxTimings()
 
     public init() {}
 
     enum CodingKeys: String, CodingKey {
         case dryRun = "dry_run", scanned, hard, soft, delayed, complaints, unsubscribes
         case autoReplies = "auto_replies", unrecognised, alreadyProcessed = "already_processed", untouched
-        case suppressedNow = "suppressed_now", actions
+        case suppressedNow = "suppressed_now", actions, timings
     }
 
     mutating func count(_ action: InboxAction) {
@@ -100,6 +102,43 @@ public struct InboxSummary: Codable, Sendable, Equatable {
         }
         if action.suppressed { suppressedNow += 1 }
         actions.append(action)
+    }
+}
+
+/// The seconds one `muster inbox` run spent, by a monotonic clock: waiting on the IMAP
+/// server (logging in and listing, fetching, moving; each call to the `MailboxAccess`
+/// timed whole) and everything else (parsing, classifying, ledger and suppression writes).
+/// `total` is the whole run; `processing` is `total` minus the three server parts.
+public struct InboxTimings: Codable, Sendable, Equatable {
+    public var total: Double = 0
+    public var imapList: Double = 0
+    public var imapFetch: Double = 0
+    public var imapMove: Double = 0
+    public var processing: Double = 0
+
+    public init() {}
+
+    /// The server's part: list + fetch + move.
+    public var imap: Double { imapList + imapFetch + imapMove }
+
+    enum CodingKeys: String, CodingKey {
+        case total = "total_seconds", imapList = "imap_list_seconds", imapFetch = "imap_fetch_seconds"
+        case imapMove = "imap_move_seconds", processing = "processing_seconds"
+    }
+}
+
+/// Adds the time `body` takes to `seconds` (also when it throws).
+private func timed<T>(_ seconds: inout Double, _ body: () throws -> T) rethrows -> T {
+    let clock = ContinuousClock()
+    let start = clock.now
+    defer { seconds += (clock.now - start).seconds }
+    return try body()
+}
+
+private extension Duration {
+    var seconds: Double {
+        let (whole, fraction) = components
+        return Double(whole) + Double(fraction) / 1e18
     }
 }
 
@@ -120,30 +159,37 @@ enum InboxKind: String, Sendable {
 public enum InboxProcessor {
     public static func run(workspace: Workspace, mailbox: any MailboxAccess, options: InboxOptions,
                            progress: (@Sendable (Int, Int) -> Void)? = nil) throws -> InboxSummary {
+        let clock = ContinuousClock()
+        let start = clock.now
         var summary = InboxSummary()
         summary.dryRun = options.dryRun
-        let listing = try mailbox.listUIDs()
+        var timings = InboxTimings()
+        let listing = try timed(&timings.imapList) { try mailbox.listUIDs() }
         let campaigns = try InboxCampaigns(workspace: workspace)
         for (index, uid) in listing.uids.enumerated() {
-            let action = try process(uid: uid, validity: listing.validity, mailbox: mailbox, campaigns: campaigns, options: options)
+            let action = try process(uid: uid, validity: listing.validity, mailbox: mailbox, campaigns: campaigns,
+                                     options: options, timings: &timings)
             summary.scanned += 1
             summary.count(action)
             progress?(index + 1, listing.uids.count)
         }
+        timings.total = (clock.now - start).seconds
+        timings.processing = max(0, timings.total - timings.imap)
+        summary.timings = timings
         return summary
     }
 
     /// One message: fetch, classify, apply (unless a dry run), move. A connection error
     /// propagates: what was applied is recorded, so the rerun moves it without counting it again.
     static func process(uid: UInt64, validity: UInt64, mailbox: any MailboxAccess, campaigns: InboxCampaigns,
-                        options: InboxOptions) throws -> InboxAction {
+                        options: InboxOptions, timings: inout InboxTimings) throws -> InboxAction {
         let bytes: [UInt8]
         do {
-            bytes = try mailbox.fetch(uid: uid, limit: options.maxMessageBytes)
+            bytes = try timed(&timings.imapFetch) { try mailbox.fetch(uid: uid, limit: options.maxMessageBytes) }
         } catch MailboxError.tooLarge {
             let action = InboxAction(uid: uid, kind: InboxKind.unrecognised.rawValue, folder: options.unrecognisedFolder,
                                      reason: "larger than \(options.maxMessageBytes) bytes; not read")
-            if !options.dryRun { try mailbox.move(uid: uid, to: options.unrecognisedFolder) }
+            if !options.dryRun { try timed(&timings.imapMove) { try mailbox.move(uid: uid, to: options.unrecognisedFolder) } }
             return action
         }
         let message = InboxMessage(bytes: bytes)
@@ -152,7 +198,7 @@ public enum InboxProcessor {
         if action.folder == nil && action.kind != InboxKind.untouched.rawValue {
             action.folder = action.kind == InboxKind.unrecognised.rawValue ? options.unrecognisedFolder : options.processedFolder
         }
-        if !options.dryRun, let folder = action.folder { try mailbox.move(uid: uid, to: folder) }
+        if !options.dryRun, let folder = action.folder { try timed(&timings.imapMove) { try mailbox.move(uid: uid, to: folder) } }
         return action
     }
 }

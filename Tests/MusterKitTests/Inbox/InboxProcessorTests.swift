@@ -429,3 +429,39 @@ struct InboxWorld {
         #expect(try world.suppression(0) == nil && !world.ledger.isOptedOut(canonicalEmail: "s1@example.org"))
     }
 }
+
+/// A mailbox whose every call takes at least `delay`: the server's share of the time.
+final class SlowMailbox: MailboxAccess, @unchecked Sendable {
+    let inner: ScriptedMailbox
+    let delay: TimeInterval
+    init(_ inner: ScriptedMailbox, delay: TimeInterval) { self.inner = inner; self.delay = delay }
+    func listUIDs() throws -> (validity: UInt64, uids: [UInt64]) { Thread.sleep(forTimeInterval: delay); return try inner.listUIDs() }
+    func fetch(uid: UInt64, limit: Int) throws -> [UInt8] { Thread.sleep(forTimeInterval: delay); return try inner.fetch(uid: uid, limit: limit) }
+    func move(uid: UInt64, to folder: String) throws { Thread.sleep(forTimeInterval: delay); try inner.move(uid: uid, to: folder) }
+}
+
+@Suite struct InboxTimingsTests {
+    /// The time waiting on the server lands in the IMAP parts (each at least the calls'
+    /// sleeps), never in `processing`; the parts add up to the total. Lower bounds only.
+    @Test func serverWaitIsCountedAsIMAPNotProcessing() throws {
+        let world = try InboxWorld()
+        let scripted = ScriptedMailbox()
+        scripted.add(1, try world.fixture("postfix-hard.eml", signer: 0))
+        scripted.add(2, try world.fixture("rfc3464-hard.eml", signer: 1))
+        scripted.add(3, try InboxWorld.fixture("unrelated.eml", messageID: "<x@example.net>"))
+        let delay = 0.05
+        let summary = try InboxProcessor.run(workspace: world.workspace, mailbox: SlowMailbox(scripted, delay: delay), options: world.options)
+        let timings = summary.timings
+        #expect(summary.hard == 2 && summary.untouched == 1)
+        #expect(timings.imapList >= delay)
+        #expect(timings.imapFetch >= 3 * delay)
+        #expect(timings.imapMove >= 2 * delay)  // the unrelated message is not moved
+        #expect(timings.total >= timings.imap)
+        #expect(abs(timings.processing - (timings.total - timings.imap)) < 1e-9)
+        #expect(timings.processing >= 0)
+        // The --json keys the benchmark and docs/reference.md name.
+        let json = try JSONSerialization.jsonObject(with: JSONEncoder().encode(summary)) as? [String: Any]
+        let keys = Set((json?["timings"] as? [String: Any])?.keys.map { $0 } ?? [])
+        #expect(keys == ["total_seconds", "imap_list_seconds", "imap_fetch_seconds", "imap_move_seconds", "processing_seconds"])
+    }
+}

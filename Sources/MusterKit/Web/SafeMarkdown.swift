@@ -10,7 +10,11 @@ import Foundation
 /// `data:` link targets. Images from other hosts are left to the page's
 /// Content-Security-Policy (`img-src 'self'`), which keeps them from loading.
 public enum SafeMarkdown {
-    public static func html(_ markdown: String) -> String {
+    /// `petition.md` as HTML. When `title` is given and the text opens with a level-1
+    /// heading that says the same (as the scaffolded `petition.md` does: `# {{title}}`),
+    /// that heading is left out: the page shows the manifest's title as its one `<h1>`.
+    /// A first heading that says something else is kept.
+    public static func html(_ markdown: String, title: String? = nil) -> String {
         let utf8 = Array(markdown.utf8)
         let options = muster_cmark_opt_default()
         let document: OpaquePointer? = utf8.withUnsafeBufferPointer { buffer in
@@ -21,9 +25,39 @@ public enum SafeMarkdown {
         guard let document else { return "" }
         defer { cmark_node_free(document) }
         escapeRawHTML(in: document)
+        if let title { dropLeadingTitle(title, in: document) }
         guard let out = cmark_render_html(document, options) else { return "" }
         defer { free(out) }
         return String(cString: out)
+    }
+
+    /// Unlinks the document's first block when it is a level-1 heading whose text is
+    /// `title` (compared with runs of white space collapsed, case-insensitively).
+    private static func dropLeadingTitle(_ title: String, in document: OpaquePointer) {
+        guard let first = cmark_node_first_child(document), cmark_node_get_type(first) == CMARK_NODE_HEADING,
+              cmark_node_get_heading_level(first) == 1 else { return }
+        var text = ""
+        guard let iterator = cmark_iter_new(first) else { return }
+        while true {
+            let event = cmark_iter_next(iterator)
+            if event == CMARK_EVENT_DONE { break }
+            guard event == CMARK_EVENT_ENTER, let node = cmark_iter_get_node(iterator) else { continue }
+            switch cmark_node_get_type(node) {
+            case CMARK_NODE_TEXT, CMARK_NODE_CODE:
+                text += cmark_node_get_literal(node).map { String(cString: $0) } ?? ""
+            case CMARK_NODE_SOFTBREAK, CMARK_NODE_LINEBREAK:
+                text += " "
+            default:
+                break
+            }
+        }
+        cmark_iter_free(iterator)
+        func normalized(_ s: String) -> String {
+            s.split(whereSeparator: \.isWhitespace).joined(separator: " ").lowercased()
+        }
+        guard normalized(text) == normalized(title) else { return }
+        cmark_node_unlink(first)
+        cmark_node_free(first)
     }
 
     /// Replaces every raw HTML node under `root` by a text node holding the same

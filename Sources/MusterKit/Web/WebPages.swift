@@ -69,7 +69,7 @@ final class CampaignSite: Sendable {
         self.campaign = campaign
         self.manifest = manifest
         let markdown = (try? String(contentsOf: campaign.petitionURL, encoding: .utf8)) ?? ""
-        self.petitionHTML = SafeMarkdown.html(markdown)
+        self.petitionHTML = SafeMarkdown.html(markdown, title: manifest.title)
         self.desk = try LedgerDesk(campaign: campaign)
         self.links = try desk.sync { try $0.unsubscribeLinks() }
     }

@@ -37,6 +37,18 @@ import Testing
         }
     }
 
+    @Test func scaffoldedTitleHeadingIsNotShownTwice() throws {
+        let box = try Sandbox.withCampaign(manifest: Self.manifest)
+        try box.write("campaigns/fair-rates/petition.md", "# Fair rates <for> translators\n\nWe ask.\n")
+        let server = try ServerProcess(box)
+        let page = try server.get("/c/fair-rates").body
+        #expect(page.components(separatedBy: "<h1>").count == 2, "one <h1>: the page's title\n\(page)")
+        _ = server.stop()
+        try box.write("campaigns/fair-rates/petition.md", "# Our demands\n\nWe ask.\n")
+        let other = try ServerProcess(box).get("/c/fair-rates").body
+        #expect(other.contains("<h1>Our demands</h1>"), "a first heading of the author's own is kept\n\(other)")
+    }
+
     @Test func petitionPageShowsTextCountMilestonesAndForm() throws {
         let box = try Sandbox.withCampaign(manifest: Self.manifest)
         try box.write("campaigns/fair-rates/petition.md", "# Fair rates\n\nWe ask for **fair** rates.\n")

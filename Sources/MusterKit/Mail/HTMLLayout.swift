@@ -1,12 +1,41 @@
 import Synchronization
 
+/// The words of the layout's footer, in the campaign's language (`web: language:`):
+/// `mail_footer` and `mail_unsubscribe` of `templates/web/<lang>.yaml`, which a workspace
+/// can override like every text a signer reads.
+public struct LayoutWords: Sendable, Hashable {
+    /// The `lang` of the `<html>` element.
+    public var language: String
+    /// "Sent by {{sender}} about “{{title}}”." (plain text: the layout escapes it).
+    public var footer: String
+    /// The unsubscribe link's text.
+    public var unsubscribe: String
+
+    public init(language: String, footer: String, unsubscribe: String) {
+        self.language = language
+        self.footer = footer
+        self.unsubscribe = unsubscribe
+    }
+
+    /// The built-in English words.
+    public static let english = LayoutWords(language: "en", footer: "Sent by {{sender}} about \u{201C}{{title}}\u{201D}.",
+                                            unsubscribe: "Unsubscribe")
+
+    /// The words of `language`'s catalogue in `workspace` (its own file's entries first).
+    static func of(_ language: WebLanguage, workspace: Workspace) throws -> LayoutWords {
+        let catalogue = try WebCatalogue(language, workspace: workspace)
+        return LayoutWords(language: language.rawValue, footer: catalogue.text("mail_footer"),
+                           unsubscribe: catalogue.text("mail_unsubscribe"))
+    }
+}
+
 /// muster's default HTML layout: one readable column with inline CSS (mail clients
 /// drop `<style>` blocks) and a footer with the unsubscribe link.
 public enum HTMLLayout {
     /// Wraps a CommonMark fragment. All arguments except `fragment` are escaped here.
     public static func wrap(_ fragment: String, subject: String, campaignTitle: String, sender: MailAddress,
-                            unsubscribeHref: String) -> String {
-        let frame = Frame.for(campaignTitle: campaignTitle, sender: sender)
+                            unsubscribeHref: String, words: LayoutWords = .english) -> String {
+        let frame = Frame.for(campaignTitle: campaignTitle, sender: sender, words: words)
         let href = SlotTable.isSafeURL(unsubscribeHref) ? htmlEscape(unsubscribeHref) : "#"
         var html = ""
         html.reserveCapacity(frame.head.utf8.count + frame.body.utf8.count + frame.foot.utf8.count + fragment.utf8.count
@@ -26,12 +55,16 @@ public enum HTMLLayout {
     private struct Frame: Sendable {
         let head: String, body: String, footer: String, foot: String
 
-        static func `for`(campaignTitle: String, sender: MailAddress) -> Frame {
-            if let cached = last.withLock({ $0?.title == campaignTitle && $0?.sender == sender ? $0?.frame : nil }) { return cached }
-            let from = htmlEscape(sender.displayName ?? sender.address)
+        static func `for`(campaignTitle: String, sender: MailAddress, words: LayoutWords) -> Frame {
+            if let cached = last.withLock({ $0?.title == campaignTitle && $0?.sender == sender && $0?.words == words ? $0?.frame : nil }) {
+                return cached
+            }
+            let footerText = htmlEscape(WebCatalogue.fill(words.footer, ["sender": sender.displayName ?? sender.address,
+                                                                        "title": campaignTitle]))
+            let html = words.language == "en" ? "<html>" : "<html lang=\"\(htmlEscape(words.language))\">"
             let frame = Frame(head: """
                 <!DOCTYPE html>
-                <html>
+                \(html)
                 <head>
                 <meta charset="utf-8">
                 <meta name="viewport" content="width=device-width, initial-scale=1">
@@ -46,18 +79,18 @@ public enum HTMLLayout {
 
                 </div>
                 <div style="max-width:600px; margin:0 auto; padding:12px 28px 24px; color:#6e7781; font-family:-apple-system, 'Segoe UI', Helvetica, Arial, sans-serif; font-size:12px; line-height:1.5;">
-                Sent by \(from) about \u{201C}\(htmlEscape(campaignTitle))\u{201D}. <a href="
+                \(footerText) <a href="
                 """, foot: """
-                " style="color:#6e7781;">Unsubscribe</a>
+                " style="color:#6e7781;">\(htmlEscape(words.unsubscribe))</a>
                 </div>
                 </body>
                 </html>
 
                 """)
-            last.withLock { $0 = (campaignTitle, sender, frame) }
+            last.withLock { $0 = (campaignTitle, sender, words, frame) }
             return frame
         }
 
-        private static let last = Mutex<(title: String, sender: MailAddress, frame: Frame)?>(nil)
+        private static let last = Mutex<(title: String, sender: MailAddress, words: LayoutWords, frame: Frame)?>(nil)
     }
 }

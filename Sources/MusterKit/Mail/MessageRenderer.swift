@@ -91,6 +91,8 @@ public struct MessageSettings: Sendable {
     public var replyTo: MailAddress?
     /// Wrap the HTML part in muster's default layout (on by default).
     public var useDefaultLayout: Bool
+    /// The layout footer's words (the campaign's language; English by default).
+    public var layoutWords: LayoutWords = .english
     /// Sign each message with this DKIM key (`dkim:` in muster.yaml); nil: unsigned.
     public var dkim: DKIMSigner?
     /// VERP (`smtp.verp` in muster.yaml): the bounce address, e.g. `bounces@example.org`;
@@ -147,7 +149,7 @@ public func renderMessage(template: EmailTemplate, recipient: MailRecipient, cam
     let unsubscribe = ListUnsubscribe(mailto: settings.unsubscribeMailbox, url: recipient.unsubscribeURL)
     if let url = recipient.unsubscribeURL { try MIMEMessage.validateUnsubscribeURL(url) }
     let content = renderContent(template: template, recipient: recipient, campaign: campaign, unsubscribe: unsubscribe,
-                                layout: settings.useDefaultLayout)
+                                layout: settings.useDefaultLayout, words: settings.layoutWords)
     let messageID = recipient.mailToken.map { "muster.\($0)@\(campaign.sender.domain)" }
         ?? MIMEMessage.stableMessageID(campaign: campaign.slug, template: template.name, recipient: to.address, domain: campaign.sender.domain)
     var envelopeAddress = envelopeFrom.address
@@ -178,7 +180,7 @@ private let builtInNames: Set<String> = ["campaign.count", "campaign.days_left",
 
 /// Renders subject, text and HTML for one recipient (no MIME, no validation of headers).
 public func renderContent(template: EmailTemplate, recipient: MailRecipient, campaign: CampaignMailInfo,
-                          unsubscribe: ListUnsubscribe, layout: Bool = true) -> RenderedContent {
+                          unsubscribe: ListUnsubscribe, layout: Bool = true, words: LayoutWords = .english) -> RenderedContent {
     // The built-in names win over fields of the same name; both lists in name order.
     var builtIn: [(String, String)] = [
         ("campaign.count", String(campaign.count)),
@@ -223,7 +225,7 @@ public func renderContent(template: EmailTemplate, recipient: MailRecipient, cam
     let fragment = slots.fill(skeleton.html)
     let html = layout
         ? HTMLLayout.wrap(fragment, subject: subject, campaignTitle: campaign.title, sender: campaign.sender,
-                          unsubscribeHref: recipient.unsubscribeURL ?? unsubscribe.mailtoURI)
+                          unsubscribeHref: recipient.unsubscribeURL ?? unsubscribe.mailtoURI, words: words)
         : fragment
     return RenderedContent(subject: subject, text: text, html: html)
 }

@@ -207,6 +207,7 @@ public final class Blast: @unchecked Sendable {
         info = CampaignMailInfo(slug: campaign.slug, title: manifest.title, count: Int(report.count), goal: manifest.goal,
                                 deadline: manifest.deadline, daysLeft: report.daysLeft, milestone: milestone, sender: sender)
         messageSettings = MessageSettings(unsubscribeMailbox: (try? sender.named(nil)) ?? sender)
+        messageSettings.layoutWords = try LayoutWords.of(manifest.web.language, workspace: campaign.workspace)
         messageSettings.dkim = try settings.dkimSigner(workspace: campaign.workspace, senderDomain: sender.domain)
         messageSettings.verpAddress = settings.smtpVERP
         mailTokens = try ledger.mailTokenKey()

@@ -37,11 +37,9 @@ struct SiteMail: Sendable {
         } catch {
             throw MusterError.badInput("sender '\(senderText)': \(error.localizedDescription)")
         }
-        let mail = SiteMail(confirm: confirm, alreadySigned: already, sender: sender,
-                            // muster's HTML layout has an English footer: other languages get the
-                            // template's HTML as it is.
-                            settings: MessageSettings(unsubscribeMailbox: (try? sender.named(nil)) ?? sender,
-                                                      useDefaultLayout: language == .en))
+        var settings = MessageSettings(unsubscribeMailbox: (try? sender.named(nil)) ?? sender)
+        settings.layoutWords = try LayoutWords.of(language, workspace: campaign.workspace)
+        let mail = SiteMail(confirm: confirm, alreadySigned: already, sender: sender, settings: settings)
         return (mail, nil)
     }
 }

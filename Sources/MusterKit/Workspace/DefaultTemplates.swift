@@ -287,6 +287,9 @@ bad_request:
   heading: "This request could not be handled"
   paragraphs:
     - "The server could not handle this request (status {{status}})."
+# The footer of muster's HTML mail layout (confirmation mail and blasts).
+mail_footer: "Sent by {{sender}} about “{{title}}”."
+mail_unsubscribe: "Unsubscribe"
 """#### + "\n",
         "web/footer.mustache": ####"""
 </main>
@@ -415,6 +418,9 @@ bad_request:
   heading: "Cette demande n'a pas pu être traitée"
   paragraphs:
     - "Le serveur n'a pas pu traiter cette demande (statut {{status}})."
+# Le pied de page de la mise en page HTML des e-mails (confirmation et envois).
+mail_footer: "Envoyé par {{sender}} au sujet de « {{title}} »."
+mail_unsubscribe: "Se désabonner"
 """#### + "\n",
         "web/header.mustache": ####"""
 <!DOCTYPE html>

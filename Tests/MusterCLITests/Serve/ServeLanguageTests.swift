@@ -83,6 +83,8 @@ struct ServeLanguageTests {
         let mail = try Self.mail(relay, to: "zoe@exemple.fr")
         #expect(mail.subject == "Merci de confirmer votre signature : Un juste tarif", "\(mail)")
         #expect(mail.text.hasPrefix("Bonjour Zoé,") && mail.text.contains("« Confirmer ma signature »"), "\(mail.text)")
+        #expect(mail.html.contains(#"<html lang="fr">"#) && mail.html.contains("Envoyé par") && mail.html.contains("Se désabonner</a>"),
+                "the layout in French: \(mail.html)")
         #expect(!mail.html.contains("Unsubscribe") && !mail.html.contains("Sent by") && mail.defects.isEmpty, "no English layout: \(mail.html)")
         let path = try ServeConfirmTests.confirmPath(mail.text)
         let page = try server.get(path)

@@ -71,24 +71,30 @@ def main():
             if line:
                 record = json.loads(line)
                 figures.setdefault(record["row"], []).append(record["figure"])
+    missing = [row for row, _, _, _ in ROWS if row not in figures]
+    if status != 0:
+        outcome = "FAILED (exit %d), see .build/reliability.log" % status
+    elif missing:
+        outcome = "the tests passed, but %d row%s reported no figure (%s)" % (
+            len(missing), "" if len(missing) == 1 else "s", ", ".join(missing))
+    else:
+        outcome = "every row passed"
     lines = [
         "<!-- suite -->",
         "## The suite",
         "",
         f"Last run {date.today().isoformat()} by `make reliability` (scripts/reliability: the release binary, "
         f"sizes as in the table) on {os.cpu_count()} cores, {platform.system()} {platform.release()}: "
-        f"**{'every row passed' if status == 0 else 'FAILED (exit %d), see .build/reliability.log' % status}** in {seconds // 60} min {seconds % 60} s "
+        f"**{outcome}** in {seconds // 60} min {seconds % 60} s "
         f"(load average at the end {os.getloadavg()[0]:.1f}: the machine is shared, so rates and latencies are indicative). "
         "`make test` runs the same tests at smaller sizes (see each test's `Reliability.scale`).",
         "",
         "| row | fault or input | expected | last measured | tests |",
         "|---|---|---|---|---|",
     ]
-    missing = []
     for row, fault, expected, suite in ROWS:
         measured = "<br>".join(cell(f) for f in figures.get(row, []))
         if not measured:
-            missing.append(row)
             measured = "**no figure: the test did not finish**"
         lines.append(f"| {row} | {cell(fault)} | {cell(expected)} | {measured} | `{suite}` |")
     lines += ["<!-- /suite -->"]

@@ -90,17 +90,18 @@ final class TestDovecot {
     }
 }
 
-/// Tests/support/drop_proxy.py: forwards to `target` and cuts the first connection
-/// after `cutAfter` bytes from the server.
+/// Tests/support/drop_proxy.py: forwards to `target`, cuts the first `connections`
+/// after `cutAfter` bytes from the server, then closes the next `refuse` at once.
 final class DropProxy {
     let process = Process()
     let port: Int
     private let stdin = Pipe()
 
-    init(target: Int, cutAfter: Int, connections: Int = 1) throws {
+    init(target: Int, cutAfter: Int, connections: Int = 1, refuse: Int = 0) throws {
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         process.arguments = ["python3", MusterBinary.packageRoot.appendingPathComponent("Tests/support/drop_proxy.py").path,
-                             "--target", String(target), "--cut-after", String(cutAfter), "--connections", String(connections)]
+                             "--target", String(target), "--cut-after", String(cutAfter), "--connections", String(connections),
+                             "--refuse", String(refuse)]
         let out = Pipe()
         process.standardOutput = out
         process.standardInput = stdin

@@ -67,16 +67,47 @@ struct IMAPMailboxTests {
     @Test func withoutMOVEItCopiesAndExpungesThatOneUIDAndNoOtherDeletedMail() throws {
         let box = try Sandbox()
         let server = try TestDovecot(["--hide-move"], in: box)
-        try server.append(try Self.files([Self.message("bounce", subject: "Bounce"), Self.message("deleted-by-owner", subject: "Old")], in: box))
+        try server.append(try Self.files([Self.message("bounce", subject: "Bounce"), Self.message("deleted-by-owner", subject: "Old"),
+                                          Self.message("bounce-3", subject: "Bounce"), Self.message("bounce-4", subject: "Bounce")], in: box))
         try server.flag(uid: 2, "\\Deleted")
         let mailbox = try Self.mailbox(server)
-        #expect(try mailbox.listUIDs().uids == [1, 2])
+        #expect(try mailbox.listUIDs().uids == [1, 2, 3, 4])
         try mailbox.move(uid: 1, to: "muster/processed")
+        // A set around the owner's deleted message (UID COPY/STORE/EXPUNGE 3:4).
+        try mailbox.move(uids: [4, 3], to: "muster/processed")
         mailbox.close()
         let state = try server.state()
-        #expect(state["muster/processed"]?.map(\.messageID) == ["<bounce@elsewhere.example>"])
-        #expect(state["muster/processed"]?.first?.flags == [], "the copy does not carry \\Deleted")
+        #expect(state["muster/processed"]?.map(\.messageID) == ["<bounce@elsewhere.example>", "<bounce-3@elsewhere.example>", "<bounce-4@elsewhere.example>"])
+        #expect(state["muster/processed"]?.allSatisfy { $0.flags.isEmpty } == true, "the copies do not carry \\Deleted")
         #expect(state["INBOX"]?.map(\.messageID) == ["<deleted-by-owner@elsewhere.example>"], "a plain EXPUNGE would have removed it")
+    }
+
+    /// One call with more UIDs than one command takes, none of them adjacent to the next
+    /// run: every named message moves, every other one stays (unread), and naming them
+    /// again (already gone) is no error.
+    @Test(arguments: [[String](), ["--hide-move"]])
+    func aSetOfManyUIDsMovesInBoundedCommandsAndOnlyThoseUIDs(options: [String]) throws {
+        let box = try Sandbox()
+        var files: [URL] = []
+        for index in 1...1_200 {
+            try box.write("many/\(index).eml", Self.message("m\(index)", subject: "Bounce \(index)"))
+            files.append(box.path("many/\(index).eml"))
+        }
+        let server = try TestDovecot(options, load: files, in: box)
+        let mailbox = try Self.mailbox(server)
+        let uids = try mailbox.listUIDs().uids
+        #expect(uids == Array(1...1_200))
+        let kept = Set(uids.filter { $0 % 7 == 0 || $0 == 500 || $0 == 501 })
+        let moving = uids.filter { !kept.contains($0) }
+        #expect(moving.count > IMAPMailbox.maxUIDsPerCommand * 2)
+        try mailbox.move(uids: moving.reversed(), to: "muster/processed")
+        try mailbox.move(uids: Array(moving.prefix(10)), to: "muster/processed")  // already moved
+        mailbox.close()
+        let state = try server.state()
+        #expect(state["INBOX"]?.map(\.messageID) == kept.sorted().map { "<m\($0)@elsewhere.example>" })
+        #expect(state["INBOX"]?.allSatisfy { $0.flags.isEmpty } == true, "the others are untouched and unread")
+        #expect(Set(state["muster/processed"]?.map(\.messageID) ?? []) == Set(moving.map { "<m\($0)@elsewhere.example>" }))
+        #expect(state["muster/processed"]?.count == moving.count, "each moved once")
     }
 
     @Test func withNeitherMOVENorUIDPLUSItMovesNothing() throws {

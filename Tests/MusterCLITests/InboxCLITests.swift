@@ -23,7 +23,7 @@ final class MemoryMailbox: MailboxAccess, @unchecked Sendable {
         }
     }
 
-    func move(uid: UInt64, to folder: String) throws { lock.withLock { moved[uid] = folder } }
+    func move(uids: [UInt64], to folder: String) throws { lock.withLock { for uid in uids { moved[uid] = folder } } }
 }
 
 /// Bounces and suppression with the real binary and the loopback relay: VERP envelope

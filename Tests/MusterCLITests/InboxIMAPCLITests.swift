@@ -129,6 +129,72 @@ struct InboxIMAPCLITests {
         Reliability.record("dropped IMAP connection", "connection cut by a proxy after 60,000 bytes, inside a 246 kB message after 2 were processed: exit 75 in \(Reliability.seconds(seconds)) naming the server; the rerun read the 2 left, suppressed nobody again (bounced: 1), moved nothing unrelated, set no \\Seen")
     }
 
+    /// The same cut, and the server unreachable when muster tries to move what it
+    /// processed before giving up: nothing moves in that run; the rerun recognises the
+    /// processed bounce, only moves it, and counts nothing twice.
+    @Test func aDropWithTheServerGoneLeavesTheMovesToTheRerun() throws {
+        let (box, corpus) = try Self.blastAndCorpus(self)
+        try box.write("corpus/big.eml", "From: a@example.net\r\nSubject: Minutes\r\nMessage-ID: <minutes@example.net>\r\n\r\n"
+                      + String(repeating: "minutes of the meeting, line after line\r\n", count: 6000))
+        let server = try TestDovecot(load: corpus + [box.path("corpus/big.eml")], in: box)
+        let proxy = try DropProxy(target: try #require(server.tls), cutAfter: 60_000, refuse: 1)
+        try Self.configure(box, server, url: "imaps://127.0.0.1:\(proxy.port)")
+        let password = ["MUSTER_IMAP_PASSWORD": server.password]
+
+        let cut = try box.run(["inbox"], environment: password)
+        #expect(cut.status == 75, "\(cut)")
+        #expect(cut.stderr.contains("run muster inbox again"), "\(cut.stderr)")
+        var state = try server.state()
+        #expect(state["INBOX"]?.count == 4 && state["muster/processed"] == nil, "nothing moved: \(state)")
+        #expect(state["INBOX"]?.allSatisfy { $0.flags.isEmpty } == true)
+        #expect(try box.run(["mail", "status", "--json"]).json()["bounced"] as? Int == 1)
+
+        let rerun = try box.run(["inbox", "--json"], environment: password)
+        #expect(rerun.status == 0, "\(rerun)")
+        let summary = try rerun.json()
+        #expect(summary["scanned"] as? Int == 4 && summary["hard"] as? Int == 0 && summary["already_processed"] as? Int == 1
+                && summary["auto_replies"] as? Int == 1 && summary["untouched"] as? Int == 2 && summary["suppressed_now"] as? Int == 0,
+                "\(summary)")
+        state = try server.state()
+        #expect(Set(state["INBOX"]?.map(\.messageID) ?? []) == ["<minutes@example.net>", "<flyers-1@example.net>"])
+        #expect(state["INBOX"]?.allSatisfy { $0.flags.isEmpty } == true, "still unread")
+        #expect(Set(state["muster/processed"]?.map(\.messageID) ?? []) == ["<dsn-1@mx.example.net>", "<ooo-1@example.net>"], "\(state)")
+        #expect(try box.run(["mail", "status", "--json"]).json()["bounced"] as? Int == 1, "the bounce counted once")
+    }
+
+    /// More messages than one batch of moves (500): 1,100 forged bounces around the real
+    /// ones, the organizer's mail in between. Everything lands in its folder, the
+    /// organizer's mail stays unread where it was.
+    @Test func moreThanOneBatchOfMovesLandsEveryMessageInItsFolder() throws {
+        let (box, corpus) = try Self.blastAndCorpus(self)
+        let forged = try String(contentsOf: Self.fixtures.appendingPathComponent("forged-no-token.eml"), encoding: .utf8)
+        var files: [URL] = []
+        for index in 0..<1_100 {
+            let text = forged.replacingOccurrences(of: "{{MESSAGE_ID}}", with: "x\(index)@fairrates.example")
+                .replacingOccurrences(of: "{{RCPT}}", with: "cy@example.org").replacingOccurrences(of: "{{ENVELOPE}}", with: "hello@fairrates.example")
+                .replacingOccurrences(of: "<forged-1@attacker.example>", with: "<forged-\(index)@attacker.example>")
+            try box.write("forged/\(index).eml", text)
+            files.append(box.path("forged/\(index).eml"))
+            if index == 550 { files += corpus }  // the bounce, the auto-reply and the organizer's mail mid-way
+        }
+        let server = try TestDovecot(load: files, in: box)
+        try Self.configure(box, server)
+        let run = try box.run(["inbox", "--json"], environment: ["MUSTER_IMAP_PASSWORD": server.password])
+        #expect(run.status == 0, "\(run)")
+        let summary = try run.json()
+        #expect(summary["scanned"] as? Int == 1_103 && summary["unrecognised"] as? Int == 1_100 && summary["hard"] as? Int == 1
+                && summary["auto_replies"] as? Int == 1 && summary["untouched"] as? Int == 1 && summary["suppressed_now"] as? Int == 1,
+                "\((summary as NSDictionary).filter { ($0.key as? String) != "actions" })")
+        let state = try server.state()
+        #expect(state["INBOX"]?.map(\.messageID) == ["<flyers-1@example.net>"])
+        #expect(state["INBOX"]?.first?.flags == [], "the organizer's mail is untouched and unread")
+        #expect(Set(state["muster/processed"]?.map(\.messageID) ?? []) == ["<dsn-1@mx.example.net>", "<ooo-1@example.net>"])
+        #expect(Set(state["muster/unrecognised"]?.map(\.messageID) ?? []) == Set((0..<1_100).map { "<forged-\($0)@attacker.example>" }))
+        #expect(state["muster/unrecognised"]?.count == 1_100, "each moved once")
+        #expect(state.values.joined().allSatisfy { $0.flags.isEmpty }, "nothing marked read")
+        #expect(try box.run(["mail", "status", "--json"]).json()["bounced"] as? Int == 1)
+    }
+
     @Test func aWrongOrMissingPasswordAndNoTLS() throws {
         let box = try Sandbox.withCampaign()
         let server = try TestDovecot(in: box)

@@ -1,13 +1,15 @@
 #!/usr/bin/env python3
 """A loopback TCP proxy that cuts a connection mid-stream, for muster's tests.
 
-  drop_proxy.py --target PORT --cut-after BYTES [--connections N]
+  drop_proxy.py --target PORT --cut-after BYTES [--connections N] [--refuse M]
 
 Listens on a free 127.0.0.1 port (printed on stdout once listening) and forwards each
 connection to 127.0.0.1:PORT. On the first N connections (default 1) it closes both
 sides once BYTES bytes have come from the server: a mail server that drops the line in
-the middle of a reply (under TLS too: it cuts the encrypted stream). Later connections
-pass through untouched. Stops when its stdin closes.
+the middle of a reply (under TLS too: it cuts the encrypted stream). The M connections
+after those (default 0) are closed as soon as they are accepted, before any byte: a
+server that stays unreachable for a while. Later connections pass through untouched.
+Stops when its stdin closes.
 """
 import argparse
 import os
@@ -58,6 +60,7 @@ def main():
     parser.add_argument("--target", type=int, required=True)
     parser.add_argument("--cut-after", type=int, required=True)
     parser.add_argument("--connections", type=int, default=1)
+    parser.add_argument("--refuse", type=int, default=0)
     args = parser.parse_args()
     listener = socket.socket()
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -72,6 +75,9 @@ def main():
         except OSError:
             break
         count += 1
+        if args.connections < count <= args.connections + args.refuse:
+            client.close()
+            continue
         budget = args.cut_after if count <= args.connections else None
         threading.Thread(target=handle, args=(client, args.target, budget), daemon=True).start()
 

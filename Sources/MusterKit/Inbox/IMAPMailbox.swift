@@ -17,9 +17,10 @@ import Glibc
 /// Commands used: `CAPABILITY`, `LIST "" ""` (the hierarchy separator), `SELECT`
 /// (UIDVALIDITY), `UID FETCH 1:* (UID RFC822.SIZE)` (the list),
 /// `UID FETCH n (UID BODY.PEEK[]<0.limit+1>)` (never sets `\Seen`, and the server sends
-/// at most one byte past the limit), `UID MOVE` — or, when the server does not offer
-/// MOVE, `UID COPY`, `UID STORE +FLAGS.SILENT (\Deleted)` and `UID EXPUNGE` of that one
-/// UID (UIDPLUS); never a plain `EXPUNGE` — and `CREATE`/`SUBSCRIBE` for a missing folder.
+/// at most one byte past the limit), `UID MOVE <set>` of up to `maxUIDsPerCommand` UIDs
+/// (runs written as ranges, `1:40,42`) — or, when the server does not offer MOVE,
+/// `UID COPY`, `UID STORE +FLAGS.SILENT (\Deleted)` and `UID EXPUNGE` of that same set
+/// (UIDPLUS); never a plain `EXPUNGE` — and `CREATE`/`SUBSCRIBE` for a missing folder.
 ///
 /// One connection serves the whole run. When it drops, the call fails with
 /// `MailboxError.connection`; the next call connects again (and refuses to go on if the
@@ -91,25 +92,38 @@ public final class IMAPMailbox: MailboxAccess, @unchecked Sendable {
         }
     }
 
-    public func move(uid: UInt64, to folder: String) throws {
+    /// The most UIDs one `UID MOVE` (or COPY/STORE/EXPUNGE) names: the command line stays
+    /// under ~6 kB even when no two UIDs are adjacent (RFC 7162 asks clients to keep lines
+    /// under 8,192 octets).
+    public static let maxUIDsPerCommand = 500
+
+    public func move(uids: [UInt64], to folder: String) throws {
         if let problem = IMAPSettings.folderProblem(folder) {
             throw MailboxError.protocolError("cannot move to folder '\(folder)': it \(problem)")
         }
+        for chunk in IMAPUIDSet.chunks(uids, size: Self.maxUIDsPerCommand) {
+            try moveChunk(chunk, to: folder)
+        }
+    }
+
+    private func moveChunk(_ uids: [UInt64], to folder: String) throws {
+        let set = IMAPUIDSet.compress(uids)
+        let which = uids.count == 1 ? "message UID \(set)" : "\(uids.count) messages (UIDs \(set.count > 60 ? String(set.prefix(57)) + "..." : set))"
         try withSession { session in
             let name = session.mailboxName(folder)
             if session.capabilities.contains("MOVE") {
                 try session.creatingFolder(name, shown: folder) {
-                    try session.command("UID MOVE \(uid) \(IMAPSession.quoted(name))", doing: "moving message UID \(uid) to \(folder)")
+                    try session.command("UID MOVE \(set) \(IMAPSession.quoted(name))", doing: "moving \(which) to \(folder)")
                 }
             } else if session.capabilities.contains("UIDPLUS") {
                 try session.creatingFolder(name, shown: folder) {
-                    try session.command("UID COPY \(uid) \(IMAPSession.quoted(name))", doing: "copying message UID \(uid) to \(folder)")
+                    try session.command("UID COPY \(set) \(IMAPSession.quoted(name))", doing: "copying \(which) to \(folder)")
                 }
-                try session.command("UID STORE \(uid) +FLAGS.SILENT (\\Deleted)", doing: "flagging message UID \(uid) for removal")
-                    .require(doing: "flagging message UID \(uid) for removal", server: settings.server)
-                // UID EXPUNGE (RFC 4315) removes this UID only, never other mail flagged \Deleted.
-                try session.command("UID EXPUNGE \(uid)", doing: "removing message UID \(uid) from \(settings.folder)")
-                    .require(doing: "removing message UID \(uid) from \(settings.folder)", server: settings.server)
+                try session.command("UID STORE \(set) +FLAGS.SILENT (\\Deleted)", doing: "flagging \(which) for removal")
+                    .require(doing: "flagging \(which) for removal", server: settings.server)
+                // UID EXPUNGE (RFC 4315) removes these UIDs only, never other mail flagged \Deleted.
+                try session.command("UID EXPUNGE \(set)", doing: "removing \(which) from \(settings.folder)")
+                    .require(doing: "removing \(which) from \(settings.folder)", server: settings.server)
             } else {
                 throw MailboxError.protocolError("\(settings.server) offers neither MOVE nor UIDPLUS: muster cannot move one message without expunging other deleted mail, so it moves nothing")
             }
@@ -143,6 +157,34 @@ public final class IMAPMailbox: MailboxAccess, @unchecked Sendable {
             }
             throw error
         }
+    }
+}
+
+// MARK: - UID sets
+
+/// IMAP UID sets (RFC 3501 `sequence-set`) for moving many messages in one command.
+enum IMAPUIDSet {
+    /// The UIDs as a set, runs of consecutive UIDs as ranges: `[1, 2, 3, 5, 7, 8]` →
+    /// `1:3,5,7:8`. Sorted and without duplicates first; UID 0 does not exist and is
+    /// dropped. Empty for no UIDs.
+    static func compress(_ uids: [UInt64]) -> String {
+        let sorted = Array(Set(uids.filter { $0 > 0 })).sorted()
+        var parts: [String] = []
+        var index = 0
+        while index < sorted.count {
+            var end = index
+            while end + 1 < sorted.count, sorted[end + 1] == sorted[end] + 1 { end += 1 }
+            parts.append(end == index ? "\(sorted[index])" : "\(sorted[index]):\(sorted[end])")
+            index = end + 1
+        }
+        return parts.joined(separator: ",")
+    }
+
+    /// The UIDs, sorted, without duplicates or 0, in pieces of at most `size`.
+    static func chunks(_ uids: [UInt64], size: Int) -> [[UInt64]] {
+        let sorted = Array(Set(uids.filter { $0 > 0 })).sorted()
+        let size = max(1, size)
+        return stride(from: 0, to: sorted.count, by: size).map { Array(sorted[$0..<min($0 + size, sorted.count)]) }
     }
 }
 

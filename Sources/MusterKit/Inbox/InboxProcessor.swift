@@ -17,6 +17,9 @@ public struct InboxOptions: Sendable {
     public var softBounceLimit = 3
     /// The window soft bounces are counted in, in days (`inbox.soft_bounce_days`).
     public var softBounceWindowDays = 30
+    /// Processed messages are moved in batches: once this many wait, and at the end of
+    /// the run (also when it stops on an error). Each batch is one `UID MOVE` per folder.
+    public var moveBatchSize = 500
     /// The time the processing runs at (tests set it).
     public var now: @Sendable () -> Date = { Date() }
     public init() {}
@@ -166,12 +169,28 @@ public enum InboxProcessor {
         var timings = InboxTimings()
         let listing = try timed(&timings.imapList) { try mailbox.listUIDs() }
         let campaigns = try InboxCampaigns(workspace: workspace)
-        for (index, uid) in listing.uids.enumerated() {
-            let action = try process(uid: uid, validity: listing.validity, mailbox: mailbox, campaigns: campaigns,
-                                     options: options, timings: &timings)
-            summary.scanned += 1
-            summary.count(action)
-            progress?(index + 1, listing.uids.count)
+        var pending = PendingMoves()
+        do {
+            for (index, uid) in listing.uids.enumerated() {
+                let action = try process(uid: uid, validity: listing.validity, mailbox: mailbox, campaigns: campaigns,
+                                         options: options, timings: &timings)
+                summary.scanned += 1
+                summary.count(action)
+                if !options.dryRun, let folder = action.folder {
+                    pending.add(uid, to: folder)
+                    if pending.count >= max(1, options.moveBatchSize) { try pending.flush(mailbox, timings: &timings) }
+                }
+                progress?(index + 1, listing.uids.count)
+            }
+            try pending.flush(mailbox, timings: &timings)
+        } catch {
+            // Whatever stopped the run (a dropped connection mid-fetch, a ledger error, a
+            // refused move), move what was processed so far while the server still answers
+            // (the mailbox connects again once after a drop). Every one of these is already
+            // recorded in the ledger, so when this fails too the rerun recognises them and
+            // only moves them. The first error is the one reported.
+            try? pending.flush(mailbox, timings: &timings)
+            throw error
         }
         timings.total = (clock.now - start).seconds
         timings.processing = max(0, timings.total - timings.imap)
@@ -179,18 +198,17 @@ public enum InboxProcessor {
         return summary
     }
 
-    /// One message: fetch, classify, apply (unless a dry run), move. A connection error
-    /// propagates: what was applied is recorded, so the rerun moves it without counting it again.
+    /// One message: fetch, classify, apply (unless a dry run); the action names the folder
+    /// it goes to, and `run` moves it with its batch. A connection error propagates: what
+    /// was applied is recorded, so the rerun moves it without counting it again.
     static func process(uid: UInt64, validity: UInt64, mailbox: any MailboxAccess, campaigns: InboxCampaigns,
                         options: InboxOptions, timings: inout InboxTimings) throws -> InboxAction {
         let bytes: [UInt8]
         do {
             bytes = try timed(&timings.imapFetch) { try mailbox.fetch(uid: uid, limit: options.maxMessageBytes) }
         } catch MailboxError.tooLarge {
-            let action = InboxAction(uid: uid, kind: InboxKind.unrecognised.rawValue, folder: options.unrecognisedFolder,
-                                     reason: "larger than \(options.maxMessageBytes) bytes; not read")
-            if !options.dryRun { try timed(&timings.imapMove) { try mailbox.move(uid: uid, to: options.unrecognisedFolder) } }
-            return action
+            return InboxAction(uid: uid, kind: InboxKind.unrecognised.rawValue, folder: options.unrecognisedFolder,
+                               reason: "larger than \(options.maxMessageBytes) bytes; not read")
         }
         let message = InboxMessage(bytes: bytes)
         let verdict = BounceClassifier.classify(message)
@@ -198,7 +216,32 @@ public enum InboxProcessor {
         if action.folder == nil && action.kind != InboxKind.untouched.rawValue {
             action.folder = action.kind == InboxKind.unrecognised.rawValue ? options.unrecognisedFolder : options.processedFolder
         }
-        if !options.dryRun, let folder = action.folder { try timed(&timings.imapMove) { try mailbox.move(uid: uid, to: folder) } }
         return action
+    }
+}
+
+/// Processed UIDs waiting to be moved, per destination folder (in the order the folders
+/// first came up).
+struct PendingMoves {
+    private var folders: [String] = []
+    private var uids: [String: [UInt64]] = [:]
+    private(set) var count = 0
+
+    mutating func add(_ uid: UInt64, to folder: String) {
+        if uids[folder] == nil { folders.append(folder) }
+        uids[folder, default: []].append(uid)
+        count += 1
+    }
+
+    /// Moves every folder's UIDs (one `move(uids:to:)` each); a folder leaves the queue
+    /// once its move succeeded, so a second flush after an error retries only the rest.
+    mutating func flush(_ mailbox: any MailboxAccess, timings: inout InboxTimings) throws {
+        while let folder = folders.first {
+            let batch = uids[folder] ?? []
+            try timed(&timings.imapMove) { try mailbox.move(uids: batch, to: folder) }
+            folders.removeFirst()
+            uids[folder] = nil
+            count -= batch.count
+        }
     }
 }

@@ -10,8 +10,17 @@ public protocol MailboxAccess: Sendable {
     /// The whole message, as the server stores it, without setting `\Seen`.
     /// At most `limit` bytes are read; a longer message throws `MailboxError.tooLarge`.
     func fetch(uid: UInt64, limit: Int) throws -> [UInt8]
-    /// Moves one message to `folder` (created when missing), keeping its flags.
-    func move(uid: UInt64, to folder: String) throws
+    /// Moves the messages to `folder` (created when missing), keeping their flags, in as
+    /// few commands as the server allows (`UID MOVE` of a UID set, a bounded number of
+    /// UIDs per command). A UID no longer in the folder is skipped, not an error.
+    func move(uids: [UInt64], to folder: String) throws
+}
+
+extension MailboxAccess {
+    /// Moves one message (a batch of one).
+    public func move(uid: UInt64, to folder: String) throws {
+        try move(uids: [uid], to: folder)
+    }
 }
 
 public enum MailboxError: Error, Sendable, Equatable {

@@ -10,8 +10,14 @@ final class ScriptedMailbox: MailboxAccess, @unchecked Sendable {
     var messages: [UInt64: [UInt8]] = [:]
     var folders: [UInt64: String] = [:]
     var fetched: [UInt64] = []
-    /// Throws a dropped connection on this move (counted from 1), once.
+    /// Each `move(uids:to:)` call: the batches, in order.
+    var batches: [(folder: String, uids: [UInt64])] = []
+    /// Throws a dropped connection on this move call (counted from 1), once.
     var dropOnMove: Int?
+    /// Throws a dropped connection when this UID is fetched, once.
+    var dropOnFetch: UInt64?
+    /// While true, every move fails as on a connection that cannot be opened again.
+    var unreachable = false
     private var moves = 0
 
     func add(_ uid: UInt64, _ text: String) { messages[uid] = Array(text.utf8) }
@@ -24,20 +30,26 @@ final class ScriptedMailbox: MailboxAccess, @unchecked Sendable {
     func fetch(uid: UInt64, limit: Int) throws -> [UInt8] {
         try lock.withLock {
             fetched.append(uid)
+            if dropOnFetch == uid {
+                dropOnFetch = nil
+                throw MailboxError.connection("the connection was lost while fetching")
+            }
             guard let bytes = messages[uid] else { throw MailboxError.protocolError("no UID \(uid)") }
             if bytes.count > limit { throw MailboxError.tooLarge(uid: uid) }
             return bytes
         }
     }
 
-    func move(uid: UInt64, to folder: String) throws {
+    func move(uids: [UInt64], to folder: String) throws {
         try lock.withLock {
             moves += 1
+            if unreachable { throw MailboxError.connection("cannot reach the server") }
             if let drop = dropOnMove, drop == moves {
                 dropOnMove = nil
                 throw MailboxError.connection("the server closed the connection")
             }
-            folders[uid] = folder
+            batches.append((folder, uids))
+            for uid in uids { folders[uid] = folder }
         }
     }
 
@@ -279,30 +291,116 @@ struct InboxWorld {
 }
 
 @Suite struct InboxSuppressionTests {
-    @Test func softBouncesSuppressAfterTheLimitAndAreCountedOnceAcrossADroppedConnection() throws {
-        let world = try InboxWorld()
+    /// Three mailbox-full bounces of signer 0, each its own message (UIDs 1...3).
+    static func threeSoftBounces(_ world: InboxWorld) throws -> ScriptedMailbox {
         let mailbox = ScriptedMailbox()
-        // Three mailbox-full bounces of signer 0 (each its own message).
         for uid in 1...3 {
             let text = try world.fixture("postfix-mailbox-full.eml", signer: 0)
                 .replacingOccurrences(of: "Message-Id: <20261203080001.4F2A11C0123@", with: "Message-Id: <soft\(uid)@")
             mailbox.add(UInt64(uid), text)
         }
-        // The connection drops while the second message is being moved.
-        mailbox.dropOnMove = 2
+        return mailbox
+    }
+
+    @Test func softBouncesSuppressAfterTheLimitAndAreCountedOnceAcrossADroppedConnection() throws {
+        let world = try InboxWorld()
+        let mailbox = try Self.threeSoftBounces(world)
+        // The connection drops while the third message is fetched, and the server stays
+        // unreachable: the two processed messages cannot be moved in this run.
+        mailbox.dropOnFetch = 3
+        mailbox.unreachable = true
         #expect(throws: MailboxError.self) { try world.run(mailbox) }
+        #expect(mailbox.folder(1) == nil && mailbox.folder(2) == nil, "nothing moved")
         #expect(try world.suppression(0) == nil)
-        // The rerun moves the second without counting it again, then counts the third.
+        // The rerun moves the first two without counting them again, then counts the third.
+        mailbox.unreachable = false
         let rerun = try world.run(mailbox)
-        #expect(rerun.alreadyProcessed == 1 && rerun.soft == 1)
+        #expect(rerun.alreadyProcessed == 2 && rerun.soft == 1)
         #expect(try world.suppression(0) == .softBounce)
         #expect(rerun.suppressedNow == 1)
+        #expect((1...3).allSatisfy { mailbox.folder($0) == "muster/processed" })
         let database = try SQLiteDatabase(path: world.ledger.url.path)
         #expect(try database.scalarInt("SELECT count(*) FROM bounces WHERE kind = 'soft'") == 3)
         #expect(try database.scalarInt("SELECT count(*) FROM inbox_processed") == 3)
         // Nothing personal in the new tables.
         #expect(try database.scalarInt("SELECT count(*) FROM bounces WHERE recipient LIKE '%@%'") == 0)
         #expect(try world.ledger.verify().ok)
+    }
+
+    @Test func aDropMidFetchStillMovesWhatWasProcessedWhenTheServerAnswersAgain() throws {
+        let world = try InboxWorld()
+        let mailbox = try Self.threeSoftBounces(world)
+        mailbox.dropOnFetch = 3
+        #expect(throws: MailboxError.self) { try world.run(mailbox) }
+        // The batch of what was processed went out before the command gave up.
+        #expect(mailbox.batches.map(\.uids) == [[1, 2]])
+        #expect(mailbox.folder(1) == "muster/processed" && mailbox.folder(2) == "muster/processed" && mailbox.folder(3) == nil)
+        #expect(try world.suppression(0) == nil)
+        let rerun = try world.run(mailbox)
+        #expect(rerun.scanned == 1 && rerun.alreadyProcessed == 0 && rerun.soft == 1 && rerun.suppressedNow == 1)
+        let database = try SQLiteDatabase(path: world.ledger.url.path)
+        #expect(try database.scalarInt("SELECT count(*) FROM bounces WHERE kind = 'soft'") == 3)
+    }
+
+    @Test func aDropOnTheMoveItselfIsRetriedOnceAndStillReported() throws {
+        let world = try InboxWorld()
+        let mailbox = try Self.threeSoftBounces(world)
+        mailbox.dropOnMove = 1
+        #expect(throws: MailboxError.self) { try world.run(mailbox) }
+        #expect((1...3).allSatisfy { mailbox.folder($0) == "muster/processed" })
+        #expect(try world.suppression(0) == .softBounce)
+        let rerun = try world.run(mailbox)
+        #expect(rerun.scanned == 0)
+        let database = try SQLiteDatabase(path: world.ledger.url.path)
+        #expect(try database.scalarInt("SELECT count(*) FROM bounces WHERE kind = 'soft'") == 3)
+    }
+
+    /// More messages than one batch, bounces, forgeries and other mail interleaved: every
+    /// processed message lands in its folder, in batches of at most `moveBatchSize`, one
+    /// move per folder per batch; the other mail is never part of a move.
+    @Test func moreThanOneBatchMovesEverythingToItsFolderInFewMoves() throws {
+        let world = try InboxWorld(signerCount: 8)
+        let mailbox = ScriptedMailbox()
+        var expected: [UInt64: String?] = [:]
+        var uid: UInt64 = 0
+        for index in 0..<8 {
+            uid += 1
+            // Each notice its own Message-ID (the first one: the notice's, not the quoted message's).
+            var bounce = try world.fixture(index % 2 == 0 ? "postfix-hard.eml" : "rfc3464-hard.eml", signer: index)
+            let own = try #require(bounce.range(of: "Message-Id: <", options: .caseInsensitive))
+            bounce.replaceSubrange(own, with: "Message-ID: <b\(index).")
+            mailbox.add(uid, bounce)
+            expected[uid] = "muster/processed"
+            uid += 1
+            mailbox.add(uid, try InboxWorld.fixture("forged-no-token.eml", messageID: "forged\(index)@fairrates.example",
+                                                    recipient: world.signers[index].email)
+                .replacingOccurrences(of: "Message-ID: <", with: "Message-ID: <f\(index)."))
+            expected[uid] = "muster/unrecognised"
+            if index % 3 == 0 {
+                uid += 1
+                mailbox.add(uid, try world.fixture("unrelated.eml"))
+                expected[uid] = .some(nil)
+            }
+        }
+        var options = world.options
+        options.moveBatchSize = 5
+        let summary = try world.run(mailbox, options)
+        #expect(summary.hard == 8 && summary.unrecognised == 8 && summary.untouched == 3, "\(summary.actions.map(\.reason))")
+        for (uid, folder) in expected { #expect(mailbox.folder(uid) == folder, "UID \(uid)") }
+        let moved = mailbox.batches.flatMap(\.uids)
+        #expect(moved.count == 16 && Set(moved).count == 16, "each processed message moved once")
+        #expect(mailbox.batches.count < 16, "batched, not one move a message: \(mailbox.batches.map(\.uids))")
+        // Flushed whenever 5 waited: each flush moves at most 5, in at most two moves.
+        var waiting = 0
+        for batch in mailbox.batches {
+            #expect(batch.uids == batch.uids.sorted() && !batch.uids.isEmpty)
+            waiting += batch.uids.count
+            #expect(waiting <= 5)
+            if waiting == 5 { waiting = 0 }
+        }
+        // The last flush comes at the end of the run: nothing is left behind.
+        #expect(try mailbox.listUIDs().uids.count == 3)
+        for index in 0..<8 { #expect(try world.suppression(index) == .bounce) }
     }
 
     @Test func twoSoftBouncesDoNotSuppressAndResetStartsAgain() throws {
@@ -437,7 +535,7 @@ final class SlowMailbox: MailboxAccess, @unchecked Sendable {
     init(_ inner: ScriptedMailbox, delay: TimeInterval) { self.inner = inner; self.delay = delay }
     func listUIDs() throws -> (validity: UInt64, uids: [UInt64]) { Thread.sleep(forTimeInterval: delay); return try inner.listUIDs() }
     func fetch(uid: UInt64, limit: Int) throws -> [UInt8] { Thread.sleep(forTimeInterval: delay); return try inner.fetch(uid: uid, limit: limit) }
-    func move(uid: UInt64, to folder: String) throws { Thread.sleep(forTimeInterval: delay); try inner.move(uid: uid, to: folder) }
+    func move(uids: [UInt64], to folder: String) throws { Thread.sleep(forTimeInterval: delay); try inner.move(uids: uids, to: folder) }
 }
 
 @Suite struct InboxTimingsTests {
@@ -455,7 +553,7 @@ final class SlowMailbox: MailboxAccess, @unchecked Sendable {
         #expect(summary.hard == 2 && summary.untouched == 1)
         #expect(timings.imapList >= delay)
         #expect(timings.imapFetch >= 3 * delay)
-        #expect(timings.imapMove >= 2 * delay)  // the unrelated message is not moved
+        #expect(timings.imapMove >= delay)  // the two bounces move in one batch; the unrelated message stays
         #expect(timings.total >= timings.imap)
         #expect(abs(timings.processing - (timings.total - timings.imap)) < 1e-9)
         #expect(timings.processing >= 0)
@@ -463,5 +561,49 @@ final class SlowMailbox: MailboxAccess, @unchecked Sendable {
         let json = try JSONSerialization.jsonObject(with: JSONEncoder().encode(summary)) as? [String: Any]
         let keys = Set((json?["timings"] as? [String: Any])?.keys.map { $0 } ?? [])
         #expect(keys == ["total_seconds", "imap_list_seconds", "imap_fetch_seconds", "imap_move_seconds", "processing_seconds"])
+    }
+}
+
+@Suite struct IMAPUIDSetTests {
+    /// Reads a UID set back, independently of the code under test.
+    static func expand(_ set: String) -> [UInt64] {
+        guard !set.isEmpty else { return [] }
+        return set.split(separator: ",").flatMap { part -> [UInt64] in
+            let bounds = part.split(separator: ":").map { UInt64($0)! }
+            return bounds.count == 1 ? bounds : Array(bounds[0]...bounds[1])
+        }
+    }
+
+    @Test func runsBecomeRangesAndTheRestStaysAsItIs() {
+        #expect(IMAPUIDSet.compress([1, 2, 3, 5, 7, 8]) == "1:3,5,7:8")
+        #expect(IMAPUIDSet.compress(Array(1...40) + [42] + Array(50...60)) == "1:40,42,50:60")
+        #expect(IMAPUIDSet.compress([9, 3, 4, 3, 9, 10]) == "3:4,9:10", "sorted and deduplicated")
+        #expect(IMAPUIDSet.compress([7]) == "7")
+        #expect(IMAPUIDSet.compress([]) == "")
+        #expect(IMAPUIDSet.compress([0, 1]) == "1", "UID 0 does not exist")
+        #expect(IMAPUIDSet.compress([1, 3, 5]) == "1,3,5", "no range across a gap")
+        #expect(IMAPUIDSet.compress([4_294_967_294, 4_294_967_295]) == "4294967294:4294967295")
+    }
+
+    @Test func compressionRoundTripsRandomSets() {
+        var generator = SeededGenerator(seed: 13)
+        for _ in 0..<300 {
+            let count = Int.random(in: 0...200, using: &generator)
+            let uids = (0..<count).map { _ in UInt64.random(in: 1...300, using: &generator) }
+            let set = IMAPUIDSet.compress(uids)
+            #expect(Self.expand(set) == Array(Set(uids)).sorted(), "\(set)")
+            #expect(!set.contains(",,") && !set.hasPrefix(",") && !set.hasSuffix(","))
+        }
+    }
+
+    @Test func chunksBoundEveryCommand() {
+        let uids = (1...1_200).map { UInt64($0 * 2) }  // no two adjacent: the longest set
+        let chunks = IMAPUIDSet.chunks(uids.reversed(), size: IMAPMailbox.maxUIDsPerCommand)
+        #expect(chunks.map(\.count) == [500, 500, 200])
+        #expect(chunks.flatMap { $0 } == uids, "sorted, nothing lost")
+        let longest = chunks.map { "UID MOVE \(IMAPUIDSet.compress($0)) \"muster/processed\"".utf8.count }.max() ?? 0
+        #expect(longest < 8_192, "\(longest) bytes")
+        #expect(IMAPUIDSet.chunks([], size: 500).isEmpty)
+        #expect(IMAPUIDSet.chunks([3, 3, 0], size: 0) == [[3]])
     }
 }

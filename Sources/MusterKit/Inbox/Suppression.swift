@@ -349,6 +349,9 @@ extension Ledger {
     }
 }
 
+/// The start of every sealed message (see the seal documentation above).
+private let sealPrefix: [UInt8] = Array("muster-seal-v1\0".utf8)
+
 extension SQLiteDatabase {
     /// Registers `muster_seal(key, table, field…)` on this connection: the row seal of
     /// `Ledger`'s seal documentation as a 32-byte BLOB, or NULL when the key is not a
@@ -361,37 +364,34 @@ extension SQLiteDatabase {
                 sqlite3_result_null(context)
                 return
             }
-            var hmac = HMAC<SHA256>(key: SymmetricKey(data: UnsafeRawBufferPointer(start: keyBytes, count: 32)))
-            hmac.update(data: Array("muster-seal-v1\0".utf8))
+            // The whole message in one buffer, then one HMAC: a blast computes this once per
+            // suppressed recipient.
+            var message = sealPrefix
+            message.reserveCapacity(320)
+            func header(_ tag: Unicode.Scalar, _ count: Int) {
+                message.append(UInt8(ascii: tag))
+                for shift in stride(from: 56, through: 0, by: -8) { message.append(UInt8(truncatingIfNeeded: UInt64(count) >> UInt64(shift))) }
+            }
             for index in 1..<Int(count) {
                 let value = values[index]
-                var header = [UInt8](repeating: 0, count: 9)
-                func length(_ count: Int) {
-                    for byte in 0..<8 { header[1 + byte] = UInt8(truncatingIfNeeded: UInt64(count) >> (56 - 8 * UInt64(byte))) }
-                }
                 switch sqlite3_value_type(value) {
                 case SQLITE_NULL:
-                    header[0] = UInt8(ascii: "n")
-                    hmac.update(data: header)
+                    header("n", 0)
                 case SQLITE_INTEGER:
-                    let digits = Array(String(sqlite3_value_int64(value)).utf8)
-                    header[0] = UInt8(ascii: "i")
-                    length(digits.count)
-                    hmac.update(data: header)
-                    hmac.update(data: digits)
+                    let digits = String(sqlite3_value_int64(value)).utf8
+                    header("i", digits.count)
+                    message.append(contentsOf: digits)
                 case SQLITE_TEXT:
                     let bytes = sqlite3_value_text(value)
                     let size = Int(sqlite3_value_bytes(value))
-                    header[0] = UInt8(ascii: "t")
-                    length(size)
-                    hmac.update(data: header)
-                    if let bytes, size > 0 { hmac.update(data: UnsafeRawBufferPointer(start: bytes, count: size)) }
+                    header("t", size)
+                    if let bytes, size > 0 { message.append(contentsOf: UnsafeBufferPointer(start: bytes, count: size)) }
                 default:
                     sqlite3_result_null(context)
                     return
                 }
             }
-            let seal = hmac.finalize()
+            let seal = HMAC<SHA256>.authenticationCode(for: message, using: SymmetricKey(data: UnsafeRawBufferPointer(start: keyBytes, count: 32)))
             seal.withUnsafeBytes { bytes in
                 sqlite3_result_blob(context, bytes.baseAddress, Int32(bytes.count), muster_sqlite_transient())
             }

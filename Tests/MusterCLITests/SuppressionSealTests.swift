@@ -32,8 +32,8 @@ struct SuppressionSealTests {
     }
 
     /// Sends template `name` (audience signers) through a fresh relay; returns who got it.
-    func blast(_ box: Sandbox, _ name: String) throws -> [String] {
-        try box.write("campaigns/fair-rates/emails/\(name).md", "---\nsubject: \"\(name)\"\naudience: signers\n---\nHello {{name}}.\n")
+    func blast(_ box: Sandbox, _ name: String, campaign: String = "fair-rates") throws -> [String] {
+        try box.write("campaigns/\(campaign)/emails/\(name).md", "---\nsubject: \"\(name)\"\naudience: signers\n---\nHello {{name}}.\n")
         let relay = try TestRelay(in: box)
         let send = try box.run(["mail", "send", name, "--yes"], environment: env(relay))
         try #require(send.status == 0, "\(send)")
@@ -188,5 +188,32 @@ struct SuppressionSealTests {
         #expect(try sql(box, "SELECT (SELECT count(*) FROM bounces WHERE length(seal) = 32) || ' ' || (SELECT count(*) FROM suppressions WHERE length(seal) = 32) || ' ' || (SELECT length(value) FROM meta WHERE key = 'seal_key')") == "2 1 32\n")
         #expect(try box.run(["verify"]).status == 0)
         #expect(try blast(box, "later") == ["ana@example.org", "cy@example.org"])
+    }
+
+    static let fixture = CommittedFixture("ledger-v6")
+
+    /// The committed format-6 ledger (Tests/Fixtures/ledger-v6, made by muster at 8d9842e):
+    /// migration 7 seals its hard bounce, reset and suppression, it verifies with the head
+    /// and count it was made with, and the relay-refused signer stays suppressed.
+    @Test func theCommittedFormatSixLedgerIsSealedAndStillSuppresses() throws {
+        let box = try Self.fixture.workspace()
+        let expected = try Self.fixture.expected()
+        let ledger = "campaigns/bounces/ledger.sqlite"
+        func sql(_ statement: String) throws -> String { try box.sqlite(ledger, statement).stdout }
+        #expect(try sql("SELECT value FROM meta WHERE key = 'schema_version'") == "6\n")
+        #expect(try sql("SELECT count(*) FROM bounces") == "\((expected["bounces"] as? [String])?.count ?? -1)\n")
+        let status = try box.run(["mail", "status", "--json"])
+        #expect(status.status == 0 && status.stderr.contains("from ledger format 6 to 7"), "\(status)")
+        #expect(try status.json()["bounced"] as? Int == expected["bounced"] as? Int)
+        #expect(try sql("SELECT (SELECT count(*) FROM bounces WHERE length(seal) = 32) || ' ' || (SELECT count(*) FROM suppressions WHERE length(seal) = 32)")
+                == "\((expected["bounces"] as? [String])?.count ?? -1) \((expected["suppressions"] as? [String])?.count ?? -1)\n")
+        let verify = try box.run(["verify", "--json"])
+        #expect(verify.status == 0, "\(verify)")
+        let report = try verify.json()
+        #expect(report["head"] as? String == expected["head"] as? String && report["count"] as? Int == expected["count"] as? Int)
+        #expect(report["unsealed"] as? [String: Int] == ["bounces": 0, "suppressions": 0])
+        let suppressed = try #require(expected["suppressed"] as? [String])
+        #expect(try blast(box, "later", campaign: "bounces") == ["anafixture@example.org", "cyfixture@example.org"].filter { !suppressed.contains($0) })
+        #expect(!suppressed.isEmpty)
     }
 }

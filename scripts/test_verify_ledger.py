@@ -66,6 +66,8 @@ def make_ledger(muster, folder):
         env={"MUSTER_NOW": "2026-11-28T10:10:00Z"})
     (ws / "muster.yaml").write_text(settings, encoding="utf-8")
     run([muster, "dedupe", "--withdraw"], ws, env={"MUSTER_NOW": "2026-11-28T10:15:00Z"})
+    # A sealed row in `bounces` (format 7): a bounce reset, which needs no mailbox.
+    run([muster, "unsubscribe", "carla@example.org", "--reset-bounces"], ws, env={"MUSTER_NOW": "2026-11-28T10:20:00Z"})
     return ws, ledger, before_forget
 
 
@@ -138,6 +140,19 @@ def main():
             old.close()
             tamper(path, "INSERT INTO personal (seq, salt, data) VALUES (?, ?, ?)", (forgotten, salt, data))
 
+        def sealed_suppression(path):
+            # Sealed as docs/ledger-format.md says, with the ledger's own key: both verifiers
+            # must accept it (the seal proves the scheme and the key, nothing more).
+            sys.path.insert(0, str(VERIFIER.parent))
+            import verify_ledger
+            db = sqlite3.connect(path)
+            key = db.execute("SELECT value FROM meta WHERE key = 'seal_key'").fetchone()[0]
+            row = ("ab" * 32, "complaint", None, None, "inbox", "2026-11-28T11:00:00.000Z")
+            db.execute("INSERT INTO suppressions (recipient, reason, template, status, source, at, seal) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                       row + (verify_ledger.row_seal(key, "suppressions", row),))
+            db.commit()
+            db.close()
+
         # (name, expected ok, what to do to a copy of the pristine ledger)
         cases = [
             ("pristine", True, None),
@@ -171,6 +186,12 @@ def main():
             ("the state index format 2 dropped", False, "CREATE INDEX outbox_by_state ON outbox(template, state)"),
             ("an outbox row for no chained signature", False,
              "INSERT INTO outbox (template, recipient, signature, state, updated_at) VALUES ('thank-you', 'abc', 3, 'queued', 'x')"),
+            ("a suppression muster did not write", False,
+             "INSERT INTO suppressions (recipient, reason, source, at) VALUES ('" + "ab" * 32 + "', 'complaint', 'inbox', '2026-11-28T11:00:00.000Z')"),
+            ("a bounce changed after muster sealed it", False, "UPDATE bounces SET kind = 'soft'"),
+            ("a bounce copied under a new id", False, "INSERT INTO bounces SELECT id + 100, recipient, template, kind, status, source, at, seal FROM bounces"),
+            ("a suppression sealed with the ledger's key", True, sealed_suppression),
+            ("the seal key removed", False, "DELETE FROM meta WHERE key = 'seal_key'"),
             ("an outbox row for a target key", True,
              "INSERT INTO outbox (template, recipient, signature, state, updated_at) VALUES ('deliver-petition', '" + "ab" * 32 + "', NULL, 'sent', 'x')"),
             ("a redaction of a non-signature", False, None),  # filled in below
@@ -227,8 +248,9 @@ def main():
             if name == "pristine":
                 pristine_head = sa["head"]
             line = f"{name}: muster {'ok' if a['ok'] else 'FAILED at ' + str(sa['first_bad_entry'])}"
-            if sa != sb:
-                failures.append(f"{name}: the verifiers disagree:\n  muster verify:    {sa}\n  verify_ledger.py: {sb}")
+            if sa != sb or a.get("unsealed") != b.get("unsealed"):
+                failures.append(f"{name}: the verifiers disagree:\n  muster verify:    {sa} {a.get('unsealed')}\n"
+                                f"  verify_ledger.py: {sb} {b.get('unsealed')}")
             elif a["ok"] != expected:
                 failures.append(f"{name}: expected {'ok' if expected else 'FAILED'}, both said {a}")
             elif name.startswith("rewritten") and sa["head"] == pristine_head:

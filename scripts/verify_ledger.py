@@ -4,7 +4,7 @@
     verify_ledger.py LEDGER.sqlite [--json]
 
 It shares no code with muster: Python's standard library only (sqlite3, hashlib, json).
-It reads ledger formats 1 to 5 as they are (it never migrates one: muster does that
+It reads ledger formats 1 to 7 as they are (it never migrates one: muster does that
 when it opens an older ledger). It opens the ledger read-only and checks what `muster
 verify` checks — every entry's hash and link, every personal-data hash, every redaction
 and withdrawal, the head and count recorded in `meta`, and that nothing lies beside the
@@ -19,6 +19,7 @@ first_bad). The count leaves withdrawn signatures out.
 Exit status: 0 when the ledger verifies, 1 when it does not, 2 when it cannot be read.
 """
 import hashlib
+import hmac
 import json
 import sqlite3
 import sys
@@ -60,8 +61,18 @@ SCHEMA_OBJECTS = {
 # the chain (docs/mail.md, "Bounces and suppression"); meta gains mail_token_key.
 SCHEMA_OBJECTS[6] = SCHEMA_OBJECTS[5] | {("table", "bounces"), ("index", "bounces_by_recipient"), ("table", "suppressions"),
                                          ("table", "inbox_processed"), ("index", "inbox_processed_by_uid")}
+# Format 7 (migration 7): a seal on every row of bounces and suppressions, keyed with
+# meta.seal_key (the objects are those of format 6; the tables gain a column).
+SCHEMA_OBJECTS[7] = SCHEMA_OBJECTS[6]
 MERKLE_FORMAT = 4
-META_KEYS = {"fingerprint_key", "head_seq", "head_hash", "signature_count", "schema_version", "mailbox_rules", "mail_token_key"}
+SEAL_FORMAT = 7
+META_KEYS = {"fingerprint_key", "head_seq", "head_hash", "signature_count", "schema_version", "mailbox_rules", "mail_token_key",
+             "seal_key"}
+SEAL_PREFIX = b"muster-seal-v1\x00"
+SEALED_FIELDS = {
+    "suppressions": ("recipient", "reason", "template", "status", "source", "at"),
+    "bounces": ("id", "recipient", "template", "kind", "status", "source", "at"),
+}
 KINDS = {b"signature", b"redaction", b"optout", b"withdrawal"}
 
 
@@ -118,6 +129,25 @@ def integer_member(body, name):
 def redaction_target(body):
     """The entry a redaction names: its body's "redacts" member, a JSON integer."""
     return integer_member(body, "redacts")
+
+
+def row_seal(key, table, values):
+    """The seal of docs/ledger-format.md ("Seals"): HMAC-SHA256 over the table's name and
+    the row's fields, each as a type byte, an 8-byte big-endian length and its bytes.
+    None when a field is neither text, integer nor NULL (muster writes no other)."""
+    data = bytearray(SEAL_PREFIX)
+    for value in (table,) + tuple(values):
+        if value is None:
+            data += b"n" + (0).to_bytes(8, "big")
+        elif isinstance(value, int) and not isinstance(value, bool):
+            digits = str(value).encode("ascii")
+            data += b"i" + len(digits).to_bytes(8, "big") + digits
+        elif isinstance(value, str):
+            text = value.encode("utf-8", "surrogatepass")
+            data += b"t" + len(text).to_bytes(8, "big") + text
+        else:
+            return None
+    return hmac.new(key, bytes(data), hashlib.sha256).digest()
 
 
 def meta_value(db, key):
@@ -301,12 +331,32 @@ def verify(path):
         if key not in META_KEYS:
             problem(None, f"the ledger's meta table holds a record '{key}' that muster did not write")
 
+    unsealed = None
+    if version >= SEAL_FORMAT:
+        # Bounces and suppressions lie beside the chain: only rows muster sealed count.
+        row = db.execute("SELECT value FROM meta WHERE key = 'seal_key'").fetchone()
+        seal_key = row[0] if row and isinstance(row[0], bytes) and len(row[0]) == 32 else None
+        if seal_key is None:
+            problem(None, "the ledger has no seal key (meta.seal_key, 32 bytes) or a damaged one")
+        unsealed = {}
+        for table, fields in SEALED_FIELDS.items():
+            count = 0
+            for row in db.execute(f"SELECT {', '.join(fields)}, seal FROM {table}"):
+                seal = row_seal(seal_key, table, row[:-1]) if seal_key else None
+                if seal is None or not isinstance(row[-1], bytes) or not hmac.compare_digest(seal, row[-1]):
+                    count += 1
+            unsealed[table] = count
+            if count:
+                problem(None, f"{count} row(s) of {table} were not written by muster: their seal is missing or wrong")
+
     first = min(problems, key=lambda p: float("inf") if p[0] is None else p[0]) if problems else None
     report = {
         "ok": not problems, "count": signatures - len(withdrawn), "entries": entries, "redacted": len(redacted),
         "withdrawn": len(withdrawn),
         "head": last_hash, "problems": len(problems),
     }
+    if unsealed is not None:
+        report["unsealed"] = unsealed
     if first is not None:
         report["first_bad"] = {"reason": first[1]} if first[0] is None else {"entry": first[0], "reason": first[1]}
     return report

@@ -15,7 +15,10 @@ extension Muster {
                 reordered — and when the file holds anything the chain (entries 1 to the
                 head) does not account for: an entry numbered outside it, stray personal
                 data, mailbox keys or outbox rows, a table, index, view or trigger muster
-                did not create. Also checks the Merkle tree against the entries.
+                did not create. Also checks the Merkle tree against the entries, and that
+                every bounce and suppression carries muster's seal: one without is ignored
+                (it stops no mail) and reported with its table's count;
+                --drop-unsealed deletes such rows first.
 
                 --against CHECKPOINT (a file, or the size of one in checkpoints/) also
                 checks that checkpoint's signature with the campaign's public key and
@@ -30,6 +33,9 @@ extension Muster {
 
         @Option(help: ArgumentHelp("With --against: also require this witness's cosignature (its vkey file or line; repeatable).", valueName: "VKEY"))
         var witness: [String] = []
+
+        @Flag(help: "First delete the bounces and suppressions muster did not write (unsealed).")
+        var dropUnsealed = false
 
         @OptionGroup var campaignOptions: CampaignOptions
         @OptionGroup var output: OutputOptions
@@ -66,6 +72,13 @@ extension Muster {
                         throw MusterError.badInput("--witness \(text): \(error.description)")
                     }
                 }
+                if dropUnsealed {
+                    let dropped = try ledger.dropUnsealedRows()
+                    if !output.json {
+                        Console.line("dropped \(dropped.suppressions) unsealed suppression\(dropped.suppressions == 1 ? "" : "s") and "
+                                     + "\(dropped.bounces) unsealed bounce record\(dropped.bounces == 1 ? "" : "s")")
+                    }
+                }
                 let report = try ledger.verify()
                 var consistency: CampaignTransparency.Consistency?
                 if let against {
@@ -84,6 +97,15 @@ extension Muster {
                 } else if let bad = report.firstBad {
                     Console.line("FAILED: \(bad.entry.map { "entry \($0): " } ?? "")\(bad.reason)")
                     if report.problems > 1 { Console.line("\(report.problems - 1) more problem\(report.problems == 2 ? "" : "s") after it") }
+                    // Each table's unsealed rows, when the first problem is not already theirs.
+                    if let unsealed = report.unsealed, unsealed.total > 0 {
+                        for (count, table) in [(unsealed.suppressions, "suppressions"), (unsealed.bounces, "bounces")] where count > 0 {
+                            if !bad.reason.contains("(table \(table))") {
+                                Console.line("FAILED: \(count) row\(count == 1 ? "" : "s") of \(table) not written by muster (unsealed, ignored); "
+                                             + "see `muster verify --drop-unsealed`")
+                            }
+                        }
+                    }
                 }
                 if let consistency, !output.json {
                     if consistency.ok, let size = consistency.size, let now = consistency.treeSize {

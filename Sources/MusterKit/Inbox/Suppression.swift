@@ -1,4 +1,5 @@
 import CSQLite
+import Crypto
 import Foundation
 
 /// Why an address is suppressed (`suppressions.reason`).
@@ -22,8 +23,11 @@ enum BounceKind: String, Sendable {
 /// complained. A suppressed key is never mailed again, exactly as an opted-out one.
 extension Ledger {
     /// SQL: the key `column` is suppressed.
+    /// Only a sealed row counts (`sealed(suppression:)`): one written beside muster
+    /// suppresses no one. The seal is computed only for a key that has a row, so a blast
+    /// pays one HMAC per suppressed recipient, nothing for the others.
     static func suppressed(_ column: String) -> String {
-        "EXISTS (SELECT 1 FROM suppressions s WHERE s.recipient = \(column))"
+        "EXISTS (SELECT 1 FROM suppressions s WHERE s.recipient = \(column) AND \(sealed(suppression: "s")))"
     }
 
     /// The key this ledger's Message-ID and VERP tokens are made with.
@@ -74,7 +78,8 @@ extension Ledger {
     public func suppression(canonicalEmail: String) throws -> SuppressionReason? {
         let key = try fingerprint(canonicalEmail: canonicalEmail)
         return try withStorage(path: url.path) {
-            try database.scalarText("SELECT reason FROM suppressions WHERE recipient = ?", .text(key)).flatMap(SuppressionReason.init(rawValue:))
+            try database.scalarText("SELECT reason FROM suppressions s WHERE s.recipient = ? AND \(Self.sealed(suppression: "s"))", .text(key))
+                .flatMap(SuppressionReason.init(rawValue:))
         }
     }
 
@@ -109,8 +114,8 @@ extension Ledger {
             var softCount = 0
             if kind == .soft {
                 softCount = Int(try database.scalarInt("""
-                    SELECT count(*) FROM bounces WHERE recipient = ?1 AND kind = 'soft' AND at >= ?2
-                      AND id > coalesce((SELECT max(id) FROM bounces WHERE recipient = ?1 AND kind = 'reset'), 0)
+                    SELECT count(*) FROM bounces b WHERE b.recipient = ?1 AND b.kind = 'soft' AND b.at >= ?2 AND \(Self.sealed(bounce: "b"))
+                      AND b.id > coalesce((SELECT max(r.id) FROM bounces r WHERE r.recipient = ?1 AND r.kind = 'reset' AND \(Self.sealed(bounce: "r"))), 0)
                     """, .text(recipient), .text(since)) ?? 0) + 1
             }
             let reason: SuppressionReason? = switch kind {
@@ -124,10 +129,13 @@ extension Ledger {
             try database.prepare("INSERT INTO bounces (recipient, template, kind, status, source, at) VALUES (?, ?, ?, ?, ?, ?)")
                 .run(.text(recipient), template.map { .text($0) } ?? .null, .text(kind.rawValue), status.map { .text($0) } ?? .null,
                      .text(source), .text(now))
+            try sealNewBounce()
             if let reason, !already {
+                try dropUnsealedSuppression(of: recipient)
                 try database.prepare("INSERT INTO suppressions (recipient, reason, template, status, source, at) VALUES (?, ?, ?, ?, ?, ?)")
                     .run(.text(recipient), .text(reason.rawValue), template.map { .text($0) } ?? .null, status.map { .text($0) } ?? .null,
                          .text(source), .text(now))
+                try sealSuppression(of: recipient)
             }
             if let processed {
                 try recordProcessed(processed, outcome: kind.rawValue, at: now)
@@ -159,10 +167,16 @@ extension Ledger {
         let key = try fingerprint(canonicalEmail: canonicalEmail)
         return try withStorage(path: url.path) {
             try database.writeTransaction {
+                // Lifted only if a sealed row suppressed it; an unsealed one (written beside
+                // muster, suppressing no one) goes too.
+                let lifted = try database.scalarInt("""
+                    SELECT EXISTS (SELECT 1 FROM suppressions s WHERE s.recipient = ?1 AND s.reason IN ('bounce', 'soft_bounce') AND \(Self.sealed(suppression: "s")))
+                    """, .text(key)) == 1
                 try database.prepare("DELETE FROM suppressions WHERE recipient = ? AND reason IN ('bounce', 'soft_bounce')").run(.text(key))
-                let lifted = sqlite3_changes(database.handle) > 0
+                try dropUnsealedSuppression(of: key)
                 try database.prepare("INSERT INTO bounces (recipient, template, kind, status, source, at) VALUES (?, NULL, 'reset', NULL, 'command', ?)")
                     .run(.text(key), .text(Timestamp.format(date)))
+                try sealNewBounce()
                 return lifted
             }
         }
@@ -173,7 +187,8 @@ extension Ledger {
     public func suppressionCounts() throws -> [String: (bounced: Int, complained: Int)] {
         try withStorage(path: url.path) {
             let statement = try database.prepare("""
-                SELECT coalesce(template, ''), sum(reason IN ('bounce', 'soft_bounce')), sum(reason = 'complaint') FROM suppressions GROUP BY 1
+                SELECT coalesce(s.template, ''), sum(s.reason IN ('bounce', 'soft_bounce')), sum(s.reason = 'complaint') FROM suppressions s
+                WHERE \(Self.sealed(suppression: "s")) GROUP BY 1
                 """)
             var result: [String: (bounced: Int, complained: Int)] = [:]
             while try statement.step() {
@@ -186,7 +201,7 @@ extension Ledger {
     /// The suppression reason of each key in `keys` that has one (for `export`).
     public func suppressionReasons() throws -> [String: SuppressionReason] {
         try withStorage(path: url.path) {
-            let statement = try database.prepare("SELECT recipient, reason FROM suppressions")
+            let statement = try database.prepare("SELECT s.recipient, s.reason FROM suppressions s WHERE \(Self.sealed(suppression: "s"))")
             var result: [String: SuppressionReason] = [:]
             while try statement.step() {
                 if let reason = SuppressionReason(rawValue: statement.text(1) ?? "") { result[statement.text(0) ?? ""] = reason }
@@ -217,8 +232,169 @@ extension Ledger {
         let now = Timestamp.format(date)
         try database.prepare("INSERT INTO bounces (recipient, template, kind, status, source, at) VALUES (?, ?, 'hard', ?, 'smtp', ?)")
             .run(.text(recipient), .text(template), .text(status), .text(now))
+        try sealNewBounce()
+        try dropUnsealedSuppression(of: recipient)
         try database.prepare("""
             INSERT OR IGNORE INTO suppressions (recipient, reason, template, status, source, at) VALUES (?, 'bounce', ?, ?, 'smtp', ?)
             """).run(.text(recipient), .text(template), .text(status), .text(now))
+        try sealSuppression(of: recipient)
+    }
+}
+
+/// Seals: proof that a row of `bounces` or `suppressions` was written by muster.
+///
+/// Both tables lie outside the hash chain, so a row put there beside muster (with
+/// `sqlite3`, say) would otherwise stop mail to a real signer without a trace. From
+/// ledger format 7 on, muster seals every row it writes: `seal` is HMAC-SHA256, keyed with
+/// `meta.seal_key` (32 random bytes made by migration 7, used for nothing else), over
+///
+///     "muster-seal-v1" 0x00, then for the table's name and each field in order:
+///     one type byte ('t' text, 'i' integer as decimal ASCII, 'n' NULL),
+///     the byte count as 8 bytes big-endian, the bytes (none for NULL)
+///
+/// with the fields `recipient, reason, template, status, source, at` for a suppression and
+/// `id, recipient, template, kind, status, source, at` for a bounce (the id, so that a
+/// genuine soft bounce copied under a new id does not count twice). A field of any other
+/// type (a REAL or a BLOB, which muster never writes) leaves the row unsealed.
+///
+/// Every reader counts only sealed rows, so an unsealed or mis-sealed row suppresses no
+/// one and adds no soft bounce; `verify` reports how many each table holds, and
+/// `verify --drop-unsealed` deletes them. The key lives in the ledger, as the chain's
+/// hashes do: the seal tells muster's rows from rows written beside it, not from
+/// someone who reads the key out of the file on purpose.
+///
+/// SQL computes the seal through `muster_seal(key, table, field…)`, a deterministic
+/// function registered on every connection (`SQLiteDatabase.init`), so writers, readers,
+/// the migration and `verify` share one definition. A blast's selection computes it only
+/// for recipients that have a suppression row.
+extension Ledger {
+    /// SQL: the seal key (a constant subquery, evaluated once per statement).
+    static let sealKeySQL = "(SELECT value FROM meta WHERE key = 'seal_key')"
+
+    /// SQL: the seal the suppression row `row` (a table name or alias) should have.
+    static func suppressionSeal(_ row: String) -> String {
+        "muster_seal(\(sealKeySQL), 'suppressions', \(row).recipient, \(row).reason, \(row).template, \(row).status, \(row).source, \(row).at)"
+    }
+
+    /// SQL: the seal the bounce row `row` (a table name or alias) should have.
+    static func bounceSeal(_ row: String) -> String {
+        "muster_seal(\(sealKeySQL), 'bounces', \(row).id, \(row).recipient, \(row).template, \(row).kind, \(row).status, \(row).source, \(row).at)"
+    }
+
+    /// SQL: 1 when the suppression row `row` carries its seal, else 0 (never NULL).
+    static func sealed(suppression row: String) -> String {
+        "coalesce(\(row).seal = \(suppressionSeal(row)), 0)"
+    }
+
+    /// SQL: 1 when the bounce row `row` carries its seal, else 0 (never NULL).
+    static func sealed(bounce row: String) -> String {
+        "coalesce(\(row).seal = \(bounceSeal(row)), 0)"
+    }
+
+    /// Seals the bounce row just inserted on this connection.
+    func sealNewBounce() throws {
+        try database.execute("UPDATE bounces SET seal = \(Self.bounceSeal("bounces")) WHERE id = last_insert_rowid()")
+    }
+
+    /// Seals the suppression of `recipient` just inserted (a sealed row is left as it is).
+    func sealSuppression(of recipient: String) throws {
+        try database.prepare("UPDATE suppressions SET seal = \(Self.suppressionSeal("suppressions")) WHERE recipient = ?1 AND seal IS NULL")
+            .run(.text(recipient))
+    }
+
+    /// Deletes a suppression of `recipient` that muster did not write, before muster
+    /// writes its own (it would otherwise stand in the way of the primary key).
+    func dropUnsealedSuppression(of recipient: String) throws {
+        try database.prepare("DELETE FROM suppressions WHERE recipient = ?1 AND NOT \(Self.sealed(suppression: "suppressions"))")
+            .run(.text(recipient))
+    }
+
+    /// Rows of `bounces` and `suppressions` without a valid seal (`verify`).
+    public struct UnsealedRows: Sendable, Codable, Equatable {
+        public var bounces: Int
+        public var suppressions: Int
+        public var total: Int { bounces + suppressions }
+    }
+
+    /// Whether `meta` holds a seal key as migration 7 makes it.
+    static func hasSealKey(_ database: SQLiteDatabase) throws -> Bool {
+        try database.scalarInt("SELECT count(*) FROM meta WHERE key = 'seal_key' AND typeof(value) = 'blob' AND length(value) = 32") == 1
+    }
+
+    /// Counts the rows without a valid seal, on `database` (verify's snapshot).
+    static func unsealedRows(on database: SQLiteDatabase) throws -> UnsealedRows {
+        UnsealedRows(
+            bounces: Int(try database.scalarInt("SELECT count(*) FROM bounces b WHERE NOT \(sealed(bounce: "b"))") ?? 0),
+            suppressions: Int(try database.scalarInt("SELECT count(*) FROM suppressions s WHERE NOT \(sealed(suppression: "s"))") ?? 0))
+    }
+
+    /// `muster verify --drop-unsealed`: deletes every bounce and suppression row that
+    /// muster did not write (they count for nothing already). Refuses when the seal key
+    /// itself is gone, which would make every row look unsealed.
+    public func dropUnsealedRows() throws -> UnsealedRows {
+        try withStorage(path: url.path) {
+            try database.writeTransaction {
+                guard try Self.hasSealKey(database) else {
+                    throw MusterError.failure("""
+                        \(url.path) has no seal key (meta.seal_key): every bounce and suppression looks unsealed, \
+                        so none is dropped; nothing was written
+                        """)
+                }
+                let found = try Self.unsealedRows(on: database)
+                try database.execute("DELETE FROM bounces WHERE NOT \(Self.sealed(bounce: "bounces"))")
+                try database.execute("DELETE FROM suppressions WHERE NOT \(Self.sealed(suppression: "suppressions"))")
+                return found
+            }
+        }
+    }
+}
+
+/// The start of every sealed message (see the seal documentation above).
+private let sealPrefix: [UInt8] = Array("muster-seal-v1\0".utf8)
+
+extension SQLiteDatabase {
+    /// Registers `muster_seal(key, table, field…)` on this connection: the row seal of
+    /// `Ledger`'s seal documentation as a 32-byte BLOB, or NULL when the key is not a
+    /// 32-byte BLOB or a field is neither text, integer nor NULL. Deterministic, and
+    /// direct-only: no trigger or view (which muster never creates) can call it.
+    func registerSealFunction() {
+        sqlite3_create_function_v2(handle, "muster_seal", -1, SQLITE_UTF8 | SQLITE_DETERMINISTIC | SQLITE_DIRECTONLY, nil, { context, count, values in
+            guard count >= 2, let values, let keyValue = values[0], sqlite3_value_type(keyValue) == SQLITE_BLOB,
+                  sqlite3_value_bytes(keyValue) == 32, let keyBytes = sqlite3_value_blob(keyValue) else {
+                sqlite3_result_null(context)
+                return
+            }
+            // The whole message in one buffer, then one HMAC: a blast computes this once per
+            // suppressed recipient.
+            var message = sealPrefix
+            message.reserveCapacity(320)
+            func header(_ tag: Unicode.Scalar, _ count: Int) {
+                message.append(UInt8(ascii: tag))
+                for shift in stride(from: 56, through: 0, by: -8) { message.append(UInt8(truncatingIfNeeded: UInt64(count) >> UInt64(shift))) }
+            }
+            for index in 1..<Int(count) {
+                let value = values[index]
+                switch sqlite3_value_type(value) {
+                case SQLITE_NULL:
+                    header("n", 0)
+                case SQLITE_INTEGER:
+                    let digits = String(sqlite3_value_int64(value)).utf8
+                    header("i", digits.count)
+                    message.append(contentsOf: digits)
+                case SQLITE_TEXT:
+                    let bytes = sqlite3_value_text(value)
+                    let size = Int(sqlite3_value_bytes(value))
+                    header("t", size)
+                    if let bytes, size > 0 { message.append(contentsOf: UnsafeBufferPointer(start: bytes, count: size)) }
+                default:
+                    sqlite3_result_null(context)
+                    return
+                }
+            }
+            let seal = HMAC<SHA256>.authenticationCode(for: message, using: SymmetricKey(data: UnsafeRawBufferPointer(start: keyBytes, count: 32)))
+            seal.withUnsafeBytes { bytes in
+                sqlite3_result_blob(context, bytes.baseAddress, Int32(bytes.count), muster_sqlite_transient())
+            }
+        }, nil, nil, nil)
     }
 }

@@ -94,7 +94,7 @@ extension Ledger {
     }
 
     /// The records muster keeps in `meta`; `verify` reports any other.
-    static let metaKeys: Set<String> = ["fingerprint_key", "head_seq", "head_hash", "signature_count", "schema_version", "mailbox_rules", "mail_token_key"]
+    static let metaKeys: Set<String> = ["fingerprint_key", "head_seq", "head_hash", "signature_count", "schema_version", "mailbox_rules", "mail_token_key", "seal_key"]
 
     /// SQL: the entries that chained withdrawals withdraw (`{"withdraws":N}`), a list for
     /// `seq IN (…)`. A body that is not JSON or names no integer is skipped here (`verify`

@@ -24,7 +24,7 @@ struct LedgerMigration: Sendable {
     let apply: @Sendable (SQLiteDatabase) throws -> Void
 
     /// Every migration, in order: the last one's version is the newest ledger format.
-    static let all: [LedgerMigration] = [createLedger, dropOutboxLeftovers, addMailboxKeys, merkleTree, webPending, suppressions]
+    static let all: [LedgerMigration] = [createLedger, dropOutboxLeftovers, addMailboxKeys, merkleTree, webPending, suppressions, seals]
 
     /// Format 1, the ledger as muster 0.1.0 made it (Tests/Fixtures/ledger-v1).
     static let createLedger = LedgerMigration(version: 1, name: "create the ledger") { database in
@@ -178,6 +178,25 @@ extension LedgerMigration {
             ) WITHOUT ROWID;
             CREATE INDEX inbox_processed_by_uid ON inbox_processed(uid_validity, uid);
             INSERT INTO meta (key, value) VALUES ('mail_token_key', randomblob(32));
+            """)
+    }
+}
+
+extension LedgerMigration {
+
+    /// Format 7: seals on `bounces` and `suppressions` (Inbox/Suppression.swift). Both
+    /// tables lie outside the hash chain; from now on only a row muster sealed counts, so
+    /// one written beside muster suppresses no one and `verify` reports it. Makes the
+    /// seal key (`meta.seal_key`, 32 random bytes, used for nothing else) and seals the
+    /// rows already there: a format-6 ledger's rows were written by muster (a row put
+    /// beside it before this migration cannot be told apart, and is sealed too).
+    static let seals = LedgerMigration(version: 7, name: "seal bounces and suppressions") { database in
+        try database.execute("""
+            ALTER TABLE bounces ADD COLUMN seal BLOB;
+            ALTER TABLE suppressions ADD COLUMN seal BLOB;
+            INSERT INTO meta (key, value) VALUES ('seal_key', randomblob(32));
+            UPDATE bounces SET seal = \(Ledger.bounceSeal("bounces"));
+            UPDATE suppressions SET seal = \(Ledger.suppressionSeal("suppressions"));
             """)
     }
 }

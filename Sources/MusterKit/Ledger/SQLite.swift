@@ -49,6 +49,7 @@ final class SQLiteDatabase {
             throw SQLiteError(code: rc, message: message)
         }
         handle = db
+        registerSealFunction() // Inbox/Suppression.swift: muster_seal, for bounces and suppressions
     }
 
     deinit {

@@ -37,10 +37,11 @@ extension Ledger {
                 var optedOut = Set<String>()
                 let optouts = try database.prepare("SELECT e.fingerprint FROM entries e WHERE e.kind = 'optout' AND \(Self.chained("e"))")
                 while try optouts.step() { if let text = optouts.text(0) { optedOut.insert(text) } }
-                // Format 6 on (merge reads older ledgers as they are).
+                // Format 7 on, sealed rows only (merge reads older ledgers as they are;
+                // their suppressions are not read: no seal tells which muster wrote).
                 var suppressed: [String: String] = [:]
-                if try database.scalarInt("SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name = 'suppressions'") == 1 {
-                    let rows = try database.prepare("SELECT recipient, reason FROM suppressions")
+                if try database.scalarInt("SELECT count(*) FROM pragma_table_info('suppressions') WHERE name = 'seal'") == 1 {
+                    let rows = try database.prepare("SELECT s.recipient, s.reason FROM suppressions s WHERE \(Self.sealed(suppression: "s"))")
                     while try rows.step() { if let key = rows.text(0) { suppressed[key] = rows.text(1) } }
                 }
                 let statement = try database.prepare("""

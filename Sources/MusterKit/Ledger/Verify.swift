@@ -28,6 +28,9 @@ public struct VerifyReport: Sendable, Codable, Equatable {
     public let firstBad: Problem?
     /// How many problems were found in all.
     public let problems: Int
+    /// Format 7 on: rows of `bounces` and `suppressions` without a valid seal, which
+    /// muster did not write and ignores (Inbox/Suppression.swift); nil for older formats.
+    public var unsealed: Ledger.UnsealedRows? = nil
 
     /// The report for a campaign that has no ledger yet.
     public static let empty = VerifyReport(ok: true, count: 0, entries: 0, redacted: 0, withdrawn: 0, head: Ledger.genesis, firstBad: nil, problems: 0)
@@ -35,7 +38,7 @@ public struct VerifyReport: Sendable, Codable, Equatable {
     enum CodingKeys: String, CodingKey {
         case ok, count, entries, redacted, withdrawn, head
         case firstBad = "first_bad"
-        case problems
+        case problems, unsealed
     }
 }
 
@@ -179,11 +182,36 @@ extension Ledger {
         }
 
         problems += try besideTheChain(head: recorded.seq, withdrawn: Set(withdrawnBy.keys), on: reader)
+        let unsealed = try sealProblems(on: reader, into: &problems)
         problems += try checkTree(leaves: segments.reduce(into: []) { $0 += $1.leaves }, on: treeReaders)
 
         let first = problems.min { ($0.entry ?? .max) < ($1.entry ?? .max) }
         return VerifyReport(ok: problems.isEmpty, count: signatures - Int64(withdrawnBy.count), entries: entries, redacted: Int64(redacted.count),
-                            withdrawn: Int64(withdrawnBy.count), head: headHash, firstBad: first, problems: problems.count)
+                            withdrawn: Int64(withdrawnBy.count), head: headHash, firstBad: first, problems: problems.count, unsealed: unsealed)
+    }
+
+    /// Format 7 on: the seal key, and the rows of `bounces` and `suppressions` whose seal
+    /// is missing or wrong (one problem per table, with its count). Nil for older formats.
+    private func sealProblems(on reader: SQLiteDatabase, into problems: inout [VerifyReport.Problem]) throws -> UnsealedRows? {
+        guard try reader.scalarInt("SELECT value FROM meta WHERE key = 'schema_version'") ?? Ledger.schemaVersion >= 7 else { return nil }
+        if try !Self.hasSealKey(reader) {
+            problems.append(.init(entry: nil, reason: """
+                the ledger has no seal key (meta.seal_key, 32 bytes) or a damaged one: no bounce or suppression can be told \
+                from one written beside muster, so all are ignored and every address is mailed again; restore the ledger from a backup
+                """))
+        }
+        let unsealed = try Self.unsealedRows(on: reader)
+        for (count, one, many, table) in [(unsealed.suppressions, "suppression", "suppressions", "suppressions"),
+                                          (unsealed.bounces, "bounce record", "bounce records", "bounces")] where count > 0 {
+            let single = count == 1
+            problems.append(.init(entry: nil, reason: """
+                \(count) \(single ? one : many) (table \(table)) \(single ? "was" : "were") not written by muster: \
+                \(single ? "its" : "their") seal is missing or wrong (added or changed beside muster, with sqlite3 say). \
+                muster ignores \(single ? "it" : "them"): \(single ? "it stops" : "they stop") no mail. \
+                Delete \(single ? "it" : "them") with `muster verify --drop-unsealed`; `muster inbox` records real bounces again
+                """))
+        }
+        return unsealed
     }
 
     /// Everything in the file that the chain 1…`head` does not account for.

@@ -1,0 +1,219 @@
+import Foundation
+import MusterKit
+import Testing
+
+/// Ledger format 7: bounces and suppressions lie outside the hash chain, so only rows
+/// muster sealed count. These tests write rows beside muster with `sqlite3` on the real
+/// ledger file and run the real binary: a forged suppression, hard bounce or soft bounce
+/// stops no mail and changes no count, a genuine row changed afterwards is caught, and
+/// `verify` fails naming the table. Genuine suppressions (the relay's 5xx, the mailbox)
+/// keep working, and a format-6 ledger's rows are sealed by migration 7.
+@Suite(.enabled(if: TestRelay.available, "needs python3 with aiosmtpd (make test installs it)"))
+struct SuppressionSealTests {
+    static let ledger = InboxCLITests.ledger
+
+    func env(_ relay: TestRelay) -> [String: String] { ["MUSTER_SMTP_URL": relay.url, "MUSTER_BACKOFF_SECONDS": "0.05"] }
+
+    /// The outbox key (keyed fingerprint) of `email`, as muster stores it.
+    func key(_ box: Sandbox, _ email: String) throws -> String {
+        let ledger = try #require(try Ledger.open(box.path(Self.ledger), create: false))
+        return try ledger.recipientKey(email: email)
+    }
+
+    func sql(_ box: Sandbox, _ statement: String) throws -> String {
+        let result = try box.sqlite(Self.ledger, statement)
+        try #require(result.status == 0, "\(statement): \(result)")
+        return result.stdout
+    }
+
+    /// A prose mailbox-full bounce (soft) delivered to `envelope`.
+    static func softBounce(to envelope: String, id: Int) -> String {
+        InboxCLITests.proseBounce(to: envelope, id: id).replacingOccurrences(of: "550 5.1.1 no such user here", with: "552 5.2.2 mailbox full")
+    }
+
+    /// Sends template `name` (audience signers) through a fresh relay; returns who got it.
+    func blast(_ box: Sandbox, _ name: String, campaign: String = "fair-rates") throws -> [String] {
+        try box.write("campaigns/\(campaign)/emails/\(name).md", "---\nsubject: \"\(name)\"\naudience: signers\n---\nHello {{name}}.\n")
+        let relay = try TestRelay(in: box)
+        let send = try box.run(["mail", "send", name, "--yes"], environment: env(relay))
+        try #require(send.status == 0, "\(send)")
+        return try relay.received().flatMap(\.to).sorted()
+    }
+
+    static let now = "'\(ISO8601DateFormatter().string(from: Date()))'"
+
+    @Test func aForgedSuppressionStopsNoMailAndVerifyFailsNamingTheTable() throws {
+        let box = try InboxCLITests.verpWorkspace(signers: ["ana", "bad", "cy"])
+        let relay = try TestRelay(["--reject-rcpt", "^bad@"], in: box)
+        #expect(try box.run(["mail", "send", "thanks", "--yes"], environment: env(relay)).status == 0)
+        // The relay's 550 suppressed bad@: a genuine, sealed row.
+        #expect(try box.run(["verify"]).status == 0)
+        #expect(try sql(box, "SELECT count(*) FROM suppressions WHERE length(seal) = 32") == "1\n")
+
+        // Written beside muster: ana suppressed for a complaint, with no seal and with a made-up one.
+        let ana = try key(box, "ana@example.org"), cy = try key(box, "cy@example.org")
+        _ = try sql(box, """
+            INSERT INTO suppressions (recipient, reason, template, status, source, at) VALUES ('\(ana)', 'complaint', 'thanks', NULL, 'inbox', \(Self.now));
+            INSERT INTO suppressions (recipient, reason, template, status, source, at, seal) VALUES ('\(cy)', 'bounce', 'thanks', '5.1.1', 'inbox', \(Self.now), randomblob(32));
+            """)
+        let status = try box.run(["mail", "status", "--json"]).json()
+        #expect(status["bounced"] as? Int == 1 && status["complained"] as? Int == 0, "only bad@ counts: \(status)")
+        let report = try box.run(["report", "--json"]).json()
+        let mail = try #require((report["mail"] as? [[String: Any]])?.first)
+        #expect(mail["bounced"] as? Int == 1 && mail["complained"] as? Int == 0, "\(mail)")
+        let export = try box.run(["export", "--fields", "email,suppressed"]).stdout.replacingOccurrences(of: "\r\n", with: "\n")
+        #expect(export.contains("ana@example.org,\n") && export.contains("cy@example.org,\n") && export.contains("bad@example.org,bounce"), "\(export)")
+        #expect(try blast(box, "later") == ["ana@example.org", "cy@example.org"])
+
+        let verify = try box.run(["verify"])
+        #expect(verify.status == 1, "\(verify)")
+        #expect(verify.stdout.contains("FAILED: 2 suppressions (table suppressions) were not written by muster"), "\(verify.stdout)")
+        #expect(verify.stdout.contains("muster verify --drop-unsealed"), "\(verify.stdout)")
+        #expect(!verify.stdout.contains("ana") && !verify.stdout.contains(ana), "no address or key in the message")
+        let json = try box.run(["verify", "--json"])
+        #expect(json.status == 1)
+        let object = try json.json()
+        #expect(object["ok"] as? Bool == false)
+        #expect(object["unsealed"] as? [String: Int] == ["bounces": 0, "suppressions": 2], "\(object)")
+        #expect((object["first_bad"] as? [String: Any])?["reason"] as? String ?? "" != "")
+
+        // --drop-unsealed deletes exactly those rows; bad@ stays suppressed.
+        let drop = try box.run(["verify", "--drop-unsealed"])
+        #expect(drop.status == 0 && drop.stdout.hasPrefix("dropped 2 unsealed suppressions and 0 unsealed bounce records\nok:"), "\(drop)")
+        #expect(try sql(box, "SELECT count(*) FROM suppressions") == "1\n")
+        #expect(try blast(box, "again") == ["ana@example.org", "cy@example.org"])
+    }
+
+    @Test func forgedHardAndSoftBouncesCountForNothingAndGenuineOnesStillSuppress() throws {
+        let box = try InboxCLITests.verpWorkspace(signers: ["ana", "cy"])
+        let relay = try TestRelay(in: box)
+        #expect(try box.run(["mail", "send", "thanks", "--yes"], environment: env(relay)).status == 0)
+        let envelopes = try InboxCLITests().envelopes(relay)
+        let cyEnvelope = try #require(envelopes["cy@example.org"]?.from)
+        let ana = try key(box, "ana@example.org"), cy = try key(box, "cy@example.org")
+
+        // One genuine soft bounce of cy, then a forged one, then a second genuine one: with
+        // the forged row counted cy would reach the limit (3) and be suppressed.
+        func process(_ messages: [String]) throws -> InboxSummary {
+            try InboxProcessor.run(workspace: Workspace(root: box.root), mailbox: MemoryMailbox(messages), options: InboxOptions())
+        }
+        #expect(try process([Self.softBounce(to: cyEnvelope, id: 1)]).soft == 1)
+        _ = try sql(box, """
+            INSERT INTO bounces (recipient, template, kind, status, source, at) VALUES ('\(cy)', 'thanks', 'soft', '5.2.2', 'inbox', \(Self.now));
+            INSERT INTO bounces (recipient, template, kind, status, source, at) VALUES ('\(ana)', 'thanks', 'hard', '5.1.1', 'inbox', \(Self.now));
+            """)
+        let second = try process([Self.softBounce(to: cyEnvelope, id: 2)])
+        #expect(second.soft == 1 && second.suppressedNow == 0, "the forged soft bounce did not count: \(second)")
+        #expect(try box.run(["mail", "status", "--json"]).json()["bounced"] as? Int == 0)
+        #expect(try blast(box, "later") == ["ana@example.org", "cy@example.org"])
+
+        let verify = try box.run(["verify"])
+        #expect(verify.status == 1 && verify.stdout.contains("FAILED: 2 bounce records (table bounces) were not written by muster"), "\(verify)")
+        #expect(try box.run(["verify", "--json"]).json()["unsealed"] as? [String: Int] == ["bounces": 2, "suppressions": 0])
+
+        // A forged reset does not stop the genuine soft bounces from counting: the third suppresses.
+        _ = try sql(box, "INSERT INTO bounces (recipient, template, kind, status, source, at) VALUES ('\(cy)', NULL, 'reset', NULL, 'command', \(Self.now))")
+        let third = try process([Self.softBounce(to: cyEnvelope, id: 3)])
+        #expect(third.suppressedNow == 1, "\(third)")
+        #expect(try box.run(["mail", "status", "--json"]).json()["bounced"] as? Int == 1)
+        #expect(try blast(box, "last") == ["ana@example.org"])
+        #expect(try box.run(["verify", "--json"]).json()["unsealed"] as? [String: Int] == ["bounces": 3, "suppressions": 0])
+    }
+
+    @Test func aGenuineRowChangedAfterwardsIsCaughtAndIgnored() throws {
+        let box = try InboxCLITests.verpWorkspace(signers: ["ana", "bad", "cy"])
+        let relay = try TestRelay(["--reject-rcpt", "^bad@"], in: box)
+        #expect(try box.run(["mail", "send", "thanks", "--yes"], environment: env(relay)).status == 0)
+        let pristine = box.path("pristine.sqlite")
+        _ = try sql(box, "VACUUM INTO '\(pristine.path)'")
+        func restore() throws {
+            for suffix in ["-wal", "-shm"] { try? FileManager.default.removeItem(at: box.path(Self.ledger + suffix)) }
+            try FileManager.default.removeItem(at: box.path(Self.ledger))
+            try FileManager.default.copyItem(at: pristine, to: box.path(Self.ledger))
+        }
+        let ana = try key(box, "ana@example.org")
+        for (change, table, stillSuppressed) in [
+            ("UPDATE suppressions SET recipient = '\(ana)'", "suppressions", [String]()),  // moved to another signer
+            ("UPDATE suppressions SET reason = 'complaint'", "suppressions", []),
+            ("UPDATE suppressions SET template = 'later'", "suppressions", []),
+            ("UPDATE suppressions SET at = '2020-01-01T00:00:00Z'", "suppressions", []),
+            ("UPDATE bounces SET status = '4.0.0'", "bounces", ["bad@example.org"]),
+            ("UPDATE bounces SET id = id + 10", "bounces", ["bad@example.org"]),
+            ("UPDATE meta SET value = randomblob(32) WHERE key = 'seal_key'", "suppressions", []),
+        ] {
+            try restore()
+            _ = try sql(box, change)
+            let verify = try box.run(["verify", "--json"])
+            #expect(verify.status == 1, "\(change): \(verify)")
+            let unsealed = try verify.json()["unsealed"] as? [String: Int] ?? [:]
+            #expect(unsealed[table] == 1, "\(change): \(unsealed)")
+            let mailed = try blast(box, "later")
+            let all = ["ana@example.org", "bad@example.org", "cy@example.org"]
+            #expect(mailed == all.filter { !stillSuppressed.contains($0) }, "\(change): \(mailed)")
+        }
+        // A seal copied from a genuine row onto another recipient does not fit it either.
+        try restore()
+        _ = try sql(box, """
+            INSERT INTO suppressions (recipient, reason, template, status, source, at, seal)
+            SELECT '\(ana)', reason, template, status, source, at, seal FROM suppressions
+            """)
+        #expect(try box.run(["verify", "--json"]).json()["unsealed"] as? [String: Int] == ["bounces": 0, "suppressions": 1])
+        #expect(try blast(box, "later") == ["ana@example.org", "cy@example.org"])
+        // The seal key gone: everything looks forged, verify says why, and --drop-unsealed refuses.
+        _ = try sql(box, "DELETE FROM meta WHERE key = 'seal_key'")
+        let verify = try box.run(["verify"])
+        #expect(verify.status == 1 && verify.stdout.contains("no seal key"), "\(verify)")
+        let drop = try box.run(["verify", "--drop-unsealed"])
+        #expect(drop.status == 1 && drop.stderr.contains("has no seal key") && drop.stderr.contains("nothing was written"), "\(drop)")
+        #expect(try sql(box, "SELECT count(*) FROM suppressions") == "2\n")
+    }
+
+    /// A ledger of format 6 as muster wrote it (made from a format-7 one by undoing
+    /// migration 7 with sqlite3: the seal column, the key and the version): opening it
+    /// seals its rows, which keep suppressing.
+    @Test func aFormatSixLedgersRowsAreSealedByMigrationSeven() throws {
+        let box = try InboxCLITests.verpWorkspace(signers: ["ana", "bad", "cy"])
+        let relay = try TestRelay(["--reject-rcpt", "^bad@"], in: box)
+        #expect(try box.run(["mail", "send", "thanks", "--yes"], environment: env(relay)).status == 0)
+        #expect(try box.run(["unsubscribe", "cy@example.org", "--reset-bounces"]).status == 0)  // a reset row
+        _ = try sql(box, """
+            ALTER TABLE bounces DROP COLUMN seal; ALTER TABLE suppressions DROP COLUMN seal;
+            DELETE FROM meta WHERE key = 'seal_key'; DELETE FROM migrations WHERE version = 7;
+            UPDATE meta SET value = 6 WHERE key = 'schema_version';
+            """)
+        #expect(try sql(box, "SELECT count(*) FROM bounces") == "2\n")
+        let status = try box.run(["mail", "status", "--json"])
+        #expect(status.stderr.contains("from ledger format 6 to 7"), "\(status)")
+        #expect(try status.json()["bounced"] as? Int == 1)
+        #expect(try sql(box, "SELECT (SELECT count(*) FROM bounces WHERE length(seal) = 32) || ' ' || (SELECT count(*) FROM suppressions WHERE length(seal) = 32) || ' ' || (SELECT length(value) FROM meta WHERE key = 'seal_key')") == "2 1 32\n")
+        #expect(try box.run(["verify"]).status == 0)
+        #expect(try blast(box, "later") == ["ana@example.org", "cy@example.org"])
+    }
+
+    static let fixture = CommittedFixture("ledger-v6")
+
+    /// The committed format-6 ledger (Tests/Fixtures/ledger-v6, made by muster at 8d9842e):
+    /// migration 7 seals its hard bounce, reset and suppression, it verifies with the head
+    /// and count it was made with, and the relay-refused signer stays suppressed.
+    @Test func theCommittedFormatSixLedgerIsSealedAndStillSuppresses() throws {
+        let box = try Self.fixture.workspace()
+        let expected = try Self.fixture.expected()
+        let ledger = "campaigns/bounces/ledger.sqlite"
+        func sql(_ statement: String) throws -> String { try box.sqlite(ledger, statement).stdout }
+        #expect(try sql("SELECT value FROM meta WHERE key = 'schema_version'") == "6\n")
+        #expect(try sql("SELECT count(*) FROM bounces") == "\((expected["bounces"] as? [String])?.count ?? -1)\n")
+        let status = try box.run(["mail", "status", "--json"])
+        #expect(status.status == 0 && status.stderr.contains("from ledger format 6 to 7"), "\(status)")
+        #expect(try status.json()["bounced"] as? Int == expected["bounced"] as? Int)
+        #expect(try sql("SELECT (SELECT count(*) FROM bounces WHERE length(seal) = 32) || ' ' || (SELECT count(*) FROM suppressions WHERE length(seal) = 32)")
+                == "\((expected["bounces"] as? [String])?.count ?? -1) \((expected["suppressions"] as? [String])?.count ?? -1)\n")
+        let verify = try box.run(["verify", "--json"])
+        #expect(verify.status == 0, "\(verify)")
+        let report = try verify.json()
+        #expect(report["head"] as? String == expected["head"] as? String && report["count"] as? Int == expected["count"] as? Int)
+        #expect(report["unsealed"] as? [String: Int] == ["bounces": 0, "suppressions": 0])
+        let suppressed = try #require(expected["suppressed"] as? [String])
+        #expect(try blast(box, "later", campaign: "bounces") == ["anafixture@example.org", "cyfixture@example.org"].filter { !suppressed.contains($0) })
+        #expect(!suppressed.isEmpty)
+    }
+}

@@ -72,6 +72,31 @@ struct DKIMCLITests {
         #expect(try verify([files[0]], key: other) == [false])
     }
 
+    /// With a key, a blast runs more event loops than processors (one signs while another
+    /// sends): over 8 connections every signer still gets exactly one message, each one
+    /// verifies, and the outbox says all were sent.
+    @Test func aSignedBlastOverManyLoopsSendsEachMessageOnceAndEveryOneVerifies() throws {
+        let key = try Self.key("rsa")
+        defer { try? FileManager.default.removeItem(at: key.deletingLastPathComponent()) }
+        let people = (1...24).map { ("Person \($0)", "p\($0)@example.org", true) }
+        let box = try MailTests.workspace(signers: people)
+        try box.write("muster.yaml", "sender: \"Fair Rates <hello@fairrates.example>\"\nsmtp:\n  url: smtp://127.0.0.1:9\n  starttls: never\ndkim:\n  selector: muster2026\n  key: \(key.path)\n")
+        let relay = try TestRelay(in: box)
+        let send = try box.run(["mail", "send", "thanks", "--yes", "--connections", "8"], environment: ["MUSTER_SMTP_URL": relay.url])
+        #expect(send.status == 0, "\(send)")
+        let files = try messages(relay)
+        let recipients = try files.map { file in
+            let text = try String(decoding: Data(contentsOf: file), as: UTF8.self)
+            return text.components(separatedBy: "\r\n").first { $0.hasPrefix("To: ") } ?? ""
+        }
+        #expect(files.count == people.count, "one message per signer")
+        #expect(Set(recipients).count == people.count, "no one twice: \(recipients.sorted())")
+        #expect(people.allSatisfy { person in recipients.contains { $0.contains(person.1) } })
+        #expect(try verify(files, key: key) == Array(repeating: true, count: files.count), "dkimpy accepts every message")
+        let status = try box.run(["mail", "status", "thanks", "--json"])
+        #expect(status.stdout.contains("\"sent\":\(people.count)"), "\(status)")
+    }
+
     @Test func aKeyInTheWorkspaceOrReadableByOthersIsRefusedBeforeAnythingIsSent() throws {
         let box = try MailTests.workspace(signers: [("Ana Lima", "ana@example.org", true)])
         let relay = try TestRelay(in: box)

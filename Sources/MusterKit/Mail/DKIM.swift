@@ -97,17 +97,22 @@ public struct DKIMSigner: Sendable {
 
     /// `message` (CRLF line endings, as `MIMEMessage` writes it) with a `DKIM-Signature`
     /// header in front.
+    ///
+    /// Nothing of the message is copied to canonicalise it: the header fields are found as
+    /// ranges, only the signed ones are canonicalised, and the body is canonicalised as it
+    /// streams into SHA-256 (`canonicalizeBody`). The only copy is the signed message itself.
     public func sign(_ message: [UInt8], at date: Date) throws(DKIMError) -> [UInt8] {
-        let (headers, body) = Self.split(message)
-        let present = headers.map { $0.name.lowercased() }
+        let (fields, bodyStart) = Self.headerFields(message)
+        let present = fields.map(\.name)
         var names: [String] = []
-        for name in Self.signedHeaders where present.contains(name) {
-            names.append(contentsOf: repeatElement(name, count: present.filter { $0 == name }.count))
+        for name in Self.signedHeaders {
+            let count = present.reduce(0) { $0 + ($1 == name ? 1 : 0) }
+            if count > 0 { names.append(contentsOf: repeatElement(name, count: count)) }
         }
         for name in Self.signedHeaders where Self.overSigned.contains(name) && present.contains(name) { names.append(name) }
         guard names.contains("from") else { throw .message("it has no From header") }
-        let tags = "v=1; a=\(algorithm.rawValue); c=\(headerCanonicalization.rawValue)/\(bodyCanonicalization.rawValue);\r\n\td=\(domain); s=\(selector); t=\(Int(date.timeIntervalSince1970));\r\n\th=\(Self.foldList(names));\r\n\tbh=\(Self.bodyHash(body, bodyCanonicalization));\r\n\tb="
-        let signature = try self.signature(headers: headers, signed: names, tags: tags)
+        let tags = "v=1; a=\(algorithm.rawValue); c=\(headerCanonicalization.rawValue)/\(bodyCanonicalization.rawValue);\r\n\td=\(domain); s=\(selector); t=\(Int(date.timeIntervalSince1970));\r\n\th=\(Self.foldList(names));\r\n\tbh=\(Self.bodyHash(message, from: bodyStart, bodyCanonicalization));\r\n\tb="
+        let signature = try self.signature(message, fields: fields, signed: names, tags: tags)
         var out = Array("DKIM-Signature: \(tags)\(Self.fold(signature))\r\n".utf8)
         out.reserveCapacity(out.count + message.count)
         out.append(contentsOf: message)
@@ -115,19 +120,28 @@ public struct DKIMSigner: Sendable {
     }
 
     /// The `b=` value for a `DKIM-Signature` whose tags up to and including `b=` are
-    /// `tags`, over `headers` named in `signed` (bottom-most first for repeats; a name
-    /// with no header left counts as an empty, unsigned one, RFC 6376 §5.4.2).
-    func signature(headers: [Header], signed: [String], tags: String) throws(DKIMError) -> String {
+    /// `tags`, over the header `fields` of `message` named in `signed` (bottom-most first
+    /// for repeats; a name with no field left counts as an empty, unsigned one, RFC 6376
+    /// §5.4.2).
+    func signature(_ message: [UInt8], fields: [Field], signed: [String], tags: String) throws(DKIMError) -> String {
+        var hasher = SHA256()
         var data: [UInt8] = []
-        var used = Set<Int>()
-        for name in signed {
-            guard let index = headers.indices.reversed().first(where: { !used.contains($0) && headers[$0].name.lowercased() == name }) else { continue }
-            used.insert(index)
-            data += Self.canonical(headers[index], headerCanonicalization)
-            data += [13, 10]
+        data.reserveCapacity(1024)
+        var used = [Bool](repeating: false, count: fields.count)
+        message.withUnsafeBufferPointer { bytes in
+            for name in signed {
+                guard let index = fields.indices.reversed().first(where: { !used[$0] && fields[$0].name == name }) else { continue }
+                used[index] = true
+                Self.appendCanonical(bytes, fields[index], headerCanonicalization, to: &data)
+                data += [13, 10]
+            }
         }
-        data += Self.canonical(Header(name: "DKIM-Signature", raw: Array("DKIM-Signature: \(tags)".utf8)), headerCanonicalization)
-        let digest = SHA256.hash(data: data)
+        let own = Array("DKIM-Signature: \(tags)".utf8)
+        own.withUnsafeBufferPointer { bytes in
+            Self.appendCanonical(bytes, Field(bytes, start: 0, end: bytes.count), headerCanonicalization, to: &data)
+        }
+        hasher.update(data: data)
+        let digest = hasher.finalize()
         switch key {
         case .rsa(let rsa):
             do {
@@ -147,110 +161,181 @@ public struct DKIMSigner: Sendable {
 
     // MARK: - Canonicalisation (RFC 6376 §3.4)
 
-    /// One header field as it stands in the message: its name and its whole raw text
-    /// (name, colon, value, folding), without the final CRLF.
-    struct Header: Equatable {
+    /// One header field where it stands in the message: `start..<end` is its whole raw
+    /// text (name, colon, value, folding) without the final line end; `colon` is the index
+    /// of its first colon (`end` if none); `name` is the name before it, trimmed and
+    /// lower-cased.
+    struct Field: Equatable {
+        let start: Int
+        let colon: Int
+        let end: Int
         let name: String
-        let raw: [UInt8]
+
+        init(_ bytes: UnsafeBufferPointer<UInt8>, start: Int, end: Int) {
+            self.start = start
+            self.end = end
+            var colon = start
+            while colon < end, bytes[colon] != UInt8(ascii: ":") { colon += 1 }
+            self.colon = colon
+            var from = start, to = colon
+            while from < to, DKIMSigner.isWSP(bytes[from]) { from += 1 }
+            while to > from, DKIMSigner.isWSP(bytes[to - 1]) { to -= 1 }
+            let raw = UnsafeBufferPointer(rebasing: bytes[from..<to])
+            if raw.allSatisfy({ $0 < 0x80 }) {
+                name = String(unsafeUninitializedCapacity: raw.count) { out in
+                    for (index, byte) in raw.enumerated() { out[index] = (byte >= 65 && byte <= 90) ? byte + 32 : byte }
+                    return raw.count
+                }
+            } else {
+                name = String(decoding: raw, as: UTF8.self).lowercased()
+            }
+        }
     }
 
-    /// The header fields and the body (everything after the first empty line).
-    static func split(_ message: [UInt8]) -> (headers: [Header], body: ArraySlice<UInt8>) {
-        var headers: [Header] = []
-        var index = 0
-        var current: [UInt8] = []
-        func flush() {
-            guard !current.isEmpty else { return }
-            let colon = current.firstIndex(of: UInt8(ascii: ":")) ?? current.count
-            let name = String(decoding: current[..<colon], as: UTF8.self).trimmingCharacters(in: .whitespaces)
-            headers.append(Header(name: name, raw: current))
-            current = []
-        }
-        while index < message.count {
-            let end = message[index...].firstIndex(of: 10) ?? message.count
-            var line = Array(message[index..<end])
-            if line.last == 13 { line.removeLast() }
-            index = min(end + 1, message.count)
-            if line.isEmpty {
-                flush()
-                return (headers, message[index...])
+    /// The header fields of `message` and where its body starts (after the first empty
+    /// line; `message.count` when there is none). A line starting with WSP continues the
+    /// field before it.
+    static func headerFields(_ message: [UInt8]) -> (fields: [Field], bodyStart: Int) {
+        message.withUnsafeBufferPointer { bytes in
+            var fields: [Field] = []
+            fields.reserveCapacity(16)
+            var fieldStart = -1, fieldEnd = -1
+            func flush() {
+                if fieldStart >= 0, fieldEnd > fieldStart { fields.append(Field(bytes, start: fieldStart, end: fieldEnd)) }
+                fieldStart = -1
             }
-            if line.first == 32 || line.first == 9 {
-                current += [13, 10] + line // a continuation line
-            } else {
-                flush()
-                current = line
+            var index = 0
+            let count = bytes.count
+            while index < count {
+                var lineEnd = index
+                while lineEnd < count, bytes[lineEnd] != 10 { lineEnd += 1 }
+                let contentEnd = lineEnd > index && bytes[lineEnd - 1] == 13 ? lineEnd - 1 : lineEnd
+                if contentEnd == index {
+                    flush()
+                    return (fields, min(lineEnd + 1, count))
+                }
+                if isWSP(bytes[index]), fieldStart >= 0 {
+                    fieldEnd = contentEnd // a continuation line
+                } else {
+                    flush()
+                    fieldStart = index
+                    fieldEnd = contentEnd
+                }
+                index = lineEnd + 1
             }
+            flush()
+            return (fields, count)
         }
-        flush()
-        return (headers, [])
     }
 
     static func isWSP(_ byte: UInt8) -> Bool { byte == 32 || byte == 9 }
 
-    static func canonical(_ header: Header, _ mode: Canonicalization) -> [UInt8] {
+    /// Appends `field` canonicalised to `out`. Simple: as it stands, every line end as
+    /// CRLF. Relaxed: name lower-cased; value unfolded, runs of WSP to one space, WSP at
+    /// both ends of the value and around the colon removed.
+    static func appendCanonical(_ bytes: UnsafeBufferPointer<UInt8>, _ field: Field, _ mode: Canonicalization, to out: inout [UInt8]) {
         switch mode {
         case .simple:
-            return header.raw
+            var previous: UInt8 = 0
+            for byte in bytes[field.start..<field.end] {
+                if byte == 10 && previous != 13 { out.append(13) }
+                out.append(byte)
+                previous = byte
+            }
         case .relaxed:
-            // Name lower-cased; value unfolded, runs of WSP to one space, WSP at both
-            // ends of the value and around the colon removed.
-            let colon = header.raw.firstIndex(of: UInt8(ascii: ":")) ?? header.raw.count
-            var out = Array(header.name.lowercased().utf8)
+            out.append(contentsOf: field.name.utf8)
             out.append(UInt8(ascii: ":"))
-            var value: [UInt8] = []
-            var pendingSpace = false
-            for byte in header.raw[min(colon + 1, header.raw.count)...] where byte != 13 && byte != 10 {
+            var pendingSpace = false, started = false
+            var index = min(field.colon + 1, field.end)
+            while index < field.end {
+                let byte = bytes[index]
+                index += 1
+                if byte == 13 || byte == 10 { continue }
                 if isWSP(byte) {
                     pendingSpace = true
                 } else {
-                    if pendingSpace && !value.isEmpty { value.append(32) }
+                    if pendingSpace && started { out.append(32) }
                     pendingSpace = false
-                    value.append(byte)
+                    started = true
+                    out.append(byte)
                 }
             }
-            return out + value
         }
     }
 
-    /// The base64 SHA-256 of the canonical body.
-    static func bodyHash(_ body: ArraySlice<UInt8>, _ mode: Canonicalization) -> String {
-        Data(SHA256.hash(data: canonicalBody(body, mode))).base64EncodedString()
+    /// The base64 SHA-256 of the canonical body of `message` (which starts at `bodyStart`).
+    static func bodyHash(_ message: [UInt8], from bodyStart: Int, _ mode: Canonicalization) -> String {
+        var hasher = SHA256()
+        canonicalizeBody(message, from: bodyStart, mode) { hasher.update(bufferPointer: $0) }
+        return Data(hasher.finalize()).base64EncodedString()
     }
 
-    static func canonicalBody(_ body: ArraySlice<UInt8>, _ mode: Canonicalization) -> [UInt8] {
-        var lines: [[UInt8]] = []
-        var index = body.startIndex
-        while index < body.endIndex {
-            let end = body[index...].firstIndex(of: 10) ?? body.endIndex
-            var line = Array(body[index..<end])
-            if line.last == 13 { line.removeLast() }
-            lines.append(line)
-            index = end == body.endIndex ? end : end + 1
-        }
-        if mode == .relaxed {
-            lines = lines.map { line in
-                var out: [UInt8] = []
-                var pendingSpace = false
-                for byte in line {
-                    if isWSP(byte) {
-                        pendingSpace = true
-                    } else {
-                        if pendingSpace { out.append(32) }
-                        pendingSpace = false
-                        out.append(byte)
-                    }
-                }
-                return out // WSP at the end of a line is dropped
-            }
-        }
-        while lines.last?.isEmpty == true { lines.removeLast() }
-        // An empty body: "" for relaxed, CRLF for simple (RFC 6376 §3.4.3, §3.4.4).
-        if lines.isEmpty { return mode == .simple ? [13, 10] : [] }
+    /// The canonical body, as bytes (for tests; signing streams it into the hash).
+    static func canonicalBody(_ message: [UInt8], from bodyStart: Int, _ mode: Canonicalization) -> [UInt8] {
         var out: [UInt8] = []
-        out.reserveCapacity(body.count + 2)
-        for line in lines { out += line; out += [13, 10] }
+        canonicalizeBody(message, from: bodyStart, mode) { out.append(contentsOf: $0) }
         return out
+    }
+
+    /// Canonicalises the body (`message` from `bodyStart`) in one pass, handing the result
+    /// to `sink` in pieces of up to 16 KiB from one scratch buffer: lines end at LF (a CR
+    /// right before it, or at the very end, belongs to the line end); relaxed turns runs of
+    /// WSP into one space and drops WSP at line ends; empty lines are held back until a
+    /// line with content follows, so those at the end are dropped; a last line without a
+    /// line end gets one. An empty body is "" relaxed, CRLF simple (RFC 6376 §3.4.3, §3.4.4).
+    static func canonicalizeBody(_ message: [UInt8], from bodyStart: Int, _ mode: Canonicalization,
+                                 into sink: (UnsafeRawBufferPointer) -> Void) {
+        let capacity = 16 * 1024
+        let relaxed = mode == .relaxed
+        message.withUnsafeBufferPointer { bytes in
+            withUnsafeTemporaryAllocation(of: UInt8.self, capacity: capacity) { scratch in
+                var used = 0
+                var wrote = false
+                func flush() {
+                    if used > 0 { sink(UnsafeRawBufferPointer(start: scratch.baseAddress, count: used)) }
+                    used = 0
+                }
+                @inline(__always) func put(_ byte: UInt8) {
+                    if used == capacity { flush() }
+                    scratch[used] = byte
+                    used += 1
+                }
+                var blank = 0 // empty lines held back
+                var index = min(bodyStart, bytes.count)
+                let count = bytes.count
+                while index < count {
+                    var content = false, space = false
+                    while index < count {
+                        let byte = bytes[index]
+                        if byte == 10 { break }
+                        index += 1
+                        if byte == 13 && (index == count || bytes[index] == 10) { continue }
+                        if relaxed && isWSP(byte) {
+                            space = true
+                            continue
+                        }
+                        if !content {
+                            content = true
+                            while blank > 0 { put(13); put(10); blank -= 1 }
+                        }
+                        if space {
+                            put(32)
+                            space = false
+                        }
+                        put(byte)
+                    }
+                    if content {
+                        put(13); put(10)
+                        wrote = true
+                    } else {
+                        blank += 1
+                    }
+                    index += 1 // the LF
+                }
+                if !wrote && !relaxed { put(13); put(10) }
+                flush()
+            }
+        }
     }
 
     /// The `h=` names joined by colons, folded after a colon (RFC 6376 allows FWS there)

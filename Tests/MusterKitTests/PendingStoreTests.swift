@@ -165,3 +165,82 @@ import Testing
         #expect(try ledger.verify().ok)
     }
 }
+
+/// What `muster serve` does on every form and confirmation without Foundation's slower
+/// parts: the pending signature read back by `CanonicalJSONReader`, the token encoded by
+/// hand, and SQLite statements kept prepared on the connection.
+@Suite struct PendingEncodingTests {
+    let manifest = sampleManifest()
+
+    @Test func aPendingSignatureReadsBackAsWrittenAndAsFoundationWroteIt() throws {
+        let signature = try SignatureInput(name: "Ana \"Lima\" \\ Ødegård", email: "Ana.Lima+petition@Example.org", comment: "Fair / rates «now»",
+                                           fields: ["region": "Lyon"], consents: ["updates"], source: "web")
+            .validated(against: manifest)
+        let written = Ledger.pendingData(signature)
+        #expect(Ledger.pendingSignature(written) == signature)
+        // A row written by JSONSerialization (escaped slashes, which the fast reader does not take).
+        var object: [String: Any] = [
+            "canonical_email": signature.canonicalEmail, "name": signature.name, "email": signature.email,
+            "public_fields": signature.publicFields, "personal_fields": signature.personalFields,
+            "consents": signature.consents, "source": signature.source,
+        ]
+        object["comment"] = signature.comment
+        let foundation = String(decoding: try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]), as: UTF8.self)
+        #expect(foundation.contains(#"\/"#))
+        #expect(Ledger.pendingSignature(foundation) == signature)
+        // Parseable, but with a list where a text belongs: read as Foundation's parser read it.
+        let odd = #"{"canonical_email":"a@b.org","consents":"x","email":"a@b.org","name":"A","source":"web"}"#
+        #expect(Ledger.pendingSignature(odd)?.consents == [])
+        for broken in ["", "{}", "[1]", #"{"name":"A"}"#, "{\"canonical_email\":"] {
+            #expect(Ledger.pendingSignature(broken) == nil, "\(broken)")
+        }
+    }
+
+    @Test func tokensAreBase64URLOf128RandomBits() throws {
+        var generator = SystemRandomNumberGenerator()
+        for length in 0...40 {
+            let bytes = (0..<length).map { _ in UInt8.random(in: 0...255, using: &generator) }
+            let foundation = Data(bytes).base64EncodedString().replacingOccurrences(of: "+", with: "-")
+                .replacingOccurrences(of: "/", with: "_").replacingOccurrences(of: "=", with: "")
+            #expect(Ledger.base64URL(bytes) == foundation, "\(bytes)")
+        }
+        #expect(Ledger.base64URL([0xFB, 0xFF, 0xBF]) == "-_-_")
+        let tokens = (0..<200).map { _ in Ledger.newToken() }
+        #expect(tokens.allSatisfy(Ledger.isWellFormedToken))
+        #expect(Set(tokens).count == tokens.count)
+    }
+
+    @Test func keptStatementsSurviveErrorsSchemaChangesAndManyTexts() throws {
+        let folder = try TemporaryFolder()
+        let database = try SQLiteDatabase(path: folder.url.appendingPathComponent("kept.sqlite").path)
+        try database.execute("CREATE TABLE t (x INTEGER UNIQUE)")
+        try database.cached("INSERT INTO t VALUES (?)").runAndReset(.int(1))
+        #expect(try database.scalarInt("SELECT count(*) FROM t") == 1)
+        // The same text fails (a unique conflict), then works with another value.
+        #expect(throws: SQLiteError.self) { try database.cached("INSERT INTO t VALUES (?)").runAndReset(.int(1)) }
+        try database.cached("INSERT INTO t VALUES (?)").runAndReset(.int(2))
+        #expect(try database.scalarInt("SELECT count(*) FROM t") == 2)
+        // A schema change under kept statements: SQLite prepares them again.
+        try database.execute("ALTER TABLE t ADD COLUMN y TEXT")
+        try database.execute("INSERT INTO t VALUES (3, 'c')")
+        #expect(try database.scalarInt("SELECT count(*) FROM t") == 3)
+        #expect(try database.scalarText("SELECT y FROM t WHERE x = ?", .int(3)) == "c")
+        #expect(try database.scalarText("SELECT y FROM t WHERE x = ?", .int(9)) == nil)
+        // More distinct texts than the cache keeps: still right.
+        for number in 0..<(SQLiteDatabase.cacheLimit + 10) {
+            #expect(try database.scalarInt("SELECT \(number)") == Int64(number))
+        }
+        // No kept statement holds a read open between uses, and a savepoint undone by
+        // its kept statements leaves the rest of the transaction.
+        #expect(!database.hasStatementInProgress)
+        try database.writeTransaction {
+            try database.executeCached("SAVEPOINT request")
+            try database.execute("INSERT INTO t VALUES (4, 'd')")
+            try database.executeCached("ROLLBACK TO request")
+            try database.executeCached("RELEASE request")
+            try database.execute("INSERT INTO t VALUES (5, 'e')")
+        }
+        #expect(try database.scalarText("SELECT group_concat(x) FROM (SELECT x FROM t ORDER BY x)") == "1,2,3,5")
+        #expect(!database.hasStatementInProgress)
+    }
+}

@@ -53,7 +53,30 @@ final class SQLiteDatabase {
     }
 
     deinit {
+        // Finalized before the connection closes (close_v2 would otherwise wait for them).
+        cache.removeAll()
         sqlite3_close_v2(handle)
+    }
+
+    /// Statements kept prepared by their SQL (`cached`); a statement taken from here is
+    /// reset after each use, so none holds a read open between uses.
+    private var cache: [String: SQLiteStatement] = [:]
+    /// More distinct statements than this (SQL built with values in it) empties the cache.
+    static let cacheLimit = 256
+
+    /// The statement for `sql`, prepared on first use and kept for the connection's life
+    /// (re-prepared by SQLite itself after a schema change). For statements that run to
+    /// their end (or are reset) before the same SQL is asked again: the caller never
+    /// holds one across a call that could use the same text.
+    func cached(_ sql: String) throws -> SQLiteStatement {
+        if let statement = cache[sql] {
+            statement.reset() // should an earlier use have thrown before its own reset
+            return statement
+        }
+        let statement = try prepare(sql)
+        if cache.count >= Self.cacheLimit { cache.removeAll() }
+        cache[sql] = statement
+        return statement
     }
 
     /// Waits up to `milliseconds` for another process's lock before reporting busy.
@@ -72,6 +95,26 @@ final class SQLiteDatabase {
         }
     }
 
+    /// Whether a statement of this connection has been stepped and not reset (it then
+    /// holds a read open): never between two uses of the ledger.
+    var hasStatementInProgress: Bool {
+        var statement = sqlite3_next_stmt(handle, nil)
+        while let current = statement {
+            if sqlite3_stmt_busy(current) != 0 { return true }
+            statement = sqlite3_next_stmt(handle, current)
+        }
+        return false
+    }
+
+    /// Runs one statement (one only: SQLite prepares the first of a list) that returns no
+    /// rows, kept prepared (`cached`): for the transaction and savepoint statements every
+    /// write runs.
+    func executeCached(_ sql: String) throws {
+        let statement = try cached(sql)
+        defer { statement.reset() }
+        while try statement.step() {}
+    }
+
     /// Prepares a statement for binding and stepping.
     func prepare(_ sql: String) throws -> SQLiteStatement {
         var statement: OpaquePointer?
@@ -84,7 +127,8 @@ final class SQLiteDatabase {
 
     /// The first column of the first row of `sql`, as an integer (nil when no row).
     func scalarInt(_ sql: String, _ arguments: SQLiteValue...) throws -> Int64? {
-        let statement = try prepare(sql)
+        let statement = try cached(sql)
+        defer { statement.reset() }
         try statement.bind(arguments)
         guard try statement.step() else { return nil }
         return statement.isNull(0) ? nil : statement.int64(0)
@@ -92,7 +136,8 @@ final class SQLiteDatabase {
 
     /// The first column of the first row of `sql`, as text (nil when no row or NULL).
     func scalarText(_ sql: String, _ arguments: SQLiteValue...) throws -> String? {
-        let statement = try prepare(sql)
+        let statement = try cached(sql)
+        defer { statement.reset() }
         try statement.bind(arguments)
         guard try statement.step() else { return nil }
         return statement.text(0)
@@ -103,10 +148,10 @@ final class SQLiteDatabase {
     /// IMMEDIATE takes the write lock up front, so two processes never both read
     /// "not a duplicate" and then race to write.
     func writeTransaction<T>(_ body: () throws -> T) throws -> T {
-        try execute("BEGIN IMMEDIATE")
+        try executeCached("BEGIN IMMEDIATE")
         do {
             let result = try body()
-            try execute("COMMIT")
+            try executeCached("COMMIT")
             return result
         } catch {
             try? execute("ROLLBACK")
@@ -116,8 +161,8 @@ final class SQLiteDatabase {
 
     /// Runs `body` inside a deferred (read) transaction, for a consistent snapshot.
     func readTransaction<T>(_ body: () throws -> T) throws -> T {
-        try execute("BEGIN DEFERRED")
-        defer { try? execute("COMMIT") }
+        try executeCached("BEGIN DEFERRED")
+        defer { try? executeCached("COMMIT") }
         return try body()
     }
 
@@ -254,6 +299,14 @@ final class SQLiteStatement {
     /// Binds and runs a statement that returns no rows.
     func run(_ values: SQLiteValue...) throws {
         reset()
+        try bind(values)
+        while try step() {}
+    }
+
+    /// `run`, then resets (for a statement kept prepared with `SQLiteDatabase.cached`).
+    func runAndReset(_ values: SQLiteValue...) throws {
+        reset()
+        defer { reset() }
         try bind(values)
         while try step() {}
     }

@@ -26,7 +26,8 @@ extension Ledger {
                 }
                 return frontier.root
             }
-            let statement = try ledger.database.prepare("SELECT hash FROM merkle_nodes WHERE pos = ?")
+            // Kept prepared: an append reads the tree's right edge (up to log2 n rows).
+            let statement = try ledger.database.cached("SELECT hash FROM merkle_nodes WHERE pos = ?")
             try statement.bind([.int(Merkle.position(level: level, index: index))])
             defer { statement.reset() }
             guard try statement.step(), case let hash = statement.blob(0), hash.count == 32 else {
@@ -42,7 +43,7 @@ extension Ledger {
 
     /// The leaf hash of entry `seq`, recomputed from its stored columns.
     func leafHash(seq: Int64) throws -> Merkle.Hash {
-        let statement = try database.prepare("SELECT kind, at, fingerprint, body, personal_hash, prev FROM entries WHERE seq = ?")
+        let statement = try database.cached("SELECT kind, at, fingerprint, body, personal_hash, prev FROM entries WHERE seq = ?")
         try statement.bind([.int(seq)])
         defer { statement.reset() }
         guard try statement.step() else {

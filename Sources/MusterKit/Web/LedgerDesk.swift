@@ -153,11 +153,12 @@ final class LedgerDesk: @unchecked Sendable {
                 try database.writeTransaction {
                     note = try ledger.beginPendingWrites()
                     for job in jobs {
-                        try database.execute("SAVEPOINT request")
+                        try database.executeCached("SAVEPOINT request")
                         if job.run(ledger) {
-                            try database.execute("RELEASE request")
+                            try database.executeCached("RELEASE request")
                         } else {
-                            try database.execute("ROLLBACK TO request; RELEASE request")
+                            try database.executeCached("ROLLBACK TO request")
+                            try database.executeCached("RELEASE request")
                         }
                     }
                 }

@@ -70,10 +70,7 @@ extension Ledger {
         }
     }
 
-    static func base64URL(_ bytes: [UInt8]) -> String {
-        Data(bytes).base64EncodedString().replacingOccurrences(of: "+", with: "-")
-            .replacingOccurrences(of: "/", with: "_").replacingOccurrences(of: "=", with: "")
-    }
+    // `base64URL` is in PendingStore.swift (the confirmation tokens use it too).
 
     static func base64URLDecode(_ text: String) -> [UInt8]? {
         guard text.utf8.allSatisfy({ byte in

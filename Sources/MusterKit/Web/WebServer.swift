@@ -61,9 +61,13 @@ public struct WebServer: Sendable {
     let formToken = FormToken()
     let mailer: ConfirmationMailer
     let checkInboxPages = RenderedPages()
+    let countPages = SplitPages()
     let petitionPages = LatestPages()
     /// Why some mail will wait (no relay, no sender), for the operator at start.
     public let warnings: [String]
+    /// The origin of `serve.base_url` (`https://host[:port]`), which POSTs must come
+    /// from; nil without one (then the Host they were sent to). Parsed once, at start.
+    let baseOrigin: String?
 
     /// Opens every campaign's ledger (creating and migrating it as the CLI does) and
     /// reads the templates (the mail ones included); throws before anything listens.
@@ -88,6 +92,12 @@ public struct WebServer: Sendable {
         }
         self.sites = sites
         self.order = configuration.campaigns.map(\.0.slug)
+        if let base = configuration.settings.baseURL, let components = URLComponents(string: base),
+           let scheme = components.scheme, let host = components.host {
+            self.baseOrigin = "\(scheme)://\(host)" + (components.port.map { ":\($0)" } ?? "")
+        } else {
+            self.baseOrigin = nil
+        }
         self.templates = try WebTemplates(workspace: configuration.workspace)
         self.warnings = warnings
         self.mailer = ConfirmationMailer(sites: mailSites, transportFactory: configuration.transport, baseURL: configuration.settings.baseURL ?? "",
@@ -216,8 +226,9 @@ public struct WebServer: Sendable {
         } catch let error as HTTPError where error.status == .contentTooLarge {
             return tooLarge
         }
-        var form = SignForm(pairs: FormBody.decode(Array(buffer: body)), manifest: site.manifest)
-        let token = FormBody.decode(Array(buffer: body)).first { $0.0 == "csrf" }?.1 ?? ""
+        let pairs = FormBody.decode(Array(buffer: body))
+        var form = SignForm(pairs: pairs, manifest: site.manifest)
+        let token = pairs.first { $0.0 == "csrf" }?.1 ?? ""
         let signature = form.validate(against: site.manifest)
         if !formToken.isValid(token, slug: site.slug, at: now) {
             form.errors["form"] = FieldError("error_form_token")
@@ -306,22 +317,37 @@ public struct WebServer: Sendable {
     /// `POST /confirm/<token>`: the pending signature enters the ledger (source `web`);
     /// pressing again, or reloading, changes nothing more.
     func confirm(_ token: String, request: Request) async throws -> Response {
+        // One open campaign: its ledger is the only one that can know the token, so the
+        // look-up happens inside the write (one turn of the ledger's writer, instead of a
+        // read that waits behind one commit and then a write behind the next). The answers
+        // are the same: the refusal of another site's POST first, 404 for an unknown token.
+        if order.count == 1, let site = sites[order[0]], !site.isClosed(at: configuration.clock.now()) {
+            let texts = templates.catalogue(site.language)
+            if let refusal = crossSiteRefusal(request, texts) { return refusal }
+            return try await confirm(token, site: site, texts: texts, request: request)
+        }
         guard let (site, _) = try await pendingSite(token) else {
             return crossSiteRefusal(request, texts(for: request)) ?? unknownLink(request)
         }
         let texts = templates.catalogue(site.language), back = ("/c/\(site.slug)", "see_petition")
         if let refusal = crossSiteRefusal(request, texts) { return refusal }
+        guard !site.isClosed(at: configuration.clock.now()) else { return message(.forbidden, texts, "closed", back: back) }
+        return try await confirm(token, site: site, texts: texts, request: request)
+    }
+
+    /// Appends the pending signature of `token` to `site`'s ledger, and the page that says so.
+    private func confirm(_ token: String, site: CampaignSite, texts: WebCatalogue, request: Request) async throws -> Response {
+        let back = ("/c/\(site.slug)", "see_petition")
         let now = configuration.clock.now()
-        guard !site.isClosed(at: now) else { return message(.forbidden, texts, "closed", back: back) }
         let slug = site.slug
         let outcome = try await site.desk.write { ledger in try ledger.confirmPendingRow(token: token, slug: slug, at: now) }
         switch outcome {
         case .confirmed(_, let count):
-            return message(.ok, texts, "confirmed", Self.countValues(site, count, texts), back: back)
+            return countMessage(site, texts, "confirmed", count, back: back)
         case .alreadyConfirmed(let count):
-            return message(.ok, texts, "counted", Self.countValues(site, count, texts), back: back)
+            return countMessage(site, texts, "counted", count, back: back)
         case .duplicate(let count):
-            return message(.ok, texts, "duplicate", Self.countValues(site, count, texts), back: back)
+            return countMessage(site, texts, "duplicate", count, back: back)
         case .unknown:
             return unknownLink(request)
         }
@@ -369,6 +395,29 @@ public struct WebServer: Sendable {
         return message(.ok, texts, "unsubscribed", ["title": site.manifest.title], back: ("/c/\(site.slug)", "see_petition"))
     }
 
+    /// Stands for the count in a page rendered once (`countMessage`): random digits
+    /// between two control characters, which no title or text holds and HTML escaping
+    /// leaves as they are.
+    static let countMarker = "\u{1}\(UInt64.random(in: 0...UInt64.max))\u{1}"
+
+    /// `message(.ok, texts, key, countValues(…), back:)`, without rendering the template
+    /// for every confirmation: the page is rendered once per campaign and key with a
+    /// marker where the count goes, and each answer puts the count there (digits and a
+    /// group separator, which HTML escaping leaves as they are).
+    func countMessage(_ site: CampaignSite, _ texts: WebCatalogue, _ key: String, _ count: Int64,
+                      back: (href: String, text: String)) -> Response {
+        let parts = countPages.parts("\(site.slug)\u{0}\(key)") {
+            var values = Self.countValues(site, 0, texts)
+            values["count_sentence"] = texts.text("count_sentence", ["count": Self.countMarker,
+                                                                     "goal": Number.grouped(Int64(site.manifest.goal), texts.language)])
+            let (heading, paragraphs) = texts.page(key, values)
+            let page = templates.render("message", PageContext.message(heading: heading, paragraphs: paragraphs,
+                                                                       back: (back.href, texts.text(back.text)), texts))
+            return page.components(separatedBy: Self.countMarker)
+        }
+        return Self.response(.ok, parts.joined(separator: Number.grouped(count, texts.language)), type: "text/html; charset=utf-8")
+    }
+
     /// The campaign's title and "N of GOAL signatures so far." for a message page.
     static func countValues(_ site: CampaignSite, _ count: Int64, _ texts: WebCatalogue) -> [String: String] {
         let sentence = texts.text("count_sentence", ["count": Number.grouped(count, texts.language),
@@ -398,9 +447,8 @@ public struct WebServer: Sendable {
         var refusal: Response { message(.forbidden, texts, "cross_site", back: ("/", "see_petitions")) }
         if let origin = request.headers[.origin] {
             var allowed: [String] = []
-            if let base = configuration.settings.baseURL, let components = URLComponents(string: base),
-               let scheme = components.scheme, let host = components.host {
-                allowed.append("\(scheme)://\(host)" + (components.port.map { ":\($0)" } ?? ""))
+            if let baseOrigin {
+                allowed.append(baseOrigin)
             } else if let authority = request.head.authority {
                 allowed.append("http://\(authority)")
             }
@@ -504,7 +552,7 @@ struct PageMiddleware: RouterMiddleware {
         let elapsed = Double(DispatchTime.now().uptimeNanoseconds - started) / 1_000_000
         // The route's pattern (`/c/{slug}`); "-" when no route matched.
         let route = context.endpointPath.flatMap { $0.hasPrefix("/") ? $0 : nil } ?? "-"
-        WebLog.line("\(request.method.rawValue) \(route) \(response.status.code) \(String(format: "%.1f", elapsed))ms")
+        WebLog.line("\(request.method.rawValue) \(route) \(response.status.code) \(WebLog.milliseconds(elapsed))ms")
         return response
     }
 
@@ -543,6 +591,24 @@ final class RenderedPages: @unchecked Sendable {
     }
 }
 
+/// Pages rendered once by key, kept as the pieces around the places a value goes.
+final class SplitPages: @unchecked Sendable {
+    // `lock` guards `pages`.
+    private let lock = NSLock()
+    private var pages: [String: [String]] = [:]
+
+    func parts(_ key: String, render: () -> [String]) -> [String] {
+        lock.lock()
+        if let parts = pages[key] { lock.unlock(); return parts }
+        lock.unlock()
+        let parts = render()
+        lock.lock()
+        pages[key] = parts
+        lock.unlock()
+        return parts
+    }
+}
+
 /// The last page rendered for each campaign, with the key it was rendered for: a page
 /// asked again under the same key is not rendered again.
 final class LatestPages: @unchecked Sendable {
@@ -565,6 +631,12 @@ final class LatestPages: @unchecked Sendable {
 
 /// The server's log: one line per request on standard error, UTC time first.
 enum WebLog {
+    /// `milliseconds` with one decimal (`12.3`), without Foundation's `String(format:)`.
+    static func milliseconds(_ milliseconds: Double) -> String {
+        let tenths = Int((max(0, milliseconds) * 10).rounded())
+        return "\(tenths / 10).\(tenths % 10)"
+    }
+
     static func line(_ text: String) {
         let line = "\(Timestamp.format(Date())) \(text)\n"
         _ = line.utf8CString.withUnsafeBufferPointer { buffer in

@@ -57,6 +57,31 @@ import Testing
         #expect(try ServeSignTests.rows(box, "SELECT count(*) FROM pending") == "1")
     }
 
+    /// A confirmation link of a closed petition gets the closed page and counts nothing;
+    /// an unknown one is still 404, and the same link counts while the petition is open.
+    @Test func aConfirmationAfterTheCloseIsRefusedAndCountsNothing() throws {
+        // Closed before the pending signature's 7 days are over (an expired one is a 404).
+        let box = try Sandbox.withCampaign(manifest: Self.manifest("  closes: 2027-01-22\n"))
+        #expect(try Self.attempt(box, at: "2027-01-20T10:00:00Z").post.status == 200)
+        let token = try ServeSignTests.rows(box, "SELECT mail_token FROM pending")
+        #expect(token.count == 22, "\(token)")
+        do {
+            let late = try ServerProcess(box, environment: ["MUSTER_NOW": "2027-01-23T00:00:00Z"])
+            let refused = try late.request("/confirm/\(token)", method: "POST", headers: ["Origin": late.base])
+            #expect(refused.status == 403 && refused.body.contains("This petition is closed"), "\(refused)")
+            let unknown = try late.request("/confirm/" + String(repeating: "A", count: 22), method: "POST", headers: ["Origin": late.base])
+            #expect(unknown.status == 404, "\(unknown)")
+        }
+        #expect(try ServeSignTests.rows(box, "SELECT count(*) FROM entries") == "0")
+        let open = try ServerProcess(box, environment: ["MUSTER_NOW": "2027-01-21T00:00:00Z"])
+        let pressed = try open.request("/confirm/\(token)", method: "POST", headers: ["Origin": open.base])
+        #expect(pressed.status == 200 && pressed.body.contains("1 of 10 signatures so far."), "\(pressed)")
+        let again = try open.request("/confirm/\(token)", method: "POST", headers: ["Origin": open.base])
+        #expect(again.status == 200 && again.body.contains("already confirmed") && again.body.contains("1 of 10 signatures so far."), "\(again)")
+        #expect(try ServeSignTests.rows(box, "SELECT count(*) FROM entries WHERE kind = 'signature'") == "1")
+        #expect(try box.run(["verify"]).status == 0)
+    }
+
     @Test func theDeadlineStillClosesItWhenEarlier() throws {
         let box = try Sandbox.withCampaign(manifest: Self.manifest("  closes: 2099-12-31T12:00:00Z\n")
             .replacingOccurrences(of: "deadline: 2099-12-31", with: "deadline: 2027-03-31"))

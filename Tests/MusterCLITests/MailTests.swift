@@ -102,6 +102,29 @@ struct MailTests {
 
     func env(_ relay: TestRelay) -> [String: String] { ["MUSTER_SMTP_URL": relay.url, "MUSTER_BACKOFF_SECONDS": "0.05"] }
 
+    /// A campaign in French (`web: language: fr`): its blasts' HTML layout has the French
+    /// footer, from the catalogue, and the workspace's own catalogue entry wins.
+    @Test func aFrenchCampaignsBlastHasTheFrenchLayoutFooter() throws {
+        let box = try Self.workspace(signers: [("Ana Lima", "ana@example.org", true)])
+        let manifest = try String(contentsOf: box.path("campaigns/fair-rates/campaign.yaml"), encoding: .utf8)
+        try box.write("campaigns/fair-rates/campaign.yaml", manifest + "\nweb:\n  language: fr\n")
+        let relay = try TestRelay(in: box)
+        let send = try box.run(["mail", "send", "thanks", "--yes"], environment: env(relay))
+        let first = try relay.received().count
+        try #require(send.status == 0 && first == 1, "\(send)")
+        let french = try relay.parsed(0)
+        #expect(french.html.contains(#"<html lang="fr">"#) && french.html.contains("Envoyé par Fair Rates Collective au sujet de «\u{00A0}Fair rates\u{00A0}»."), "\(french.html)")
+        #expect(french.html.contains("Se désabonner</a>") && !french.html.contains("Unsubscribe</a>") && !french.html.contains("Sent by"))
+
+        try box.write("templates/web/fr.yaml", "mail_unsubscribe: \"Ne plus rien recevoir\"\n")
+        try box.write("campaigns/fair-rates/emails/again.md", "---\nsubject: \"Encore\"\naudience: signers\n---\nBonjour.\n")
+        let again = try box.run(["mail", "send", "again", "--yes"], environment: env(relay))
+        let second = try relay.received().count
+        try #require(again.status == 0 && second == 2, "\(again)")
+        let own = try relay.parsed(1)
+        #expect(own.html.contains("Ne plus rien recevoir</a>") && own.html.contains("Envoyé par"), "\(own.html)")
+    }
+
     @Test func blastSendsOncePerRecipientAndNeverToTheForgottenOrUnsubscribed() throws {
         let box = try Self.workspace(signers: [
             ("Ana Lima", "ana@example.org", true), ("Zoé <script>alert(1)</script>", "zoe@bücher.example", false),

@@ -14,7 +14,7 @@ import datetime, os, pathlib, re, shutil, statistics, subprocess, sys, tempfile,
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "scripts"))
-from benchlib import write_section  # noqa: E402
+from benchlib import run_silent, write_section  # noqa: E402
 from bench_mail import MUSTER, N, start_sink, workspace  # noqa: E402
 
 ROUNDS = int(os.environ.get("BENCH_DKIM_ROUNDS", "3"))
@@ -29,18 +29,7 @@ def sink_cpu(pid):
 def run(args, cwd, env, sink):
     """Wall time, muster's CPU time (user + system, all threads) and the sink's CPU time."""
     before = sink_cpu(sink.pid)
-    start = time.perf_counter()
-    pid = os.fork()
-    if pid == 0:
-        os.chdir(cwd)
-        fd = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(fd, 1)
-        os.dup2(fd, 2)
-        os.execvpe(str(args[0]), [str(a) for a in args], env)
-    _, status, usage = os.wait4(pid, 0)
-    elapsed = time.perf_counter() - start
-    if status != 0:
-        sys.exit(f"bench: {' '.join(map(str, args))} exited with {status >> 8}")
+    elapsed, usage = run_silent(args, cwd, env)
     return elapsed, usage.ru_utime + usage.ru_stime, sink_cpu(sink.pid) - before
 
 

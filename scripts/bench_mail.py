@@ -16,7 +16,7 @@ import csv, datetime, os, pathlib, re, shutil, socket, statistics, subprocess, s
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "scripts"))
-from benchlib import write_section  # noqa: E402
+from benchlib import run_silent, write_section  # noqa: E402
 MUSTER = ROOT / ".build/release/muster"
 FIXTURE = ROOT / ".build/release/muster-fixture"
 N = int(os.environ.get("BENCH_MAIL", "10000"))
@@ -59,18 +59,8 @@ def start_sink():
 
 
 def run_timed(args, cwd, env=None):
-    start = time.perf_counter()
-    pid = os.fork()
-    if pid == 0:
-        os.chdir(cwd)
-        fd = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(fd, 1)
-        os.dup2(fd, 2)
-        os.execvpe(str(args[0]), [str(a) for a in args], env or os.environ)
-    _, status, usage = os.wait4(pid, 0)
-    elapsed = time.perf_counter() - start
-    if status != 0:
-        sys.exit(f"bench: {' '.join(map(str, args))} exited with {status >> 8}")
+    """Wall seconds and peak RSS (MiB) of a command run with its output discarded."""
+    elapsed, usage = run_silent(args, cwd, env)
     return elapsed, usage.ru_maxrss / 1024
 
 

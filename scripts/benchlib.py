@@ -40,3 +40,22 @@ def measure(args, cwd=None, stdout=None):
     if status != 0:
         raise SystemExit(f"bench: {args} failed with status {status}")
     return elapsed, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024
+
+
+def run_silent(args, cwd, env=None):
+    """Runs a command with its output discarded and returns (wall seconds, its rusage);
+    exits the benchmark when the command fails."""
+    import sys
+    start = time.perf_counter()
+    pid = os.fork()
+    if pid == 0:
+        os.chdir(cwd)
+        fd = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(fd, 1)
+        os.dup2(fd, 2)
+        os.execvpe(str(args[0]), [str(a) for a in args], env or os.environ)
+    _, status, usage = os.wait4(pid, 0)
+    elapsed = time.perf_counter() - start
+    if status != 0:
+        sys.exit(f"bench: {' '.join(map(str, args))} exited with {status >> 8}")
+    return elapsed, usage

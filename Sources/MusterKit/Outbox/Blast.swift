@@ -47,19 +47,18 @@ public struct BlastConfiguration: Sendable {
     public var claimHigh: Int
     /// Outcomes are written with the next claim, or after this many seconds.
     public var outcomeDelay: Double
-    /// At most this many event loops (each on a thread of its own).
+    /// At most this many event loops (each on a thread of its own); by default one per
+    /// connection. libcurl (7.88, Debian 12) waits for the reply to a message's final "."
+    /// inside `curl_multi_perform`, blocking (smtp.c, `smtp_done`), so every other
+    /// connection of the same loop idles for that round trip: against a relay answering
+    /// 5 ms late, 2,000 messages over eight connections on two loops took 1.5 times as
+    /// long as on eight loops. A loop per connection also lets a loop render and sign
+    /// while the others send (BENCHMARKS.md, "what DKIM signing by muster costs a blast").
     public var maxLoops: Int
-    /// With a DKIM key, up to this many loops per `maxLoops` (never more than one per
-    /// connection). A loop renders and signs its claimed messages on its own thread, and
-    /// its connections wait meanwhile; an RSA signature costs about a millisecond of CPU,
-    /// so with one loop per processor each processor idles while its loop waits on the
-    /// network and the writer. More loops than processors let one loop sign while the
-    /// others send (BENCHMARKS.md, "what DKIM signing by muster costs a blast").
-    public var signingLoopFactor: Int
 
     public init(clock: any MonotonicClock = SystemMonotonicClock(), maxAttempts: Int = 5, backoff: Double = 1,
                 journalLimit: Int = 1 << 20, claimLow: Int = 6, claimHigh: Int = 16, outcomeDelay: Double = 0.1,
-                maxLoops: Int = min(ProcessInfo.processInfo.activeProcessorCount, 4), signingLoopFactor: Int = 2) {
+                maxLoops: Int = 64) {
         self.clock = clock
         self.maxAttempts = maxAttempts
         self.backoff = backoff
@@ -68,7 +67,6 @@ public struct BlastConfiguration: Sendable {
         self.claimHigh = claimHigh
         self.outcomeDelay = outcomeDelay
         self.maxLoops = maxLoops
-        self.signingLoopFactor = signingLoopFactor
     }
 }
 
@@ -396,11 +394,10 @@ public final class Blast: @unchecked Sendable {
         let gate = try MailabilityGate(url: ledger.url, audience: template.audience, consent: consent)
         let shared = BlastShared(request: request, configuration: configuration, total: total, feed: feed, gate: gate)
 
-        // One event loop per processor (at most one per connection; more when signing, see
-        // `signingLoopFactor`), each driving its share of the connections; all of them hand
-        // their state changes to one writer.
+        // One event loop per connection (at most `maxLoops`, see there), each driving its
+        // share of the connections; all of them hand their state changes to one writer.
         let connections = max(1, min(request.connections, max(1, total)))
-        let loops = max(1, min(connections, configuration.maxLoops * (messageSettings.dkim == nil ? 1 : max(1, configuration.signingLoopFactor))))
+        let loops = max(1, min(connections, configuration.maxLoops))
         var senders: [any BlastTransport] = []
         var journals: [HandoverJournal] = []
         do {

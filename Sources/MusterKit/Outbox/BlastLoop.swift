@@ -74,8 +74,9 @@ final class BlastLoop: @unchecked Sendable {
         var outcomesPending = false
         var lastSubmit = shared.elapsed
         var feedEmpty = false
-        while true {
-            // Outcomes of the transfers that ended.
+        // Moves the transfers forward (libcurl sends what it can) and takes in the
+        // outcomes of those that ended.
+        func collectOutcomes() {
             for (slot, outcome) in sender.collect() {
                 guard let transfer = slots[slot] else { continue }
                 slots[slot] = nil
@@ -84,6 +85,9 @@ final class BlastLoop: @unchecked Sendable {
                 unresolved.append(Unresolved(key: transfer.job.recipient.key, event: event, ticket: nil))
                 outcomesPending = true
             }
+        }
+        while true {
+            collectOutcomes()
             var committed: Int
             do {
                 committed = try writer.committedTicket()
@@ -93,57 +97,10 @@ final class BlastLoop: @unchecked Sendable {
             }
             let stopping = shared.stopReason != nil || blast.isStopRequested
 
-            // Claim the next rows (retries that are due first) while fewer than `claimLow` wait.
-            if !stopping && ready.count < claimLow {
-                let now = shared.elapsed
-                while ready.count < claimHigh {
-                    let job: BlastJob
-                    if let due = retries.firstIndex(where: { $0.notBefore <= now }) {
-                        job = retries.remove(at: due)
-                    } else if !feedEmpty, let next = shared.nextJob() {
-                        job = next
-                    } else {
-                        feedEmpty = true
-                        break
-                    }
-                    do {
-                        let message = try blast.render(job.recipient)
-                        updates.append(.init(recipient: job.recipient.key, state: .sending))
-                        ready.append(Transfer(job: job, message: message, ticket: Int.max))
-                        claimed += 1
-                    } catch {
-                        updates.append(.init(recipient: job.recipient.key, state: Self.next(.rejected),
-                                             reply: "not sent: \(Blast.musterError(error).message)"))
-                        tally[Self.next(.rejected)] += 1
-                    }
-                }
-            }
-            let idle = !slots.contains(where: { $0 != nil })
-            if stopping {
-                // Claimed rows that never went out go back to the queue.
-                for transfer in ready { updates.append(.init(recipient: transfer.job.recipient.key, state: Self.next(.release))) }
-                ready.removeAll()
-                claimed = 0
-            }
-            let finishing = idle && ready.isEmpty && (stopping || (feedEmpty && retries.isEmpty))
-
-            // Claims go to the writer at once; outcomes with them, or once they are a little old.
-            if claimed > 0 || (!updates.isEmpty && (finishing || shared.elapsed - lastSubmit >= configuration.outcomeDelay || !outcomesPending)) {
-                let ticket = writer.submit(updates)
-                for index in (ready.count - claimed)..<ready.count { ready[index].ticket = ticket }
-                for index in unresolved.indices where unresolved[index].ticket == nil { unresolved[index].ticket = ticket }
-                updates.removeAll(keepingCapacity: true)
-                claimed = 0
-                outcomesPending = false
-                lastSubmit = shared.elapsed
-            }
-            if tally.total > 0 {
-                shared.add(tally)
-                tally.reset()
-            }
-
             // Hand the claimed messages whose mark is on disk to idle connections: first
-            // into the journal (with the outcomes just read), then to the transport.
+            // into the journal (with the outcomes just read), then to the transport. This
+            // comes before claiming more, and libcurl is asked at once to send the first
+            // command, so rendering and signing the next claim overlap the relay's reply.
             var starting: [(slot: Int, transfer: Transfer)] = []
             if !stopping, slots.contains(where: { $0 == nil }), let first = ready.first, first.ticket <= committed {
                 // Whoever unsubscribed or was forgotten since their row was read is not mailed:
@@ -202,6 +159,56 @@ final class BlastLoop: @unchecked Sendable {
                 } else {
                     slots[index] = transfer
                 }
+            }
+            if !starting.isEmpty { collectOutcomes() }
+
+            // Claim the next rows (retries that are due first) while fewer than `claimLow` wait.
+            if !stopping && ready.count < claimLow {
+                let now = shared.elapsed
+                while ready.count < claimHigh {
+                    let job: BlastJob
+                    if let due = retries.firstIndex(where: { $0.notBefore <= now }) {
+                        job = retries.remove(at: due)
+                    } else if !feedEmpty, let next = shared.nextJob() {
+                        job = next
+                    } else {
+                        feedEmpty = true
+                        break
+                    }
+                    do {
+                        let message = try blast.render(job.recipient)
+                        updates.append(.init(recipient: job.recipient.key, state: .sending))
+                        ready.append(Transfer(job: job, message: message, ticket: Int.max))
+                        claimed += 1
+                    } catch {
+                        updates.append(.init(recipient: job.recipient.key, state: Self.next(.rejected),
+                                             reply: "not sent: \(Blast.musterError(error).message)"))
+                        tally[Self.next(.rejected)] += 1
+                    }
+                }
+            }
+            let idle = !slots.contains(where: { $0 != nil })
+            if stopping {
+                // Claimed rows that never went out go back to the queue.
+                for transfer in ready { updates.append(.init(recipient: transfer.job.recipient.key, state: Self.next(.release))) }
+                ready.removeAll()
+                claimed = 0
+            }
+            let finishing = idle && ready.isEmpty && (stopping || (feedEmpty && retries.isEmpty))
+
+            // Claims go to the writer at once; outcomes with them, or once they are a little old.
+            if claimed > 0 || (!updates.isEmpty && (finishing || shared.elapsed - lastSubmit >= configuration.outcomeDelay || !outcomesPending)) {
+                let ticket = writer.submit(updates)
+                for index in (ready.count - claimed)..<ready.count { ready[index].ticket = ticket }
+                for index in unresolved.indices where unresolved[index].ticket == nil { unresolved[index].ticket = ticket }
+                updates.removeAll(keepingCapacity: true)
+                claimed = 0
+                outcomesPending = false
+                lastSubmit = shared.elapsed
+            }
+            if tally.total > 0 {
+                shared.add(tally)
+                tally.reset()
             }
 
             if finishing && updates.isEmpty { return }

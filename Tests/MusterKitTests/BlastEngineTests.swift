@@ -315,4 +315,74 @@ final class BlastBench {
         let summary = try bench.blast().run(request, transport: factory, onProgress: { _ in })
         #expect(summary.sent == 1 && summary.failed == 1)
     }
+
+    @Test func eachConnectionHasAnEventLoopOfItsOwnThatSendsBeforeItRendersMore() throws {
+        let people = (1...40).map { "signer\($0)@example.org" }
+        let bench = try BlastBench(signers: people)
+        let script = RelayScript([:])
+        let made = TransportLog()
+        let clock = bench.monotonic
+        let factory = BlastTransportFactory { connections in
+            let transport = RecordingTransport(ScriptedTransport(slots: connections, script: script, clock: clock))
+            made.add(transport)
+            return transport
+        }
+        // The default configuration: what `mail send` uses.
+        let configuration = BlastConfiguration(clock: bench.monotonic, maxAttempts: 3, backoff: 1)
+        let blast = try Blast(campaign: bench.campaign, manifest: bench.manifest, settings: bench.settings, ledger: bench.ledger,
+                              templateName: "thanks", clock: bench.clock, configuration: configuration)
+        let summary = try blast.run(BlastRequest(template: "thanks", connections: 4), transport: factory, onProgress: { _ in })
+        #expect(summary.sent == 40)
+        let transports = made.all
+        // libcurl waits for the reply to the final dot blocking: connections sharing a loop would take turns.
+        #expect(transports.map(\.slotCount) == [1, 1, 1, 1], "four connections, four loops of one connection each")
+        #expect(transports.reduce(0) { $0 + $1.calls.filter { $0 == .start }.count } == 40)
+        for transport in transports {
+            // After handing messages over, the loop has the transport move them (libcurl sends
+            // the first command) before anything else, and so before it renders the next claim.
+            let calls = transport.calls
+            for (index, call) in calls.enumerated() where call == .start && calls.indices.contains(index + 1) && calls[index + 1] != .start {
+                #expect(calls[index + 1] == .collect, "call \(index + 1) after a start: \(calls[index + 1])")
+            }
+        }
+    }
+}
+
+/// A transport that remembers the calls the engine made, in order (used by one loop's thread;
+/// read once the blast has ended).
+final class RecordingTransport: BlastTransport, @unchecked Sendable {
+    enum Call: Equatable { case start, collect, wait }
+    private let inner: ScriptedTransport
+    private(set) var calls: [Call] = []
+
+    init(_ inner: ScriptedTransport) { self.inner = inner }
+
+    var slotCount: Int { inner.slotCount }
+
+    func start(slot: Int, message: RenderedMessage) -> DeliveryOutcome? {
+        calls.append(.start)
+        return inner.start(slot: slot, message: message)
+    }
+
+    func collect() -> [(slot: Int, outcome: DeliveryOutcome)] {
+        calls.append(.collect)
+        return inner.collect()
+    }
+
+    func wait(timeout: Double, unless ready: (() -> Bool)?) {
+        calls.append(.wait)
+        inner.wait(timeout: timeout, unless: ready)
+    }
+
+    func wakeup() { inner.wakeup() }
+}
+
+/// The transports a factory made, from whichever thread made them.
+final class TransportLog: @unchecked Sendable {
+    // `lock` guards `made`.
+    private let lock = NSLock()
+    private var made: [RecordingTransport] = []
+
+    func add(_ transport: RecordingTransport) { lock.withLock { made.append(transport) } }
+    var all: [RecordingTransport] { lock.withLock { made } }
 }

@@ -82,10 +82,14 @@ public struct WebServer: Sendable {
         if configuration.transport == nil {
             warnings.append("no SMTP relay (smtp.url in muster.yaml, or MUSTER_SMTP_URL): confirmation mail waits in the ledgers until one is set")
         }
+        // The pages' templates and catalogues, parsed once: the mail's layout words are
+        // the campaign's catalogue's too.
+        let templates = try WebTemplates(workspace: configuration.workspace)
         for (campaign, manifest) in configuration.campaigns {
             let site = try CampaignSite(campaign: campaign, manifest: manifest)
             sites[campaign.slug] = site
-            let (mail, problem) = try SiteMail.load(campaign: campaign, manifest: manifest, settings: configuration.workspaceSettings)
+            let (mail, problem) = try SiteMail.load(campaign: campaign, manifest: manifest, settings: configuration.workspaceSettings,
+                                                    catalogue: templates.catalogue(manifest.web.language))
             if let problem { warnings.append("\(campaign.slug): \(problem): its confirmation mail waits in the ledger") }
             mailSites.append(.init(slug: campaign.slug, title: manifest.title, goal: manifest.goal, deadline: manifest.deadline,
                                    desk: site.desk, mail: mail))
@@ -98,7 +102,7 @@ public struct WebServer: Sendable {
         } else {
             self.baseOrigin = nil
         }
-        self.templates = try WebTemplates(workspace: configuration.workspace)
+        self.templates = templates
         self.warnings = warnings
         self.mailer = ConfirmationMailer(sites: mailSites, transportFactory: configuration.transport, baseURL: configuration.settings.baseURL ?? "",
                                          clock: configuration.clock, backoff: configuration.mailBackoff)

@@ -12,11 +12,11 @@ Then muster's peak memory on a blast of BENCH_MAIL_BIG recipients.
 Writes the figures into BENCHMARKS.md between <!-- bench:mail --> markers.
 Needs: postfix (smtp-sink, smtp-source) and mailmerge==2.3.0; scripts/bench installs them.
 """
-import csv, datetime, os, pathlib, re, shutil, socket, statistics, subprocess, sys, tempfile, time
+import csv, datetime, os, pathlib, re, shutil, statistics, subprocess, sys, tempfile
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "scripts"))
-from benchlib import run_silent, write_section  # noqa: E402
+from benchlib import run_silent, start_sink, write_section  # noqa: E402
 MUSTER = ROOT / ".build/release/muster"
 FIXTURE = ROOT / ".build/release/muster-fixture"
 N = int(os.environ.get("BENCH_MAIL", "10000"))
@@ -37,25 +37,6 @@ The fastest way to help: forward this email to one colleague who would sign too.
 In solidarity,
 the Fair Rates Collective
 """
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start_sink():
-    port = free_port()
-    sink = subprocess.Popen(["/usr/sbin/smtp-sink", "-u", "nobody", f"127.0.0.1:{port}", "256"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    for _ in range(100):
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return sink, port
-        except OSError:
-            time.sleep(0.05)
-    sys.exit("bench: smtp-sink did not start")
 
 
 def run_timed(args, cwd, env=None):

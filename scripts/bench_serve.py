@@ -23,12 +23,12 @@ the time from each form's submission to its confirmation mail's arrival at the s
 Writes the figures into BENCHMARKS.md between <!-- bench:serve --> markers.
 Needs: wrk, postfix (smtp-sink); scripts/bench installs them.
 """
-import datetime, http.client, os, pathlib, re, shutil, signal, socket, sqlite3, statistics, subprocess, sys
+import datetime, http.client, os, pathlib, re, shutil, signal, sqlite3, statistics, subprocess, sys
 import tempfile, threading, time, urllib.parse, urllib.request
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "scripts"))
-from benchlib import write_section  # noqa: E402
+from benchlib import free_port, start_sink, write_section  # noqa: E402
 
 MUSTER = pathlib.Path(os.environ.get("BENCH_MUSTER", ROOT / ".build/release/muster"))
 BEFORE = os.environ.get("BENCH_SERVE_BEFORE")
@@ -39,12 +39,6 @@ MAILS = int(os.environ.get("BENCH_SERVE_MAILS", "10000"))
 WRK_THREADS = 2
 SCRIPTS = ROOT / "scripts/bench_serve"
 SLUG = "bench"
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def workspace(muster, path, smtp_port=None):
@@ -155,21 +149,6 @@ def load_runs(muster, tmp, name, full=True):
     checks["verify"] = subprocess.run([muster, "verify"], cwd=ws, capture_output=True).returncode == 0
     shutil.rmtree(ws)
     return runs, checks
-
-
-def start_sink(dump):
-    dump.mkdir()
-    dump.chmod(0o777)
-    port = free_port()
-    sink = subprocess.Popen(["/usr/sbin/smtp-sink", "-u", "nobody", "-d", f"{dump}/%H%M%S.", f"127.0.0.1:{port}", "256"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    for _ in range(100):
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return sink, port
-        except OSError:
-            time.sleep(0.05)
-    sys.exit("bench: smtp-sink did not start")
 
 
 def mail_run(tmp):

@@ -1,7 +1,11 @@
-"""Shared by the bench_*.py scripts: timing one run, writing one section of BENCHMARKS.md."""
+"""Shared by the bench_*.py scripts: timing one run, writing one section of BENCHMARKS.md,
+starting a local SMTP sink."""
 import os
 import pathlib
 import re
+import socket
+import subprocess
+import sys
 import time
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
@@ -59,3 +63,33 @@ def run_silent(args, cwd, env=None):
     if status != 0:
         sys.exit(f"bench: {' '.join(map(str, args))} exited with {status >> 8}")
     return elapsed, usage
+
+
+def free_port():
+    """A TCP port free on 127.0.0.1 (free when asked: bind it soon)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_sink(dump=None):
+    """Starts Postfix's smtp-sink on a free loopback port (as nobody, 256 connections at
+    most) and waits until it accepts; returns (the process, its port). With `dump` (a
+    folder that must not exist yet), it is created writable by all and the sink writes
+    every message it receives there (`-d`). Exits the benchmark when the sink does not
+    start."""
+    options = []
+    if dump is not None:
+        dump.mkdir()
+        dump.chmod(0o777)
+        options = ["-d", f"{dump}/%H%M%S."]
+    port = free_port()
+    sink = subprocess.Popen(["/usr/sbin/smtp-sink", "-u", "nobody", *options, f"127.0.0.1:{port}", "256"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    for _ in range(100):
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return sink, port
+        except OSError:
+            time.sleep(0.05)
+    sys.exit("bench: smtp-sink did not start")

@@ -96,22 +96,20 @@ public struct MailDoctor: Sendable {
     // MARK: SPF
 
     func spf(_ answer: DNSAnswer, _ dns: any DNSLookup) throws(DNSFailure) -> [Finding] {
-        let texts = answer.records.compactMap(\.text)
-        let spf = texts.filter(SPFRecord.isSPF)
-        guard !spf.isEmpty else {
+        let spf = Self.texts(answer, of: SPFRecord.isSPF)
+        let record: SPFRecord
+        switch OneRecord(spf, parse: SPFRecord.init(parsing:)) {
+        case .missing:
             return [Finding("spf", .problem, name: domain, records: [],
                             "\(domain) publishes no SPF record (\(describe(answer))): receivers cannot tell which servers may send as \(domain) and treat its mail as suspect. Publish one TXT record naming your relay, as your mail provider documents it (for example v=spf1 include:_spf.provider.example ~all).")]
-        }
-        guard spf.count == 1 else {
+        case .several:
             return [Finding("spf", .problem, name: domain, records: spf,
                             "\(domain) has \(spf.count) SPF records: receivers treat that as a permanent error (RFC 7208 §4.5), so SPF fails for all its mail. Merge them into one record.")]
-        }
-        let record: SPFRecord
-        do {
-            record = try SPFRecord(parsing: spf[0])
-        } catch {
+        case .unreadable(let error):
             return [Finding("spf", .problem, name: domain, records: spf,
                             "the SPF record of \(domain) cannot be read (\(error.message)): receivers treat it as a permanent error and SPF fails. Fix the record.")]
+        case .one(let one):
+            record = one
         }
         var walk = SPFWalk()
         let all = try walk.visit(record, domain: domain, dns: dns, depth: 0)
@@ -223,17 +221,20 @@ public struct MailDoctor: Sendable {
                 stopped = true
                 return nil
             }
-            let texts = try dns.lookup(target, .txt).records.compactMap(\.text).filter(SPFRecord.isSPF)
-            guard texts.count == 1 else {
-                broken.append("\(term), which has \(texts.isEmpty ? "no SPF record" : "\(texts.count) SPF records")")
-                return nil
-            }
+            let texts = MailDoctor.texts(try dns.lookup(target, .txt), of: SPFRecord.isSPF)
             let record: SPFRecord
-            do {
-                record = try SPFRecord(parsing: texts[0])
-            } catch {
+            switch OneRecord(texts, parse: SPFRecord.init(parsing:)) {
+            case .missing:
+                broken.append("\(term), which has no SPF record")
+                return nil
+            case .several:
+                broken.append("\(term), which has \(texts.count) SPF records")
+                return nil
+            case .unreadable(let error):
                 broken.append("\(term), whose record cannot be read (\(error.message))")
                 return nil
+            case .one(let one):
+                record = one
             }
             return try visit(record, domain: target, dns: dns, depth: depth + 1)
         }
@@ -249,36 +250,35 @@ public struct MailDoctor: Sendable {
         let keyDomain = ownKey?.domain ?? domain
         let name = "\(selector)._domainkey.\(keyDomain)"
         let answer = try dns.lookup(name, .txt)
-        let texts = answer.records.compactMap(\.text)
+        let texts = Self.texts(answer)
         let publish = ownKey?.record.map { txtRecord(name, $0) }
         var findings: [Finding] = []
         if let problem = ownKey?.problem {
             findings.append(Finding("dkim", .problem, name: name, records: texts,
                                     "muster cannot use its DKIM key (\(problem)): mail send refuses to send until it can. Fix dkim: in muster.yaml, then run mail doctor again to compare the key with DNS."))
         }
-        guard !texts.isEmpty else {
+        let record: DKIMKeyRecord
+        switch OneRecord(texts, parse: DKIMKeyRecord.init(parsing:)) {
+        case .missing:
             let signer = ownKey == nil ? "the relay's signatures with selector \(selector)" : "muster's signatures"
             findings.append(Finding("dkim", .problem, name: name, records: [],
                                     "no DKIM key at \(name) (\(describe(answer))): receivers cannot verify \(signer), so DKIM fails and DMARC can pass only through SPF. "
                                         + (publish == nil ? "Publish the key your relay gives you there." : "Publish muster's key:"),
                                     publish: publish))
             return findings
-        }
-        guard texts.count == 1 else {
+        case .several:
             findings.append(Finding("dkim", .problem, name: name, records: texts,
                                     "\(name) holds \(texts.count) TXT records: receivers may use either, and verification fails when they pick the wrong one. Keep only one."
                                         + (publish == nil ? "" : " muster's is:"),
                                     publish: publish))
             return findings
-        }
-        let record: DKIMKeyRecord
-        do {
-            record = try DKIMKeyRecord(parsing: texts[0])
-        } catch {
+        case .unreadable(let error):
             findings.append(Finding("dkim", .problem, name: name, records: texts,
                                     "the DKIM record at \(name) cannot be read (\(error.message)): receivers cannot verify signatures with it." + (publish == nil ? "" : " Publish instead:"),
                                     publish: publish))
             return findings
+        case .one(let one):
+            record = one
         }
         guard !record.publicKey.isEmpty else {
             findings.append(Finding("dkim", .problem, name: name, records: texts,
@@ -317,12 +317,12 @@ public struct MailDoctor: Sendable {
     func dmarc(_ dns: any DNSLookup) throws(DNSFailure) -> [Finding] {
         var name = "_dmarc.\(domain)"
         var answer = try dns.lookup(name, .txt)
-        var records = answer.records.compactMap(\.text).filter(DMARCRecord.isDMARC)
+        var records = Self.texts(answer, of: DMARCRecord.isDMARC)
         var inherited = false
         let organizational = DomainNames.organizational(domain)
         if records.isEmpty, organizational != domain {
             let parent = try dns.lookup("_dmarc.\(organizational)", .txt)
-            let found = parent.records.compactMap(\.text).filter(DMARCRecord.isDMARC)
+            let found = Self.texts(parent, of: DMARCRecord.isDMARC)
             if !found.isEmpty {
                 name = "_dmarc.\(organizational)"
                 answer = parent
@@ -331,21 +331,20 @@ public struct MailDoctor: Sendable {
             }
         }
         let suggested = txtRecord("_dmarc.\(domain)", "v=DMARC1; p=none; rua=mailto:\(senderAddress ?? "dmarc-reports@\(domain)")")
-        guard !records.isEmpty else {
+        let record: DMARCRecord
+        switch OneRecord(records, parse: DMARCRecord.init(parsing:)) {
+        case .missing:
             return [Finding("dmarc", .problem, name: name, records: [],
                             "no DMARC record at \(name) (\(describe(answer))): large mailbox providers require one of bulk senders, and without it anyone can send as \(domain) unchecked. Start by collecting reports:",
                             publish: suggested)]
-        }
-        guard records.count == 1 else {
+        case .several:
             return [Finding("dmarc", .problem, name: name, records: records,
                             "\(name) holds \(records.count) DMARC records: receivers ignore DMARC for \(domain) altogether (RFC 7489 §6.6.3). Keep only one.")]
-        }
-        let record: DMARCRecord
-        do {
-            record = try DMARCRecord(parsing: records[0])
-        } catch {
+        case .unreadable(let error):
             return [Finding("dmarc", .problem, name: name, records: records,
                             "the DMARC record at \(name) cannot be read (\(error.message)): receivers ignore it. Fix it, for example:", publish: suggested)]
+        case .one(let one):
+            record = one
         }
         var findings: [Finding] = []
         let policy = inherited ? (record.subdomainPolicy ?? record.policy) : record.policy
@@ -421,6 +420,34 @@ public struct MailDoctor: Sendable {
     }
 
     // MARK: Helpers
+
+    /// The texts of an answer's TXT records (each record's strings joined), only those of
+    /// one kind (`v=spf1`, `v=DMARC1`) when `kind` is given.
+    static func texts(_ answer: DNSAnswer, of kind: ((String) -> Bool)? = nil) -> [String] {
+        let texts = answer.records.compactMap(\.text)
+        guard let kind else { return texts }
+        return texts.filter(kind)
+    }
+
+    /// The record of a kind a name must hold exactly one of (SPF, a DKIM key, DMARC), as
+    /// its TXT texts of that kind give it: none, more than one, one that cannot be read,
+    /// or the one, read.
+    enum OneRecord<Record> {
+        case missing
+        case several
+        case unreadable(RecordError)
+        case one(Record)
+
+        init(_ texts: [String], parse: (String) throws(RecordError) -> Record) {
+            guard !texts.isEmpty else { self = .missing; return }
+            guard texts.count == 1 else { self = .several; return }
+            do {
+                self = .one(try parse(texts[0]))
+            } catch {
+                self = .unreadable(error)
+            }
+        }
+    }
 
     func describe(_ answer: DNSAnswer) -> String {
         switch answer {

@@ -234,23 +234,11 @@ final class IMAPSession {
                 throw .protocolError("libcurl refused \(option): \(String(cString: curl_easy_strerror(code)))")
             }
         }
-        try set(muster_curl_setopt_pointer(handle, CURLOPT_ERRORBUFFER, errorBuffer), "CURLOPT_ERRORBUFFER")
-        try set(muster_curl_setopt_string(handle, CURLOPT_URL, settings.curlURL), "CURLOPT_URL")
-        try set(muster_curl_setopt_string(handle, CURLOPT_PROTOCOLS_STR, "imap,imaps"), "CURLOPT_PROTOCOLS_STR")
-        try set(muster_curl_setopt_long(handle, CURLOPT_NOSIGNAL, 1), "CURLOPT_NOSIGNAL")
-        try set(muster_curl_setopt_long(handle, CURLOPT_CONNECTTIMEOUT_MS, max(1, Int(settings.connectTimeout * 1000))), "CURLOPT_CONNECTTIMEOUT_MS")
-        try set(muster_curl_setopt_long(handle, CURLOPT_SERVER_RESPONSE_TIMEOUT, max(1, settings.responseTimeout)), "CURLOPT_SERVER_RESPONSE_TIMEOUT")
-        try set(muster_curl_setopt_long(handle, CURLOPT_SSL_VERIFYPEER, 1), "CURLOPT_SSL_VERIFYPEER")
-        try set(muster_curl_setopt_long(handle, CURLOPT_SSL_VERIFYHOST, 2), "CURLOPT_SSL_VERIFYHOST")
         // STARTTLS for imap://, and no login unless TLS is up: there is no clear-text mode.
-        try set(muster_curl_setopt_long(handle, CURLOPT_USE_SSL, Int(CURLUSESSL_ALL.rawValue)), "CURLOPT_USE_SSL")
-        if let caFile = settings.caFile {
-            try set(muster_curl_setopt_string(handle, CURLOPT_CAINFO, caFile), "CURLOPT_CAINFO")
-        }
-        if let username = settings.username {
-            try set(muster_curl_setopt_string(handle, CURLOPT_USERNAME, username), "CURLOPT_USERNAME")
-            try set(muster_curl_setopt_string(handle, CURLOPT_PASSWORD, settings.password ?? ""), "CURLOPT_PASSWORD")
-        }
+        try Curl.setSession(handle, errorBuffer: errorBuffer, url: settings.curlURL, protocols: "imap,imaps",
+                            connectTimeout: settings.connectTimeout, responseTimeout: settings.responseTimeout,
+                            useSSL: CURLUSESSL_ALL, caFile: settings.caFile, username: settings.username,
+                            password: settings.password, set)
         try set(muster_curl_setopt_write_callback(handle, CURLOPT_HEADERFUNCTION, imapDiscard), "CURLOPT_HEADERFUNCTION")
         try set(muster_curl_setopt_write_callback(handle, CURLOPT_WRITEFUNCTION, imapDiscard), "CURLOPT_WRITEFUNCTION")
         // For IMAP the connect phase is greeting, CAPABILITY, STARTTLS, login; then stop.

@@ -336,31 +336,18 @@ enum Curl {
     /// Options shared by sending and checking. `replies` must outlive the handle.
     static func configure(_ handle: UnsafeMutableRawPointer, settings: SMTPSettings,
                           errorBuffer: UnsafeMutablePointer<CChar>, replies: ReplyCollector) throws(SMTPError) {
-        try check(muster_curl_setopt_pointer(handle, CURLOPT_ERRORBUFFER, errorBuffer), "CURLOPT_ERRORBUFFER")
-        try check(muster_curl_setopt_string(handle, CURLOPT_URL, settings.curlURL), "CURLOPT_URL")
-        try check(muster_curl_setopt_string(handle, CURLOPT_PROTOCOLS_STR, "smtp,smtps"), "CURLOPT_PROTOCOLS_STR")
-        try check(muster_curl_setopt_long(handle, CURLOPT_NOSIGNAL, 1), "CURLOPT_NOSIGNAL")
-        try check(muster_curl_setopt_long(handle, CURLOPT_CONNECTTIMEOUT_MS, max(1, Int(settings.connectTimeout * 1000))), "CURLOPT_CONNECTTIMEOUT_MS")
-        try check(muster_curl_setopt_long(handle, CURLOPT_SERVER_RESPONSE_TIMEOUT, max(1, settings.responseTimeout)), "CURLOPT_SERVER_RESPONSE_TIMEOUT")
-        try check(muster_curl_setopt_long(handle, CURLOPT_TIMEOUT_MS, max(0, Int(settings.transferTimeout * 1000))), "CURLOPT_TIMEOUT_MS")
-        try check(muster_curl_setopt_long(handle, CURLOPT_SSL_VERIFYPEER, 1), "CURLOPT_SSL_VERIFYPEER")
-        try check(muster_curl_setopt_long(handle, CURLOPT_SSL_VERIFYHOST, 2), "CURLOPT_SSL_VERIFYHOST")
+        var useSSL: curl_usessl?
         if settings.security == .smtp {
-            let level: curl_usessl
             switch settings.starttls {
-            case .required: level = CURLUSESSL_ALL
-            case .optional: level = CURLUSESSL_TRY
-            case .never: level = CURLUSESSL_NONE
+            case .required: useSSL = CURLUSESSL_ALL
+            case .optional: useSSL = CURLUSESSL_TRY
+            case .never: useSSL = CURLUSESSL_NONE
             }
-            try check(muster_curl_setopt_long(handle, CURLOPT_USE_SSL, Int(level.rawValue)), "CURLOPT_USE_SSL")
         }
-        if let caFile = settings.caFile {
-            try check(muster_curl_setopt_string(handle, CURLOPT_CAINFO, caFile), "CURLOPT_CAINFO")
-        }
-        if let username = settings.username {
-            try check(muster_curl_setopt_string(handle, CURLOPT_USERNAME, username), "CURLOPT_USERNAME")
-            try check(muster_curl_setopt_string(handle, CURLOPT_PASSWORD, settings.password ?? ""), "CURLOPT_PASSWORD")
-        }
+        try Curl.setSession(handle, errorBuffer: errorBuffer, url: settings.curlURL, protocols: "smtp,smtps",
+                            connectTimeout: settings.connectTimeout, responseTimeout: settings.responseTimeout,
+                            transferTimeout: settings.transferTimeout, useSSL: useSSL, caFile: settings.caFile,
+                            username: settings.username, password: settings.password, check)
         try check(muster_curl_setopt_write_callback(handle, CURLOPT_HEADERFUNCTION, replyHeaderCallback), "CURLOPT_HEADERFUNCTION")
         try check(muster_curl_setopt_pointer(handle, CURLOPT_HEADERDATA, Unmanaged.passUnretained(replies).toOpaque()), "CURLOPT_HEADERDATA")
         try check(muster_curl_setopt_write_callback(handle, CURLOPT_WRITEFUNCTION, discardWriteCallback), "CURLOPT_WRITEFUNCTION")

@@ -23,9 +23,13 @@ public struct LayoutWords: Sendable, Hashable {
 
     /// The words of `language`'s catalogue in `workspace` (its own file's entries first).
     static func of(_ language: WebLanguage, workspace: Workspace) throws -> LayoutWords {
-        let catalogue = try WebCatalogue(language, workspace: workspace)
-        return LayoutWords(language: language.rawValue, footer: catalogue.text("mail_footer"),
-                           unsubscribe: catalogue.text("mail_unsubscribe"))
+        LayoutWords(try WebCatalogue(language, workspace: workspace))
+    }
+
+    /// The words of a catalogue already read (`muster serve` reads it for its pages).
+    init(_ catalogue: WebCatalogue) {
+        self.init(language: catalogue.language.rawValue, footer: catalogue.text("mail_footer"),
+                  unsubscribe: catalogue.text("mail_unsubscribe"))
     }
 }
 

@@ -12,8 +12,11 @@ struct SiteMail: Sendable {
     /// campaign has none) and `emails/already-signed.md` (else the workspace's
     /// `templates/web/already-signed.md`, or `already-signed.fr.md` in French, else the
     /// built-in one). A template with errors stops the server (65); a missing sender
-    /// gives nil and the reason: the mail then waits in the ledger.
-    static func load(campaign: Campaign, manifest: Manifest, settings: WorkspaceSettings) throws -> (SiteMail?, String?) {
+    /// gives nil and the reason: the mail then waits in the ledger. `catalogue` is the
+    /// campaign's language's web catalogue, already parsed for the pages: the layout's
+    /// words come from it.
+    static func load(campaign: Campaign, manifest: Manifest, settings: WorkspaceSettings,
+                     catalogue: WebCatalogue) throws -> (SiteMail?, String?) {
         func template(_ name: String, fallback: String) throws -> EmailTemplate {
             if FileManager.default.fileExists(atPath: campaign.emailsURL.appendingPathComponent(name + ".md").path) {
                 return try MailTemplates.load(name, campaign: campaign, manifest: manifest)
@@ -38,7 +41,7 @@ struct SiteMail: Sendable {
             throw MusterError.badInput("sender '\(senderText)': \(error.localizedDescription)")
         }
         var settings = MessageSettings(unsubscribeMailbox: (try? sender.named(nil)) ?? sender)
-        settings.layoutWords = try LayoutWords.of(language, workspace: campaign.workspace)
+        settings.layoutWords = LayoutWords(catalogue)
         let mail = SiteMail(confirm: confirm, alreadySigned: already, sender: sender, settings: settings)
         return (mail, nil)
     }

@@ -60,8 +60,8 @@ public struct WebServer: Sendable {
     let templates: WebTemplates
     let formToken = FormToken()
     let mailer: ConfirmationMailer
-    let checkInboxPages = RenderedPages()
-    let countPages = SplitPages()
+    let checkInboxPages = RenderedOnce<String>()
+    let countPages = RenderedOnce<[String]>()
     let petitionPages = LatestPages()
     /// Why some mail will wait (no relay, no sender), for the operator at start.
     public let warnings: [String]
@@ -82,10 +82,14 @@ public struct WebServer: Sendable {
         if configuration.transport == nil {
             warnings.append("no SMTP relay (smtp.url in muster.yaml, or MUSTER_SMTP_URL): confirmation mail waits in the ledgers until one is set")
         }
+        // The pages' templates and catalogues, parsed once: the mail's layout words are
+        // the campaign's catalogue's too.
+        let templates = try WebTemplates(workspace: configuration.workspace)
         for (campaign, manifest) in configuration.campaigns {
             let site = try CampaignSite(campaign: campaign, manifest: manifest)
             sites[campaign.slug] = site
-            let (mail, problem) = try SiteMail.load(campaign: campaign, manifest: manifest, settings: configuration.workspaceSettings)
+            let (mail, problem) = try SiteMail.load(campaign: campaign, manifest: manifest, settings: configuration.workspaceSettings,
+                                                    catalogue: templates.catalogue(manifest.web.language))
             if let problem { warnings.append("\(campaign.slug): \(problem): its confirmation mail waits in the ledger") }
             mailSites.append(.init(slug: campaign.slug, title: manifest.title, goal: manifest.goal, deadline: manifest.deadline,
                                    desk: site.desk, mail: mail))
@@ -98,7 +102,7 @@ public struct WebServer: Sendable {
         } else {
             self.baseOrigin = nil
         }
-        self.templates = try WebTemplates(workspace: configuration.workspace)
+        self.templates = templates
         self.warnings = warnings
         self.mailer = ConfirmationMailer(sites: mailSites, transportFactory: configuration.transport, baseURL: configuration.settings.baseURL ?? "",
                                          clock: configuration.clock, backoff: configuration.mailBackoff)
@@ -246,7 +250,7 @@ public struct WebServer: Sendable {
         }
         if case .queued = outcome { mailer.wake() }
         // The same page for every form of a campaign: rendered once.
-        let page = checkInboxPages.page(site.slug) {
+        let page = checkInboxPages.value(site.slug) {
             let (heading, paragraphs) = texts.page("check_inbox", [:])
             return templates.render("message", PageContext.message(heading: heading, paragraphs: paragraphs,
                                                                    back: (back.0, texts.text(back.1)), texts))
@@ -406,7 +410,7 @@ public struct WebServer: Sendable {
     /// group separator, which HTML escaping leaves as they are).
     func countMessage(_ site: CampaignSite, _ texts: WebCatalogue, _ key: String, _ count: Int64,
                       back: (href: String, text: String)) -> Response {
-        let parts = countPages.parts("\(site.slug)\u{0}\(key)") {
+        let parts = countPages.value("\(site.slug)\u{0}\(key)") {
             var values = Self.countValues(site, 0, texts)
             values["count_sentence"] = texts.text("count_sentence", ["count": Self.countMarker,
                                                                      "goal": Number.grouped(Int64(site.manifest.goal), texts.language)])
@@ -573,44 +577,32 @@ struct PageMiddleware: RouterMiddleware {
     }
 }
 
-/// Pages that are the same for every request, by key, rendered on first use.
-final class RenderedPages: @unchecked Sendable {
-    // `lock` guards `pages`.
+/// Values that are the same for every request, by key, rendered on first use: a page
+/// (`RenderedOnce<String>`), or a page kept as the pieces around the places a value goes
+/// (`RenderedOnce<[String]>`). Two requests that miss at once may both render; the
+/// renderings are the same, and the last one stays.
+final class RenderedOnce<Value: Sendable>: @unchecked Sendable {
+    // `lock` guards `values`.
     private let lock = NSLock()
-    private var pages: [String: String] = [:]
+    private var values: [String: Value] = [:]
 
-    func page(_ key: String, render: () -> String) -> String {
+    func value(_ key: String, render: () -> Value) -> Value {
         lock.lock()
-        if let page = pages[key] { lock.unlock(); return page }
+        if let value = values[key] { lock.unlock(); return value }
         lock.unlock()
-        let page = render()
+        let value = render()
         lock.lock()
-        pages[key] = page
+        values[key] = value
         lock.unlock()
-        return page
-    }
-}
-
-/// Pages rendered once by key, kept as the pieces around the places a value goes.
-final class SplitPages: @unchecked Sendable {
-    // `lock` guards `pages`.
-    private let lock = NSLock()
-    private var pages: [String: [String]] = [:]
-
-    func parts(_ key: String, render: () -> [String]) -> [String] {
-        lock.lock()
-        if let parts = pages[key] { lock.unlock(); return parts }
-        lock.unlock()
-        let parts = render()
-        lock.lock()
-        pages[key] = parts
-        lock.unlock()
-        return parts
+        return value
     }
 }
 
 /// The last page rendered for each campaign, with the key it was rendered for: a page
 /// asked again under the same key is not rendered again.
+/// Not a `RenderedOnce`: its keys hold the form token and the count, which change every
+/// second, so it keeps only the newest page of each campaign (replaced when the key
+/// changes) where `RenderedOnce` would keep every page it ever rendered.
 final class LatestPages: @unchecked Sendable {
     // `lock` guards `pages`.
     private let lock = NSLock()

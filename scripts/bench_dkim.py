@@ -20,8 +20,8 @@ import datetime, os, pathlib, re, shutil, statistics, subprocess, sys, tempfile,
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "scripts"))
-from benchlib import run_silent, write_section  # noqa: E402
-from bench_mail import MUSTER, N, free_port, start_sink, workspace  # noqa: E402
+from benchlib import free_port, run_silent, start_sink, write_section  # noqa: E402
+from bench_mail import MUSTER, N, workspace  # noqa: E402
 
 ROUNDS = int(os.environ.get("BENCH_DKIM_ROUNDS", "3"))
 PACED_N = int(os.environ.get("BENCH_DKIM_PACED_N", "4000"))

@@ -128,7 +128,7 @@ extension Muster.Mail {
 
                 Whoever unsubscribes or is forgotten while a blast runs is not mailed from that moment on (checked just before each message goes to the relay).
 
-                Exit codes: 0 done; 75 some messages are still deferred (run again later); 69 the relay cannot be reached; 1 the relay refused the session, the sender, the login or TLS (nothing more was sent; rows not yet sent stay queued); 64 a bad option (e.g. --rate out of range) or no --yes without a terminal.
+                Exit codes: 0 done; 75 some messages are still deferred (run again later); 69 the relay cannot be reached; 1 the relay refused the session, the sender, the login or TLS (nothing more was sent; rows not yet sent stay queued), or the ledger's bounces and suppressions cannot all be proven muster's (its seal key is missing or was replaced, or rows were written beside muster: nothing is sent, see `muster verify`); 64 a bad option (e.g. --rate out of range) or no --yes without a terminal.
 
                 Examples:
                   muster mail send thank-you --to me@example.org   # a test to yourself

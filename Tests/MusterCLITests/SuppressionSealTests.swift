@@ -5,9 +5,10 @@ import Testing
 /// Ledger format 7: bounces and suppressions lie outside the hash chain, so only rows
 /// muster sealed count. These tests write rows beside muster with `sqlite3` on the real
 /// ledger file and run the real binary: a forged suppression, hard bounce or soft bounce
-/// stops no mail and changes no count, a genuine row changed afterwards is caught, and
-/// `verify` fails naming the table. Genuine suppressions (the relay's 5xx, the mailbox)
-/// keep working, and a format-6 ledger's rows are sealed by migration 7.
+/// suppresses no one and changes no count (a dry run shows it) but stops a blast until
+/// dropped, a genuine row changed afterwards is caught, and `verify` fails naming the
+/// table. Genuine suppressions (the relay's 5xx, the mailbox) keep working, and a
+/// format-6 ledger's rows are sealed by migration 7.
 @Suite(.enabled(if: TestRelay.available, "needs python3 with aiosmtpd (make test installs it)"))
 struct SuppressionSealTests {
     static let ledger = InboxCLITests.ledger
@@ -341,6 +342,8 @@ extension SuppressionSealTests {
         try expectKeyLostEverywhere(box, relay, saying: ["none of the 1 suppression (table suppressions) and 1 bounce record (table bounces)",
                                                         "most likely replaced"])
         #expect(try sql(box, "SELECT hex(value) FROM meta WHERE key = 'seal_key'") == replaced, "no new key")
+        let verify = try box.run(["verify"])
+        #expect(verify.status == 1 && verify.stdout.contains("the seal key (meta.seal_key) was most likely replaced"), "\(verify)")
         // Putting the original key back (what restoring the backup does) is all it takes.
         _ = try sql(box, "UPDATE meta SET value = x'\(old.trimmingCharacters(in: .whitespacesAndNewlines))' WHERE key = 'seal_key'")
         #expect(try box.run(["verify"]).status == 0)

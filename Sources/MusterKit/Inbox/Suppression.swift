@@ -389,8 +389,10 @@ extension Ledger {
                 return parts.joined(separator: " and ")
             }
             if !hasKey {
+                let held = bounces + suppressions == 0 ? "no bounce or suppression it records from now on"
+                    : "its \(rows(suppressions, bounces))"
                 return """
-                    \(path) has no seal key (meta.seal_key), or one that is not 32 bytes: its \(rows(suppressions, bounces)) \
+                    \(path) has no seal key (meta.seal_key), or one that is not 32 bytes: \(held) \
                     can no longer be told from rows written beside muster, so every suppression is unprovable and every address \
                     that bounced or complained would be mailed again. Restore the ledger from a backup (`muster verify` shows the problem)
                     """

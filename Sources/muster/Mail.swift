@@ -61,6 +61,18 @@ struct MailContext {
         return smtp
     }
 
+    /// One line on stderr when the bounced and complained counts cannot be trusted (only
+    /// sealed rows count: a lost seal key shows them as 0).
+    func warnAboutSeals() {
+        MailContext.warnAboutSeals(ledger)
+    }
+
+    static func warnAboutSeals(_ ledger: Ledger) {
+        guard let state = try? ledger.sealState(), !state.isSound else { return }
+        let why = state.isKeyLost ? "the ledger's seal key is missing or was replaced" : "\(state.unsealed.total) of them were not written by muster"
+        Console.error("muster: warning: the bounced and complained counts show only sealed rows, and \(why): run `muster verify`")
+    }
+
     /// The audience member with `email`, or a sample signer writing from that address.
     func recipient(for email: String?, in blast: Blast) throws -> Recipient {
         if let email {
@@ -116,7 +128,7 @@ extension Muster.Mail {
 
                 Whoever unsubscribes or is forgotten while a blast runs is not mailed from that moment on (checked just before each message goes to the relay).
 
-                Exit codes: 0 done; 75 some messages are still deferred (run again later); 69 the relay cannot be reached; 1 the relay refused the session, the sender, the login or TLS (nothing more was sent; rows not yet sent stay queued); 64 a bad option (e.g. --rate out of range) or no --yes without a terminal.
+                Exit codes: 0 done; 75 some messages are still deferred (run again later); 69 the relay cannot be reached; 1 the relay refused the session, the sender, the login or TLS (nothing more was sent; rows not yet sent stay queued), or the ledger's bounces and suppressions cannot all be proven muster's (its seal key is missing or was replaced, or rows were written beside muster: nothing is sent, see `muster verify`); 64 a bad option (e.g. --rate out of range) or no --yes without a terminal.
 
                 Examples:
                   muster mail send thank-you --to me@example.org   # a test to yourself
@@ -213,7 +225,15 @@ extension Muster.Mail {
                 let context = try MailContext(campaignOptions)
                 let blast = try context.blast(template)
                 if let to { return try testSend(to: to, blast: blast, context: context) }
-                if dryRun { return try writeFiles(blast: blast, context: context) }
+                if dryRun {
+                    // Sends nothing, so it warns instead of refusing; the real send refuses.
+                    if let problem = try context.ledger.sealState().problem(ledger: context.ledger.url.path) {
+                        Console.error("muster: warning: \(problem); these files may include such addresses, and `mail send` refuses until this is fixed")
+                    }
+                    return try writeFiles(blast: blast, context: context)
+                }
+                // Before the plan, the prompt and sorting out a killed run: nothing is written.
+                try context.ledger.ensureSealsForBlast()
 
                 let request = BlastRequest(template: template, limit: limit, connections: connections,
                                            ratePerSecond: rate.flatMap(Self.parseRate), retryUnknown: retryUnknown, retryFailed: retryFailed)
@@ -372,6 +392,7 @@ extension Muster.Mail {
                 let counts = try context.ledger.outboxCounts(template: template)
                 let total = counts.values.reduce(OutboxCounts(), +)
                 let suppressed = try context.ledger.suppressionCounts()
+                context.warnAboutSeals()
                 let suppressions = counts.keys.sorted().map {
                     Listing.Suppressed(template: $0, bounced: suppressed[$0]?.bounced ?? 0, complained: suppressed[$0]?.complained ?? 0)
                 }

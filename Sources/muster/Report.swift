@@ -57,6 +57,7 @@ extension Muster {
                 }
                 let full = try ProgressReport.make(campaign: campaign, manifest: manifest, clock: context.clock, asOf: asOf)
                 let report = publicForm ? full.publicForm(manifest: manifest) : full
+                if !publicForm, let ledger = try Ledger.open(campaign.ledgerURL, create: false) { MailContext.warnAboutSeals(ledger) }
                 let shown = try shownCheckpoint(campaign: campaign, context: context)
                 var text = try report.rendered(as: output.json ? .json : format, styled: out == nil && Console.colorEnabled)
                 if let shown {

@@ -17,8 +17,8 @@ extension Muster {
                 data, mailbox keys or outbox rows, a table, index, view or trigger muster
                 did not create. Also checks the Merkle tree against the entries, and that
                 every bounce and suppression carries muster's seal: one without is ignored
-                (it stops no mail) and reported with its table's count;
-                --drop-unsealed deletes such rows first.
+                (it suppresses no one; `mail send` refuses while it is there) and reported
+                with its table's count; --drop-unsealed deletes such rows first.
 
                 --against CHECKPOINT (a file, or the size of one in checkpoints/) also
                 checks that checkpoint's signature with the campaign's public key and

@@ -24,6 +24,19 @@ final class InboxCampaigns {
         self.entries = entries
     }
 
+    /// Before the mailbox is read: refuses (exit 1, nothing read, moved or written) when
+    /// a campaign's ledger has lost its seal key. Its bounces would be written unsealed (or
+    /// sealed under a replaced key that the backup to restore does not have) while their
+    /// messages moved to muster/processed: recorded nowhere that counts.
+    static func ensureSealKeys(workspace: Workspace) throws {
+        for slug in workspace.campaignSlugs() {
+            let campaign = Campaign(workspace: workspace, slug: slug)
+            guard FileManager.default.fileExists(atPath: campaign.ledgerURL.path),
+                  let ledger = try Ledger.open(campaign.ledgerURL, create: false) else { continue }
+            try ledger.ensureSealKeyForWriting("nothing was read from the mailbox, moved or written")
+        }
+    }
+
     /// The outbox row the first token that checks names: VERP tokens before Message-IDs.
     func bind(_ verdict: BounceVerdict) throws -> (entry: Entry, template: String, recipient: String)? {
         for token in verdict.verpTokens + verdict.idTokens {

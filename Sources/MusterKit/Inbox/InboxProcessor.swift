@@ -167,6 +167,7 @@ public enum InboxProcessor {
         var summary = InboxSummary()
         summary.dryRun = options.dryRun
         var timings = InboxTimings()
+        if !options.dryRun { try InboxCampaigns.ensureSealKeys(workspace: workspace) }
         let listing = try timed(&timings.imapList) { try mailbox.listUIDs() }
         let campaigns = try InboxCampaigns(workspace: workspace)
         var pending = PendingMoves()

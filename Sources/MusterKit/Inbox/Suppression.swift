@@ -165,6 +165,7 @@ extension Ledger {
     /// whether it was suppressed by a bounce.
     public func resetBounces(canonicalEmail: String, at date: Date) throws -> Bool {
         let key = try fingerprint(canonicalEmail: canonicalEmail)
+        try ensureSealKeyForWriting("nothing was written")
         return try withStorage(path: url.path) {
             try database.writeTransaction {
                 // Lifted only if a sealed row suppressed it; an unsealed one (written beside
@@ -345,6 +346,105 @@ extension Ledger {
                 try database.execute("DELETE FROM suppressions WHERE NOT \(Self.sealed(suppression: "suppressions"))")
                 return found
             }
+        }
+    }
+}
+
+/// Guards against a ledger whose seals cannot be trusted (a blast, `muster inbox`,
+/// `unsubscribe --reset-bounces`; warnings in `mail status`, `report`, a dry run).
+///
+/// Only sealed rows suppress, so a ledger whose `meta.seal_key` was deleted, damaged or
+/// replaced (with `sqlite3`, say) would have every bounced or complaining address mailed
+/// again, and a row written beside muster would stand for nothing without anyone noticing.
+/// A blast refuses to start while any row is unsealed; a command that writes bounces
+/// refuses while the key is lost (it would write unsealed rows, or seal new ones under a
+/// key a restored backup does not have, and the mailbox messages would be moved anyway).
+extension Ledger {
+    /// The key and the rows of `bounces` and `suppressions`, counted in one statement.
+    public struct SealState: Sendable, Equatable {
+        /// `meta.seal_key` is a 32-byte BLOB, as migration 7 makes it.
+        public var hasKey: Bool
+        /// All rows of each table, sealed or not.
+        public var bounces: Int
+        public var suppressions: Int
+        /// The rows without a valid seal.
+        public var unsealed: UnsealedRows
+
+        /// Every row carries its seal under a key of the right shape.
+        public var isSound: Bool { hasKey && unsealed.total == 0 }
+
+        /// No row can be proven muster's: the key is gone or damaged, or there are rows
+        /// and none is sealed, which is what a replaced key looks like (or a ledger whose
+        /// every row was written beside muster: the two cannot be told apart).
+        public var isKeyLost: Bool { !hasKey || (unsealed.total > 0 && unsealed.total == bounces + suppressions) }
+
+        /// What is wrong and what to do, naming tables and counts (never a row's
+        /// recipient); nil when sound.
+        public func problem(ledger path: String) -> String? {
+            guard !isSound else { return nil }
+            func rows(_ suppressions: Int, _ bounces: Int) -> String {
+                var parts: [String] = []
+                if suppressions > 0 || bounces == 0 { parts.append("\(suppressions) suppression\(suppressions == 1 ? "" : "s") (table suppressions)") }
+                if bounces > 0 || suppressions == 0 { parts.append("\(bounces) bounce record\(bounces == 1 ? "" : "s") (table bounces)") }
+                return parts.joined(separator: " and ")
+            }
+            if !hasKey {
+                let held = bounces + suppressions == 0 ? "no bounce or suppression it records from now on"
+                    : "its \(rows(suppressions, bounces))"
+                return """
+                    \(path) has no seal key (meta.seal_key), or one that is not 32 bytes: \(held) \
+                    can no longer be told from rows written beside muster, so every suppression is unprovable and every address \
+                    that bounced or complained would be mailed again. Restore the ledger from a backup (`muster verify` shows the problem)
+                    """
+            }
+            let count = rows(unsealed.suppressions, unsealed.bounces)
+            if isKeyLost {
+                return """
+                    none of the \(count) in \(path) carries a valid seal: the seal key (meta.seal_key) was most likely replaced, \
+                    and then every suppression is unprovable and every address that bounced or complained would be mailed again. \
+                    Restore the ledger from a backup; only if you know every one of these rows was written beside muster, \
+                    remove them with `muster verify --drop-unsealed` (`muster verify` shows them)
+                    """
+            }
+            return """
+                \(count) in \(path) \(unsealed.total == 1 ? "was" : "were") not written by muster (seal missing or wrong): \
+                `muster verify` shows them, and `muster verify --drop-unsealed` removes rows written beside muster
+                """
+        }
+    }
+
+    /// The seal key's shape and the rows of both tables, sealed and not: one statement
+    /// (one HMAC per row, computed in SQLite: about 50 ms for 10,000 rows, release build).
+    public func sealState() throws -> SealState {
+        try withStorage(path: url.path) {
+            let statement = try database.prepare("""
+                SELECT (SELECT count(*) FROM meta WHERE key = 'seal_key' AND typeof(value) = 'blob' AND length(value) = 32),
+                       (SELECT count(*) FROM bounces), (SELECT count(*) FROM bounces b WHERE NOT \(Self.sealed(bounce: "b"))),
+                       (SELECT count(*) FROM suppressions), (SELECT count(*) FROM suppressions s WHERE NOT \(Self.sealed(suppression: "s")))
+                """)
+            defer { statement.reset() }
+            guard try statement.step() else { throw MusterError.failure("\(url.path): cannot count its bounces and suppressions") }
+            return SealState(hasKey: statement.int64(0) == 1, bounces: Int(statement.int64(1)), suppressions: Int(statement.int64(3)),
+                             unsealed: UnsealedRows(bounces: Int(statement.int64(2)), suppressions: Int(statement.int64(4))))
+        }
+    }
+
+    /// Throws (exit 1, as for a ledger altered beside its chain) when a blast must not
+    /// start: the key is lost or any row is unsealed. `outcome` ends the message
+    /// ("nothing was sent").
+    public func ensureSealsForBlast(_ outcome: String = "nothing was sent") throws {
+        if let problem = try sealState().problem(ledger: url.path) {
+            throw MusterError.failure("a blast needs every bounce and suppression proven: \(problem); \(outcome)")
+        }
+    }
+
+    /// Throws (exit 1) when bounces must not be written: the key is lost. Rows written
+    /// beside muster among sealed ones do not stop it (they are ignored; a new genuine
+    /// row is sealed as always).
+    func ensureSealKeyForWriting(_ outcome: String) throws {
+        let state = try sealState()
+        if state.isKeyLost, let problem = state.problem(ledger: url.path) {
+            throw MusterError.failure("\(problem); \(outcome)")
         }
     }
 }

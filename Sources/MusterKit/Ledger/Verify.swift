@@ -201,13 +201,22 @@ extension Ledger {
                 """))
         }
         let unsealed = try Self.unsealedRows(on: reader)
+        if unsealed.total > 0, try Self.hasSealKey(reader),
+           try reader.scalarInt("SELECT (SELECT count(*) FROM bounces) + (SELECT count(*) FROM suppressions)") == Int64(unsealed.total) {
+            problems.append(.init(entry: nil, reason: """
+                no bounce or suppression carries a valid seal: the seal key (meta.seal_key) was most likely replaced, and then \
+                every suppression is unprovable; restore the ledger from a backup. Use `muster verify --drop-unsealed` only if you \
+                know every one of these rows was written beside muster: it would delete every real bounce too
+                """))
+        }
         for (count, one, many, table) in [(unsealed.suppressions, "suppression", "suppressions", "suppressions"),
                                           (unsealed.bounces, "bounce record", "bounce records", "bounces")] where count > 0 {
             let single = count == 1
             problems.append(.init(entry: nil, reason: """
                 \(count) \(single ? one : many) (table \(table)) \(single ? "was" : "were") not written by muster: \
                 \(single ? "its" : "their") seal is missing or wrong (added or changed beside muster, with sqlite3 say). \
-                muster ignores \(single ? "it" : "them"): \(single ? "it stops" : "they stop") no mail. \
+                muster ignores \(single ? "it" : "them"): \(single ? "it suppresses" : "they suppress") no one, and `mail send` refuses \
+                to start a blast while \(single ? "it is" : "they are") there. \
                 Delete \(single ? "it" : "them") with `muster verify --drop-unsealed`; `muster inbox` records real bounces again
                 """))
         }

@@ -369,6 +369,8 @@ public final class Blast: @unchecked Sendable {
                     onProgress: (BlastProgress) -> Void) throws -> BlastSummary {
         let lockFile = try BlastLock(campaign.folder.appendingPathComponent(".mail.lock"))
         defer { lockFile.release() }
+        // Before anything is written: only sealed rows suppress (Inbox/Suppression.swift).
+        try ledger.ensureSealsForBlast()
         let now = clock.now()
         let consent = try requiredConsent()
         try Self.recoverInterrupted(campaign: campaign, ledger: ledger, at: now)

@@ -63,9 +63,11 @@ final class BlastLoop: @unchecked Sendable {
 
     func run() {
         let connections = sender.slotCount
-        // Under --rate, claim no more than about half a second's worth ahead.
+        // Under --rate, claim no more than about half a second's worth ahead, over all the
+        // loops together (this loop's share is its share of the connections).
+        let share = Double(connections) / Double(max(connections, shared.request.connections))
         let claimHigh = min(configuration.claimHigh * connections,
-                            shared.request.ratePerSecond.map { max(1, Int(min($0, 1e9) / 2)) } ?? Int.max)
+                            shared.request.ratePerSecond.map { max(1, Int(min($0, 1e9) / 2 * share)) } ?? Int.max)
         let claimLow = min(configuration.claimLow * connections, claimHigh)
         var slots = [Transfer?](repeating: nil, count: connections)
         var ready: [Transfer] = []       // claimed, in order; the first ones may still wait for their mark

@@ -37,6 +37,7 @@ import ipaddress
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import ssl
@@ -91,22 +92,26 @@ def self_signed_with_openssl(workdir):
 def make_tls_context(cert_out):
     """A self-signed certificate for localhost and 127.0.0.1, made with the
     `cryptography` package when installed, else with the openssl command."""
+    # The key and certificate are on disk only until the context has loaded them.
     workdir = tempfile.mkdtemp(prefix="muster-smtp-tls-")
     try:
-        cert_pem, key_pem = self_signed_with_cryptography()
-    except ImportError:
-        cert_pem, key_pem = self_signed_with_openssl(workdir)
-    if cert_out:
-        with open(cert_out, "wb") as f:
+        try:
+            cert_pem, key_pem = self_signed_with_cryptography()
+        except ImportError:
+            cert_pem, key_pem = self_signed_with_openssl(workdir)
+        if cert_out:
+            with open(cert_out, "wb") as f:
+                f.write(cert_pem)
+        cert_path, key_path = os.path.join(workdir, "cert.pem"), os.path.join(workdir, "key.pem")
+        with open(cert_path, "wb") as f:
             f.write(cert_pem)
-    cert_path, key_path = os.path.join(workdir, "cert.pem"), os.path.join(workdir, "key.pem")
-    with open(cert_path, "wb") as f:
-        f.write(cert_pem)
-    with open(key_path, "wb") as f:
-        f.write(key_pem)
-    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    ctx.load_cert_chain(cert_path, key_path)
-    return ctx
+        with open(key_path, "wb") as f:
+            f.write(key_pem)
+        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ctx.load_cert_chain(cert_path, key_path)
+        return ctx
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
 
 
 class Handler:

@@ -13,7 +13,7 @@ import datetime, os, pathlib, platform, re, shutil, statistics, subprocess, sys,
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "scripts"))
-from benchlib import write_section  # noqa: E402
+from benchlib import run_silent, write_section  # noqa: E402
 MUSTER = ROOT / ".build/release/muster"
 FIXTURE = ROOT / ".build/release/muster-fixture"
 SIGN_RUNS = int(os.environ.get("BENCH_SIGN_RUNS", "60"))
@@ -32,18 +32,8 @@ def timed(args, cwd, env=None):
 
 
 def peak_rss(args, cwd):
-    """Runs a command alone and returns (seconds, peak RSS MiB)."""
-    start = time.perf_counter()
-    pid = os.fork()
-    if pid == 0:
-        os.chdir(cwd)
-        fd = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(fd, 1)
-        os.execv(str(args[0]), [str(a) for a in args])
-    _, status, usage = os.wait4(pid, 0)
-    elapsed = time.perf_counter() - start
-    if status != 0:
-        sys.exit(f"bench: {args} failed with status {status}")
+    """Runs a command alone (its error output shown) and returns (seconds, peak RSS MiB)."""
+    elapsed, usage = run_silent(args, cwd, keep_stderr=True)
     return elapsed, usage.ru_maxrss / 1024
 
 

@@ -26,10 +26,10 @@ def write_section(name, section):
     print(section)
 
 
-def measure(args, cwd=None, stdout=None):
-    """Runs `args` (output discarded, or its stdout written to the file `stdout`) and
-    returns its wall time and CPU time (user + system, all threads) in seconds and its
-    peak memory in MiB; exits on failure."""
+def run_silent(args, cwd=None, env=None, keep_stderr=False, stdout=None):
+    """Runs a command with its output discarded (its error output too, unless keep_stderr;
+    its standard output written to the file `stdout` when given) and returns (wall seconds,
+    its rusage); exits the benchmark when the command fails."""
     start = time.perf_counter()
     pid = os.fork()
     if pid == 0:
@@ -37,32 +37,23 @@ def measure(args, cwd=None, stdout=None):
             os.chdir(cwd)
         fd = os.open(os.devnull, os.O_WRONLY)
         out = os.open(stdout, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600) if stdout else fd
-        os.dup2(out, 1); os.dup2(fd, 2)
-        os.execv(str(args[0]), [str(a) for a in args])
-    _, status, usage = os.wait4(pid, 0)
-    elapsed = time.perf_counter() - start
-    if status != 0:
-        raise SystemExit(f"bench: {args} failed with status {status}")
-    return elapsed, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024
-
-
-def run_silent(args, cwd, env=None):
-    """Runs a command with its output discarded and returns (wall seconds, its rusage);
-    exits the benchmark when the command fails."""
-    import sys
-    start = time.perf_counter()
-    pid = os.fork()
-    if pid == 0:
-        os.chdir(cwd)
-        fd = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(fd, 1)
-        os.dup2(fd, 2)
+        os.dup2(out, 1)
+        if not keep_stderr:
+            os.dup2(fd, 2)
         os.execvpe(str(args[0]), [str(a) for a in args], env or os.environ)
     _, status, usage = os.wait4(pid, 0)
     elapsed = time.perf_counter() - start
     if status != 0:
-        sys.exit(f"bench: {' '.join(map(str, args))} exited with {status >> 8}")
+        raise SystemExit(f"bench: {' '.join(map(str, args))} exited with {status >> 8}")
     return elapsed, usage
+
+
+def measure(args, cwd=None, stdout=None):
+    """Runs `args` (output discarded, or its stdout written to the file `stdout`) and
+    returns its wall time and CPU time (user + system, all threads) in seconds and its
+    peak memory in MiB; exits on failure."""
+    elapsed, usage = run_silent(args, cwd, stdout=stdout)
+    return elapsed, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024
 
 
 def free_port():
